@@ -1,0 +1,163 @@
+from datetime import datetime
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import field_validator, model_validator
+
+from omi_memory.api import ERRORS, ApiSchema, check_uid, key_uid
+from omi_memory.errors import Forbidden
+
+from . import selectors, services
+from .models import UID_PATTERN, Category, Memory, Source
+
+router = Router(tags=["memories"])
+
+
+class MemoryIn(ApiSchema):
+    uid: str = Field(..., pattern=UID_PATTERN, description="The user the memory belongs to.")
+    transcript: str = Field(
+        ..., max_length=settings.MAX_TRANSCRIPT_CHARS, description="One turn per line: `Speaker: text`."
+    )
+    source: Source = Source.OMI
+    language: str = Field("en", min_length=2, max_length=16)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = Field(None, description="When it happened; defaults to started_at, then now.")
+    external_id: str | None = Field(None, max_length=200, description="Your own id; unique per uid.")
+
+    @field_validator("transcript")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("transcript is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _times_in_order(self):
+        if self.started_at and self.finished_at and self.finished_at < self.started_at:
+            raise ValueError("finished_at is before started_at")
+        return self
+
+
+class MemoryBatchIn(ApiSchema):
+    memories: list[MemoryIn] = Field(..., min_length=1, max_length=settings.MAX_BATCH_SIZE)
+
+
+class ActionItemOut(Schema):
+    description: str
+    completed: bool
+    due_at: datetime | None
+
+
+class EventOut(Schema):
+    title: str
+    description: str
+    start: datetime
+    duration_minutes: int
+
+
+class MemorySummaryOut(Schema):
+    id: int
+    uid: str
+    external_id: str
+    source: str
+    language: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    title: str
+    overview: str
+    emoji: str
+    category: str
+    status: str
+    failure_reason: str
+    attempts: int
+    indexed_at: datetime | None
+    embedding_model: str
+    embedding_dim: int | None
+
+
+class MemoryOut(MemorySummaryOut):
+    transcript: str
+    updated_at: datetime
+    action_items: list[ActionItemOut]
+    events: list[EventOut]
+
+    @staticmethod
+    def resolve_action_items(obj: Memory):
+        return list(obj.action_items.all())
+
+    @staticmethod
+    def resolve_events(obj: Memory):
+        return list(obj.events.all())
+
+
+class MemoryBatchOut(Schema):
+    items: list[MemorySummaryOut]
+
+
+class MemoryFilters(ApiSchema):
+    uid: str | None = Field(None, pattern=UID_PATTERN)
+    status: Memory.Status | None = None
+    category: Category | None = None
+    source: Source | None = None
+    starts_at: datetime | None = Field(None, description="created_at on or after")
+    ends_at: datetime | None = Field(None, description="created_at on or before")
+
+    @model_validator(mode="after")
+    def _range_in_order(self):
+        if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
+            raise ValueError("ends_at is before starts_at")
+        return self
+
+
+def _refetch(memory: Memory) -> Memory:
+    return selectors.memory_get(memory_id=memory.id, include_deleted=True)
+
+
+@router.post("", response={201: MemoryOut, **ERRORS}, summary="Create a memory from a transcript")
+def create_memory(request: HttpRequest, payload: MemoryIn):
+    check_uid(request, payload.uid)
+    memory = services.memory_create(**payload.dict())
+    return Status(201, _refetch(memory))
+
+
+@router.post("/batch", response={201: MemoryBatchOut, **ERRORS}, summary="Create up to 100 memories")
+def create_memories(request: HttpRequest, payload: MemoryBatchIn):
+    for item in payload.memories:
+        check_uid(request, item.uid)
+    memories = services.memory_create_many(items=[item.dict() for item in payload.memories])
+    fresh = Memory.objects.in_bulk([m.id for m in memories])
+    return Status(201, {"items": [fresh[m.id] for m in memories]})
+
+
+@router.get("", response={200: list[MemorySummaryOut], **ERRORS}, summary="List memories")
+@paginate(LimitOffsetPagination)
+def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
+    scoped = key_uid(request)
+    if scoped is not None and filters.uid not in (None, scoped):
+        raise Forbidden(f"this API key may only act for uid {scoped!r}", code="uid_forbidden")
+    values = filters.dict()
+    values["uid"] = scoped or values["uid"]
+    return selectors.memory_list(**values)
+
+
+@router.get("/{int:memory_id}", response={200: MemoryOut, **ERRORS}, summary="Get a memory")
+def get_memory(request: HttpRequest, memory_id: int):
+    return selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
+
+
+@router.delete("/{int:memory_id}", response={204: None, **ERRORS}, summary="Delete a memory and its vectors")
+def delete_memory(request: HttpRequest, memory_id: int):
+    memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
+    services.memory_delete(memory=memory)
+    return Status(204, None)
+
+
+@router.post("/{int:memory_id}/reprocess", response={202: MemoryOut, **ERRORS}, summary="Run the pipeline again")
+def reprocess_memory(request: HttpRequest, memory_id: int):
+    memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
+    services.memory_reprocess(memory=memory)
+    return Status(202, _refetch(memory))

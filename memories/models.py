@@ -1,0 +1,182 @@
+import hashlib
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# A user id: what Omi's uids look like, and safe inside a vector id `{uid}-{memory_id}`.
+UID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+
+
+class Category(models.TextChoices):
+    """Omi's conversation categories (backend/models/conversation.py, CategoryEnum)."""
+
+    PERSONAL = "personal"
+    EDUCATION = "education"
+    HEALTH = "health"
+    FINANCE = "finance"
+    LEGAL = "legal"
+    PHILOSOPHY = "philosophy"
+    SPIRITUAL = "spiritual"
+    SCIENCE = "science"
+    ENTREPRENEURSHIP = "entrepreneurship"
+    PARENTING = "parenting"
+    ROMANCE = "romantic"
+    TRAVEL = "travel"
+    INSPIRATION = "inspiration"
+    TECHNOLOGY = "technology"
+    BUSINESS = "business"
+    SOCIAL = "social"
+    WORK = "work"
+    SPORTS = "sports"
+    POLITICS = "politics"
+    LITERATURE = "literature"
+    HISTORY = "history"
+    ARCHITECTURE = "architecture"
+    MUSIC = "music"
+    WEATHER = "weather"
+    NEWS = "news"
+    ENTERTAINMENT = "entertainment"
+    PSYCHOLOGY = "psychology"
+    REAL = "real"
+    DESIGN = "design"
+    FAMILY = "family"
+    ECONOMICS = "economics"
+    ENVIRONMENT = "environment"
+    OTHER = "other"
+
+    @classmethod
+    def coerce(cls, value: object) -> str:
+        """Any value to a category: an unknown one becomes `other`."""
+        text = str(value or "").strip().lower()
+        return text if text in cls.values else cls.OTHER
+
+
+class Source(models.TextChoices):
+    """Omi's conversation sources (backend/models/conversation.py, ConversationSource)."""
+
+    OMI = "omi"
+    FRIEND = "friend"
+    FRIEND_COM = "friend_com"
+    OPENGLASS = "openglass"
+    FIELDY = "fieldy"
+    BEE = "bee"
+    PLAUD = "plaud"
+    FRAME = "frame"
+    LIMITLESS = "limitless"
+    APPLE_WATCH = "apple_watch"
+    PHONE = "phone"
+    DESKTOP = "desktop"
+    SCREENPIPE = "screenpipe"
+    WORKFLOW = "workflow"
+    SDCARD = "sdcard"
+    EXTERNAL_INTEGRATION = "external_integration"
+    ONBOARDING = "onboarding"
+
+
+class Memory(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        INDEXED = "indexed"
+        FAILED = "failed"
+        DELETED = "deleted"
+
+    uid = models.CharField(max_length=128, db_index=True)
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    transcript = models.TextField()
+    source = models.CharField(max_length=32, choices=Source.choices, default=Source.OMI)
+    language = models.CharField(max_length=16, default="en")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Structured data, filled by the extractor.
+    title = models.CharField(max_length=300, blank=True)
+    overview = models.TextField(blank=True)
+    emoji = models.CharField(max_length=16, blank=True)
+    category = models.CharField(max_length=32, choices=Category.choices, default=Category.OTHER)
+    extractor = models.CharField(max_length=64, blank=True)
+
+    # Pipeline state.
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+    text_hash = models.CharField(max_length=64, blank=True)
+    embedding_model = models.CharField(max_length=128, blank=True)
+    embedding_dim = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["uid", "created_at"]),
+            models.Index(fields=["status", "updated_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["uid", "external_id"],
+                condition=~Q(external_id=""),
+                name="memory_unique_external_id_per_uid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} {self.title or 'Untitled'} ({self.uid}, #{self.id})".strip()
+
+    @property
+    def vector_id(self) -> str:
+        """The id of the memory's own vector; its transcript windows add `-c{i}`."""
+        return f"{self.uid}-{self.id}"
+
+
+class ActionItem(models.Model):
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="action_items")
+    description = models.TextField()
+    completed = models.BooleanField(default=False)
+    due_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Event(models.Model):
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="events")
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    start = models.DateTimeField()
+    duration_minutes = models.PositiveIntegerField(default=30)
+
+    class Meta:
+        ordering = ["start", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.start:%Y-%m-%d %H:%M})"
+
+
+class ApiKey(models.Model):
+    """An API key, stored as a SHA-256 hash. `uid` empty: the key may act for every user."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    uid = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        scope = self.uid or "all users"
+        return f"{self.name} ({self.prefix}…, {scope})"
+
+    @staticmethod
+    def hash(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode()).hexdigest()

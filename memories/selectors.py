@@ -1,0 +1,57 @@
+"""Reads: memories and API keys. `uid=None` means every user (a key that is not scoped)."""
+
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from omi_memory.errors import NotFound
+
+from .models import ApiKey, Memory
+
+
+def memory_list(
+    *,
+    uid: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    source: str | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+) -> QuerySet[Memory]:
+    """Memories, newest first; deleted ones only when asked for by status."""
+    memories = Memory.objects.all()
+    if uid is not None:
+        memories = memories.filter(uid=uid)
+    memories = memories.filter(status=status) if status else memories.exclude(status=Memory.Status.DELETED)
+    if category:
+        memories = memories.filter(category=category)
+    if source:
+        memories = memories.filter(source=source)
+    if starts_at:
+        memories = memories.filter(created_at__gte=starts_at)
+    if ends_at:
+        memories = memories.filter(created_at__lte=ends_at)
+    return memories
+
+
+def memory_get(*, memory_id: int, uid: str | None = None, include_deleted: bool = False) -> Memory:
+    """One memory, or NotFound: also for another user's memory, so ids reveal nothing."""
+    memories = Memory.objects.filter(id=memory_id)
+    if uid is not None:
+        memories = memories.filter(uid=uid)
+    if not include_deleted:
+        memories = memories.exclude(status=Memory.Status.DELETED)
+    memory = memories.prefetch_related("action_items", "events").first()
+    if memory is None:
+        raise NotFound(f"memory {memory_id} not found")
+    return memory
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    if not raw_key:
+        return None
+    key = ApiKey.objects.filter(key_hash=ApiKey.hash(raw_key), is_active=True).first()
+    if key is not None and (key.last_used_at is None or key.last_used_at < timezone.now() - timedelta(minutes=1)):
+        ApiKey.objects.filter(id=key.id).update(last_used_at=timezone.now())
+    return key

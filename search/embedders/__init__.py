@@ -1,0 +1,11 @@
+from search.registry import load
+
+from .base import Embedder
+
+EMBEDDERS = {
+    "local": "search.embedders.local.LocalEmbedder",
+}
+
+
+def get_embedder() -> Embedder:
+    return load("EMBEDDER", EMBEDDERS)

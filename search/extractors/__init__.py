@@ -1,0 +1,14 @@
+from search.registry import load
+
+from .base import Extraction, Extractor
+
+EXTRACTORS = {
+    "local": "search.extractors.local.LocalExtractor",
+}
+
+
+def get_extractor() -> Extractor:
+    return load("EXTRACTOR", EXTRACTORS)
+
+
+__all__ = ["Extraction", "Extractor", "get_extractor"]

@@ -1,0 +1,59 @@
+import numpy as np
+from django.db import models
+
+from memories.models import Memory
+
+
+class MemoryVector(models.Model):
+    """A memory's vectors, kept in the database whatever the vector store.
+
+    Position 0 is the memory's own vector (structured fields + transcript); position i >= 1 is
+    transcript window i-1. Clustering, duplicate detection and reprocessing without re-embedding
+    read them from here.
+    """
+
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="vectors")
+    position = models.PositiveIntegerField()
+    vector_id = models.CharField(max_length=300, unique=True)
+    text = models.TextField(blank=True)  # the window's text; empty for position 0
+    model = models.CharField(max_length=128)
+    dim = models.PositiveIntegerField()
+    vector = models.BinaryField()  # float32, little-endian
+
+    class Meta:
+        ordering = ["memory_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["memory", "position"], name="memory_vector_position")
+        ]
+
+    def __str__(self) -> str:
+        return self.vector_id
+
+    def as_array(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.vector), dtype="<f4")
+
+
+class LocalVector(models.Model):
+    """A record of the `local` vector store: one vector, its id and metadata, in a namespace."""
+
+    namespace = models.CharField(max_length=64)
+    record_id = models.CharField(max_length=300)
+    uid = models.CharField(max_length=128)
+    memory_id = models.CharField(max_length=64)
+    created_at = models.BigIntegerField()  # epoch seconds
+    category = models.CharField(max_length=32, blank=True)
+    source = models.CharField(max_length=32, blank=True)
+    metadata = models.JSONField(default=dict)
+    values = models.BinaryField()  # float32, little-endian
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "record_id"], name="local_vector_id")
+        ]
+        indexes = [
+            models.Index(fields=["namespace", "uid", "created_at"]),
+            models.Index(fields=["namespace", "memory_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.record_id}"

@@ -1,0 +1,39 @@
+"""Pipeline parts for tests: the real local ones, with faults and counters added.
+
+They are selected the way production parts are, by dotted path in the EXTRACTOR / EMBEDDER
+settings. Counters are class attributes: the parts are built once per process by the registry.
+"""
+
+from omi_memory.errors import BackendError
+from search.embedders.local import LocalEmbedder
+from search.extractors.local import LocalExtractor
+
+
+class FlakyExtractor(LocalExtractor):
+    """The local extractor, failing `failures` times (transiently) before it works."""
+
+    name = "flaky"
+    failures = 0
+    calls = 0
+    permanent = False
+
+    def extract(self, **kwargs):
+        type(self).calls += 1
+        if type(self).calls <= type(self).failures:
+            raise BackendError(f"extractor unavailable (call {type(self).calls})", permanent=type(self).permanent)
+        return super().extract(**kwargs)
+
+    @classmethod
+    def reset(cls, failures: int = 0, permanent: bool = False) -> None:
+        cls.failures, cls.calls, cls.permanent = failures, 0, permanent
+
+
+class CountingEmbedder(LocalEmbedder):
+    """The local model, counting the texts it really embeds (cache misses)."""
+
+    name = "counting"
+    embedded = 0
+
+    def _embed(self, texts):
+        type(self).embedded += len(texts)
+        return super()._embed(texts)
