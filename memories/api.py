@@ -6,7 +6,7 @@ from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import field_validator, model_validator
 
-from omi_memory.api import ERRORS, ApiSchema, check_uid, key_uid
+from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
 from omi_memory.errors import Forbidden
 
 from . import selectors, services

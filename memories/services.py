@@ -49,8 +49,9 @@ def memory_create(
     )[0]
 
 
-def memory_create_many(*, items: list[dict]) -> list[Memory]:
-    """Store several memories, all or none; each is processed once the transaction commits."""
+def memory_create_many(*, items: list[dict], enqueue: bool = True) -> list[Memory]:
+    """Store several memories, all or none; each is processed once the transaction commits
+    (`enqueue=False`: the caller runs `memory_process` itself, e.g. with a progress bar)."""
     memories = [_new_memory(**item) for item in items]
     keys = [(m.uid, m.external_id) for m in memories if m.external_id]
     if len(set(keys)) != len(keys):
@@ -65,7 +66,8 @@ def memory_create_many(*, items: list[dict]) -> list[Memory]:
             )
         for memory in memories:
             memory.save()
-        _enqueue_on_commit([m.id for m in memories])
+        if enqueue:
+            _enqueue_on_commit([m.id for m in memories])
     return memories
 
 

@@ -5,63 +5,17 @@ Every error a caller can cause comes back as `{"error": {"code", "message", "det
 """
 
 import logging
-from datetime import datetime, timezone
 
-from django.http import Http404, HttpRequest
-from ninja import NinjaAPI, Schema
+from django.http import Http404
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import APIKeyHeader
-from pydantic import ConfigDict, field_validator
 
-from memories.models import ApiKey
-from memories.selectors import api_key_authenticate
-from omi_memory.errors import ApplicationError, Forbidden, error_body
+from memories.api import router as memories_router
+from omi_memory.api_common import ApiKeyAuth
+from omi_memory.errors import ApplicationError, error_body
+from search.api import router as search_router
 
 logger = logging.getLogger(__name__)
-
-
-class ApiKeyAuth(APIKeyHeader):
-    param_name = "X-API-Key"
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
-        return api_key_authenticate(raw_key=key or "")
-
-
-class ErrorDetail(Schema):
-    code: str
-    message: str
-    details: object | None = None
-
-
-class ErrorOut(Schema):
-    error: ErrorDetail
-
-
-class ApiSchema(Schema):
-    """Input schemas refuse fields they do not know; naive datetimes are taken as UTC."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _aware(cls, value):
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
-
-
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
-
-
-def key_uid(request: HttpRequest) -> str | None:
-    """The uid the caller's key is scoped to, or None for a key that may act for every user."""
-    return request.auth.uid or None
-
-
-def check_uid(request: HttpRequest, uid: str) -> None:
-    scoped = key_uid(request)
-    if scoped is not None and uid != scoped:
-        raise Forbidden(f"this API key may only act for uid {scoped!r}", code="uid_forbidden")
 
 
 api = NinjaAPI(
@@ -114,5 +68,5 @@ def _unexpected(request, exc):
     return api.create_response(request, error_body("internal_error", "internal server error"), status=500)
 
 
-api.add_router("/memories", "memories.api.router")
-api.add_router("/search", "search.api.router")
+api.add_router("/memories", memories_router)
+api.add_router("/search", search_router)

@@ -6,7 +6,7 @@ from pydantic import field_validator, model_validator
 
 from memories.api import MemorySummaryOut
 from memories.models import UID_PATTERN, Category, Source
-from omi_memory.api import ERRORS, ApiSchema, check_uid
+from omi_memory.api_common import ERRORS, ApiSchema, check_uid
 
 from .services import search_memories
 from .vectorstores import SearchFilters

@@ -22,6 +22,9 @@ def _model():
 
     torch.set_num_threads(settings.TORCH_THREADS)
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     return SentenceTransformer(str(_model_path()), local_files_only=True, device="cpu")
 

@@ -49,8 +49,10 @@ CATEGORY_EXAMPLES = {
     "technology": ["The app keeps crashing, I need to update the software and fix the bug in the code.",
                    "My laptop and phone setup, the new gadget and the wifi router."],
     "business": ["The client call about the sales deal, pricing, revenue and the contract renewal."],
-    "social": ["Dinner with friends on Saturday, catching up over drinks at the party."],
+    "social": ["Dinner with friends on Saturday, catching up over drinks at the party.",
+               "Cheers, thanks for coming over to the housewarming, grab a drink and some food."],
     "work": ["Quick standup: the deploy is blocked on code review, the sprint demo is Friday.",
+             "In the planning meeting we went over the launch timeline, the roadmap and who owns what.",
              "My one on one with my manager about the project deadline and the team.",
              "The hiring interview debrief, the candidate and the meeting with colleagues."],
     "sports": ["The game last night, the team scored, I went for a run and trained at the gym."],
@@ -59,7 +61,7 @@ CATEGORY_EXAMPLES = {
     "history": ["The history of the ancient empire and what happened in the war centuries ago."],
     "architecture": ["The building's architecture, the facade and the design of the house renovation."],
     "music": ["Practicing the guitar, the concert, the band's new song and the album."],
-    "weather": ["It's going to rain tomorrow, the storm, the temperature and the forecast."],
+    "weather": ["The forecast says heavy rain and a storm tomorrow, then snow and freezing temperatures."],
     "news": ["Did you see the news today, the headlines about current events?"],
     "entertainment": ["We watched a movie and the new TV series, and played a video game."],
     "psychology": ["I've been feeling anxious and stressed, my therapist helps me with my emotions."],
@@ -90,6 +92,12 @@ what's when when's where where's which while who who's whom why why's will with 
 wouldn't yeah yes yep you you'd you'll you're you've your yours yourself yourselves actually
 anyway gonna kinda lot lots stuff going went come came good great thanks thank hey hi hmm mhm
 """.split())
+# First words of a sentence that needs the one before it.
+LEANING = frozenset("it its it's that that's this these those they them then so and but or also which "
+                    "he she him her yeah yes no okay ok sure right well".split())
+# Words a title should not end on.
+DANGLING = frozenset("a an the and or but so to of on at in for by with is are was were be will would we i "
+                     "you it that this my our your his her their as if".split())
 FILLERS = re.compile(
     r"^(?:(?:um+|uh+|so|okay|ok|well|yeah|oh|and|but|right|anyway|like|hey|also|actually|"
     r"alright|you know|i mean)[,.]?\s+)+",
@@ -106,9 +114,10 @@ ACTION_PATTERNS = [
     re.compile(r"\blet'?s\s+(?P<task>.+)", re.I),
     re.compile(r"\bwe\s+should\s+(?:probably\s+|really\s+)?(?P<task>.+)", re.I),
 ]
+# What follows "let's" / "we should" but is no task.
 NOT_TASKS = re.compile(
-    r"^(?:see|say|hope|be honest|face it|just say|not|talk about it|do this|do it|go|get started|"
-    r"start|move on|wait and see|keep it|keep going)\b[.!]?$",
+    r"^(?:see|say|hope|be|face|just|not|for|with|it|that|this|so|know|think|talk|wait|keep|move|"
+    r"get started|start|do (?:it|this|that))\b",
     re.I,
 )
 
@@ -123,13 +132,15 @@ NUMBER_WORD = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+)"
 DATE = (
     rf"(?:tomorrow(?:\s+{DAYPART})?|tonight|this\s+{DAYPART}|"
     rf"(?:this|next|coming)\s+(?:week(?:end)?|{WEEKDAY}(?:\s+{DAYPART})?)|"
+    rf"(?:{WEEKDAY},?\s+)?(?:{MONTH}\.?\s+{ORDINAL}\b|(?:the\s+)?{ORDINAL}\s+of\s+{MONTH})|"
+    rf"{WEEKDAY},?\s+the\s+{ORDINAL}\b|"
     rf"{WEEKDAY}(?:\s+{DAYPART})?|"
-    rf"{MONTH}\.?\s+{ORDINAL}\b|(?:the\s+)?{ORDINAL}\s+of\s+{MONTH}|"
     rf"in\s+{NUMBER_WORD}\s+(?:days?|weeks?|months?))"
 )
-TIME = r"(?:\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\d{1,2}:\d{2}|noon|midnight|\d{1,2}(?=\s|[.,!?]|$))"
+CLOCK_TIME = r"(?:\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\d{1,2}:\d{2}|noon|midnight)"
+TIME = rf"(?:{CLOCK_TIME}|\d{{1,2}}(?=\s|[.,!?]|$))"
 WHEN = re.compile(
-    rf"\b(?:on\s+)?(?P<date>{DATE})(?:\s*,?\s*(?:at|around|by)\s+(?P<time>{TIME}))?"
+    rf"\b(?:on\s+)?(?P<date>{DATE})(?:\s*,?\s*(?:at|around|by)\s+(?P<time>{TIME})|\s*,\s*(?P<time3>{CLOCK_TIME}))?"
     rf"|\b(?:at|around)\s+(?P<time2>{TIME})(?:\s+(?:on\s+)?(?P<date2>{DATE}))?",
     re.IGNORECASE,
 )
@@ -230,14 +241,28 @@ def _summary(sentences: list[str]) -> tuple[str, str]:
     ranked = sorted(candidates, key=lambda c: (-c[0], c[1]))
     top = sorted(ranked[:3], key=lambda c: c[1])
     overview = " ".join(_end(s) for _, _, s in top)
-    return _short_title(ranked[0][2]), overview
+    titles = sorted(candidates, key=lambda c: (-c[0] * _title_fitness(c[2]), c[1]))
+    return _short_title(titles[0][2]), overview
+
+
+def _title_fitness(sentence: str) -> float:
+    """Titles read best from short statements that name things (names, numbers), not from
+    sentences that lean on what was said before ("It ...", "Then ...")."""
+    words = sentence.split()
+    fitness = 1.0 if 4 <= len(words) <= 14 else 0.5
+    if words[0].lower().strip(",") in LEANING:
+        fitness *= 0.5
+    named = sum(1 for w in words[1:] if w[:1].isupper() or any(ch.isdigit() for ch in w))
+    return fitness * (1 + 0.25 * min(named, 4))
 
 
 def _short_title(sentence: str, words: int = 9) -> str:
     parts = sentence.rstrip(".!?").split()
-    title = " ".join(parts[:words]).rstrip(",;:-")
-    if len(parts) > words:
-        title += "…"
+    cut = len(parts) > words
+    parts = parts[:words]
+    while len(parts) > 1 and parts[-1].lower().strip(",;:-") in DANGLING:
+        parts.pop()
+    title = " ".join(parts).rstrip(",;:-") + ("…" if cut else "")
     return title[:1].upper() + title[1:]
 
 
@@ -256,7 +281,7 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
             if not match:
                 continue
             task = FILLERS.sub("", match.group("task")).strip(" .!,;")
-            if len(task.split()) < 2 or NOT_TASKS.match(task):
+            if len(task.split()) < 3 or NOT_TASKS.match(task):
                 break
             key = task.lower()
             if key not in seen:
@@ -268,46 +293,68 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
 
 
 def _events(sentences: list[str], base: datetime) -> list[EventData]:
-    """A future time expression in a sentence that, with its neighbours, plans something."""
+    """A future time expression in a sentence that, with its neighbours, plans something. A time
+    said just after a day ("this Saturday ... it starts at 2pm") completes that day's event."""
     events: list[EventData] = []
-    seen: set[datetime] = set()
+    last: tuple[int, EventData, bool] | None = None  # sentence index, event, whether it has a time
     for index, sentence in enumerate(sentences):
-        start = _when(sentence, base)
-        if start is None or start < base or start in seen:
+        found = _when_parts(sentence, base)
+        if found is None:
+            continue
+        start, dated, timed = found
+        if not dated and timed and last and index - last[0] <= 2 and not last[2]:
+            event = last[1]
+            event.start = event.start.replace(hour=start.hour, minute=start.minute)
+            event.description += " " + _end(sentence)
+            last = (index, event, True)
+            continue
+        if start < base or any(e.start == start for e in events):
             continue
         context = sentences[max(index - 1, 0): index + 2]
         planning = [s for s in context if EVENT_WORDS.search(s)]
         if not planning:
             continue
-        seen.add(start)
         span = WHEN.search(sentence)
-        title = FILLERS.sub("", " ".join((sentence[: span.start()] + sentence[span.end():]).split())).strip(" ,.!?")
+        title = " ".join((sentence[: span.start()] + sentence[span.end():]).split()).replace(" ,", ",")
+        title = FILLERS.sub("", title).strip(" ,.!?")
         if len(_content_words(title)) < 2:
             title = planning[0] if planning[0] is not sentence else title or sentence
-        events.append(
-            EventData(
-                title=_short_title(title.strip(" ,.!?"), words=8),
-                start=start,
-                description=" ".join(_end(s) for s in context if s is sentence or s in planning),
-                duration_minutes=_duration(" ".join(context)),
-            )
+        event = EventData(
+            title=_short_title(title.strip(" ,.!?"), words=8),
+            start=start,
+            description=" ".join(_end(s) for s in context if s is sentence or s in planning),
+            duration_minutes=_duration(" ".join(context)),
         )
+        events.append(event)
+        last = (index, event, timed)
     return events
 
 
 def _when(text: str, base: datetime) -> datetime | None:
     """The first time expression in `text`, as a datetime relative to `base`, or None."""
+    found = _when_parts(text, base)
+    return found[0] if found else None
+
+
+def _when_parts(text: str, base: datetime) -> tuple[datetime, bool, bool] | None:
+    """The first time expression in `text`: (when, whether it named a day, whether a time)."""
     import dateparser
 
     match = WHEN.search(text)
     if not match:
         return None
     date_text = match.group("date") or match.group("date2")
-    time_text = match.group("time") or match.group("time2")
+    time_text = match.group("time") or match.group("time2") or match.group("time3")
     if not date_text and not (time_text and re.search(r"\d.*(?:am|pm|a\.m|p\.m)|:\d\d|noon", time_text, re.I)):
         return None  # a bare "at 5" names no day and may not be a time at all
     day = base
-    if date_text:
+    day_of_month = re.fullmatch(rf"{WEEKDAY},?\s+the\s+(\d{{1,2}})(?:st|nd|rd|th)?", date_text or "", re.I)
+    if day_of_month:  # "Friday the 16th": the next 16th (dateparser would take this month's, even past)
+        day = _next_day_of_month(base, int(day_of_month.group(1)))
+        if day is None:
+            return None
+    elif date_text:
+        date_text = re.sub(rf"^{WEEKDAY},?\s+(?=\w)", "", date_text, flags=re.I) if re.search(MONTH, date_text, re.I) else date_text
         parsed = dateparser.parse(
             date_text,
             languages=["en"],
@@ -321,11 +368,25 @@ def _when(text: str, base: datetime) -> datetime | None:
             return None
         day = parsed.replace(tzinfo=base.tzinfo)
     hour, minute = _clock(time_text, date_text or "")
-    if hour is None:
+    timed = hour is not None
+    if not timed:
         if date_text and re.match(r"in\s", date_text, re.I):
-            return day.replace(second=0, microsecond=0)
+            return day.replace(second=0, microsecond=0), True, False
         hour, minute = 9, 0
-    return day.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return day.replace(hour=hour, minute=minute, second=0, microsecond=0), bool(date_text), timed
+
+
+def _next_day_of_month(base: datetime, day: int) -> datetime | None:
+    year, month = base.year, base.month
+    for _ in range(3):
+        try:
+            candidate = base.replace(year=year, month=month, day=day)
+        except ValueError:  # no such day in this month
+            candidate = None
+        if candidate is not None and candidate.date() >= base.date():
+            return candidate
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
 
 
 def _clock(time_text: str | None, date_text: str) -> tuple[int | None, int]:

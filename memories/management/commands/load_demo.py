@@ -1,0 +1,89 @@
+import json
+import secrets
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from tqdm import tqdm
+
+from memories.models import ApiKey, Memory
+from memories.services import api_key_create, memory_create_many, memory_process
+
+DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "demo_memories.jsonl"
+# The demo conversations name dates of spring 2025 ("Monday, March 24th"); `days_ago` counts back
+# from this day so that what people say agrees with when they said it.
+DEMO_TODAY = datetime(2025, 4, 23, 18, 0, tzinfo=dt_timezone.utc)
+ROLES = ("admin", "analyst")
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo memories through the pipeline (with a progress bar), create the demo admin "
+        "and a demo API key, and print both. Safe to run again: loaded memories are kept."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--file", type=Path, default=DEMO_FILE)
+
+    def handle(self, *args, file: Path, **options):
+        self._load(file)
+        password = self._admin()
+        raw_key = self._api_key()
+        demo = Memory.objects.filter(external_id__startswith="demo-")
+        counts = {status: demo.filter(status=status).count() for status in Memory.Status.values}
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("Demo ready: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)))
+        self.stdout.write(f"  dashboard login   admin / {password}   (http://127.0.0.1:8000/admin/)")
+        self.stdout.write(f"  API key (all users, header X-API-Key): {raw_key}")
+        self.stdout.write(
+            '  try: curl -s -X POST http://127.0.0.1:8000/api/v1/search -H "X-API-Key: ' + raw_key + '" '
+            "-H 'Content-Type: application/json' -d '{\"uid\": \"alice\", \"query\": \"what did the dentist say\"}'"
+        )
+
+    def _load(self, file: Path) -> None:
+        rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        existing = set(Memory.objects.filter(external_id__startswith="demo-").values_list("uid", "external_id"))
+        items = []
+        for row in rows:
+            if (row["uid"], row["external_id"]) in existing:
+                continue
+            day = DEMO_TODAY - timedelta(days=row["days_ago"])
+            started = day.replace(hour=row["hour"], minute=row["minute"], second=0, microsecond=0)
+            if started > DEMO_TODAY:
+                started -= timedelta(days=1)
+            items.append(dict(
+                uid=row["uid"], transcript=row["transcript"], source=row["source"], language=row["language"],
+                started_at=started, finished_at=started + timedelta(minutes=row["duration_minutes"]),
+                external_id=row["external_id"],
+            ))
+        if items:
+            memory_create_many(items=items, enqueue=False)
+        pending = list(
+            Memory.objects.filter(external_id__startswith="demo-")
+            .exclude(status__in=[Memory.Status.INDEXED, Memory.Status.DELETED])
+            .order_by("created_at")
+            .values_list("id", flat=True)
+        )
+        if pending:
+            Memory.objects.filter(id__in=pending).update(status=Memory.Status.QUEUED)
+        for memory_id in tqdm(pending, desc="Indexing demo memories", unit="memory"):
+            memory_process(memory_id=memory_id)
+
+    def _admin(self) -> str:
+        for role in ROLES:
+            Group.objects.get_or_create(name=role)
+        password = secrets.token_urlsafe(9)
+        with transaction.atomic():
+            user, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+            user.is_staff = user.is_superuser = True
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get(name="admin"))
+        return password
+
+    def _api_key(self) -> str:
+        ApiKey.objects.filter(name="demo").update(is_active=False)
+        return api_key_create(name="demo")[1]

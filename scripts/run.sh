@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up and serve omi-memory on http://127.0.0.1:8000 (called by `make run`).
+# With REDIS_URL set, a Celery worker runs beside the web server; without it, tasks run in-process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+export TORCH_THREADS="${TORCH_THREADS:-1}"
+
+$BIN/python manage.py migrate --noinput
+$BIN/python manage.py collectstatic --noinput --verbosity 0
+$BIN/python manage.py load_demo
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
+if [ -n "${REDIS_URL:-}" ]; then
+  echo "REDIS_URL is set: starting a Celery worker"
+  $BIN/celery -A omi_memory worker --loglevel info --concurrency "${CELERY_CONCURRENCY:-1}" &
+  pids+=($!)
+else
+  echo "REDIS_URL is not set: tasks run in-process"
+fi
+echo "Serving on http://127.0.0.1:${PORT:-8000}"
+$BIN/gunicorn omi_memory.wsgi --bind "127.0.0.1:${PORT:-8000}" --workers "${WEB_WORKERS:-2}" --threads 4 \
+  --timeout 300 --access-logfile - &
+pids+=($!)
+wait -n "${pids[@]}"

@@ -1,0 +1,35 @@
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from memories.models import ApiKey
+from memories.selectors import api_key_authenticate
+from tests.support.processes import database_url_for_subprocess
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_api_key_prints_the_key_alone_on_its_last_line():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "--name", "mobile app", "--uid", "alice"],
+        cwd=settings.BASE_DIR, capture_output=True, text=True,
+        env={"DATABASE_URL": database_url_for_subprocess(), "PATH": "/usr/bin:/bin"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    raw = result.stdout.strip().splitlines()[-1]
+    assert raw.startswith("omk_") and " " not in raw
+    key = api_key_authenticate(raw_key=raw)
+    assert key is not None and key.name == "mobile app" and key.uid == "alice"
+    assert raw not in (key.key_hash, key.prefix)  # stored hashed
+
+
+@pytest.mark.django_db
+def test_create_api_key_refuses_a_bad_uid():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("create_api_key", name="x", uid="not a uid!")
+    assert ApiKey.objects.count() == 0
