@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "omi_memory.middleware.ApiErrorShapeMiddleware",
 ]
 
 ROOT_URLCONF = "omi_memory.urls"

@@ -217,3 +217,13 @@ def test_bad_list_filters_are_refused(api):
         response = api.get("/memories", **params)
         assert response.status_code == 422, params
         assert error(response)["code"] == "validation_error"
+
+
+def test_unknown_endpoints_and_methods_get_the_error_shape(api):
+    missing = api.get("/nothing-here")
+    wrong_id = api.get("/memories/not-a-number")
+    wrong_method = api.client.put("/api/v1/memories", "{}", content_type="application/json")
+
+    assert missing.status_code == 404 and error(missing)["code"] == "not_found"
+    assert wrong_id.status_code == 404 and error(wrong_id)["code"] == "not_found"
+    assert wrong_method.status_code == 405 and error(wrong_method)["code"] == "method_not_allowed"

@@ -1,0 +1,62 @@
+"""Shared set-up for the benchmarks: a database of their own, Django, percentiles, the machine."""
+
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+
+def setup_django(database_url: str | None, redis_url: str | None = None) -> str:
+    """Point Django at the benchmark's database (never the dev one) and set it up; returns the URL."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    url = database_url or os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{OUT / 'bench.sqlite3'}"
+    os.environ["DATABASE_URL"] = url
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    else:
+        os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("TORCH_THREADS", "1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omi_memory.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    if url.startswith("postgres"):
+        _ensure_postgres_database(url)
+    call_command("migrate", verbosity=0)
+    return url
+
+
+def _ensure_postgres_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def percentiles(samples_ms: list[float]) -> dict:
+    ordered = sorted(samples_ms)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]  # noqa: E731
+    return {"n": len(ordered), "p50": pick(0.50), "p95": pick(0.95), "mean": statistics.fmean(ordered)}
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = 0
+    return f"{platform.machine()}, {cpus} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}"
+
+
+def database_label(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgres") else "SQLite"

@@ -1,0 +1,144 @@
+"""Memories per second through the local pipeline: in-process, and with Celery workers on Redis.
+
+    .venv/bin/python bench/ingest.py [--n 200] [--workers 2] [--database-url URL] [--redis-url URL]
+
+The transcripts are the demo conversations, cycled over many users. The model loads before the
+clock starts (its load time is printed apart). The worker run needs Redis (default
+redis://127.0.0.1:6379/14); without it, only the in-process figure is printed.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from common import ROOT, database_label, machine, setup_django
+
+
+def transcripts(n: int) -> list[dict]:
+    """`n` distinct transcripts (every turn marked with its memory's number, so that no text is
+    embedded twice and no cache helps)."""
+    rows = [json.loads(line) for line in (ROOT / "memories/demo/demo_memories.jsonl").read_text().splitlines()]
+    items = []
+    for i in range(n):
+        row = rows[i % len(rows)]
+        transcript = "\n".join(f"{line} ({i})" for line in row["transcript"].splitlines())
+        items.append({"uid": f"bench-{i % 50}", "transcript": transcript, "source": row["source"]})
+    return items
+
+
+def words(items: list[dict]) -> int:
+    return sum(len(item["transcript"].split()) for item in items)
+
+
+def run_in_process(items: list[dict]) -> float:
+    from tqdm import tqdm
+
+    from memories.services import memory_create_many, memory_process
+
+    memories = memory_create_many(items=items, enqueue=False)
+    started = time.perf_counter()
+    for memory in tqdm(memories, desc="in-process", unit="memory"):
+        assert memory_process(memory_id=memory.id) == "indexed"
+    return time.perf_counter() - started
+
+
+def run_with_workers(items: list[dict], concurrency: int, database_url: str, redis_url: str) -> float:
+    from tqdm import tqdm
+
+    from memories.services import memory_create, memory_create_many
+
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TORCH_THREADS": "1"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "omi_memory", "worker", "--concurrency", str(concurrency),
+         "--loglevel", "warning", "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+    )
+    try:
+        # Warm up: one memory per worker process, so every process has loaded the model.
+        warm = [memory_create(uid="bench-warm", transcript=items[0]["transcript"]) for _ in range(concurrency * 2)]
+        _wait([m.id for m in warm], None)
+        started = time.perf_counter()
+        memories = memory_create_many(items=items)
+        _wait([m.id for m in memories], tqdm(total=len(memories), desc=f"worker x{concurrency}", unit="memory"))
+        return time.perf_counter() - started
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+
+
+def _wait(ids: list[int], bar) -> None:
+    from memories.models import Memory
+
+    done = 0
+    while done < len(ids):
+        time.sleep(0.1)
+        statuses = list(Memory.objects.filter(id__in=ids).values_list("status", flat=True))
+        if "failed" in statuses:
+            raise SystemExit("a memory failed: see the worker's log")
+        now_done = statuses.count("indexed")
+        if bar is not None:
+            bar.update(now_done - done)
+        done = now_done
+    if bar is not None:
+        bar.close()
+
+
+def clear() -> None:
+    from memories.models import Memory
+    from search.models import LocalVector
+
+    Memory.objects.filter(uid__startswith="bench-").delete()
+    LocalVector.objects.filter(uid__startswith="bench-").delete()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2, help="worker concurrency (processes)")
+    parser.add_argument("--database-url")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    args = parser.parse_args()
+
+    database_url = setup_django(args.database_url, args.redis_url)
+    from search.embedders import get_embedder
+    from search.extractors.local import LocalExtractor
+
+    clear()
+    items = transcripts(args.n)
+    loaded = time.perf_counter()
+    LocalExtractor().categorize("Alice: warm up the model.")
+    get_embedder().embed_query("warm up")
+    print(f"model load: {time.perf_counter() - loaded:.1f} s")
+
+    results = {}
+    get_embedder().clear_cache()
+    seconds = run_in_process(items)
+    results["in-process"] = seconds
+
+    import redis
+
+    try:
+        redis.Redis.from_url(args.redis_url, socket_connect_timeout=2).ping()
+        redis.Redis.from_url(args.redis_url).flushdb()
+        clear()
+        results[f"celery worker, concurrency {args.workers}"] = run_with_workers(
+            items, args.workers, database_url, args.redis_url
+        )
+    except redis.RedisError as exc:
+        print(f"worker run skipped: Redis unreachable at {args.redis_url} ({exc})")
+    clear()
+
+    print()
+    print(f"machine: {machine()}; database: {database_label(database_url)}; "
+          f"{args.n} memories, {words(items) / args.n:.0f} words each on average")
+    print(f"{'path':34} {'memories/s':>10} {'seconds':>8}")
+    for path, seconds in results.items():
+        print(f"{path:34} {args.n / seconds:10.2f} {seconds:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
