@@ -20,7 +20,7 @@ else
   echo "REDIS_URL is not set: tasks run in-process"
 fi
 echo "Serving on http://127.0.0.1:${PORT:-8000}"
-$BIN/gunicorn omi_memory.wsgi --bind "127.0.0.1:${PORT:-8000}" --workers "${WEB_WORKERS:-2}" --threads 4 \
+$BIN/gunicorn omi_memory.wsgi --config scripts/gunicorn.conf.py --bind "127.0.0.1:${PORT:-8000}" --workers "${WEB_WORKERS:-2}" --threads 4 \
   --timeout 300 --access-logfile - &
 pids+=($!)
 wait -n "${pids[@]}"

@@ -31,6 +31,9 @@ class Embedder:
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Load what the first call would load (a model), so that no request pays for it."""
+
     def count_tokens(self, text: str) -> int:
         raise NotImplementedError
 

@@ -47,6 +47,10 @@ class LocalEmbedder(Embedder):
     dim = 384
     max_tokens = 256
 
+    def warm_up(self) -> None:
+        _model()
+        _tokenizer()
+
     def _embed(self, texts: list[str]) -> np.ndarray:
         return _model().encode(
             texts,

@@ -1,4 +1,6 @@
 import json
+import logging
+import os
 import secrets
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -36,10 +38,11 @@ class Command(BaseCommand):
         counts = {status: demo.filter(status=status).count() for status in Memory.Status.values}
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Demo ready: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)))
-        self.stdout.write(f"  dashboard login   admin / {password}   (http://127.0.0.1:8000/admin/)")
+        site = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+        self.stdout.write(f"  dashboard login   admin / {password}   ({site}/admin/)")
         self.stdout.write(f"  API key (all users, header X-API-Key): {raw_key}")
         self.stdout.write(
-            '  try: curl -s -X POST http://127.0.0.1:8000/api/v1/search -H "X-API-Key: ' + raw_key + '" '
+            f'  try: curl -s -X POST {site}/api/v1/search -H "X-API-Key: {raw_key}" '
             "-H 'Content-Type: application/json' -d '{\"uid\": \"alice\", \"query\": \"what did the dentist say\"}'"
         )
 
@@ -69,6 +72,7 @@ class Command(BaseCommand):
         )
         if pending:
             Memory.objects.filter(id__in=pending).update(status=Memory.Status.QUEUED)
+        logging.getLogger("memories").setLevel(logging.WARNING)  # the bar says it
         for memory_id in tqdm(pending, desc="Indexing demo memories", unit="memory"):
             memory_process(memory_id=memory_id)
 

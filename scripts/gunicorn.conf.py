@@ -1,0 +1,8 @@
+# gunicorn settings for `make run`; production may use its own.
+
+
+def post_worker_init(worker):
+    """Load the embedding model when a web worker starts, not in its first search."""
+    from search.embedders import get_embedder
+
+    get_embedder().warm_up()
