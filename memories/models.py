@@ -98,12 +98,14 @@ class Memory(models.Model):
     emoji = models.CharField(max_length=16, blank=True)
     category = models.CharField(max_length=32, choices=Category.choices, default=Category.OTHER)
     extractor = models.CharField(max_length=64, blank=True)
+    extraction_fallback = models.TextField(blank=True)  # why the configured extractor was not used
 
     # Pipeline state.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     failure_reason = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)  # who holds the `processing` claim
     indexed_at = models.DateTimeField(null=True, blank=True)
     text_hash = models.CharField(max_length=64, blank=True)
     embedding_model = models.CharField(max_length=128, blank=True)

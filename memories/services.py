@@ -3,6 +3,9 @@
 import logging
 import re
 import secrets
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -12,8 +15,15 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from omi_memory.errors import BackendError, Conflict, ValidationFailed
-from search.extractors import get_extractor
-from search.services import memory_vectors_build, memory_vectors_delete, memory_vectors_save, memory_vectors_upsert
+from search.extractors import Extraction, get_extractor
+from search.services import (
+    memory_vectors_build_many,
+    memory_vectors_delete,
+    memory_vectors_save,
+    memory_vectors_upsert_many,
+    user_vectors_erase,
+)
+from search.vectorstores import get_vector_store
 
 from .models import UID_PATTERN, ActionItem, ApiKey, Event, Memory, Source
 
@@ -52,7 +62,7 @@ def memory_create(
 def memory_create_many(*, items: list[dict], enqueue: bool = True) -> list[Memory]:
     """Store several memories, all or none; each is processed once the transaction commits
     (`enqueue=False`: the caller runs `memory_process` itself, e.g. with a progress bar)."""
-    memories = [_new_memory(**item) for item in items]
+    memories = [memory_build(**item) for item in items]
     keys = [(m.uid, m.external_id) for m in memories if m.external_id]
     if len(set(keys)) != len(keys):
         raise Conflict("the same external_id appears twice for one uid in this request")
@@ -71,7 +81,7 @@ def memory_create_many(*, items: list[dict], enqueue: bool = True) -> list[Memor
     return memories
 
 
-def _new_memory(
+def memory_build(
     *,
     uid: str,
     transcript: str,
@@ -82,6 +92,7 @@ def _new_memory(
     created_at: datetime | None = None,
     external_id: str | None = "",
 ) -> Memory:
+    """A validated, unsaved memory (ValidationFailed says what is wrong)."""
     if not re.fullmatch(UID_PATTERN, uid or ""):
         raise ValidationFailed(f"uid {uid!r} is not a valid user id", details={"field": "uid"})
     if not transcript or not transcript.strip():
@@ -117,11 +128,14 @@ def _taken_external_ids(keys: list[tuple[str, str]]) -> list[tuple[str, str, int
 
 
 def _enqueue_on_commit(memory_ids: list[int]) -> None:
-    from memories.tasks import process_memory
+    """After commit: one task for one memory, one batch task for several (batched embedding)."""
+    from memories.tasks import process_memories, process_memory
 
     def enqueue(ids: list[int]) -> None:
-        for memory_id in ids:
-            process_memory.delay(memory_id)
+        if len(ids) == 1:
+            process_memory.delay(ids[0])
+        else:
+            process_memories.delay(ids)
 
     transaction.on_commit(partial(enqueue, list(memory_ids)))
 
@@ -134,7 +148,7 @@ def memory_reprocess(*, memory: Memory) -> Memory:
             Memory.objects.filter(id=memory.id)
             .filter(Q(status__in=[Status.INDEXED, Status.FAILED, Status.QUEUED]) | Q(claimed_at__lt=stale))
             .exclude(status=Status.DELETED)
-            .update(status=Status.QUEUED, failure_reason="", attempts=0, claimed_at=None)
+            .update(status=Status.QUEUED, failure_reason="", attempts=0, claimed_at=None, claim_token=None)
         )
         if not updated:
             memory.refresh_from_db()
@@ -149,7 +163,7 @@ def memory_delete(*, memory: Memory) -> None:
     from memories.tasks import delete_memory_vectors
 
     with transaction.atomic():
-        Memory.objects.filter(id=memory.id).update(status=Status.DELETED, claimed_at=None)
+        Memory.objects.filter(id=memory.id).update(status=Status.DELETED, claimed_at=None, claim_token=None)
         transaction.on_commit(partial(delete_memory_vectors.delay, memory.id))
 
 
@@ -159,52 +173,136 @@ def memory_remove_vectors(*, memory_id: int) -> None:
         memory_vectors_delete(memory=memory)
 
 
+def user_erase(*, uid: str) -> tuple[int, int]:
+    """Soft-delete every memory of a user and remove all of their vectors (the store's and the
+    database's). Returns (memories deleted, vectors removed)."""
+    deleted = Memory.objects.filter(uid=uid).exclude(status=Status.DELETED).update(
+        status=Status.DELETED, claimed_at=None, claim_token=None
+    )
+    return deleted, user_vectors_erase(uid=uid)
+
+
 def memory_process(*, memory_id: int, final_attempt: bool = True, reclaim: bool = False) -> str:
-    """The pipeline for one memory: claim, extract, embed, upsert, mark `indexed`.
+    """The pipeline for one memory (see `memory_process_many`); returns what happened to it."""
+    return memory_process_many(memory_ids=[memory_id], final_attempt=final_attempt, reclaim=reclaim)[memory_id]
 
-    Returns what happened: `indexed`, `failed`, `skipped` (not claimable: already done, or taken
-    by another worker) or `superseded` (deleted or re-claimed while it ran). A transient failure
-    before the last attempt puts the memory back to `queued` and re-raises, for the task to retry.
+
+def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, reclaim: bool = False) -> dict[int, str]:
+    """The pipeline: claim, extract (concurrently, for a remote extractor), embed every text in
+    one embedder call, upsert in the store's batches, mark `indexed`.
+
+    Returns what happened to each memory: `indexed`, `failed`, `retrying`, `skipped` (not
+    claimable: done already, or another worker has it) or `superseded` (deleted or re-claimed
+    while it ran). Only a memory whose vectors were all acknowledged is marked `indexed`. A
+    transient failure before the last attempt puts the memory back to `queued`, and a
+    `RetryLater` naming those memories is raised at the end for the task to retry them.
     """
-    claim = _claim(memory_id, reclaim=reclaim)
-    if claim is None:
-        logger.info("memory %s: not claimable, skipped", memory_id)
-        return "skipped"
-    memory = Memory.objects.get(id=memory_id)
-    try:
-        extraction = get_extractor().extract(
-            transcript=memory.transcript,
-            started_at=memory.started_at or memory.created_at,
-            language=memory.language,
-        )
-        memory.title, memory.overview, memory.emoji = extraction.title, extraction.overview, extraction.emoji
-        memory.category, memory.extractor = extraction.category, get_extractor().name
-        built = memory_vectors_build(memory=memory)
-        memory_vectors_upsert(memory=memory, built=built)
-    except (BackendError, OperationalError, InterfaceError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        if getattr(exc, "permanent", False) or final_attempt:
-            _finish_failed(memory_id, claim, reason)
-            return "failed"
-        _release(memory_id, claim, reason)
-        if isinstance(exc, BackendError):
-            raise
-        raise BackendError(reason) from exc
-    except Exception as exc:  # a bug or a bad input: never leave the memory in `processing`
-        logger.exception("memory %s: pipeline failed", memory_id)
-        _finish_failed(memory_id, claim, f"{type(exc).__name__}: {exc}")
-        return "failed"
+    token, claimed = _claim(memory_ids, reclaim=reclaim)
+    outcomes = {memory_id: "skipped" for memory_id in memory_ids}
+    memories = list(Memory.objects.filter(id__in=claimed).order_by("id"))
+    if not memories:
+        return outcomes
+    failures: dict[int, Exception] = {}
+    extractions = _extract_all(memories, failures)
+    ready = [m for m in memories if m.id in extractions]
+    built = {}
+    if ready:
+        try:
+            built = memory_vectors_build_many(memories=ready)
+            failures.update(memory_vectors_upsert_many(memories=ready, built=built))
+        except Exception as exc:  # noqa: BLE001 - recorded on every memory of the step
+            failures.update({m.id: exc for m in ready if m.id not in failures})
+    for memory in ready:
+        if memory.id not in failures:
+            outcomes[memory.id] = _finish_indexed(memory, extractions[memory.id], built[memory.id], token)
 
+    retry = []
+    for memory_id, exc in failures.items():
+        reason = f"{type(exc).__name__}: {exc}"
+        known = isinstance(exc, (BackendError, OperationalError, InterfaceError))
+        if not known:
+            logger.error("memory %s: pipeline failed", memory_id, exc_info=exc)
+        if known and not getattr(exc, "permanent", False) and not final_attempt:
+            _release(memory_id, token, reason)
+            outcomes[memory_id] = "retrying"
+            retry.append(memory_id)
+        else:
+            _finish_failed(memory_id, token, reason, built[memory_id].ids if memory_id in built else [])
+            outcomes[memory_id] = "failed"
+    if retry:
+        raise RetryLater(f"{len(retry)} memories to retry; first: {failures[retry[0]]}", outcomes=outcomes)
+    return outcomes
+
+
+class RetryLater(BackendError):
+    """Some memories failed transiently and were queued again: retry them (`memory_ids`);
+    `outcomes` says what happened to each memory of the call."""
+
+    def __init__(self, message: str, *, outcomes: dict[int, str]):
+        super().__init__(message)
+        self.outcomes = outcomes
+        self.memory_ids = [memory_id for memory_id, outcome in outcomes.items() if outcome == "retrying"]
+
+
+def memory_process_now(*, memory_ids: list[int]) -> dict[int, str]:
+    """`memory_process_many` in this process, with the tasks' retry policy (for commands)."""
+    from memories.tasks import backoff
+
+    outcomes: dict[int, str] = {}
+    for attempt in range(settings.PIPELINE_MAX_RETRIES + 1):
+        try:
+            outcomes.update(
+                memory_process_many(memory_ids=memory_ids, final_attempt=attempt == settings.PIPELINE_MAX_RETRIES)
+            )
+            break
+        except RetryLater as exc:
+            outcomes.update(exc.outcomes)
+            memory_ids = exc.memory_ids
+            time.sleep(backoff(attempt))
+    return outcomes
+
+
+def _extract_all(memories: list[Memory], failures: dict[int, Exception]) -> dict[int, Extraction]:
+    """Extract every memory, several at once where the extractor allows it; a failure is recorded
+    in `failures` and does not stop the others."""
+    extractor = get_extractor()
+
+    def extract(memory: Memory) -> Extraction:
+        return extractor.extract(
+            transcript=memory.transcript, started_at=memory.started_at or memory.created_at, language=memory.language
+        )
+
+    workers = min(extractor.concurrency or settings.EXTRACT_CONCURRENCY, len(memories))
+    extractions: dict[int, Extraction] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {memory.id: pool.submit(extract, memory) for memory in memories}
+    for memory in memories:
+        try:
+            extraction = futures[memory.id].result()
+        except Exception as exc:  # noqa: BLE001 - recorded on the memory
+            failures[memory.id] = exc
+            continue
+        memory.title, memory.overview, memory.emoji = extraction.title, extraction.overview, extraction.emoji
+        memory.category = extraction.category
+        memory.extractor = extraction.extractor or extractor.name
+        memory.extraction_fallback = extraction.fallback_reason
+        extractions[memory.id] = extraction
+    return extractions
+
+
+def _finish_indexed(memory: Memory, extraction: Extraction, built, token) -> str:
     with transaction.atomic():
-        updated = Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claimed_at=claim).update(
+        updated = Memory.objects.filter(id=memory.id, status=Status.PROCESSING, claim_token=token).update(
             title=memory.title,
             overview=memory.overview,
             emoji=memory.emoji,
             category=memory.category,
             extractor=memory.extractor,
+            extraction_fallback=memory.extraction_fallback,
             status=Status.INDEXED,
             failure_reason="",
             indexed_at=timezone.now(),
+            claim_token=None,
             text_hash=built.text_hash,
             embedding_model=built.model,
             embedding_dim=built.dim,
@@ -213,38 +311,44 @@ def memory_process(*, memory_id: int, final_attempt: bool = True, reclaim: bool 
             _replace_items(memory, extraction)
             memory_vectors_save(memory=memory, built=built)
     if not updated:
-        if not Memory.objects.filter(id=memory_id).exclude(status=Status.DELETED).exists():
+        if not Memory.objects.filter(id=memory.id).exclude(status=Status.DELETED).exists():
             memory_vectors_delete(memory=memory, extra_ids=built.ids)
-        logger.info("memory %s: deleted or re-claimed while processing", memory_id)
+        logger.info("memory %s: deleted or re-claimed while processing", memory.id)
         return "superseded"
-    logger.info("memory %s: indexed (%d vectors%s)", memory_id, len(built.ids), ", reused" if built.reused else "")
+    logger.info("memory %s: indexed (%d vectors%s)", memory.id, len(built.ids), ", reused" if built.reused else "")
     return "indexed"
 
 
-def _claim(memory_id: int, *, reclaim: bool) -> datetime | None:
-    """Take the memory for processing with one conditional UPDATE; the claim time is the token."""
+def _claim(memory_ids: list[int], *, reclaim: bool) -> tuple[uuid.UUID, list[int]]:
+    """Take memories for processing with one conditional UPDATE; the token marks ours."""
     now = timezone.now()
+    token = uuid.uuid4()
     stale = now - timedelta(seconds=settings.PIPELINE_STALE_CLAIM_SECONDS)
     claimable = Q(status=Status.QUEUED) | Q(status=Status.PROCESSING, claimed_at__lt=stale)
     if reclaim:  # the broker redelivered the task: the worker that had it is gone
         claimable |= Q(status=Status.PROCESSING)
-    updated = Memory.objects.filter(Q(id=memory_id) & claimable).update(
-        status=Status.PROCESSING, claimed_at=now, attempts=F("attempts") + 1
+    Memory.objects.filter(Q(id__in=memory_ids) & claimable).update(
+        status=Status.PROCESSING, claimed_at=now, claim_token=token, attempts=F("attempts") + 1
     )
-    return now if updated == 1 else None
+    return token, list(Memory.objects.filter(id__in=memory_ids, claim_token=token).values_list("id", flat=True))
 
 
-def _release(memory_id: int, claim: datetime, reason: str) -> None:
-    Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claimed_at=claim).update(
-        status=Status.QUEUED, failure_reason=f"retrying after: {reason}"[:2000]
+def _release(memory_id: int, token, reason: str) -> None:
+    Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
+        status=Status.QUEUED, claim_token=None, failure_reason=f"retrying after: {reason}"[:2000]
     )
 
 
-def _finish_failed(memory_id: int, claim: datetime, reason: str) -> None:
+def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) -> None:
     logger.warning("memory %s: failed: %s", memory_id, reason)
-    Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claimed_at=claim).update(
-        status=Status.FAILED, failure_reason=reason[:2000]
+    Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
+        status=Status.FAILED, claim_token=None, failure_reason=reason[:2000]
     )
+    if vector_ids:  # some may have been written before the failure: never leave them behind
+        try:
+            get_vector_store().delete(vector_ids)
+        except BackendError as exc:
+            logger.warning("memory %s: could not remove its partial vectors: %s", memory_id, exc)
 
 
 def _replace_items(memory: Memory, extraction) -> None:

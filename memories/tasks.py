@@ -15,15 +15,27 @@ def backoff(retries: int) -> float:
     return random.uniform(0, settings.PIPELINE_RETRY_BACKOFF_SECONDS * (2**retries))
 
 
+def _process(task, memory_ids: list[int], *, one: bool) -> dict[int, str]:
+    final = task.request.retries >= settings.PIPELINE_MAX_RETRIES
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    try:
+        return services.memory_process_many(memory_ids=memory_ids, final_attempt=final, reclaim=redelivered)
+    except services.RetryLater as exc:  # transient: those memories are queued again, retry them
+        args = (exc.memory_ids[0],) if one else (exc.memory_ids,)
+        raise task.retry(args=args, exc=exc, countdown=backoff(task.request.retries))
+
+
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def process_memory(self, memory_id: int) -> str:
     """Run the pipeline for one memory; transient failures are retried, then recorded."""
-    final = self.request.retries >= settings.PIPELINE_MAX_RETRIES
-    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    try:
-        return services.memory_process(memory_id=memory_id, final_attempt=final, reclaim=redelivered)
-    except BackendError as exc:  # transient, and not the last attempt: the memory is queued again
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries))
+    return _process(self, [memory_id], one=True)[memory_id]
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def process_memories(self, memory_ids: list[int]) -> dict[int, str]:
+    """Run the pipeline for many memories at once (batched embedding and upserts); the ones
+    that fail transiently are retried together, the others are done."""
+    return {str(k): v for k, v in _process(self, memory_ids, one=False).items()}
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

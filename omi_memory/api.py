@@ -12,7 +12,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from memories.api import router as memories_router
 from omi_memory.api_common import ApiKeyAuth
-from omi_memory.errors import ApplicationError, error_body
+from omi_memory.errors import ApplicationError, BackendError, error_body
 from search.api import router as search_router
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,13 @@ def _http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return api.create_response(request, error_body("not_found", "not found"), status=404)
+
+
+@api.exception_handler(BackendError)
+def _backend_error(request, exc: BackendError):
+    logger.warning("backend unavailable in %s %s: %s", request.method, request.path, exc)
+    message = "a backend service (embedder or vector store) is unavailable; try again later"
+    return api.create_response(request, error_body("backend_unavailable", message), status=503)
 
 
 @api.exception_handler(Exception)

@@ -42,6 +42,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
 
@@ -155,6 +168,29 @@ VECTOR_NAMESPACE = env_str("VECTOR_NAMESPACE", env_str("PINECONE_NAMESPACE", "ns
 # The local model: threads are capped, a second busy core makes 2-thread torch much slower.
 TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)
 EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 32, minimum=1)
+
+# OpenAI (or any OpenAI-compatible server: Ollama, vLLM, llama.cpp) for extraction and embeddings.
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL") or None
+OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+OPENAI_EMBEDDING_MODEL = env_str("OPENAI_EMBEDDING_MODEL", "text-embedding-3-large")
+OPENAI_EMBEDDING_DIMENSIONS = env_int("OPENAI_EMBEDDING_DIMENSIONS", 0, minimum=0) or None
+OPENAI_TIMEOUT = env_float("OPENAI_TIMEOUT", 60.0, minimum=0.1)
+OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2, minimum=0)  # the SDK's own, per request
+# An answer that is not usable (invalid JSON, wrong schema, refusal, cut off) is asked again this
+# many times; then the memory is extracted by the local extractor, and that is recorded on it.
+EXTRACT_RETRIES = env_int("EXTRACT_RETRIES", 2, minimum=0)
+# Extraction calls in flight at once when many memories are processed together.
+EXTRACT_CONCURRENCY = env_int("EXTRACT_CONCURRENCY", 8, minimum=1)
+
+# Pinecone (the data plane of one index, reached by its host).
+PINECONE_API_KEY = env_str("PINECONE_API_KEY")
+PINECONE_HOST = env_str("PINECONE_HOST")
+PINECONE_TIMEOUT = env_float("PINECONE_TIMEOUT", 30.0, minimum=0.1)
+
+# Embeddings cached in Redis, keyed by model, dimension and a hash of the text.
+EMBEDDING_CACHE_URL = env_str("EMBEDDING_CACHE_URL", REDIS_URL)
+EMBEDDING_CACHE_TTL = env_int("EMBEDDING_CACHE_TTL", 30 * 24 * 3600, minimum=1)
 
 LOGGING = {
     "version": 1,

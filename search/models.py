@@ -57,3 +57,16 @@ class LocalVector(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.record_id}"
+
+
+class VectorIndex(models.Model):
+    """Which embedding model and dimension built a vector store (one row per store and namespace):
+    a query or upsert with another model is refused, never silently mixed in."""
+
+    store = models.CharField(max_length=300, unique=True)  # e.g. "local/ns1", "pinecone/<host>/ns1"
+    model = models.CharField(max_length=128)
+    dim = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.model} ({self.dim})"

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 
 from memories.models import Memory
 from search.chunking import windows
 from search.embedders import get_embedder
 from search.models import MemoryVector
-from search.vectorstores import SearchFilters, VectorRecord, get_vector_store
+from omi_memory.errors import BackendError, Conflict
+from search.vectorstores import ModelMismatch, SearchFilters, UpsertIncomplete, VectorRecord, get_vector_store
 
 SNIPPET_CHARS = 300
 
@@ -51,46 +53,87 @@ def embedding_text(memory: Memory) -> str:
     return f"{head}\n{memory.transcript}"
 
 
-def memory_vectors_build(*, memory: Memory) -> BuiltVectors:
-    """Embed a memory (its structured fields must be set), unless its text is unchanged since it
-    was last indexed: then its stored vectors are used again and nothing is embedded."""
-    embedder = get_embedder()
+def _texts(memory: Memory, embedder) -> list[str]:
+    """What is embedded for a memory: its own text, then its transcript windows (if it needs them)."""
     main = embedding_text(memory)
     parts = windows(memory.transcript, max_tokens=settings.CHUNK_TOKENS, count_tokens=embedder.count_tokens_batch)
     if len(parts) <= 1 and embedder.count_tokens(main) <= embedder.max_tokens:
         parts = []  # the memory's own vector already reads the whole transcript
-    texts = [main, *parts]
-    digest = hashlib.sha256(f"{embedder.model}|{embedder.dim}".encode())
-    for text in texts:
-        digest.update(b"\x1e" + text.encode())
-    text_hash = digest.hexdigest()
-    ids = [memory.vector_id] + [f"{memory.vector_id}-c{i}" for i in range(len(parts))]
-
-    if memory.text_hash == text_hash:
-        stored = list(MemoryVector.objects.filter(memory=memory).order_by("position"))
-        if [v.vector_id for v in stored] == ids and all(
-            v.model == embedder.model and v.dim == embedder.dim for v in stored
-        ):
-            vectors = np.stack([v.as_array() for v in stored])
-            return BuiltVectors(text_hash, embedder.model, embedder.dim, ids, texts, vectors, reused=True)
-    vectors = embedder.embed_documents(texts)
-    return BuiltVectors(text_hash, embedder.model, embedder.dim, ids, texts, vectors)
+    return [main, *parts]
 
 
-def memory_vectors_upsert(*, memory: Memory, built: BuiltVectors) -> None:
-    """Write a memory's vectors to the vector store and remove any it no longer has."""
-    metadata = {
-        "uid": memory.uid,
-        "memory_id": str(memory.id),
-        "created_at": int(memory.created_at.timestamp()),
-        "category": memory.category,
-        "source": memory.source,
-    }
+def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) -> dict[int, BuiltVectors]:
+    """Embed memories (their structured fields set), all their texts in one embedder call. A
+    memory whose text is unchanged since it was indexed gets its stored vectors again, and
+    nothing of it is embedded (`force=True` embeds anyway)."""
+    embedder = get_embedder()
+    plans: dict[int, tuple[list[str], list[str], str]] = {}
+    for memory in memories:
+        texts = _texts(memory, embedder)
+        digest = hashlib.sha256(f"{embedder.model}|{embedder.dim}".encode())
+        for text in texts:
+            digest.update(b"\x1e" + text.encode())
+        ids = [memory.vector_id] + [f"{memory.vector_id}-c{i}" for i in range(len(texts) - 1)]
+        plans[memory.id] = (texts, ids, digest.hexdigest())
+
+    built: dict[int, BuiltVectors] = {}
+    unchanged = [m for m in memories if not force and m.text_hash == plans[m.id][2]]
+    stored: dict[int, list[MemoryVector]] = {}
+    for vector in MemoryVector.objects.filter(memory__in=unchanged).order_by("memory_id", "position"):
+        stored.setdefault(vector.memory_id, []).append(vector)
+    for memory in unchanged:
+        texts, ids, text_hash = plans[memory.id]
+        rows = stored.get(memory.id, [])
+        if [v.vector_id for v in rows] == ids and all(v.model == embedder.model and v.dim == embedder.dim for v in rows):
+            vectors = np.stack([v.as_array() for v in rows])
+            built[memory.id] = BuiltVectors(text_hash, embedder.model, embedder.dim, ids, texts, vectors, reused=True)
+
+    todo = [m for m in memories if m.id not in built]
+    all_texts = [text for m in todo for text in plans[m.id][0]]
+    vectors = embedder.embed_documents(all_texts) if all_texts else None
+    offset = 0
+    for memory in todo:
+        texts, ids, text_hash = plans[memory.id]
+        built[memory.id] = BuiltVectors(
+            text_hash, embedder.model, embedder.dim, ids, texts, vectors[offset:offset + len(texts)]
+        )
+        offset += len(texts)
+    return built
+
+
+def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, BuiltVectors]) -> dict[int, BackendError]:
+    """Write the memories' vectors to the store (in its batches) and remove the ones they no
+    longer have. Returns the memories whose vectors were not all acknowledged, with the error."""
     store = get_vector_store()
-    store.upsert([VectorRecord(id=i, values=v, metadata=dict(metadata)) for i, v in zip(built.ids, built.vectors)])
-    stale = list(MemoryVector.objects.filter(memory=memory).exclude(vector_id__in=built.ids).values_list("vector_id", flat=True))
+    embedder = get_embedder()
+    store.check_model(embedder.model, embedder.dim, record=True)
+    records = []
+    for memory in memories:
+        metadata = {
+            "uid": memory.uid,
+            "memory_id": str(memory.id),
+            "created_at": int(memory.created_at.timestamp()),
+            "category": memory.category,
+            "source": memory.source,
+        }
+        vectors = built[memory.id]
+        records += [VectorRecord(id=i, values=v, metadata=dict(metadata)) for i, v in zip(vectors.ids, vectors.vectors)]
+    failed: dict[int, BackendError] = {}
+    try:
+        store.upsert(records)
+    except UpsertIncomplete as exc:
+        failed = {m.id: exc for m in memories if not set(built[m.id].ids) <= exc.acknowledged}
+    done = [m for m in memories if m.id not in failed]
+    current = {i for m in done for i in built[m.id].ids}
+    stale = list(
+        MemoryVector.objects.filter(memory__in=done).exclude(vector_id__in=current).values_list("vector_id", flat=True)
+    )
     if stale:
-        store.delete(stale)
+        try:
+            store.delete(stale)
+        except BackendError as exc:
+            failed.update({m.id: exc for m in done})
+    return failed
 
 
 def memory_vectors_save(*, memory: Memory, built: BuiltVectors) -> None:
@@ -119,12 +162,43 @@ def memory_vectors_delete(*, memory: Memory, extra_ids: list[str] | None = None)
     MemoryVector.objects.filter(memory=memory).delete()
 
 
+def memory_vectors_reindex(*, memories: list[Memory]) -> dict[int, BackendError]:
+    """Embed memories again with the current embedder (no extraction), store their vectors and
+    record the model on them. Returns the memories that could not be stored, with the error."""
+    built = memory_vectors_build_many(memories=memories, force=True)
+    failed = memory_vectors_upsert_many(memories=memories, built=built)
+    for memory in memories:
+        if memory.id in failed:
+            continue
+        vectors = built[memory.id]
+        with transaction.atomic():
+            memory_vectors_save(memory=memory, built=vectors)
+            Memory.objects.filter(id=memory.id).update(
+                text_hash=vectors.text_hash, embedding_model=vectors.model, embedding_dim=vectors.dim
+            )
+    return failed
+
+
+def user_vectors_erase(*, uid: str) -> int:
+    """Remove every vector of one user from the store and the database; returns how many."""
+    known = list(MemoryVector.objects.filter(memory__uid=uid).values_list("vector_id", flat=True))
+    known += [f"{uid}-{memory_id}" for memory_id in Memory.objects.filter(uid=uid).values_list("id", flat=True)]
+    deleted = get_vector_store().delete_uid(uid, known_ids=sorted(set(known)))
+    MemoryVector.objects.filter(memory__uid=uid).delete()
+    return deleted
+
+
 def search_memories(*, uid: str, query: str, k: int = 5, filters: SearchFilters | None = None) -> SearchResult:
     """The `k` indexed memories of `uid` closest in meaning to `query`, best first."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
-    vector = get_embedder().embed_query(query)
-    matches = get_vector_store().query(vector, uid=uid, top_k=k, filters=filters)
+    embedder, store = get_embedder(), get_vector_store()
+    try:
+        store.check_model(embedder.model, embedder.dim)
+    except ModelMismatch as exc:
+        raise Conflict(str(exc), code="model_mismatch") from exc
+    vector = embedder.embed_query(query)
+    matches = store.query(vector, uid=uid, top_k=k, filters=filters)
     memories = Memory.objects.filter(
         uid=uid, id__in=[int(m.memory_id) for m in matches], status=Memory.Status.INDEXED
     ).in_bulk()

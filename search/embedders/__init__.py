@@ -4,6 +4,7 @@ from .base import Embedder
 
 EMBEDDERS = {
     "local": "search.embedders.local.LocalEmbedder",
+    "openai": "search.embedders.openai.OpenAIEmbedder",
 }
 
 

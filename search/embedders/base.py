@@ -6,14 +6,17 @@ import numpy as np
 
 from omi_memory.errors import BackendError
 
+from .cache import get_embedding_cache
+
 
 class Embedder:
     """Turns texts into unit-length float32 vectors of `dim` dimensions.
 
     Subclasses implement `_embed` (and `count_tokens`); callers use `embed_documents` and
-    `embed_query`, which check what came back and keep the last few thousand vectors in an
-    in-process cache shared by every embedder of the same model (safe to lose), so a text
-    embedded twice in one process (by the extractor, then the pipeline) costs once.
+    `embed_query`, which check what came back and look in two caches first, both keyed by model,
+    dimension and text, both safe to lose: the last few thousand vectors of this process (so a
+    text embedded by the extractor, then by the pipeline, costs once) and Redis, when configured
+    (shared by every process; see `cache.py`).
     """
 
     name = "base"
@@ -48,15 +51,22 @@ class Embedder:
                 if key in self._cache:
                     self._cache.move_to_end(key)
                     found[key] = self._cache[key]
-        missing = list({key: text for key, text in zip(keys, texts) if key not in found}.items())
+        missing = {key: text for key, text in zip(keys, texts) if key not in found}
+        shared = get_embedding_cache()
+        if shared is not None and missing:
+            redis_keys = {key: shared.key(self.model, self.dim, key) for key in missing}
+            hits = shared.get_many(list(redis_keys.values()), self.dim)
+            from_redis = {key: hits[rk] for key, rk in redis_keys.items() if rk in hits}
+            self._remember(from_redis)
+            found.update(from_redis)
+            missing = {key: text for key, text in missing.items() if key not in from_redis}
         if missing:
-            vectors = self._check(self._embed([text for _, text in missing]), len(missing))
-            with self._cache_lock:
-                for (key, _), vector in zip(missing, vectors):
-                    found[key] = vector
-                    self._cache[key] = vector
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            vectors = self._check(self._embed(list(missing.values())), len(missing))
+            fresh = dict(zip(missing, vectors))
+            self._remember(fresh)
+            found.update(fresh)
+            if shared is not None:
+                shared.set_many({shared.key(self.model, self.dim, key): v for key, v in fresh.items()})
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([found[key] for key in keys])
@@ -64,7 +74,15 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]
 
+    def _remember(self, vectors: dict[str, np.ndarray]) -> None:
+        with self._cache_lock:
+            for key, vector in vectors.items():
+                self._cache[key] = vector
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
     def clear_cache(self) -> None:
+        """Forget this process's cached vectors (Redis keeps its own)."""
         with self._cache_lock:
             self._cache.clear()
 

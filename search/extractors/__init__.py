@@ -4,6 +4,7 @@ from .base import Extraction, Extractor
 
 EXTRACTORS = {
     "local": "search.extractors.local.LocalExtractor",
+    "openai": "search.extractors.openai.OpenAIExtractor",
 }
 
 

@@ -44,6 +44,8 @@ class Extraction:
     category: str = Category.OTHER
     action_items: list[ActionItemData] = field(default_factory=list)
     events: list[EventData] = field(default_factory=list)
+    extractor: str = ""  # the extractor that produced it
+    fallback_reason: str = ""  # why the configured extractor's answer was not used, if it was not
 
     def cleaned(self) -> "Extraction":
         """Bounded lengths, a known category (unknown -> `other`), an emoji, no empty items."""
@@ -70,6 +72,8 @@ class Extraction:
             category=category,
             action_items=items,
             events=events,
+            extractor=self.extractor,
+            fallback_reason=self.fallback_reason,
         )
 
 
@@ -84,6 +88,9 @@ class Extractor:
     """Reads a transcript and returns its structured fields."""
 
     name = "base"
+    # How many extractions may run at once in one process (None: EXTRACT_CONCURRENCY). Work bound
+    # by the local CPU gains nothing from more than one; calls to a remote service do.
+    concurrency: int | None = 1
 
     def extract(self, *, transcript: str, started_at: datetime, language: str = "en") -> Extraction:
         raise NotImplementedError

@@ -191,6 +191,7 @@ class LocalExtractor(Extractor):
             category=category,
             action_items=_action_items(sentences, started_at),
             events=_events(sentences, started_at),
+            extractor=self.name,
         ).cleaned()
 
     def categorize(self, transcript: str) -> str:

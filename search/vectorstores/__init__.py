@@ -1,9 +1,10 @@
 from search.registry import load
 
-from .base import MemoryMatch, SearchFilters, VectorRecord, VectorStore
+from .base import MemoryMatch, ModelMismatch, SearchFilters, UpsertIncomplete, VectorRecord, VectorStore
 
 VECTOR_STORES = {
     "local": "search.vectorstores.local.LocalVectorStore",
+    "pinecone": "search.vectorstores.pinecone.PineconeVectorStore",
 }
 
 
@@ -11,4 +12,7 @@ def get_vector_store() -> VectorStore:
     return load("VECTOR_STORE", VECTOR_STORES)
 
 
-__all__ = ["MemoryMatch", "SearchFilters", "VectorRecord", "VectorStore", "get_vector_store"]
+__all__ = [
+    "MemoryMatch", "ModelMismatch", "SearchFilters", "UpsertIncomplete", "VectorRecord", "VectorStore",
+    "get_vector_store",
+]

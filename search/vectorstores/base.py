@@ -1,7 +1,10 @@
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+
+from omi_memory.errors import BackendError
 
 
 @dataclass
@@ -31,12 +34,39 @@ class MemoryMatch:
     vector_id: str
 
 
+class UpsertIncomplete(BackendError):
+    """Some batches of an upsert were not acknowledged; `acknowledged` holds the ids that were."""
+
+    def __init__(self, message: str, *, acknowledged: set[str], permanent: bool = False):
+        super().__init__(message, permanent=permanent)
+        self.acknowledged = acknowledged
+
+
+class ModelMismatch(BackendError):
+    """The store was built with another embedding model or dimension."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True)
+
+
 class VectorStore:
-    """Keeps vectors with metadata in a namespace; every query is scoped to one uid."""
+    """Keeps vectors with metadata in a namespace; every query is scoped to one uid.
+
+    The store also knows which embedding model and dimension built it (`check_model`)."""
 
     name = "base"
+    guard_ttl = 10.0  # seconds a process trusts its copy of the store's model record
+
+    def __init__(self):
+        self._guard: tuple[float, tuple[str, int] | None] = (0.0, None)
+
+    @property
+    def identity(self) -> str:
+        """Names this store and namespace in the model record."""
+        raise NotImplementedError
 
     def upsert(self, records: list[VectorRecord]) -> None:
+        """Write records; raise UpsertIncomplete (with the acknowledged ids) if some were not."""
         raise NotImplementedError
 
     def delete(self, ids: list[str]) -> None:
@@ -44,3 +74,47 @@ class VectorStore:
 
     def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
         raise NotImplementedError
+
+    def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
+        """Remove every vector of one user (`known_ids`: the ones the database knows of);
+        returns how many ids were deleted."""
+        raise NotImplementedError
+
+    def dimension(self) -> int | None:
+        """The dimension the store itself enforces, if it has one."""
+        return None
+
+    def check_model(self, model: str, dim: int, *, record: bool = False) -> None:
+        """Refuse vectors of another model or dimension than the store's. `record=True` (a write)
+        records this model when the store has none yet."""
+        from search.models import VectorIndex
+
+        fetched_at, known = self._guard
+        if known is None or time.monotonic() - fetched_at > self.guard_ttl:
+            row = VectorIndex.objects.filter(store=self.identity).values_list("model", "dim").first()
+            known = tuple(row) if row else None
+            self._guard = (time.monotonic(), known)
+        if known is None:
+            if not record:
+                return
+            enforced = self.dimension()
+            if enforced is not None and enforced != dim:
+                raise ModelMismatch(
+                    f"the {self.name} index has dimension {enforced}; the embedder {model!r} makes {dim}: "
+                    "use an index of that dimension"
+                )
+            VectorIndex.objects.get_or_create(store=self.identity, defaults={"model": model, "dim": dim})
+            self._guard = (0.0, None)
+            return self.check_model(model, dim)
+        if known != (model, dim):
+            raise ModelMismatch(
+                f"the {self.name} store {self.identity!r} was built with {known[0]!r} ({known[1]} dims); "
+                f"this embedder is {model!r} ({dim} dims): run `manage.py reindex` to move to it"
+            )
+
+    def set_model(self, model: str, dim: int) -> None:
+        """Record that the store is (being re)built with this model: for `reindex`."""
+        from search.models import VectorIndex
+
+        VectorIndex.objects.update_or_create(store=self.identity, defaults={"model": model, "dim": dim})
+        self._guard = (0.0, None)

@@ -18,7 +18,12 @@ class LocalVectorStore(VectorStore):
     name = "local"
 
     def __init__(self, namespace: str | None = None):
+        super().__init__()
         self.namespace = namespace or settings.VECTOR_NAMESPACE
+
+    @property
+    def identity(self) -> str:
+        return f"local/{self.namespace}"
 
     def upsert(self, records: list[VectorRecord]) -> None:
         rows = [
@@ -46,6 +51,14 @@ class LocalVectorStore(VectorStore):
     def delete(self, ids: list[str]) -> None:
         for start in range(0, len(ids), 1000):
             LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start:start + 1000]).delete()
+
+    def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
+        deleted, _ = LocalVector.objects.filter(namespace=self.namespace, uid=uid).delete()
+        return deleted
+
+    def clear(self) -> None:
+        """Remove every vector of the namespace (a reindex to another dimension starts here)."""
+        LocalVector.objects.filter(namespace=self.namespace).delete()
 
     def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
         rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid)

@@ -1,0 +1,107 @@
+"""The `openai` embedder: OpenAI's embeddings endpoint (or any compatible server).
+
+Many texts go in one request, within the API's limits on inputs and tokens per request. Tokens
+are estimated without a tokenizer (nothing is downloaded at run time): the estimate errs high for
+ordinary text, and an input over the model's limit is cut before it is sent.
+"""
+
+import math
+import re
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from search.openai_client import backend_error, get_openai_client
+
+from .base import Embedder
+
+DEFAULT_DIMENSIONS = {"text-embedding-3-large": 3072, "text-embedding-3-small": 1536, "text-embedding-ada-002": 1536}
+MAX_INPUT_TOKENS = 8191
+MAX_INPUTS_PER_REQUEST = 2048
+MAX_TOKENS_PER_REQUEST = 250_000  # the API allows 300,000; the estimate is not exact
+# Word-like pieces, as the GPT tokenizers pre-split text: letters, 1-3 digits, punctuation, space.
+PIECE = re.compile(r" ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+|\s+|.", re.UNICODE)
+
+
+def estimate_tokens(text: str) -> int:
+    """At least the number of tokens for ordinary text: a run of ASCII letters counts one token
+    per 3 letters (real vocabularies hold most words whole), digits one per group of three,
+    punctuation one per character, anything else one per UTF-8 byte."""
+    total = 0
+    for piece in PIECE.findall(text):
+        body = piece.strip()
+        if not body:
+            total += 1 if len(piece) > 1 else 0
+        elif body.isascii() and body.isalpha():
+            total += math.ceil(len(body) / 3)
+        elif body.isdigit() and body.isascii():
+            total += 1
+        elif body.isascii():
+            total += len(body)
+        else:
+            total += len(body.encode())
+    return total
+
+
+def cut_to_tokens(text: str, limit: int) -> str:
+    """`text`, cut at a piece boundary so that its estimate is at most `limit`."""
+    if estimate_tokens(text) <= limit:
+        return text
+    kept, total = [], 0
+    for piece in PIECE.findall(text):
+        cost = estimate_tokens(piece)
+        if total + cost > limit:
+            break
+        kept.append(piece)
+        total += cost
+    return "".join(kept)
+
+
+class OpenAIEmbedder(Embedder):
+    name = "openai"
+
+    def __init__(self):
+        self.model = settings.OPENAI_EMBEDDING_MODEL
+        self.dimensions = settings.OPENAI_EMBEDDING_DIMENSIONS
+        self.dim = self.dimensions or DEFAULT_DIMENSIONS.get(self.model, 0)
+        if not self.dim:
+            raise ImproperlyConfigured(f"set OPENAI_EMBEDDING_DIMENSIONS for the model {self.model!r}")
+        self.max_tokens = MAX_INPUT_TOKENS
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        inputs = [cut_to_tokens(text, MAX_INPUT_TOKENS) or " " for text in texts]
+        vectors = []
+        for batch in self._requests(inputs):
+            vectors.extend(self._request(batch))
+        return np.stack(vectors) if vectors else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _requests(self, inputs: list[str]):
+        """The inputs in consecutive groups within the per-request limits."""
+        batch, tokens = [], 0
+        for text in inputs:
+            cost = estimate_tokens(text)
+            if batch and (len(batch) == MAX_INPUTS_PER_REQUEST or tokens + cost > MAX_TOKENS_PER_REQUEST):
+                yield batch
+                batch, tokens = [], 0
+            batch.append(text)
+            tokens += cost
+        if batch:
+            yield batch
+
+    def _request(self, batch: list[str]) -> list[np.ndarray]:
+        import openai
+
+        extra = {"dimensions": self.dimensions} if self.dimensions else {}
+        try:
+            response = get_openai_client().embeddings.create(model=self.model, input=batch, **extra)
+        except (openai.OpenAIError, ValueError) as exc:
+            raise backend_error(exc, "openai embeddings") from exc
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != len(batch):
+            raise backend_error(ValueError(f"{len(data)} embeddings returned for {len(batch)} inputs"),
+                                "openai embeddings")
+        return [np.asarray(item.embedding, dtype=np.float32) for item in data]

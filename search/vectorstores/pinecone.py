@@ -1,0 +1,137 @@
+"""The `pinecone` vector store: one Pinecone index, reached by its host, through the `pinecone` SDK.
+
+Records follow Omi: id `{uid}-{memory_id}` (windows `-c{i}`), metadata `uid`, `memory_id`,
+`created_at` (epoch seconds), `category`, `source`, in the namespace PINECONE_NAMESPACE. Upserts go
+in batches of 100, deletes in batches of at most 1,000 ids; every query carries the user filter.
+The SDK retries 429/5xx/timeouts itself (honouring Retry-After); what still fails is raised as a
+BackendError that says whether a later retry can help.
+"""
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from omi_memory.errors import BackendError
+
+from .base import MemoryMatch, SearchFilters, UpsertIncomplete, VectorRecord, VectorStore
+
+UPSERT_BATCH = 100
+DELETE_BATCH = 1000
+FETCH_BATCH = 100
+# A memory has several vectors (its own and its windows'): ask for more vectors than memories.
+OVERFETCH = 5
+MAX_TOP_K = 1000
+
+
+def pinecone_filter(uid: str, filters: SearchFilters) -> dict:
+    """The query filter in Pinecone's syntax; the user condition is always there."""
+    clauses: list[dict] = [{"uid": {"$eq": uid}}]
+    if filters.starts_at:
+        clauses.append({"created_at": {"$gte": int(filters.starts_at.timestamp())}})
+    if filters.ends_at:
+        clauses.append({"created_at": {"$lte": int(filters.ends_at.timestamp())}})
+    if filters.categories:
+        clauses.append({"category": {"$in": list(filters.categories)}})
+    if filters.sources:
+        clauses.append({"source": {"$in": list(filters.sources)}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class PineconeVectorStore(VectorStore):
+    name = "pinecone"
+
+    def __init__(self):
+        super().__init__()
+        if not settings.PINECONE_API_KEY or not settings.PINECONE_HOST:
+            raise ImproperlyConfigured("VECTOR_STORE=pinecone needs PINECONE_API_KEY and PINECONE_HOST")
+        from pinecone import Index
+
+        self.host = settings.PINECONE_HOST
+        self.namespace = settings.VECTOR_NAMESPACE
+        self.index = Index(host=self.host, api_key=settings.PINECONE_API_KEY, timeout=settings.PINECONE_TIMEOUT)
+
+    @property
+    def identity(self) -> str:
+        return f"pinecone/{self.host}/{self.namespace}"
+
+    def upsert(self, records: list[VectorRecord]) -> None:
+        acknowledged: set[str] = set()
+        failures: list[BackendError] = []
+        for start in range(0, len(records), UPSERT_BATCH):
+            batch = records[start:start + UPSERT_BATCH]
+            vectors = [
+                {"id": r.id, "values": np.asarray(r.values, dtype=np.float32).tolist(), "metadata": r.metadata}
+                for r in batch
+            ]
+            try:
+                self._call("upsert", self.index.upsert, vectors=vectors, namespace=self.namespace)
+            except BackendError as exc:
+                failures.append(exc)
+                if exc.permanent:
+                    break
+                continue
+            acknowledged.update(r.id for r in batch)
+        if failures:
+            raise UpsertIncomplete(
+                f"{len(records) - len(acknowledged)} of {len(records)} vectors not acknowledged: {failures[0]}",
+                acknowledged=acknowledged,
+                permanent=all(f.permanent for f in failures),
+            )
+
+    def delete(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), DELETE_BATCH):
+            self._call("delete", self.index.delete, ids=list(ids[start:start + DELETE_BATCH]), namespace=self.namespace)
+
+    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+        response = self._call(
+            "query",
+            self.index.query,
+            vector=np.asarray(vector, dtype=np.float32).tolist(),
+            top_k=min(top_k * OVERFETCH, MAX_TOP_K),
+            namespace=self.namespace,
+            filter=pinecone_filter(uid, filters),
+            include_metadata=True,
+        )
+        matches: dict[str, MemoryMatch] = {}
+        for match in response.matches:  # best first
+            metadata = match.metadata or {}
+            if metadata.get("uid") != uid or "memory_id" not in metadata:
+                continue  # never another user's vector, whatever the index returns
+            memory_id = str(metadata["memory_id"])
+            if memory_id not in matches:
+                matches[memory_id] = MemoryMatch(memory_id, float(match.score), match.id)
+                if len(matches) == top_k:
+                    break
+        return list(matches.values())
+
+    def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
+        """The ids the database knows of, and any other `{uid}-` id whose metadata names this
+        user (the prefix alone would also match a user called `{uid}-2`)."""
+        ids = set(known_ids)
+        pages = self._call("list", lambda: [
+            [item.id for item in page.vectors if item.id]
+            for page in self.index.list(prefix=f"{uid}-", namespace=self.namespace)
+        ])
+        listed = [vector_id for page in pages for vector_id in page if vector_id not in ids]
+        for start in range(0, len(listed), FETCH_BATCH):
+            fetched = self._call("fetch", self.index.fetch, ids=listed[start:start + FETCH_BATCH],
+                                 namespace=self.namespace)
+            ids.update(i for i, v in fetched.vectors.items() if (v.metadata or {}).get("uid") == uid)
+        self.delete(sorted(ids))
+        return len(ids)
+
+    def dimension(self) -> int | None:
+        return self._call("describe_index_stats", self.index.describe_index_stats).dimension
+
+    def _call(self, what: str, function, *args, **kwargs):
+        from pinecone.errors import ApiError, PineconeError, PineconeTypeError, PineconeValueError
+
+        try:
+            return function(*args, **kwargs)
+        except (PineconeValueError, PineconeTypeError) as exc:  # refused by the SDK before sending
+            raise BackendError(f"pinecone {what}: {exc}", permanent=True) from exc
+        except ApiError as exc:
+            transient = exc.status_code in (408, 429) or exc.status_code >= 500
+            raise BackendError(f"pinecone {what}: HTTP {exc.status_code}: {exc}", permanent=not transient) from exc
+        except PineconeError as exc:  # timeouts, dropped connections, replies that do not parse
+            raise BackendError(f"pinecone {what}: {type(exc).__name__}: {exc}") from exc
