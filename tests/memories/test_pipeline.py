@@ -1,4 +1,5 @@
 from datetime import timedelta
+from uuid import uuid4
 
 import numpy as np
 import pytest
@@ -193,7 +194,7 @@ def test_a_redelivered_task_does_no_harm(remember, settings):
 
 def test_a_memory_left_processing_by_a_dead_worker_is_claimed_on_redelivery(remember):
     memory = remember("alice", BUDGET)
-    Memory.objects.filter(id=memory.id).update(status="processing", claimed_at=timezone.now())
+    Memory.objects.filter(id=memory.id).update(status="processing", claimed_at=timezone.now(), claim_token=uuid4())
 
     assert memory_process(memory_id=memory.id) == "skipped"  # another worker may still have it
     assert memory_process(memory_id=memory.id, reclaim=True) == "indexed"  # the broker says it died
@@ -204,13 +205,14 @@ def test_a_memory_deleted_while_processing_leaves_no_vectors(remember, settings,
 
     memory = remember("alice", BUDGET)
     Memory.objects.filter(id=memory.id).update(status="queued")
-    real_upsert = services.memory_vectors_upsert
+    real_upsert = services.memory_vectors_upsert_many
 
     def upsert_then_get_deleted(**kwargs):
-        real_upsert(**kwargs)
+        failed = real_upsert(**kwargs)
         Memory.objects.filter(id=memory.id).update(status="deleted")
+        return failed
 
-    monkeypatch.setattr(services, "memory_vectors_upsert", upsert_then_get_deleted)
+    monkeypatch.setattr(services, "memory_vectors_upsert_many", upsert_then_get_deleted)
 
     assert memory_process(memory_id=memory.id) == "superseded"
     assert not LocalVector.objects.filter(memory_id=str(memory.id)).exists()
