@@ -31,8 +31,10 @@ def backend_error(exc: Exception, what: str) -> BackendError:
     if isinstance(exc, openai.APIStatusError):
         transient = exc.status_code in (408, 409, 429) or exc.status_code >= 500
         return BackendError(f"{what}: HTTP {exc.status_code}: {_short(exc)}", permanent=not transient)
-    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, ValueError)):
-        return BackendError(f"{what}: {type(exc).__name__}: {_short(exc)}")  # timeouts, drops, bad replies
+    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError)):
+        return BackendError(f"{what}: {type(exc).__name__}: {_short(exc)}")  # timeouts, dropped connections
+    if isinstance(exc, (ValueError, AttributeError, TypeError)):  # a reply that is not what the API sends
+        return BackendError(f"{what}: malformed reply: {type(exc).__name__}: {_short(exc)}")
     return BackendError(f"{what}: {type(exc).__name__}: {_short(exc)}", permanent=True)
 
 

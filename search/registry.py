@@ -9,6 +9,8 @@ import threading
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 _instances: dict[tuple[str, str], object] = {}
@@ -30,3 +32,10 @@ def load(setting: str, registry: dict[str, str]):
                 instance = import_string(path)()
                 _instances[key] = instance
     return instance
+
+
+@receiver(setting_changed)
+def _forget_parts(**kwargs) -> None:
+    """Settings changed (in tests): parts are built again from the new settings."""
+    with _lock:
+        _instances.clear()

@@ -5,7 +5,7 @@ from django.test import Client
 
 from memories.models import Memory
 from memories.services import api_key_create, memory_create
-from search.embedders import get_embedder
+from search.embedders import Embedder
 
 
 class Api:
@@ -51,4 +51,69 @@ def remember(transactional_db):
 
 @pytest.fixture(autouse=True)
 def _fresh_embedding_cache():
-    get_embedder().clear_cache()
+    """Every test starts with no vector cached in this process, for every model."""
+    Embedder._caches.clear()
+
+
+# Production parts, met by local fakes of OpenAI and Pinecone driven through the real SDKs.
+
+DIMENSIONS = 64
+
+
+@pytest.fixture(scope="session")
+def openai_server():
+    from tests.support.fake_openai import FakeOpenAI
+
+    with FakeOpenAI(timeout_seconds=2.0) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pinecone_server():
+    from tests.support.fake_pinecone import FakePinecone
+
+    with FakePinecone(dimension=DIMENSIONS, timeout_seconds=2.0) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_openai(openai_server, settings):
+    from tests.support.fake_openai import default_responder
+
+    openai_server.reset()
+    openai_server.latency = 0.0
+    openai_server.responder = default_responder
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = f"{openai_server.url}/v1"
+    settings.OPENAI_EMBEDDING_DIMENSIONS = DIMENSIONS
+    settings.OPENAI_TIMEOUT = 1.0
+    settings.OPENAI_MAX_RETRIES = 1
+    yield openai_server
+    openai_server.reset()
+
+
+@pytest.fixture
+def fake_pinecone(pinecone_server, settings, monkeypatch):
+    from pinecone._internal import http_client
+
+    # The SDK keeps a process-wide retry budget per host (it stops retrying after many failures);
+    # each test starts with a full one, and the SDK's backoff sleeps are skipped (its test seam).
+    monkeypatch.setattr(http_client, "_budget_registry", http_client._BudgetRegistry())
+    monkeypatch.setattr(http_client, "_retry_sleep", lambda seconds: None)
+    pinecone_server.reset()
+    pinecone_server.latency = 0.0
+    settings.PINECONE_API_KEY = "pc-test"
+    settings.PINECONE_HOST = pinecone_server.url
+    settings.PINECONE_TIMEOUT = 1.0
+    yield pinecone_server
+    pinecone_server.reset()
+
+
+@pytest.fixture
+def production_parts(settings, fake_openai, fake_pinecone, transactional_db):
+    """EXTRACTOR=openai, EMBEDDER=openai, VECTOR_STORE=pinecone, against the fakes."""
+    settings.EXTRACTOR = "openai"
+    settings.EMBEDDER = "openai"
+    settings.VECTOR_STORE = "pinecone"
+    settings.PIPELINE_MAX_RETRIES = 2
+    return fake_openai, fake_pinecone

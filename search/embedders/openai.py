@@ -98,9 +98,9 @@ class OpenAIEmbedder(Embedder):
         extra = {"dimensions": self.dimensions} if self.dimensions else {}
         try:
             response = get_openai_client().embeddings.create(model=self.model, input=batch, **extra)
-        except (openai.OpenAIError, ValueError) as exc:
+            data = sorted(response.data, key=lambda item: item.index)
+        except (openai.OpenAIError, ValueError, AttributeError, TypeError) as exc:
             raise backend_error(exc, "openai embeddings") from exc
-        data = sorted(response.data, key=lambda item: item.index)
         if len(data) != len(batch):
             raise backend_error(ValueError(f"{len(data)} embeddings returned for {len(batch)} inputs"),
                                 "openai embeddings")

@@ -106,7 +106,7 @@ class OpenAIExtractor(Extractor):
                 reasons.append("answer withheld by the content filter")
             except (pydantic.ValidationError, UnusableAnswer) as exc:
                 reasons.append(_reason(exc))
-            except (openai.OpenAIError, ValueError) as exc:
+            except (openai.OpenAIError, ValueError, AttributeError, TypeError) as exc:
                 raise backend_error(exc, "openai extraction") from exc
         reason = f"{len(reasons)} unusable answers from {settings.OPENAI_MODEL}: {reasons[-1]}"
         logger.warning("falling back to the local extractor: %s", reason)
