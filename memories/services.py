@@ -212,9 +212,7 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, re
             failures.update(memory_vectors_upsert_many(memories=ready, built=built))
         except Exception as exc:  # noqa: BLE001 - recorded on every memory of the step
             failures.update({m.id: exc for m in ready if m.id not in failures})
-    for memory in ready:
-        if memory.id not in failures:
-            outcomes[memory.id] = _finish_indexed(memory, extractions[memory.id], built[memory.id], token)
+    outcomes.update(_finish_indexed([m for m in ready if m.id not in failures], extractions, built, token))
 
     retry = []
     for memory_id, exc in failures.items():
@@ -290,33 +288,42 @@ def _extract_all(memories: list[Memory], failures: dict[int, Exception]) -> dict
     return extractions
 
 
-def _finish_indexed(memory: Memory, extraction: Extraction, built, token) -> str:
+def _finish_indexed(memories: list[Memory], extractions: dict[int, Extraction], built: dict, token) -> dict[int, str]:
+    """Mark memories indexed (each by a conditional update on our claim) and store their
+    structured data and vectors, in one transaction. A memory deleted or re-claimed meanwhile
+    is `superseded`; a deleted one loses the vectors just written."""
+    outcomes: dict[int, str] = {}
     with transaction.atomic():
-        updated = Memory.objects.filter(id=memory.id, status=Status.PROCESSING, claim_token=token).update(
-            title=memory.title,
-            overview=memory.overview,
-            emoji=memory.emoji,
-            category=memory.category,
-            extractor=memory.extractor,
-            extraction_fallback=memory.extraction_fallback,
-            status=Status.INDEXED,
-            failure_reason="",
-            indexed_at=timezone.now(),
-            claim_token=None,
-            text_hash=built.text_hash,
-            embedding_model=built.model,
-            embedding_dim=built.dim,
-        )
-        if updated:
-            _replace_items(memory, extraction)
-            memory_vectors_save(memory=memory, built=built)
-    if not updated:
-        if not Memory.objects.filter(id=memory.id).exclude(status=Status.DELETED).exists():
-            memory_vectors_delete(memory=memory, extra_ids=built.ids)
-        logger.info("memory %s: deleted or re-claimed while processing", memory.id)
-        return "superseded"
-    logger.info("memory %s: indexed (%d vectors%s)", memory.id, len(built.ids), ", reused" if built.reused else "")
-    return "indexed"
+        for memory in memories:
+            vectors = built[memory.id]
+            updated = Memory.objects.filter(id=memory.id, status=Status.PROCESSING, claim_token=token).update(
+                title=memory.title,
+                overview=memory.overview,
+                emoji=memory.emoji,
+                category=memory.category,
+                extractor=memory.extractor,
+                extraction_fallback=memory.extraction_fallback,
+                status=Status.INDEXED,
+                failure_reason="",
+                indexed_at=timezone.now(),
+                claim_token=None,
+                text_hash=vectors.text_hash,
+                embedding_model=vectors.model,
+                embedding_dim=vectors.dim,
+            )
+            outcomes[memory.id] = "indexed" if updated else "superseded"
+        indexed = [memory_id for memory_id, outcome in outcomes.items() if outcome == "indexed"]
+        _replace_items({memory_id: extractions[memory_id] for memory_id in indexed})
+        memory_vectors_save(built={memory_id: built[memory_id] for memory_id in indexed})
+    for memory in memories:
+        if outcomes[memory.id] == "superseded":
+            if not Memory.objects.filter(id=memory.id).exclude(status=Status.DELETED).exists():
+                memory_vectors_delete(memory=memory, extra_ids=built[memory.id].ids)
+            logger.info("memory %s: deleted or re-claimed while processing", memory.id)
+        else:
+            logger.info("memory %s: indexed (%d vectors%s)", memory.id, len(built[memory.id].ids),
+                        ", reused" if built[memory.id].reused else "")
+    return outcomes
 
 
 def _claim(memory_ids: list[int], *, reclaim: bool) -> tuple[uuid.UUID, list[int]]:
@@ -351,17 +358,22 @@ def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) ->
             logger.warning("memory %s: could not remove its partial vectors: %s", memory_id, exc)
 
 
-def _replace_items(memory: Memory, extraction) -> None:
-    """New action items and events; an action item the user completed stays completed."""
-    done = set(memory.action_items.filter(completed=True).values_list("description", flat=True))
-    memory.action_items.all().delete()
-    memory.events.all().delete()
+def _replace_items(extractions: dict[int, Extraction]) -> None:
+    """New action items and events for memories; an action item the user completed stays completed."""
+    ids = list(extractions)
+    done = set(ActionItem.objects.filter(memory_id__in=ids, completed=True).values_list("memory_id", "description"))
+    ActionItem.objects.filter(memory_id__in=ids).delete()
+    Event.objects.filter(memory_id__in=ids).delete()
     ActionItem.objects.bulk_create(
-        ActionItem(memory=memory, description=a.description, due_at=a.due_at, completed=a.completed or a.description in done)
+        ActionItem(memory_id=memory_id, description=a.description, due_at=a.due_at,
+                   completed=a.completed or (memory_id, a.description) in done)
+        for memory_id, extraction in extractions.items()
         for a in extraction.action_items
     )
     Event.objects.bulk_create(
-        Event(memory=memory, title=e.title, description=e.description, start=e.start, duration_minutes=e.duration_minutes)
+        Event(memory_id=memory_id, title=e.title, description=e.description, start=e.start,
+              duration_minutes=e.duration_minutes)
+        for memory_id, extraction in extractions.items()
         for e in extraction.events
     )
 

@@ -181,12 +181,13 @@ OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2, minimum=0)  # the SDK's ow
 # many times; then the memory is extracted by the local extractor, and that is recorded on it.
 EXTRACT_RETRIES = env_int("EXTRACT_RETRIES", 2, minimum=0)
 # Extraction calls in flight at once when many memories are processed together.
-EXTRACT_CONCURRENCY = env_int("EXTRACT_CONCURRENCY", 8, minimum=1)
+EXTRACT_CONCURRENCY = env_int("EXTRACT_CONCURRENCY", 16, minimum=1)
 
 # Pinecone (the data plane of one index, reached by its host).
 PINECONE_API_KEY = env_str("PINECONE_API_KEY")
 PINECONE_HOST = env_str("PINECONE_HOST")
 PINECONE_TIMEOUT = env_float("PINECONE_TIMEOUT", 30.0, minimum=0.1)
+PINECONE_UPSERT_CONCURRENCY = env_int("PINECONE_UPSERT_CONCURRENCY", 4, minimum=1)  # batches in flight
 
 # Embeddings cached in Redis, keyed by model, dimension and a hash of the text.
 EMBEDDING_CACHE_URL = env_str("EMBEDDING_CACHE_URL", REDIS_URL)

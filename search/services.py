@@ -136,20 +136,25 @@ def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, Built
     return failed
 
 
-def memory_vectors_save(*, memory: Memory, built: BuiltVectors) -> None:
-    """Keep the vectors in the database too (call inside the transaction that marks it indexed)."""
-    MemoryVector.objects.filter(memory=memory).delete()
+def memory_vectors_save(*, built: dict[int, BuiltVectors]) -> None:
+    """Keep memories' vectors in the database too (`built`: memory id -> its vectors); call it in
+    the transaction that marks them indexed."""
+    MemoryVector.objects.filter(memory_id__in=list(built)).delete()
     MemoryVector.objects.bulk_create(
-        MemoryVector(
-            memory=memory,
-            position=position,
-            vector_id=vector_id,
-            text=text if position else "",
-            model=built.model,
-            dim=built.dim,
-            vector=np.asarray(vector, dtype="<f4").tobytes(),
-        )
-        for position, (vector_id, text, vector) in enumerate(zip(built.ids, built.texts, built.vectors))
+        (
+            MemoryVector(
+                memory_id=memory_id,
+                position=position,
+                vector_id=vector_id,
+                text=text if position else "",
+                model=vectors.model,
+                dim=vectors.dim,
+                vector=np.asarray(vector, dtype="<f4").tobytes(),
+            )
+            for memory_id, vectors in built.items()
+            for position, (vector_id, text, vector) in enumerate(zip(vectors.ids, vectors.texts, vectors.vectors))
+        ),
+        batch_size=500,
     )
 
 
@@ -167,13 +172,11 @@ def memory_vectors_reindex(*, memories: list[Memory]) -> dict[int, BackendError]
     record the model on them. Returns the memories that could not be stored, with the error."""
     built = memory_vectors_build_many(memories=memories, force=True)
     failed = memory_vectors_upsert_many(memories=memories, built=built)
-    for memory in memories:
-        if memory.id in failed:
-            continue
-        vectors = built[memory.id]
-        with transaction.atomic():
-            memory_vectors_save(memory=memory, built=vectors)
-            Memory.objects.filter(id=memory.id).update(
+    stored = {memory.id: built[memory.id] for memory in memories if memory.id not in failed}
+    with transaction.atomic():
+        memory_vectors_save(built=stored)
+        for memory_id, vectors in stored.items():
+            Memory.objects.filter(id=memory_id).update(
                 text_hash=vectors.text_hash, embedding_model=vectors.model, embedding_dim=vectors.dim
             )
     return failed

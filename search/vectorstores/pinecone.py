@@ -2,10 +2,13 @@
 
 Records follow Omi: id `{uid}-{memory_id}` (windows `-c{i}`), metadata `uid`, `memory_id`,
 `created_at` (epoch seconds), `category`, `source`, in the namespace PINECONE_NAMESPACE. Upserts go
-in batches of 100, deletes in batches of at most 1,000 ids; every query carries the user filter.
+in batches of 100 (several in flight), deletes in batches of at most 1,000 ids; every query
+carries the user filter.
 The SDK retries 429/5xx/timeouts itself (honouring Retry-After); what still fails is raised as a
 BackendError that says whether a later retry can help.
 """
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from django.conf import settings
@@ -55,10 +58,11 @@ class PineconeVectorStore(VectorStore):
         return f"pinecone/{self.host}/{self.namespace}"
 
     def upsert(self, records: list[VectorRecord]) -> None:
-        acknowledged: set[str] = set()
-        failures: list[BackendError] = []
-        for start in range(0, len(records), UPSERT_BATCH):
-            batch = records[start:start + UPSERT_BATCH]
+        """Batches of 100, PINECONE_UPSERT_CONCURRENCY in flight; a batch that fails (after the
+        SDK's retries) does not stop the others, and is reported with what was acknowledged."""
+        batches = [records[start:start + UPSERT_BATCH] for start in range(0, len(records), UPSERT_BATCH)]
+
+        def send(batch: list[VectorRecord]) -> BackendError | None:
             vectors = [
                 {"id": r.id, "values": np.asarray(r.values, dtype=np.float32).tolist(), "metadata": r.metadata}
                 for r in batch
@@ -66,11 +70,14 @@ class PineconeVectorStore(VectorStore):
             try:
                 self._call("upsert", self.index.upsert, vectors=vectors, namespace=self.namespace)
             except BackendError as exc:
-                failures.append(exc)
-                if exc.permanent:
-                    break
-                continue
-            acknowledged.update(r.id for r in batch)
+                return exc
+            return None
+
+        workers = max(1, min(settings.PINECONE_UPSERT_CONCURRENCY, len(batches)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(send, batches))
+        acknowledged = {r.id for batch, error in zip(batches, results) if error is None for r in batch}
+        failures = [error for error in results if error is not None]
         if failures:
             raise UpsertIncomplete(
                 f"{len(records) - len(acknowledged)} of {len(records)} vectors not acknowledged: {failures[0]}",

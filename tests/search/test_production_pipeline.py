@@ -114,8 +114,11 @@ def test_a_lasting_fault_ends_failed_with_the_reason_and_no_vectors(production_p
     assert Memory.objects.get(id=memory.id).status == "indexed"
 
 
-def test_a_batch_failing_part_way_marks_indexed_only_memories_whose_vectors_were_acknowledged(production_parts):
+def test_a_batch_failing_part_way_marks_indexed_only_memories_whose_vectors_were_acknowledged(
+    production_parts, settings
+):
     fake_openai, fake_pinecone = production_parts
+    settings.PINECONE_UPSERT_CONCURRENCY = 1  # batches in order, so that the faults hit the first
     memories = memory_create_many(
         items=[{"uid": "alice", "transcript": long_transcript(40)} for _ in range(15)], enqueue=False
     )

@@ -10,12 +10,12 @@ Run it alone with `python -m tests.support.fake_openai --port 8001 --latency 0.0
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
 import json
 import math
 import re
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -49,13 +49,13 @@ def estimate_tokens(text: str) -> int:
 
 
 def pseudo_embedding(text: str, dimensions: int) -> np.ndarray:
-    """A deterministic float32 unit vector for `text`: signed feature hashing of its word unigrams and bigrams."""
+    """A deterministic float32 unit vector for `text`: signed feature hashing (CRC-32) of its
+    word unigrams and bigrams."""
     words = re.findall(r"\w+", text.lower())
     features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    hashes = np.fromiter((zlib.crc32(f.encode()) for f in features or [text]), dtype=np.uint64)
     vector = np.zeros(dimensions)
-    for feature in features or [text]:
-        digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
-        vector[int.from_bytes(digest[:4], "little") % dimensions] += 1.0 if digest[4] & 1 else -1.0
+    np.add.at(vector, (hashes % dimensions).astype(np.int64), np.where(hashes >> np.uint64(31) & np.uint64(1), 1.0, -1.0))
     norm = np.linalg.norm(vector)
     if not norm:  # every feature cancelled out on a collision
         vector[0], norm = 1.0, 1.0
