@@ -158,6 +158,8 @@ PIPELINE_RETRY_BACKOFF_SECONDS = env_int("PIPELINE_RETRY_BACKOFF_SECONDS", 2, mi
 # A memory left in `processing` this long (a worker died mid-task) may be claimed again.
 PIPELINE_STALE_CLAIM_SECONDS = env_int("PIPELINE_STALE_CLAIM_SECONDS", 600, minimum=1)
 CHUNK_TOKENS = env_int("CHUNK_TOKENS", 200, minimum=16)
+# Snippets: smaller windows (a turn or two) with vectors of their own, for precise matches; 0: none.
+SNIPPET_TOKENS = env_int("SNIPPET_TOKENS", 32, minimum=0)
 
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")

@@ -7,13 +7,14 @@ from memories.models import Memory
 class MemoryVector(models.Model):
     """A memory's vectors, kept in the database whatever the vector store.
 
-    Position 0 is the memory's own vector (structured fields + transcript); position i >= 1 is
-    transcript window i-1. Clustering, duplicate detection and reprocessing without re-embedding
+    Position 0 is the memory's own vector (structured fields + transcript); then come its
+    transcript windows and snippets (`kind`). Clustering, duplicate detection and reprocessing without re-embedding
     read them from here.
     """
 
     memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="vectors")
     position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, default="memory")  # memory, window or snippet
     vector_id = models.CharField(max_length=300, unique=True)
     text = models.TextField(blank=True)  # the window's text; empty for position 0
     model = models.CharField(max_length=128)
@@ -43,6 +44,7 @@ class LocalVector(models.Model):
     created_at = models.BigIntegerField()  # epoch seconds
     category = models.CharField(max_length=32, blank=True)
     source = models.CharField(max_length=32, blank=True)
+    kind = models.CharField(max_length=16, blank=True)
     metadata = models.JSONField(default=dict)
     values = models.BinaryField()  # float32, little-endian
 

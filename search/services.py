@@ -19,9 +19,14 @@ from search.vectorstores import ModelMismatch, SearchFilters, UpsertIncomplete, 
 SNIPPET_CHARS = 300
 
 
+# What a vector embeds: the memory's own text (structured fields + transcript), a transcript window
+# of about CHUNK_TOKENS, or a snippet of about SNIPPET_TOKENS (a turn or two: precise matches).
+VECTOR_KINDS = {"memory": "", "window": "c", "snippet": "s"}  # kind -> id suffix letter
+
+
 @dataclass
 class BuiltVectors:
-    """A memory's vectors, ready to store: position 0 is the memory's own, then its windows."""
+    """A memory's vectors, ready to store: position 0 is the memory's own, then windows, snippets."""
 
     text_hash: str
     model: str
@@ -29,6 +34,7 @@ class BuiltVectors:
     ids: list[str]
     texts: list[str]
     vectors: np.ndarray
+    kinds: list[str]
     reused: bool = False
 
 
@@ -53,13 +59,22 @@ def embedding_text(memory: Memory) -> str:
     return f"{head}\n{memory.transcript}"
 
 
-def _texts(memory: Memory, embedder) -> list[str]:
-    """What is embedded for a memory: its own text, then its transcript windows (if it needs them)."""
+def _plan(memory: Memory, embedder) -> tuple[list[str], list[str], list[str]]:
+    """What is embedded for a memory: (texts, vector ids, kinds)."""
     main = embedding_text(memory)
     parts = windows(memory.transcript, max_tokens=settings.CHUNK_TOKENS, count_tokens=embedder.count_tokens_batch)
     if len(parts) <= 1 and embedder.count_tokens(main) <= embedder.max_tokens:
         parts = []  # the memory's own vector already reads the whole transcript
-    return [main, *parts]
+    snippets = []
+    if settings.SNIPPET_TOKENS:
+        snippets = windows(memory.transcript, max_tokens=settings.SNIPPET_TOKENS, count_tokens=embedder.count_tokens_batch)
+        snippets = snippets if len(snippets) > 1 else []
+    texts = [main, *parts, *snippets]
+    kinds = ["memory"] + ["window"] * len(parts) + ["snippet"] * len(snippets)
+    ids = [memory.vector_id]
+    ids += [f"{memory.vector_id}-c{i}" for i in range(len(parts))]
+    ids += [f"{memory.vector_id}-s{i}" for i in range(len(snippets))]
+    return texts, ids, kinds
 
 
 def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) -> dict[int, BuiltVectors]:
@@ -67,35 +82,35 @@ def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) ->
     memory whose text is unchanged since it was indexed gets its stored vectors again, and
     nothing of it is embedded (`force=True` embeds anyway)."""
     embedder = get_embedder()
-    plans: dict[int, tuple[list[str], list[str], str]] = {}
+    plans: dict[int, tuple[list[str], list[str], list[str], str]] = {}
     for memory in memories:
-        texts = _texts(memory, embedder)
+        texts, ids, kinds = _plan(memory, embedder)
         digest = hashlib.sha256(f"{embedder.model}|{embedder.dim}".encode())
         for text in texts:
             digest.update(b"\x1e" + text.encode())
-        ids = [memory.vector_id] + [f"{memory.vector_id}-c{i}" for i in range(len(texts) - 1)]
-        plans[memory.id] = (texts, ids, digest.hexdigest())
+        plans[memory.id] = (texts, ids, kinds, digest.hexdigest())
 
     built: dict[int, BuiltVectors] = {}
-    unchanged = [m for m in memories if not force and m.text_hash == plans[m.id][2]]
+    unchanged = [m for m in memories if not force and m.text_hash == plans[m.id][3]]
     stored: dict[int, list[MemoryVector]] = {}
     for vector in MemoryVector.objects.filter(memory__in=unchanged).order_by("memory_id", "position"):
         stored.setdefault(vector.memory_id, []).append(vector)
     for memory in unchanged:
-        texts, ids, text_hash = plans[memory.id]
+        texts, ids, kinds, text_hash = plans[memory.id]
         rows = stored.get(memory.id, [])
         if [v.vector_id for v in rows] == ids and all(v.model == embedder.model and v.dim == embedder.dim for v in rows):
             vectors = np.stack([v.as_array() for v in rows])
-            built[memory.id] = BuiltVectors(text_hash, embedder.model, embedder.dim, ids, texts, vectors, reused=True)
+            built[memory.id] = BuiltVectors(text_hash, embedder.model, embedder.dim, ids, texts, vectors, kinds,
+                                            reused=True)
 
     todo = [m for m in memories if m.id not in built]
     all_texts = [text for m in todo for text in plans[m.id][0]]
     vectors = embedder.embed_documents(all_texts) if all_texts else None
     offset = 0
     for memory in todo:
-        texts, ids, text_hash = plans[memory.id]
+        texts, ids, kinds, text_hash = plans[memory.id]
         built[memory.id] = BuiltVectors(
-            text_hash, embedder.model, embedder.dim, ids, texts, vectors[offset:offset + len(texts)]
+            text_hash, embedder.model, embedder.dim, ids, texts, vectors[offset:offset + len(texts)], kinds
         )
         offset += len(texts)
     return built
@@ -117,7 +132,10 @@ def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, Built
             "source": memory.source,
         }
         vectors = built[memory.id]
-        records += [VectorRecord(id=i, values=v, metadata=dict(metadata)) for i, v in zip(vectors.ids, vectors.vectors)]
+        records += [
+            VectorRecord(id=i, values=v, metadata={**metadata, "kind": kind})
+            for i, v, kind in zip(vectors.ids, vectors.vectors, vectors.kinds)
+        ]
     failed: dict[int, BackendError] = {}
     try:
         store.upsert(records)
@@ -145,6 +163,7 @@ def memory_vectors_save(*, built: dict[int, BuiltVectors]) -> None:
             MemoryVector(
                 memory_id=memory_id,
                 position=position,
+                kind=kind,
                 vector_id=vector_id,
                 text=text if position else "",
                 model=vectors.model,
@@ -152,7 +171,9 @@ def memory_vectors_save(*, built: dict[int, BuiltVectors]) -> None:
                 vector=np.asarray(vector, dtype="<f4").tobytes(),
             )
             for memory_id, vectors in built.items()
-            for position, (vector_id, text, vector) in enumerate(zip(vectors.ids, vectors.texts, vectors.vectors))
+            for position, (vector_id, text, vector, kind) in enumerate(
+                zip(vectors.ids, vectors.texts, vectors.vectors, vectors.kinds)
+            )
         ),
         batch_size=500,
     )

@@ -1,6 +1,6 @@
 from search.registry import load
 
-from .base import MemoryMatch, ModelMismatch, SearchFilters, UpsertIncomplete, VectorRecord, VectorStore
+from .base import MemoryMatch, ModelMismatch, SearchFilters, UpsertIncomplete, VectorMatch, VectorRecord, VectorStore
 
 VECTOR_STORES = {
     "local": "search.vectorstores.local.LocalVectorStore",
@@ -13,6 +13,6 @@ def get_vector_store() -> VectorStore:
 
 
 __all__ = [
-    "MemoryMatch", "ModelMismatch", "SearchFilters", "UpsertIncomplete", "VectorRecord", "VectorStore",
+    "MemoryMatch", "ModelMismatch", "SearchFilters", "UpsertIncomplete", "VectorMatch", "VectorRecord", "VectorStore",
     "get_vector_store",
 ]

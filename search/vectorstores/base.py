@@ -34,6 +34,16 @@ class MemoryMatch:
     vector_id: str
 
 
+@dataclass
+class VectorMatch:
+    """One vector found by a query; `kind` says what it embeds (see search.services.VECTOR_KINDS)."""
+
+    vector_id: str
+    memory_id: str
+    score: float
+    kind: str = ""
+
+
 class UpsertIncomplete(BackendError):
     """Some batches of an upsert were not acknowledged; `acknowledged` holds the ids that were."""
 
@@ -72,8 +82,24 @@ class VectorStore:
     def delete(self, ids: list[str]) -> None:
         raise NotImplementedError
 
-    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+    def query_vectors(
+        self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
+    ) -> list[VectorMatch]:
+        """The `top_k` nearest vectors of one user (None: all of them, where the store can), best first."""
         raise NotImplementedError
+
+    # A memory has several vectors: ask for this many times more vectors than memories wanted.
+    overfetch = 5
+
+    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+        """The `top_k` nearest memories of one user, each scored by its best vector."""
+        matches: dict[str, MemoryMatch] = {}
+        for match in self.query_vectors(vector, uid=uid, top_k=top_k * self.overfetch, filters=filters):
+            if match.memory_id not in matches:
+                matches[match.memory_id] = MemoryMatch(match.memory_id, match.score, match.vector_id)
+                if len(matches) == top_k:
+                    break
+        return list(matches.values())
 
     def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
         """Remove every vector of one user (`known_ids`: the ones the database knows of);

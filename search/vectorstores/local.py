@@ -5,7 +5,7 @@ from django.db import transaction
 from omi_memory.errors import BackendError
 from search.models import LocalVector
 
-from .base import MemoryMatch, SearchFilters, VectorRecord, VectorStore
+from .base import MemoryMatch, SearchFilters, VectorMatch, VectorRecord, VectorStore
 
 
 class LocalVectorStore(VectorStore):
@@ -35,6 +35,7 @@ class LocalVectorStore(VectorStore):
                 created_at=int(record.metadata["created_at"]),
                 category=record.metadata.get("category", ""),
                 source=record.metadata.get("source", ""),
+                kind=record.metadata.get("kind", ""),
                 metadata=record.metadata,
                 values=np.asarray(record.values, dtype="<f4").tobytes(),
             )
@@ -45,7 +46,7 @@ class LocalVectorStore(VectorStore):
                 rows,
                 update_conflicts=True,
                 unique_fields=["namespace", "record_id"],
-                update_fields=["uid", "memory_id", "created_at", "category", "source", "metadata", "values"],
+                update_fields=["uid", "memory_id", "created_at", "category", "source", "kind", "metadata", "values"],
             )
 
     def delete(self, ids: list[str]) -> None:
@@ -60,7 +61,9 @@ class LocalVectorStore(VectorStore):
         """Remove every vector of the namespace (a reindex to another dimension starts here)."""
         LocalVector.objects.filter(namespace=self.namespace).delete()
 
-    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+    def query_vectors(
+        self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
+    ) -> list[VectorMatch]:
         rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid)
         if filters.starts_at:
             rows = rows.filter(created_at__gte=int(filters.starts_at.timestamp()))
@@ -70,22 +73,26 @@ class LocalVectorStore(VectorStore):
             rows = rows.filter(category__in=filters.categories)
         if filters.sources:
             rows = rows.filter(source__in=filters.sources)
-        found = list(rows.values_list("record_id", "memory_id", "values"))
+        found = list(rows.values_list("record_id", "memory_id", "kind", "values"))
         if not found:
             return []
         query = np.asarray(vector, dtype=np.float32)
-        blob = b"".join(values for _, _, values in found)
+        blob = b"".join(row[3] for row in found)
         if len(blob) != len(found) * query.size * 4:
             raise BackendError(
                 f"stored vectors of uid {uid!r} do not all have the query's {query.size} dimensions",
                 permanent=True,
             )
         scores = np.frombuffer(blob, dtype="<f4").reshape(len(found), query.size) @ query
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [VectorMatch(found[i][0], found[i][1], float(scores[i]), found[i][2]) for i in order]
+
+    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+        """Exact: every vector of the user is scored, a memory takes its best."""
         matches: dict[str, MemoryMatch] = {}
-        for index in np.argsort(-scores, kind="stable"):
-            record_id, memory_id, _ = found[index]
-            if memory_id not in matches:
-                matches[memory_id] = MemoryMatch(memory_id, float(scores[index]), record_id)
+        for match in self.query_vectors(vector, uid=uid, top_k=None, filters=filters):
+            if match.memory_id not in matches:
+                matches[match.memory_id] = MemoryMatch(match.memory_id, match.score, match.vector_id)
                 if len(matches) == top_k:
                     break
         return list(matches.values())

@@ -16,13 +16,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from omi_memory.errors import BackendError
 
-from .base import MemoryMatch, SearchFilters, UpsertIncomplete, VectorRecord, VectorStore
+from .base import SearchFilters, UpsertIncomplete, VectorMatch, VectorRecord, VectorStore
 
 UPSERT_BATCH = 100
 DELETE_BATCH = 1000
 FETCH_BATCH = 100
-# A memory has several vectors (its own and its windows'): ask for more vectors than memories.
-OVERFETCH = 5
 MAX_TOP_K = 1000
 
 
@@ -89,27 +87,24 @@ class PineconeVectorStore(VectorStore):
         for start in range(0, len(ids), DELETE_BATCH):
             self._call("delete", self.index.delete, ids=list(ids[start:start + DELETE_BATCH]), namespace=self.namespace)
 
-    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+    def query_vectors(
+        self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
+    ) -> list[VectorMatch]:
         response = self._call(
             "query",
             self.index.query,
             vector=np.asarray(vector, dtype=np.float32).tolist(),
-            top_k=min(top_k * OVERFETCH, MAX_TOP_K),
+            top_k=min(top_k or MAX_TOP_K, MAX_TOP_K),
             namespace=self.namespace,
             filter=pinecone_filter(uid, filters),
             include_metadata=True,
         )
-        matches: dict[str, MemoryMatch] = {}
-        for match in response.matches:  # best first
-            metadata = match.metadata or {}
-            if metadata.get("uid") != uid or "memory_id" not in metadata:
-                continue  # never another user's vector, whatever the index returns
-            memory_id = str(metadata["memory_id"])
-            if memory_id not in matches:
-                matches[memory_id] = MemoryMatch(memory_id, float(match.score), match.id)
-                if len(matches) == top_k:
-                    break
-        return list(matches.values())
+        return [
+            VectorMatch(match.id, str(metadata["memory_id"]), float(match.score), str(metadata.get("kind", "")))
+            for match in response.matches  # best first
+            # never another user's vector, whatever the index returns
+            if (metadata := match.metadata or {}).get("uid") == uid and "memory_id" in metadata
+        ]
 
     def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
         """The ids the database knows of, and any other `{uid}-` id whose metadata names this

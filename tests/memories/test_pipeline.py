@@ -54,6 +54,7 @@ def test_vectors_follow_omis_ids_and_metadata(remember):
         "created_at": int(memory.created_at.timestamp()),
         "category": memory.category,
         "source": "phone",
+        "kind": "memory",
     }
     vector = np.frombuffer(bytes(record.values), dtype="<f4")
     assert vector.shape == (384,) and abs(np.linalg.norm(vector) - 1) < 1e-4
@@ -65,10 +66,13 @@ def test_a_long_transcript_also_gets_vectors_for_windows_of_whole_turns(remember
     embedder = get_embedder()
     memory = remember("alice", long_transcript())
 
-    windows = list(MemoryVector.objects.filter(memory=memory, position__gt=0).order_by("position"))
-    assert len(windows) >= 5
+    windows = list(MemoryVector.objects.filter(memory=memory, kind="window").order_by("position"))
+    snippets = list(MemoryVector.objects.filter(memory=memory, kind="snippet").order_by("position"))
+    assert len(windows) >= 5 and len(snippets) > len(windows)
     assert [w.vector_id for w in windows] == [f"alice-{memory.id}-c{i}" for i in range(len(windows))]
-    assert LocalVector.objects.filter(memory_id=str(memory.id)).count() == len(windows) + 1
+    assert [s.vector_id for s in snippets] == [f"alice-{memory.id}-s{i}" for i in range(len(snippets))]
+    assert LocalVector.objects.filter(memory_id=str(memory.id)).count() == len(windows) + len(snippets) + 1
+    assert all(embedder.count_tokens(s.text) <= 32 or "\n" not in s.text for s in snippets)
     turns = set(memory.transcript.splitlines())
     for window in windows:
         assert all(line in turns for line in window.text.splitlines())  # whole turns only
@@ -151,8 +155,8 @@ def test_reprocessing_changed_text_re_embeds_and_drops_windows_it_no_longer_has(
 
     assert CountingEmbedder.embedded > embedded_before
     ids = set(LocalVector.objects.filter(memory_id=str(memory.id)).values_list("record_id", flat=True))
-    assert ids == {f"alice-{memory.id}"}
-    assert MemoryVector.objects.filter(memory=memory).count() == 1
+    assert ids == set(MemoryVector.objects.filter(memory=memory).values_list("vector_id", flat=True))
+    assert f"alice-{memory.id}" in ids and not [i for i in ids if "-c" in i]  # the short text has no windows
 
 
 def test_reprocessing_keeps_action_items_the_user_completed(remember):
