@@ -204,5 +204,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "sentence_transformers": {"level": "WARNING"},
+        "bm25s": {"level": "WARNING"},
     },
 }

@@ -72,3 +72,60 @@ class VectorIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store}: {self.model} ({self.dim})"
+
+
+class SearchLog(models.Model):
+    """One search: who asked, for which user, how, what came back (in order, with scores)."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    api_key = models.ForeignKey("memories.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    uid = models.CharField(max_length=128, db_index=True)
+    queries = models.JSONField()
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField(default=dict)  # k, time_decay, fusion, filters
+    results = models.JSONField(default=list)  # [{"memory_id", "score"}], best first
+    latency_ms = models.FloatField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} search for {self.uid}: {self.queries[0] if self.queries else ''}"
+
+
+class RelevanceFeedback(models.Model):
+    """An analyst's judgment of one result of one search."""
+
+    search = models.ForeignKey(SearchLog, on_delete=models.CASCADE, related_name="feedback")
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="feedback")
+    relevant = models.BooleanField()
+    note = models.TextField(blank=True)
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    api_key = models.ForeignKey("memories.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["search", "memory"], name="one_judgment_per_result")]
+
+    def __str__(self) -> str:
+        return f"{'relevant' if self.relevant else 'not relevant'}: memory {self.memory_id} in search {self.search_id}"
+
+
+class EvalRun(models.Model):
+    """One strategy evaluated on a labelled data set (`manage.py evaluate`)."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    dataset = models.CharField(max_length=300)
+    split = models.CharField(max_length=16)
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField(default=dict)
+    metrics = models.JSONField()  # queries, recall@1/5/10, mrr, ndcg@10, by_category
+    embedding_model = models.CharField(max_length=128)
+    seconds = models.FloatField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} on {self.dataset} {self.split}: nDCG@10 {self.metrics.get('ndcg@10')}"

@@ -12,8 +12,10 @@ from django.db import transaction
 from memories.models import Memory
 from search.chunking import windows
 from search.embedders import get_embedder
-from search.models import MemoryVector
-from omi_memory.errors import BackendError, Conflict
+from omi_memory.errors import BackendError, Conflict, ValidationFailed
+from search import strategies
+from search.models import MemoryVector, RelevanceFeedback, SearchLog
+from search.strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, SearchRequest
 from search.vectorstores import ModelMismatch, SearchFilters, UpsertIncomplete, VectorRecord, get_vector_store
 
 SNIPPET_CHARS = 300
@@ -50,6 +52,7 @@ class SearchHit:
 class SearchResult:
     hits: list[SearchHit] = field(default_factory=list)
     took_ms: float = 0.0
+    search_id: int | None = None
 
 
 def embedding_text(memory: Memory) -> str:
@@ -212,8 +215,21 @@ def user_vectors_erase(*, uid: str) -> int:
     return deleted
 
 
-def search_memories(*, uid: str, query: str, k: int = 5, filters: SearchFilters | None = None) -> SearchResult:
-    """The `k` indexed memories of `uid` closest in meaning to `query`, best first."""
+def search_memories(
+    *,
+    uid: str,
+    queries: list[str],
+    k: int = 5,
+    filters: SearchFilters | None = None,
+    strategy: str = DEFAULT_STRATEGY,
+    time_decay: float = DEFAULT_TIME_DECAY,
+    fusion: str = "sum",
+    api_key=None,
+    user=None,
+    log: bool = True,
+) -> SearchResult:
+    """The `k` indexed memories of `uid` that best answer `queries` by `strategy`, best first.
+    Every search is logged (`SearchLog`) unless `log=False` (the evaluation's own runs)."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
     embedder, store = get_embedder(), get_vector_store()
@@ -221,25 +237,59 @@ def search_memories(*, uid: str, query: str, k: int = 5, filters: SearchFilters 
         store.check_model(embedder.model, embedder.dim)
     except ModelMismatch as exc:
         raise Conflict(str(exc), code="model_mismatch") from exc
-    vector = embedder.embed_query(query)
-    matches = store.query(vector, uid=uid, top_k=k, filters=filters)
+    request = SearchRequest(uid=uid, queries=queries, k=k, filters=filters, strategy=strategy,
+                            time_decay=time_decay, fusion=fusion)
+    ranked = strategies.run(request)
     memories = Memory.objects.filter(
-        uid=uid, id__in=[int(m.memory_id) for m in matches], status=Memory.Status.INDEXED
+        uid=uid, id__in=[r.memory_id for r in ranked], status=Memory.Status.INDEXED
     ).in_bulk()
-    windows_text = dict(
-        MemoryVector.objects.filter(vector_id__in=[m.vector_id for m in matches], position__gt=0).values_list(
-            "vector_id", "text"
-        )
+    texts = dict(
+        MemoryVector.objects.filter(vector_id__in=[r.vector_id for r in ranked if r.vector_id], position__gt=0)
+        .values_list("vector_id", "text")
     )
     hits = []
-    for match in matches:
-        memory = memories.get(int(match.memory_id))
+    for r in ranked:
+        memory = memories.get(r.memory_id)
         if memory is None:
             continue
-        window = windows_text.get(match.vector_id)
-        snippet = _snippet(window, query) if window else memory.overview[:SNIPPET_CHARS]
-        hits.append(SearchHit(memory, match.score, match.vector_id, snippet))
-    return SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000)
+        text = texts.get(r.vector_id)
+        snippet = _snippet(text, " ".join(queries)) if text else memory.overview[:SNIPPET_CHARS]
+        hits.append(SearchHit(memory, r.score, r.vector_id, snippet))
+    result = SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000)
+    if log:
+        result.search_id = SearchLog.objects.create(
+            api_key=api_key,
+            user=user,
+            uid=uid,
+            queries=queries,
+            strategy=strategy,
+            params={"k": k, "time_decay": time_decay, "fusion": fusion, "filters": _filters_json(filters)},
+            results=[{"memory_id": h.memory.id, "score": round(h.score, 6)} for h in hits],
+            latency_ms=round(result.took_ms, 3),
+        ).id
+    return result
+
+
+def _filters_json(filters: SearchFilters) -> dict:
+    return {
+        "starts_at": filters.starts_at.isoformat() if filters.starts_at else None,
+        "ends_at": filters.ends_at.isoformat() if filters.ends_at else None,
+        "categories": list(filters.categories),
+        "sources": list(filters.sources),
+    }
+
+
+def feedback_record(*, search: SearchLog, memory_id: int, relevant: bool, note: str = "", api_key=None,
+                    user=None) -> RelevanceFeedback:
+    """Record (or change) a judgment of one result of a search."""
+    if memory_id not in [r["memory_id"] for r in search.results]:
+        raise ValidationFailed(f"memory {memory_id} is not a result of search {search.id}",
+                               details={"field": "memory_id"})
+    feedback, _ = RelevanceFeedback.objects.update_or_create(
+        search=search, memory_id=memory_id,
+        defaults={"relevant": relevant, "note": note, "api_key": api_key, "user": user},
+    )
+    return feedback
 
 
 def _snippet(text: str, query: str) -> str:
