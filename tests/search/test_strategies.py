@@ -1,0 +1,118 @@
+"""Each strategy's ordering on small hand-made cases, and filters and isolation on every strategy."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from search.models import SearchLog
+from search.strategies import STRATEGIES
+from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
+
+pytestmark = pytest.mark.django_db(transaction=True)
+NOW = datetime.now(timezone.utc)
+
+
+def found(api, uid="alice", **body) -> list[int]:
+    response = api.post("/search", {"uid": uid, **body})
+    assert response.status_code == 200, response.content
+    return [hit["memory"]["id"] for hit in response.json()["results"]]
+
+
+def test_recency_decides_between_two_equal_matches(api, remember):
+    old = remember("alice", DENTIST, created_at=NOW - timedelta(days=30))
+    new = remember("alice", DENTIST, created_at=NOW - timedelta(days=1))
+
+    assert found(api, query="cracked crown", strategy="time_weighted", k=2) == [new.id, old.id]
+    scores = [h["score"] for h in api.post("/search", {"uid": "alice", "query": "cracked crown", "k": 2,
+                                                       "strategy": "time_weighted"}).json()["results"]]
+    assert scores[1] == pytest.approx(scores[0] * 2.718281828 ** (-0.1 * 29), rel=0.02)
+    no_decay = api.post("/search", {"uid": "alice", "query": "cracked crown", "k": 2, "strategy": "time_weighted",
+                                    "time_decay": 0}).json()["results"]
+    assert no_decay[0]["score"] == pytest.approx(no_decay[1]["score"])
+
+
+def test_fused_queries_find_what_neither_query_finds_alone(api, remember):
+    remember("alice", DENTIST)
+    remember("alice", BUDGET)
+    both = remember("alice", "Alice: Between the new dental crown and refinancing the mortgage, this month is "
+                             "expensive.\nBen: Yeah, the crown and the mortgage paperwork both land this week.")
+    remember("alice", GARDEN)
+    first, second = "cracked crown at the dentist", "refinancing the mortgage at a lower rate"
+
+    assert both.id not in found(api, query=first, strategy="semantic", k=1)
+    assert both.id not in found(api, query=second, strategy="semantic", k=1)
+    assert found(api, queries=[first, second], strategy="multi_query", fusion="sum", k=1) == [both.id]
+    # reciprocal rank fusion: second twice is worth about first once and third once
+    assert both.id in found(api, queries=[first, second], strategy="multi_query", fusion="rrf", k=3)
+
+
+def test_a_keyword_only_match_is_found_by_hybrid(api, remember):
+    for transcript in (DENTIST, BUDGET, STANDUP, RECITAL, GARDEN):
+        remember("alice", transcript)
+    part = remember("alice", "Raj: The replacement valve is part XR-7431, it ships from the Hoboken warehouse.\n"
+                             "Alice: Okay, I'll order it.")
+
+    assert found(api, query="XR-7431", strategy="hybrid", k=1) == [part.id]
+    assert found(api, query="Hoboken", k=1) == [part.id]  # hybrid is the default
+
+
+@pytest.fixture
+def five(remember):
+    """Alice's memories on five days, two sources and several categories; and one of Bob's."""
+    made = {}
+    for day, (name, transcript, source) in enumerate(
+        [("dentist", DENTIST, "omi"), ("budget", BUDGET, "phone"), ("standup", STANDUP, "desktop"),
+         ("recital", RECITAL, "omi"), ("garden", GARDEN, "phone")], start=1):
+        made[name] = remember("alice", transcript, source=source,
+                              created_at=datetime(2026, 2, day, 12, tzinfo=timezone.utc))
+    made["bob"] = remember("bob", DENTIST.replace("Alice", "Bob"))
+    return made
+
+
+def body(strategy: str, **extra) -> dict:
+    query = {"queries": ["dentist crown", "family piano"]} if strategy == "multi_query" else {"query": "dentist crown"}
+    return {"strategy": strategy, "k": 10, "time_decay": 0.01, **query, **extra}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_filters_hold_on_every_strategy(api, five, strategy):
+    in_range = found(api, **body(strategy, starts_at="2026-02-02T00:00:00Z", ends_at="2026-02-04T23:00:00Z"))
+    phone = found(api, **body(strategy, sources=["phone"]))
+    finance = found(api, **body(strategy, categories=["finance"]))
+
+    assert set(in_range) <= {five[n].id for n in ("budget", "standup", "recital")} and in_range
+    assert set(phone) <= {five["budget"].id, five["garden"].id} and phone
+    assert finance == [five["budget"].id]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_no_strategy_returns_another_users_memory(api, five, strategy):
+    results = found(api, **body(strategy))
+
+    assert five["bob"].id not in results
+    assert set(results) <= {m.id for n, m in five.items() if n != "bob"}
+    assert found(api, uid="nobody", **body(strategy)) == []
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_search_is_logged(api, five, strategy):
+    response = api.post("/search", {"uid": "alice", **body(strategy)}).json()
+
+    log = SearchLog.objects.get(id=response["search_id"])
+    assert log.uid == "alice" and log.strategy == strategy and log.api_key is not None
+    assert log.queries == response["queries"] and log.params["k"] == 10
+    assert [r["memory_id"] for r in log.results] == [h["memory"]["id"] for h in response["results"]]
+    assert log.latency_ms > 0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"strategy": "keyword"}, {"fusion": "max"}, {"time_decay": -1}, {"queries": ["a", "b"]},
+     {"queries": []}, {"queries": ["ok", "  "], "strategy": "multi_query"}, {"query": None}],
+)
+def test_bad_strategy_parameters_get_a_422(api, extra):
+    response = api.post("/search", {"uid": "alice", "query": "dentist", **extra} if "query" not in extra
+                        else {"uid": "alice", **extra})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
