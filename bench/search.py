@@ -1,12 +1,13 @@
-"""Search latency with many users: p50/p95 as a service call and through the HTTP API.
+"""Search latency with many users, per strategy: p50/p95 as a service call and through the HTTP API.
 
     .venv/bin/python bench/search.py [--n 100000] [--users 1000] [--queries 300] [--database-url URL]
 
-Loads N synthetic memories over M users (memory rows, plus each memory's own vector and a few
-transcript-window vectors, generated directly as random unit vectors: the scores mean nothing, the
-work is the real work), then times searches for random users with distinct real queries, embedded
-by the real model: "cold" when the query's embedding is not cached, "warm" when the same query was
-just asked. A second run on the same database reuses the data (`--reload` to rebuild it).
+Loads N synthetic memories over M users (memory rows with a transcript of random words, each
+memory's own vector, a few transcript-window vectors and snippet vectors, generated directly as
+random unit vectors: the scores mean nothing, the work is the real work), then times searches for
+random users with distinct real queries, embedded by the real model: "cold" when the query's
+embedding is not cached, "warm" when the same query was just asked. A second run on the same
+database reuses the data (`--reload` to rebuild it).
 """
 
 import argparse
@@ -24,6 +25,8 @@ import numpy as np
 
 from common import ROOT, database_label, machine, percentiles, setup_django
 
+STRATEGY_NAMES = ("semantic", "time_weighted", "multi_query", "hybrid")
+
 CATEGORIES = ["work", "family", "health", "finance", "personal", "social", "travel", "education", "other"]
 SOURCES = ["omi", "phone", "desktop", "friend", "openglass"]
 QUESTIONS = ["what did we decide about", "when is the", "how much did we pay for", "who mentioned the",
@@ -39,7 +42,7 @@ TOPICS = ["the dentist appointment", "the kitchen renovation", "the quarterly bu
           "the wine tasting", "the moving truck"]
 
 
-def load(n: int, users: int, windows: float, seed: int) -> None:
+def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None:
     from django.db import transaction
     from django.utils import timezone
     from tqdm import tqdm
@@ -48,6 +51,10 @@ def load(n: int, users: int, windows: float, seed: int) -> None:
     from search.models import LocalVector, MemoryVector
 
     rng = np.random.default_rng(seed)
+    vocabulary = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "vu", "ze")
+                  for b in ("bar", "cen", "dol", "fis", "gor", "hul", "jin", "kem", "lap", "mox",
+                            "nor", "pel", "quo", "rin", "sut", "tam", "vel", "wix", "yor", "zan")]
+    words = np.array(vocabulary + [w.lower() for t in TOPICS for w in t.split()[1:]])
     now = timezone.now()
     Memory.objects.filter(uid__startswith="synth-").delete()
     LocalVector.objects.filter(uid__startswith="synth-").delete()
@@ -59,7 +66,7 @@ def load(n: int, users: int, windows: float, seed: int) -> None:
                 memories = Memory.objects.bulk_create(
                     Memory(
                         uid=f"synth-{(start + i) % users:05d}",
-                        transcript=f"Speaker 0: synthetic conversation number {start + i}.",
+                        transcript="Speaker 0: " + " ".join(rng.choice(words, size=300)),
                         title=f"Synthetic memory {start + i}",
                         overview="A synthetic memory for the search benchmark.",
                         category=CATEGORIES[(start + i) % len(CATEGORIES)],
@@ -71,23 +78,27 @@ def load(n: int, users: int, windows: float, seed: int) -> None:
                     )
                     for i in range(size)
                 )
-                counts = 1 + rng.poisson(windows, size=size)
+                window_counts = rng.poisson(windows, size=size)
+                snippet_counts = rng.poisson(snippets, size=size)
+                counts = 1 + window_counts + snippet_counts
                 vectors = rng.standard_normal((int(counts.sum()), 384)).astype("<f4")
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
                 local, stored, row = [], [], 0
-                for memory, count in zip(memories, counts):
+                for memory, n_windows, n_snippets in zip(memories, window_counts, snippet_counts):
                     meta = {"uid": memory.uid, "memory_id": str(memory.id),
                             "created_at": int(memory.created_at.timestamp()),
                             "category": memory.category, "source": memory.source}
-                    for position in range(count):
-                        vector_id = memory.vector_id + (f"-c{position - 1}" if position else "")
+                    kinds = ["memory"] + ["window"] * n_windows + ["snippet"] * n_snippets
+                    suffixes = [""] + [f"-c{i}" for i in range(n_windows)] + [f"-s{i}" for i in range(n_snippets)]
+                    for position, (kind, suffix) in enumerate(zip(kinds, suffixes)):
+                        vector_id = memory.vector_id + suffix
                         blob = vectors[row].tobytes()
                         row += 1
                         local.append(LocalVector(namespace="ns1", record_id=vector_id, uid=memory.uid,
                                                  memory_id=meta["memory_id"], created_at=meta["created_at"],
-                                                 category=memory.category, source=memory.source, metadata=meta,
-                                                 values=blob))
-                        stored.append(MemoryVector(memory=memory, position=position, vector_id=vector_id,
+                                                 category=memory.category, source=memory.source, kind=kind,
+                                                 metadata={**meta, "kind": kind}, values=blob))
+                        stored.append(MemoryVector(memory=memory, position=position, kind=kind, vector_id=vector_id,
                                                    text="Speaker 0: a window." if position else "",
                                                    model="all-MiniLM-L6-v2", dim=384, vector=blob))
                 LocalVector.objects.bulk_create(local, batch_size=1000)
@@ -103,22 +114,26 @@ def queries(count: int, seed: int) -> list[str]:
     return texts[:count]
 
 
-def time_service(uids: list[str], texts: list[str], k: int) -> list[float]:
+def queries_for(strategy: str, text: str) -> list[str]:
+    return [text, text.split(" ", 3)[-1]] if strategy == "multi_query" else [text]
+
+
+def time_service(strategy: str, uids: list[str], texts: list[str], k: int) -> list[float]:
     from search.services import search_memories
 
     samples = []
     for uid, text in zip(uids, texts):
         started = time.perf_counter()
-        search_memories(uid=uid, query=text, k=k)
+        search_memories(uid=uid, queries=queries_for(strategy, text), k=k, strategy=strategy)
         samples.append((time.perf_counter() - started) * 1000)
     return samples
 
 
-def time_http(port: int, key: str, uids: list[str], texts: list[str], k: int) -> list[float]:
+def time_http(port: int, key: str, strategy: str, uids: list[str], texts: list[str], k: int) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     samples = []
     for uid, text in zip(uids, texts):
-        body = json.dumps({"uid": uid, "query": text, "k": k})
+        body = json.dumps({"uid": uid, "queries": queries_for(strategy, text), "k": k, "strategy": strategy})
         started = time.perf_counter()
         connection.request("POST", "/api/v1/search", body, {"X-API-Key": key, "Content-Type": "application/json"})
         response = connection.getresponse()
@@ -151,6 +166,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="memories")
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--windows", type=float, default=3.0, help="mean transcript windows per memory")
+    parser.add_argument("--snippets", type=float, default=12.0, help="mean snippets per memory")
+    parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--port", type=int, default=8765)
@@ -168,7 +185,7 @@ def main() -> None:
     have = Memory.objects.filter(uid__startswith="synth-").count()
     if args.reload or have != args.n or not LocalVector.objects.filter(uid="synth-00000").exists():
         started = time.perf_counter()
-        load(args.n, args.users, args.windows, args.seed)
+        load(args.n, args.users, args.windows, args.snippets, args.seed)
         print(f"loaded in {time.perf_counter() - started:.0f} s")
     else:
         print(f"reusing {have} synthetic memories")
@@ -179,19 +196,28 @@ def main() -> None:
     texts = queries(args.queries, args.seed)
     embedder = get_embedder()
     embedder.embed_query("warm up the model")
-    time_service(uids[:5], ["warm up " + t for t in texts[:5]], args.k)
-
+    strategies = args.strategies.split(",")
     results = {}
-    embedder.clear_cache()
-    results["service call, cold query cache"] = percentiles(time_service(uids, texts, args.k))
-    results["service call, warm query cache"] = percentiles(time_service(uids, texts, args.k))
+    for strategy in strategies:  # the first search of a user in a process builds its lexical index
+        first = time_service(strategy, uids, ["warm up " + t for t in texts], args.k)
+        if strategy == "hybrid":
+            results["hybrid, service, first search of a user"] = percentiles(first)
+    for strategy in strategies:
+        embedder.clear_cache()
+        results[f"{strategy}, service, cold"] = percentiles(time_service(strategy, uids, texts, args.k))
+        results[f"{strategy}, service, warm"] = percentiles(time_service(strategy, uids, texts, args.k))
 
     key = api_key_create(name="search benchmark")[1]
     server = start_server(args.port, database_url)
     try:
-        time_http(args.port, key, uids[:5], ["warm up " + t for t in texts[:5]], args.k)
-        results["HTTP API, cold query cache"] = percentiles(time_http(args.port, key, uids, texts, args.k))
-        results["HTTP API, warm query cache"] = percentiles(time_http(args.port, key, uids, texts, args.k))
+        for strategy in strategies:
+            time_http(args.port, key, strategy, uids, ["warm up " + t for t in texts], args.k)
+        for strategy in strategies:
+            cold_texts = [f"{t} ({strategy})" for t in texts]  # not in the server's cache yet
+            results[f"{strategy}, HTTP, cold"] = percentiles(time_http(args.port, key, strategy, uids, cold_texts,
+                                                                       args.k))
+            results[f"{strategy}, HTTP, warm"] = percentiles(time_http(args.port, key, strategy, uids, cold_texts,
+                                                                       args.k))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -200,7 +226,7 @@ def main() -> None:
     print(f"machine: {machine()}; database: {database_label(database_url)}; "
           f"{args.n} memories over {args.users} users, {vectors} vectors "
           f"({vectors / args.users:.0f} per user); k={args.k}; {args.queries} queries")
-    print(f"{'search (semantic)':34} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
+    print(f"{'strategy, path, query cache':34} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for name, p in results.items():
         print(f"{name:34} {p['p50']:8.1f} {p['p95']:8.1f} {p['mean']:8.1f}")
 

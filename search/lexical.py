@@ -15,7 +15,7 @@ from django.db.models import Count, Max, Sum
 from memories.models import Memory
 from search.vectorstores import SearchFilters
 
-CACHED_USERS = 256
+CACHED_USERS = 2048
 
 
 @dataclass

@@ -50,9 +50,13 @@ def remember(transactional_db):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_embedding_cache():
-    """Every test starts with no vector cached in this process, for every model."""
+def _fresh_process_state():
+    """Every test starts with no vector cached in this process, for every model, and with parts
+    built anew (a store remembers its model record for a few seconds)."""
+    from search import registry
+
     Embedder._caches.clear()
+    registry._forget_parts()
 
 
 # Production parts, met by local fakes of OpenAI and Pinecone driven through the real SDKs.

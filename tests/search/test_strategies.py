@@ -116,3 +116,18 @@ def test_bad_strategy_parameters_get_a_422(api, extra):
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_the_lexical_index_follows_the_users_memories(api, remember):
+    from search.lexical import lexical_index
+
+    first = remember("alice", "Raj: The valve is part XR-7431.\nAlice: Okay.")
+    assert found(api, query="XR-7431", k=1) == [first.id]
+    version = lexical_index("alice").version
+
+    second = remember("alice", "Raj: Sorry, the right part is QZ-9902, not the other one.\nAlice: Got it.")
+    assert found(api, query="QZ-9902", k=1) == [second.id]  # rebuilt: the new memory is in it
+    assert lexical_index("alice").version != version
+
+    assert api.delete(f"/memories/{second.id}").status_code == 204
+    assert second.id not in found(api, query="QZ-9902", k=5)
