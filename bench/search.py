@@ -174,21 +174,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reload", action="store_true", help="rebuild the synthetic data")
     parser.add_argument("--database-url")
+    parser.add_argument("--store-cache-mb", type=int, default=1024,
+                        help="LOCAL_STORE_CACHE_MB: enough for the users searched, so that repeat searches hit it")
     args = parser.parse_args()
+    os.environ["LOCAL_STORE_CACHE_MB"] = str(args.store_cache_mb)
 
     database_url = setup_django(args.database_url)
     from memories.models import Memory
     from memories.services import api_key_create
     from search.embedders import get_embedder
     from search.models import LocalVector
+    from search.vectorstores.local import LocalVectorStore
 
     have = Memory.objects.filter(uid__startswith="synth-").count()
     if args.reload or have != args.n or not LocalVector.objects.filter(uid="synth-00000").exists():
         started = time.perf_counter()
         load(args.n, args.users, args.windows, args.snippets, args.seed)
         print(f"loaded in {time.perf_counter() - started:.0f} s")
+        from django.db import connection
+
+        if connection.vendor == "postgresql":  # fresh statistics, as autovacuum would give them
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
     else:
         print(f"reusing {have} synthetic memories")
+    LocalVectorStore().touch({f"synth-{u:05d}" for u in range(args.users)})  # as the store's writes do
     vectors = LocalVector.objects.filter(uid__startswith="synth-").count()
 
     rng = random.Random(args.seed)

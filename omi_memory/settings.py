@@ -166,6 +166,8 @@ EXTRACTOR = env_str("EXTRACTOR", "local")
 EMBEDDER = env_str("EMBEDDER", "local")
 VECTOR_STORE = env_str("VECTOR_STORE", "local")
 VECTOR_NAMESPACE = env_str("VECTOR_NAMESPACE", env_str("PINECONE_NAMESPACE", "ns1"))
+# The local store keeps recently searched users' vectors in each process, up to this size.
+LOCAL_STORE_CACHE_MB = env_int("LOCAL_STORE_CACHE_MB", 512, minimum=0)
 
 # The local model: threads are capped, a second busy core makes 2-thread torch much slower.
 TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)

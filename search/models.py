@@ -61,6 +61,21 @@ class LocalVector(models.Model):
         return f"{self.namespace}/{self.record_id}"
 
 
+class LocalVectorVersion(models.Model):
+    """Changes whenever one user's vectors in the local store change: processes that keep those
+    vectors in memory read them again when it differs from theirs."""
+
+    namespace = models.CharField(max_length=64)
+    uid = models.CharField(max_length=128)
+    version = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace", "uid"], name="local_vector_version")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.uid}: {self.version}"
+
+
 class VectorIndex(models.Model):
     """Which embedding model and dimension built a vector store (one row per store and namespace):
     a query or upsert with another model is refused, never silently mixed in."""

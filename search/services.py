@@ -242,7 +242,7 @@ def search_memories(
     ranked = strategies.run(request)
     memories = Memory.objects.filter(
         uid=uid, id__in=[r.memory_id for r in ranked], status=Memory.Status.INDEXED
-    ).in_bulk()
+    ).defer("transcript").in_bulk()
     texts = dict(
         MemoryVector.objects.filter(vector_id__in=[r.vector_id for r in ranked if r.vector_id], position__gt=0)
         .values_list("vector_id", "text")

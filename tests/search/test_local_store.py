@@ -67,3 +67,17 @@ def test_upsert_replaces_and_delete_removes():
     assert store.query(unit(0, 1), uid="u1", top_k=1, filters=SearchFilters(categories=["health"]))[0].score == pytest.approx(1)
     store.delete(["u1-1", "never-existed"])
     assert store.query(unit(0, 1), uid="u1", top_k=1, filters=SearchFilters()) == []
+
+
+def test_a_users_vectors_are_read_again_when_another_process_changes_them():
+    from search.models import LocalVector, LocalVectorVersion
+
+    store = LocalVectorStore()
+    store.upsert([record("u1-1", unit(1))])
+    assert store.query(unit(1), uid="u1", top_k=1, filters=SearchFilters())[0].score == pytest.approx(1)
+
+    # Another process rewrites the vector and, as every write does, the user's version.
+    LocalVector.objects.filter(record_id="u1-1").update(values=unit(0, 1).astype("<f4").tobytes())
+    LocalVectorVersion.objects.filter(uid="u1").update(version="changed-elsewhere")
+
+    assert store.query(unit(1), uid="u1", top_k=1, filters=SearchFilters())[0].score == pytest.approx(0, abs=1e-6)
