@@ -88,13 +88,15 @@ class VectorStore:
         """The `top_k` nearest vectors of one user (None: all of them, where the store can), best first."""
         raise NotImplementedError
 
-    # A memory has several vectors: ask for this many times more vectors than memories wanted.
-    overfetch = 5
+    # A memory has several vectors: ask for this many times more vectors than memories wanted
+    # (None: a store that scores every vector of the user anyway takes them all, and is exact).
+    overfetch: int | None = 5
 
     def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
         """The `top_k` nearest memories of one user, each scored by its best vector."""
+        pool = top_k * self.overfetch if self.overfetch else None
         matches: dict[str, MemoryMatch] = {}
-        for match in self.query_vectors(vector, uid=uid, top_k=top_k * self.overfetch, filters=filters):
+        for match in self.query_vectors(vector, uid=uid, top_k=pool, filters=filters):
             if match.memory_id not in matches:
                 matches[match.memory_id] = MemoryMatch(match.memory_id, match.score, match.vector_id)
                 if len(matches) == top_k:

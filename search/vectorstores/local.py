@@ -10,7 +10,7 @@ from django.db import transaction
 from omi_memory.errors import BackendError
 from search.models import LocalVector, LocalVectorVersion
 
-from .base import MemoryMatch, SearchFilters, VectorMatch, VectorRecord, VectorStore
+from .base import SearchFilters, VectorMatch, VectorRecord, VectorStore
 
 
 @dataclass
@@ -46,6 +46,7 @@ class LocalVectorStore(VectorStore):
     """
 
     name = "local"
+    overfetch = None  # every vector of the user is scored: exact
 
     def __init__(self, namespace: str | None = None):
         super().__init__()
@@ -137,16 +138,6 @@ class LocalVectorStore(VectorStore):
                         str(data.kinds[rows[i]]))
             for i in order
         ]
-
-    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
-        """Exact: every vector of the user is scored, a memory takes its best."""
-        matches: dict[str, MemoryMatch] = {}
-        for match in self.query_vectors(vector, uid=uid, top_k=None, filters=filters):
-            if match.memory_id not in matches:
-                matches[match.memory_id] = MemoryMatch(match.memory_id, match.score, match.vector_id)
-                if len(matches) == top_k:
-                    break
-        return list(matches.values())
 
     def _vectors(self, uid: str) -> _UserVectors | None:
         """The user's vectors: from this process's cache when their version has not changed."""
