@@ -33,3 +33,29 @@ def test_create_api_key_refuses_a_bad_uid():
     with pytest.raises(CommandError):
         call_command("create_api_key", name="x", uid="not a uid!")
     assert ApiKey.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_load_demo_indexes_the_demo_and_prints_a_login_and_a_key_that_work(tmp_path):
+    import io
+    import re
+
+    from django.contrib.auth import authenticate
+
+    from memories.models import Memory
+
+    demo = (settings.BASE_DIR / "memories" / "demo" / "demo_memories.jsonl").read_text().splitlines()
+    path = tmp_path / "demo.jsonl"
+    path.write_text("\n".join(demo[:3]))
+    first, second = io.StringIO(), io.StringIO()
+
+    call_command("load_demo", "--file", str(path), stdout=first)
+    call_command("load_demo", "--file", str(path), stdout=second)  # again: nothing doubled
+
+    assert "Demo ready: 3 indexed" in second.getvalue()
+    assert Memory.objects.count() == 3 and Memory.objects.filter(status="indexed").count() == 3
+    password = re.search(r"admin / (\S+)", second.getvalue()).group(1)
+    user = authenticate(username="admin", password=password)
+    assert user is not None and user.is_superuser and user.groups.filter(name="admin").exists()
+    assert api_key_authenticate(raw_key=re.search(r"(omk_\S+)", second.getvalue()).group(1)) is not None
+    assert api_key_authenticate(raw_key=re.search(r"(omk_\S+)", first.getvalue()).group(1)) is None  # renewed
