@@ -86,7 +86,6 @@ def main() -> None:
         Memory.objects.filter(uid__startswith="remote-").delete()
         one = run("one at a time", transcripts(args.n, "a"), batch=1)
         batched = run(f"batched x{args.batch}", transcripts(args.n, "b"), batch=args.batch)
-        vectors = Memory.objects.filter(uid__startswith="remote-").count()
         Memory.objects.filter(uid__startswith="remote-").delete()
     finally:
         for process in (openai_server, pinecone_server):
