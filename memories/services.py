@@ -7,6 +7,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from functools import partial
 
 from django.conf import settings
@@ -79,6 +80,14 @@ def memory_create_many(*, items: list[dict], enqueue: bool = True) -> list[Memor
         if enqueue:
             _enqueue_on_commit([m.id for m in memories])
     return memories
+
+
+def parse_time(value) -> datetime | None:
+    """A time from an import line (ISO 8601, `Z` allowed); a naive one is taken as UTC."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
 
 
 def memory_build(

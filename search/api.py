@@ -8,9 +8,8 @@ from pydantic import field_validator, model_validator
 from memories.api import MemorySummaryOut
 from memories.models import UID_PATTERN, Category, Source
 from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
-from omi_memory.errors import NotFound
 
-from .models import SearchLog
+from .selectors import search_log_get
 from .services import feedback_record, search_memories
 from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
 from .vectorstores import SearchFilters
@@ -116,13 +115,7 @@ def search(request: HttpRequest, payload: SearchIn):
 
 @router.post("/feedback", response={201: FeedbackOut, **ERRORS}, summary="Judge one result of a search")
 def feedback(request: HttpRequest, payload: FeedbackIn):
-    searches = SearchLog.objects.filter(id=payload.search_id)
-    scoped = key_uid(request)
-    if scoped is not None:
-        searches = searches.filter(uid=scoped)
-    search_log = searches.first()
-    if search_log is None:
-        raise NotFound(f"search {payload.search_id} not found")
+    search_log = search_log_get(search_id=payload.search_id, uid=key_uid(request))
     judged = feedback_record(search=search_log, memory_id=payload.memory_id, relevant=payload.relevant,
                              note=payload.note, api_key=request.auth)
     return Status(201, {"search_id": judged.search_id, "memory_id": judged.memory_id, "relevant": judged.relevant,

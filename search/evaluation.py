@@ -18,7 +18,6 @@ from django.db import transaction
 from django.test.utils import override_settings
 
 from search.models import EvalRun, RelevanceFeedback, SearchLog
-from search.strategies import STRATEGIES
 
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 EVAL_NAMESPACE = "eval"
@@ -79,7 +78,7 @@ QUESTION_WORDS = frozenset("what when where who whom whose which why how did do 
 def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], progress=None) -> dict[str, dict]:
     """Load the split through the pipeline into an isolated store, run every question against its
     own user with each strategy, store an EvalRun per strategy and return the metrics."""
-    from memories.services import memory_create_many, memory_process_many
+    from memories.services import memory_create_many, memory_process_many, parse_time
     from search.embedders import get_embedder
     from search.services import search_memories
 
@@ -90,7 +89,7 @@ def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], prog
     with override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE), transaction.atomic():
         created = memory_create_many(items=[{
             "uid": EVAL_UID_PREFIX + m["uid"], "transcript": m["transcript"], "external_id": m["memory_id"],
-            "source": "external_integration", "created_at": _time(m.get("created_at")),
+            "source": "external_integration", "created_at": parse_time(m.get("created_at")),
         } for m in memories], enqueue=False)
         ids = [m.id for m in created]
         for start in progress(range(0, len(ids), LOAD_BATCH), desc="indexing the data set", unit="batch"):
@@ -138,15 +137,3 @@ def feedback_metrics() -> dict[str, dict]:
                       if rows.get(strategy) else {"queries": 0}), "judgments": counts[strategy]}
         for strategy in sorted(set(counts) | set(rows))
     }
-
-
-def _time(value):
-    from datetime import datetime, timezone
-
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-__all__ = ["METRICS", "STRATEGIES", "aggregate", "evaluate_dataset", "feedback_metrics", "query_metrics"]

@@ -5,6 +5,7 @@ against the database (count, newest indexing time and id sum of the user's index
 a memory indexed, reprocessed or deleted by any process makes every process rebuild it.
 """
 
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -83,15 +84,12 @@ def lexical_index(uid: str) -> LexicalIndex:
 
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+@functools.cache
+def _stemmer():
     import Stemmer
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(Stemmer), return_ids=False, show_progress=False)
-
-
-_stemmers: dict = {}
-
-
-def _stemmer(module):
-    if "en" not in _stemmers:
-        _stemmers["en"] = module.Stemmer("english")
-    return _stemmers["en"]
+    return Stemmer.Stemmer("english")

@@ -119,7 +119,8 @@ def hybrid(request: SearchRequest) -> list[Ranked]:
         values = signals[name]
         if not values:
             continue
-        raw = np.array([values.get(memory_id, min(values.values())) for memory_id in candidates])
+        floor = min(values.values())  # a memory the signal did not find counts as its worst
+        raw = np.array([values.get(memory_id, floor) for memory_id in candidates])
         if request.fusion == "rrf":
             ranks = np.empty(len(raw))
             ranks[np.argsort(-raw, kind="stable")] = np.arange(len(raw))

@@ -1,14 +1,18 @@
 """Import memories from a JSON Lines file, through the batched pipeline, with a progress bar."""
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from memories.models import Memory, Source
-from memories.services import memory_build, memory_create_many, memory_process_now
+from memories.services import (
+    memory_build,
+    memory_create_many,
+    memory_process_now,
+    parse_time,
+)
 from omi_memory.errors import ApplicationError, ValidationFailed
 
 
@@ -91,14 +95,8 @@ def _item(row: dict) -> tuple[dict, bool]:
         "external_id": str(row.get("memory_id") or ""),
         "source": source if source in Source.values else Source.EXTERNAL_INTEGRATION,
         "language": row.get("language") or "en",
-        "created_at": _time(row.get("created_at")),
-        "started_at": _time(row.get("started_at")),
-        "finished_at": _time(row.get("finished_at")),
+        "created_at": parse_time(row.get("created_at")),
+        "started_at": parse_time(row.get("started_at")),
+        "finished_at": parse_time(row.get("finished_at")),
     }, source not in Source.values
 
-
-def _time(value) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
