@@ -109,6 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "omi_memory.roles.context",
             ],
         },
     },
@@ -133,7 +134,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/memories/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Requests: a batch of 100 memories of up to MAX_TRANSCRIPT_CHARS each must fit.
 MAX_TRANSCRIPT_CHARS = env_int("MAX_TRANSCRIPT_CHARS", 500_000, minimum=1)

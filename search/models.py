@@ -144,3 +144,68 @@ class EvalRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} on {self.dataset} {self.split}: nDCG@10 {self.metrics.get('ndcg@10')}"
+
+
+class ClusterRun(models.Model):
+    """KMeans over one user's memory vectors (`search.clustering`), run as a task and kept."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    uid = models.CharField(max_length=128, db_index=True)
+    k_requested = models.PositiveIntegerField(null=True, blank=True)  # None: chosen by silhouette
+    k_min = models.PositiveIntegerField(default=2)
+    k_max = models.PositiveIntegerField(default=10)
+    k = models.PositiveIntegerField(null=True, blank=True)  # the k used
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.CharField(max_length=200, blank=True)  # live status line for the page
+    error = models.TextField(blank=True)
+    silhouettes = models.JSONField(default=dict)  # {"k": score} for each k tried
+    clusters = models.JSONField(default=list)  # [{"index", "label", "terms", "size", "memory_ids"}]
+    points = models.JSONField(default=list)  # [{"memory_id", "x", "y", "cluster"}], 2-D projection
+    embedding_model = models.CharField(max_length=128, blank=True)
+    memories = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"clusters of {self.uid} ({self.status}, k={self.k})"
+
+
+class DuplicatePair(models.Model):
+    """Two memories of one user whose vectors are nearly the same (`search.duplicates`).
+
+    `memory_a` has the smaller id. A dismissed pair is never raised again."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CONFIRMED = "confirmed"
+        DISMISSED = "dismissed"
+        MERGED = "merged"
+
+    uid = models.CharField(max_length=128, db_index=True)
+    memory_a = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="+")
+    memory_b = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="+")
+    similarity = models.FloatField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    kept = models.ForeignKey(Memory, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-similarity"]
+        constraints = [
+            models.UniqueConstraint(fields=["memory_a", "memory_b"], name="one_pair"),
+            models.CheckConstraint(condition=models.Q(memory_a__lt=models.F("memory_b")), name="pair_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.memory_a_id} ~ {self.memory_b_id} ({self.similarity:.3f}, {self.status})"

@@ -49,6 +49,23 @@ def remember(transactional_db):
     return make
 
 
+@pytest.fixture
+def signed_in(transactional_db):
+    """A browser-like client signed in as a member of `group` ("admin", "analyst" or None)."""
+    from django.contrib.auth.models import Group, User
+
+    def make(group: str | None, *, username: str | None = None, csrf_checks: bool = False) -> Client:
+        user = User.objects.create_user(username or group or "nobody", password="pw")
+        if group:
+            user.groups.add(Group.objects.get_or_create(name=group)[0])
+        client = Client(enforce_csrf_checks=csrf_checks)
+        client.force_login(user)
+        client.user = user
+        return client
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Every test starts with no vector cached in this process, for every model, and with parts
