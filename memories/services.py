@@ -167,6 +167,22 @@ def memory_reprocess(*, memory: Memory) -> Memory:
     return memory
 
 
+def memory_retry_failed(*, memory_ids: list[int] | None = None, batch: int = 16) -> int:
+    """Queue failed memories (these, or every failed one) to run through the pipeline again, a
+    few per task; returns how many were queued."""
+    with transaction.atomic():
+        failed = Memory.objects.select_for_update().filter(status=Status.FAILED)
+        if memory_ids is not None:
+            failed = failed.filter(id__in=memory_ids)
+        ids = list(failed.values_list("id", flat=True))
+        Memory.objects.filter(id__in=ids).update(
+            status=Status.QUEUED, failure_reason="", attempts=0, claimed_at=None, claim_token=None
+        )
+        for start in range(0, len(ids), batch):
+            _enqueue_on_commit(ids[start:start + batch])
+    return len(ids)
+
+
 def memory_delete(*, memory: Memory) -> None:
     """Soft-delete a memory and remove its vectors (in a task that retries if the store is down)."""
     from memories.tasks import delete_memory_vectors

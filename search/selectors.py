@@ -1,6 +1,7 @@
 """Reads about searches. `uid=None` means every user (a key that is not scoped)."""
 
 import numpy as np
+from django.db.models import Count
 
 from omi_memory.errors import NotFound
 
@@ -48,3 +49,9 @@ def memory_neighbours(*, memory, k: int = 5) -> list[tuple[int, float]]:
     similarities = matrix @ matrix[ids.index(memory.id)]
     order = [i for i in np.argsort(-similarities) if ids[i] != memory.id][:k]
     return [(ids[i], float(similarities[i])) for i in order]
+
+
+def memory_vector_summary(*, memory) -> list[dict]:
+    """The vectors a memory has, by kind: how many, and of which model and dimension."""
+    rows = MemoryVector.objects.filter(memory=memory).values("kind", "model", "dim").annotate(count=Count("id"))
+    return list(rows.order_by("kind", "model"))

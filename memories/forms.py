@@ -1,0 +1,58 @@
+from datetime import datetime, time
+from datetime import timezone as dt_timezone
+
+from django import forms
+
+from .models import Category, Memory, Source
+
+SORTS = {
+    "-created": "-created_at",
+    "created": "created_at",
+    "title": "title",
+    "-title": "-title",
+    "uid": "uid",
+    "-uid": "-uid",
+    "status": "status",
+    "-status": "-status",
+    "category": "category",
+    "-category": "-category",
+}
+
+
+class MemoryFilterForm(forms.Form):
+    """The memory list's filters and sort, read from the query string (so URLs keep them)."""
+
+    uid = forms.CharField(required=False, max_length=128)
+    status = forms.ChoiceField(required=False, choices=[("", "any but deleted"), *Memory.Status.choices])
+    category = forms.ChoiceField(required=False, choices=[("", "any"), *Category.choices])
+    source = forms.ChoiceField(required=False, choices=[("", "any"), *Source.choices])
+    starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=200, label="Text contains",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "words in title, overview, transcript"}))
+    sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS], widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("starts") and data.get("ends") and data["starts"] > data["ends"]:
+            raise forms.ValidationError("'From' is after 'To'.")
+        return data
+
+    def selector_filters(self) -> dict:
+        """Arguments for `memories.selectors.memory_list` from the fields that are valid."""
+        data = self.cleaned_data if self.is_valid() else {
+            name: value for name, value in getattr(self, "cleaned_data", {}).items() if name not in self.errors
+        }
+        starts, ends = data.get("starts"), data.get("ends")
+        return {
+            "uid": data.get("uid") or None,
+            "status": data.get("status") or None,
+            "category": data.get("category") or None,
+            "source": data.get("source") or None,
+            "starts_at": datetime.combine(starts, time.min, dt_timezone.utc) if starts else None,
+            "ends_at": datetime.combine(ends, time.max, dt_timezone.utc) if ends else None,
+            "text": data.get("q") or "",
+        }
+
+    def ordering(self) -> str:
+        return SORTS.get(self.cleaned_data.get("sort") or "-created", "-created_at") if self.is_valid() else "-created_at"
