@@ -106,15 +106,15 @@ def test_bad_requests_are_refused_before_anything_runs(two_topics, kwargs, messa
     assert not ClusterRun.objects.exists()
 
 
-def test_a_run_whose_memories_went_away_fails_with_the_reason(two_topics, django_capture_on_commit_callbacks):
+def test_a_run_whose_memories_went_away_fails_with_the_reason(two_topics):
     from memories.models import Memory
+    from search.clustering import cluster_run_execute
 
-    with django_capture_on_commit_callbacks() as callbacks:  # created, not yet run
-        run = cluster_run_create(uid="u-topics", k=2)
+    run = ClusterRun.objects.create(uid="u-topics", k_requested=2)  # accepted, then memories deleted
     Memory.objects.filter(uid="u-topics").exclude(id=two_topics[0][0]).update(status=Memory.Status.DELETED)
-    for callback in callbacks:
-        callback()
 
+    assert cluster_run_execute(run_id=run.id) == ClusterRun.Status.FAILED
     run.refresh_from_db()
     assert run.status == ClusterRun.Status.FAILED
     assert "has 1 indexed memories" in run.error and "at least 3" in run.error
+
