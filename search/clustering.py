@@ -31,6 +31,7 @@ MIN_MEMORIES = 3  # a silhouette needs 2 <= k <= n - 1
 LABEL_TERMS = 3
 RANDOM_STATE = 0
 N_INIT = 4
+SILHOUETTE_SAMPLE = 2000  # beyond this many memories, a silhouette is measured on a fixed sample
 # Tableau 10: a cluster's colour on the map and in its card (cycled beyond ten clusters).
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
@@ -151,7 +152,9 @@ def _cluster(run: ClusterRun, *, report) -> dict:
     for step, k in enumerate(candidates, start=1):
         labels = KMeans(n_clusters=k, random_state=RANDOM_STATE, n_init=N_INIT).fit_predict(matrix)
         distinct = len(set(labels.tolist()))
-        score = float(silhouette_score(matrix, labels)) if 2 <= distinct <= n - 1 else -1.0
+        sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
+        score = (float(silhouette_score(matrix, labels, sample_size=sample, random_state=RANDOM_STATE))
+                 if 2 <= distinct <= n - 1 else -1.0)
         silhouettes[str(k)], labelings[k] = round(score, 4), labels
         report(f"k={k}: silhouette {score:.2f} ({step}/{len(candidates)})")
     k = max(candidates, key=lambda c: (silhouettes[str(c)], -c))  # ties: the fewer clusters
