@@ -2,7 +2,8 @@
 
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from omi_memory.errors import NotFound
@@ -46,6 +47,22 @@ def memory_get(*, memory_id: int, uid: str | None = None, include_deleted: bool 
     if memory is None:
         raise NotFound(f"memory {memory_id} not found")
     return memory
+
+
+def memory_uids() -> list[tuple[str, int]]:
+    """Every user that has memories (deleted ones aside), with how many: [(uid, count)] by uid."""
+    rows = (Memory.objects.exclude(status=Memory.Status.DELETED).values_list("uid").annotate(n=Count("id"))
+            .order_by("uid"))
+    return list(rows)
+
+
+def memory_transcript_starts(*, memory_ids: list[int], chars: int) -> dict[int, str]:
+    """The first `chars` characters of each memory's transcript (with "…" when cut), by id."""
+    rows = Memory.objects.filter(id__in=memory_ids).annotate(start=Substr("transcript", 1, chars + 1))
+    return {
+        memory_id: start if len(start) <= chars else start[:chars].rstrip() + "…"
+        for memory_id, start in rows.values_list("id", "start")
+    }
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
