@@ -1,5 +1,6 @@
 """The search page: search one user's memories as you type, and judge the results."""
 
+import html
 import re
 from datetime import datetime, timezone
 
@@ -57,7 +58,8 @@ def test_the_closest_memory_comes_first_with_its_score_title_and_snippet(signed_
     first = first[:first.index("</li>")]
     assert memories["dentist"].title in first
     assert re.search(r'class="score"[^>]*>\d\.\d{3}<', first)
-    assert "twelve hundred dollars" in first or "crown" in first.split('class="snippet"')[1]
+    snippet = html.unescape(re.search(r'<blockquote class="snippet">(.*?)</blockquote>', first, re.S)[1])
+    assert snippet.replace("<br>", "\n").rstrip("…") in DENTIST  # a passage of the transcript
     assert f'href="/memories/{memories["dentist"].id}/"' in first
     assert "<html" in page  # the whole page, with the form
     assert 'name="query"' in page and 'value="how much will the new tooth crown cost"' in page
@@ -212,3 +214,12 @@ def test_judging_requires_the_csrf_token(signed_in, memories):
 
     assert response.status_code == 403
     assert not RelevanceFeedback.objects.exists()
+
+
+def test_a_memory_found_by_its_own_vector_shows_the_start_of_its_transcript(signed_in, remember):
+    cat = remember("carol", "Carol: I adopted a grey cat named Pixel from the shelter today, she is shy.")
+
+    page = search(signed_in("analyst"), uid="carol", query="new pet", strategy="semantic").content.decode()
+
+    assert re.search(r'<blockquote class="snippet">Carol: I adopted a grey cat named Pixel', page)
+    assert f'id="result-{cat.id}"' in page
