@@ -1,4 +1,7 @@
-"""BM25 over one user's memories (title, overview and transcript), for the `hybrid` strategy.
+"""BM25 over one user's memories, for the `hybrid` strategy: over each whole memory (title,
+overview and transcript) and over its exchanges (every two consecutive turns of the transcript, so
+a memory also scores as its best exchange: the query's words close together). English stop words
+and question words are left out.
 
 The index of a user is built on demand and kept in the process; before each use it is checked
 against the database (count, newest indexing time and id sum of the user's indexed memories), so
@@ -6,9 +9,11 @@ a memory indexed, reprocessed or deleted by any process makes every process rebu
 """
 
 import functools
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 
 import numpy as np
 from django.db.models import Count, Max, Sum
@@ -17,6 +22,11 @@ from memories.models import Memory
 from search.vectorstores import SearchFilters
 
 CACHED_USERS = 2048
+EXCHANGE_TURNS = 2
+QUESTION_WORDS = ("what when where who whom whose which why how did do does were has have had been being "
+                  "about").split()
+MONTHS = ("January February March April May June July August September October November December").split()
+MONTH_NAMES = re.compile(r"\b(" + "|".join(MONTHS) + r")\b")
 
 
 @dataclass
@@ -26,10 +36,15 @@ class LexicalIndex:
     created_at: np.ndarray  # epoch seconds
     categories: np.ndarray
     sources: np.ndarray
-    retriever: object | None  # bm25s.BM25, or None for a user with no memories
+    months: np.ndarray  # 1 to 12, of created_at (UTC)
+    retriever: object | None  # bm25s.BM25 over the memories, or None for a user with no memories
+    exchanges: object | None  # bm25s.BM25 over their exchanges
+    exchange_starts: np.ndarray  # each memory's first exchange (every memory has at least one)
 
-    def scores(self, query: str, filters: SearchFilters) -> tuple[np.ndarray, np.ndarray]:
-        """(memory ids, BM25 scores) of the memories that pass the filters."""
+    def scores(self, query: str, filters: SearchFilters) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The memories that pass the filters: (their ids, {signal: their scores}). The signals are
+        `lexical` (BM25 of the whole memory), `exchanges` (BM25 of its best exchange) and `month`
+        (1 for a memory created in a month the query names, such as "in May", else 0)."""
         keep = np.ones(len(self.memory_ids), dtype=bool)
         if filters.starts_at:
             keep &= self.created_at >= filters.starts_at.timestamp()
@@ -39,11 +54,16 @@ class LexicalIndex:
             keep &= np.isin(self.categories, filters.categories)
         if filters.sources:
             keep &= np.isin(self.sources, filters.sources)
-        if self.retriever is None:
-            return self.memory_ids[keep], np.zeros(int(keep.sum()))
+        named = [MONTHS.index(name) + 1 for name in MONTH_NAMES.findall(query)]
+        signals = {"month": np.isin(self.months, named).astype(np.float64)}
         tokens = _tokenize([query])[0]
-        scores = self.retriever.get_scores(tokens) if tokens else np.zeros(len(self.memory_ids))
-        return self.memory_ids[keep], np.asarray(scores, dtype=np.float64)[keep]
+        if self.retriever is None or not tokens:
+            signals.update(lexical=np.zeros(len(self.memory_ids)), exchanges=np.zeros(len(self.memory_ids)))
+        else:
+            signals["lexical"] = np.asarray(self.retriever.get_scores(tokens), dtype=np.float64)
+            exchanges = np.asarray(self.exchanges.get_scores(tokens), dtype=np.float64)
+            signals["exchanges"] = np.maximum.reduceat(exchanges, self.exchange_starts)
+        return self.memory_ids[keep], {name: values[keep] for name, values in signals.items()}
 
 
 _cache: OrderedDict[str, LexicalIndex] = OrderedDict()
@@ -61,19 +81,29 @@ def lexical_index(uid: str) -> LexicalIndex:
             return cached
     rows = list(memories.order_by("id").values_list("id", "created_at", "category", "source", "title", "overview",
                                                      "transcript"))
-    retriever = None
+    retriever = exchanges = None
+    starts = []
     if rows:
         import bm25s
 
         retriever = bm25s.BM25()
         retriever.index(_tokenize([f"{r[4]}\n{r[5]}\n{r[6]}" for r in rows]), show_progress=False)
+        texts = []
+        for row in rows:
+            starts.append(len(texts))
+            texts.extend(_exchanges(row[6]))
+        exchanges = bm25s.BM25()
+        exchanges.index(_tokenize(texts), show_progress=False)
     index = LexicalIndex(
         version=version,
         memory_ids=np.array([r[0] for r in rows], dtype=np.int64),
         created_at=np.array([r[1].timestamp() for r in rows], dtype=np.float64),
         categories=np.array([r[2] for r in rows], dtype=object),
         sources=np.array([r[3] for r in rows], dtype=object),
+        months=np.array([r[1].astimezone(dt_timezone.utc).month for r in rows], dtype=np.int64),
         retriever=retriever,
+        exchanges=exchanges,
+        exchange_starts=np.array(starts, dtype=np.int64),
     )
     with _lock:
         _cache[uid] = index
@@ -82,10 +112,23 @@ def lexical_index(uid: str) -> LexicalIndex:
     return index
 
 
+def _exchanges(transcript: str) -> list[str]:
+    """Every EXCHANGE_TURNS consecutive turns (at least one text, perhaps empty)."""
+    turns = [line for line in transcript.splitlines() if line.strip()]
+    return ["\n".join(turns[i:i + EXCHANGE_TURNS]) for i in range(max(len(turns) - EXCHANGE_TURNS + 1, 1))]
+
+
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords=_stopwords(), stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+@functools.cache
+def _stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return sorted(set(STOPWORDS_EN) | set(QUESTION_WORDS))
 
 
 @functools.cache

@@ -3,10 +3,12 @@
 - `semantic`: the query's embedding against every vector of the user; a memory scores as its best.
 - `time_weighted`: semantic x exp(-time_decay x days since created_at), over a pool larger than k.
 - `multi_query`: several queries; per memory, scores summed (`fusion=sum`) or reciprocal-rank fused.
-- `hybrid`: BM25 over the user's memories fused with dense search at two granularities (windows and
-  the memory's own text, by their best vector; snippets, by the mean of their best two), by a
-  weighted sum of scores scaled to [0, 1] per search (`fusion=sum`) or weighted reciprocal rank
-  fusion (`fusion=rrf`). The weights were chosen on LoCoMo's dev split (docs/benchmarks.md).
+- `hybrid`: BM25 over the user's memories, both whole and by their best exchange of two turns
+  (search/lexical.py), fused with dense search at two granularities (windows and the memory's own
+  text, by their best vector; snippets, by the mean of their best two), plus a nudge for memories
+  created in a month the query names; by a weighted sum of scores scaled to [0, 1] per search
+  (`fusion=sum`) or weighted reciprocal rank fusion (`fusion=rrf`). The weights were chosen on
+  LoCoMo's dev split (docs/benchmarks.md).
 
 All take the same filters, and every one is scoped to one uid.
 """
@@ -29,8 +31,8 @@ FUSIONS = ("sum", "rrf")
 DEFAULT_TIME_DECAY = 0.1
 RRF_K = 60
 POOL = 50  # candidates re-ranked by time_weighted, per query fused by multi_query
-# hybrid: the signals and their weights.
-HYBRID_WEIGHTS = {"lexical": 0.5, "snippets": 0.3, "windows": 0.2}
+# hybrid: the signals and their weights (the lexical half split between whole memories and exchanges).
+HYBRID_WEIGHTS = {"lexical": 0.25, "exchanges": 0.25, "snippets": 0.3, "windows": 0.2, "month": 0.1}
 HYBRID_RRF_K = 10
 HYBRID_MAX_VECTORS = 1000  # a store that cannot score every vector of a user returns this many
 
@@ -94,7 +96,7 @@ def multi_query(request: SearchRequest) -> list[Ranked]:
 def hybrid(request: SearchRequest) -> list[Ranked]:
     query = request.queries[0]
     memory_ids, lexical = lexical_index(request.uid).scores(query, request.filters)
-    signals: dict[str, dict[int, float]] = {"lexical": dict(zip(memory_ids.tolist(), lexical.tolist()))}
+    signals = {name: dict(zip(memory_ids.tolist(), values.tolist())) for name, values in lexical.items()}
     windows: dict[int, float] = {}
     snippets: dict[int, list[float]] = defaultdict(list)
     best: dict[int, str] = {}
@@ -121,12 +123,13 @@ def hybrid(request: SearchRequest) -> list[Ranked]:
             continue
         floor = min(values.values())  # a memory the signal did not find counts as its worst
         raw = np.array([values.get(memory_id, floor) for memory_id in candidates])
+        low, high = raw.min(), raw.max()
+        if high == low:
+            continue  # the signal tells the candidates apart not at all
         if request.fusion == "rrf":
-            ranks = np.empty(len(raw))
-            ranks[np.argsort(-raw, kind="stable")] = np.arange(len(raw))
+            ranks = len(raw) - np.searchsorted(np.sort(raw), raw, side="right")  # how many score higher
             total += weight / (HYBRID_RRF_K + ranks + 1)
         else:
-            low, high = raw.min(), raw.max()
-            total += weight * ((raw - low) / (high - low) if high > low else np.zeros(len(raw)))
+            total += weight * (raw - low) / (high - low)
     order = np.argsort(-total, kind="stable")[: request.k]
     return [Ranked(candidates[i], float(total[i]), best.get(candidates[i], "")) for i in order]

@@ -131,3 +131,25 @@ def test_the_lexical_index_follows_the_users_memories(api, remember):
 
     assert api.delete(f"/memories/{second.id}").status_code == 204
     assert second.id not in found(api, query="QZ-9902", k=5)
+
+
+def test_lexical_scores_a_memory_by_its_best_exchange_too(remember):
+    from search.lexical import lexical_index
+    from search.vectorstores import SearchFilters
+
+    filler = "\n".join(f"{'Raj' if i % 2 else 'Alice'}: Sure, sounds good, talk soon about item {i}." for i in range(6))
+    close = remember("alice", f"Raj: The boiler is leaking.\nAlice: Call the plumber.\n{filler}")
+    apart = remember("alice", f"Raj: The boiler is leaking.\n{filler}\nAlice: Call the plumber.")
+
+    memory_ids, signals = lexical_index("alice").scores("boiler plumber", SearchFilters())
+    exchanges = dict(zip(memory_ids.tolist(), signals["exchanges"]))
+    assert exchanges[close.id] > exchanges[apart.id]
+    assert set(signals) == {"lexical", "exchanges", "month"} and not signals["month"].any()
+
+
+def test_a_month_the_query_names_favours_that_months_memories(api, remember):
+    february = remember("alice", DENTIST, created_at=datetime(2026, 2, 10, 12, tzinfo=timezone.utc))
+    march = remember("alice", DENTIST, created_at=datetime(2026, 3, 10, 12, tzinfo=timezone.utc))
+
+    assert found(api, query="What did the dentist say in March?", k=2) == [march.id, february.id]
+    assert found(api, query="What did the dentist say in February?", k=2) == [february.id, march.id]
