@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from omi_memory.errors import BackendError, Conflict, ValidationFailed
+from search.duplicates import duplicate_check_enqueue
 from search.extractors import Extraction, get_extractor
 from search.services import (
     memory_vectors_build_many,
@@ -238,6 +239,8 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, re
         except Exception as exc:  # noqa: BLE001 - recorded on every memory of the step
             failures.update({m.id: exc for m in ready if m.id not in failures})
     outcomes.update(_finish_indexed([m for m in ready if m.id not in failures], extractions, built, token))
+    # Duplicates: the new vectors against their users' others, in a task that never fails this one.
+    duplicate_check_enqueue(memory_ids=[memory_id for memory_id, done in outcomes.items() if done == "indexed"])
 
     retry = []
     for memory_id, exc in failures.items():

@@ -164,6 +164,9 @@ CHUNK_TOKENS = env_int("CHUNK_TOKENS", 200, minimum=16)
 # Snippets: smaller windows (a turn or two) with vectors of their own, for precise matches; 0: none.
 SNIPPET_TOKENS = env_int("SNIPPET_TOKENS", 32, minimum=0)
 
+# Duplicates: two memories of one user whose vectors' cosine is at least this are a pair to review.
+DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
+
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")
 EMBEDDER = env_str("EMBEDDER", "local")

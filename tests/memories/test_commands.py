@@ -57,5 +57,7 @@ def test_load_demo_indexes_the_demo_and_prints_a_login_and_a_key_that_work(tmp_p
     password = re.search(r"admin / (\S+)", second.getvalue()).group(1)
     user = authenticate(username="admin", password=password)
     assert user is not None and user.is_superuser and user.groups.filter(name="admin").exists()
+    analyst = authenticate(username="analyst", password=re.search(r"analyst / (\S+)", second.getvalue()).group(1))
+    assert analyst is not None and not analyst.is_superuser and list(analyst.groups.values_list("name", flat=True)) == ["analyst"]
     assert api_key_authenticate(raw_key=re.search(r"(omk_\S+)", second.getvalue()).group(1)) is not None
     assert api_key_authenticate(raw_key=re.search(r"(omk_\S+)", first.getvalue()).group(1)) is None  # renewed

@@ -33,14 +33,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, file: Path, **options):
         self._load(file)
-        password = self._admin()
+        password = self._user("admin", superuser=True)
+        analyst_password = self._user("analyst")
         raw_key = self._api_key()
         demo = Memory.objects.filter(external_id__startswith="demo-")
         counts = {status: demo.filter(status=status).count() for status in Memory.Status.values}
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Demo ready: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)))
         site = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
-        self.stdout.write(f"  dashboard login   admin / {password}   ({site}/admin/)")
+        self.stdout.write(f"  dashboard         {site}/  (sign in as below)")
+        self.stdout.write(f"  dashboard login   admin / {password}   (admin: may delete, reprocess, merge, run jobs)")
+        self.stdout.write(f"  analyst login     analyst / {analyst_password}   (analyst: browse, search, judge)")
         self.stdout.write(f"  API key (all users, header X-API-Key): {raw_key}")
         self.stdout.write(
             f'  try: curl -s -X POST {site}/api/v1/search -H "X-API-Key: {raw_key}" '
@@ -79,16 +82,17 @@ class Command(BaseCommand):
                 memory_process_now(memory_ids=pending[start:start + BATCH])
                 bar.update(len(pending[start:start + BATCH]))
 
-    def _admin(self) -> str:
-        for role in ROLES:
-            Group.objects.get_or_create(name=role)
+    def _user(self, role: str, *, superuser: bool = False) -> str:
+        """The demo user of one role (named after it), with a new password, returned."""
+        for name in ROLES:
+            Group.objects.get_or_create(name=name)
         password = secrets.token_urlsafe(9)
         with transaction.atomic():
-            user, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
-            user.is_staff = user.is_superuser = True
+            user, _ = User.objects.get_or_create(username=role, defaults={"email": f"{role}@example.com"})
+            user.is_staff = user.is_superuser = superuser
             user.set_password(password)
             user.save()
-            user.groups.add(Group.objects.get(name="admin"))
+            user.groups.add(Group.objects.get(name=role))
         return password
 
     def _api_key(self) -> str:

@@ -1,0 +1,145 @@
+import pytest
+from django.urls import reverse
+
+from memories.models import Memory
+from search.models import DuplicatePair
+from tests.support.transcripts import BUDGET, DENTIST
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DENTIST_AGAIN = DENTIST.replace("next Tuesday at 3pm", "Tuesday next week at 3pm")
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def pair(remember) -> DuplicatePair:
+    """Alice's dentist visit, remembered twice: one open pair (found when the second was indexed)."""
+    remember("alice", DENTIST)
+    remember("alice", DENTIST_AGAIN)
+    remember("alice", BUDGET)
+    return DuplicatePair.objects.get()
+
+
+def merge_url(pair) -> str:
+    return reverse("duplicate_merge", args=[pair.id])
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, pair):
+    response = client.get(reverse("duplicate_list"))
+
+    assert response.status_code == 302 and response.url.startswith("/accounts/login/")
+    assert client.post(merge_url(pair), {"keep": pair.memory_a_id}).status_code == 302
+    assert DuplicatePair.objects.get().status == "open"
+
+
+def test_a_user_in_no_group_is_refused(signed_in, pair):
+    assert signed_in(None).get(reverse("duplicate_list")).status_code == 403
+
+
+def test_an_analyst_sees_the_queue_without_buttons_and_may_not_post(signed_in, pair):
+    analyst = signed_in("analyst")
+
+    page = analyst.get(reverse("duplicate_list")).content.decode()
+
+    assert f'id="pair-{pair.id}"' in page
+    assert pair.memory_a.title in page and pair.memory_b.title in page
+    assert "Keep left, merge right" not in page and "Not duplicates" not in page
+    assert "Scan for duplicates" not in page
+    assert analyst.post(merge_url(pair), {"keep": pair.memory_a_id}).status_code == 403
+    assert analyst.post(reverse("duplicate_dismiss", args=[pair.id])).status_code == 403
+    assert analyst.post(reverse("duplicate_scan"), {"uid": "alice"}).status_code == 403
+    assert DuplicatePair.objects.get().status == "open"
+
+
+def test_an_admin_sees_both_memories_side_by_side_with_the_similarity_and_buttons(signed_in, pair):
+    page = signed_in("admin").get(reverse("duplicate_list")).content.decode()
+
+    assert f"{pair.similarity:.3f}" in page
+    assert reverse("memory_detail", args=[pair.memory_a_id]) in page
+    assert reverse("memory_detail", args=[pair.memory_b_id]) in page
+    assert "Keep left, merge right" in page and "Keep right, merge left" in page and "Not duplicates" in page
+    assert "Scan for duplicates" in page
+
+
+def test_admin_merge_through_htmx_returns_the_merged_card(signed_in, pair):
+    response = signed_in("admin").post(merge_url(pair), {"keep": pair.memory_b_id}, **HTMX)
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith(f'<article class="card pair" id="pair-{pair.id}"')
+    assert "merged" in body and "kept" in body and "Keep left" not in body
+    assert "<html" not in body
+    assert Memory.objects.get(id=pair.memory_a_id).status == Memory.Status.DELETED
+    assert Memory.objects.get(id=pair.memory_b_id).status == Memory.Status.INDEXED
+
+
+def test_admin_dismiss_through_htmx_returns_the_dismissed_card(signed_in, pair):
+    response = signed_in("admin").post(reverse("duplicate_dismiss", args=[pair.id]), **HTMX)
+
+    body = response.content.decode()
+    assert response.status_code == 200 and f'id="pair-{pair.id}"' in body
+    assert "dismissed" in body and "Not duplicates" not in body
+    assert DuplicatePair.objects.get().status == "dismissed"
+
+
+def test_a_second_merge_of_the_same_pair_shows_the_error_on_the_card(signed_in, pair):
+    admin = signed_in("admin")
+    admin.post(reverse("duplicate_dismiss", args=[pair.id]), **HTMX)
+
+    body = admin.post(merge_url(pair), {"keep": pair.memory_a_id}, **HTMX).content.decode()
+
+    assert "is dismissed, not open" in body
+    assert Memory.objects.filter(status=Memory.Status.DELETED).count() == 0
+
+
+def test_without_javascript_the_buttons_post_and_redirect_back(signed_in, pair):
+    admin = signed_in("admin")
+    back = reverse("duplicate_list") + "?uid=alice&status=open"
+
+    response = admin.post(reverse("duplicate_dismiss", args=[pair.id]), {"next": back})
+
+    assert response.status_code == 302 and response.url == back
+    assert "not be raised again" in admin.get(back).content.decode()
+    outside = admin.post(merge_url(pair), {"keep": pair.memory_a_id, "next": "https://evil.example/"})
+    assert outside.url == reverse("duplicate_list")
+
+
+def test_csrf_is_enforced(signed_in, pair):
+    admin = signed_in("admin", csrf_checks=True)
+
+    assert admin.post(merge_url(pair), {"keep": pair.memory_a_id}, **HTMX).status_code == 403
+    assert admin.post(reverse("duplicate_dismiss", args=[pair.id])).status_code == 403
+    assert DuplicatePair.objects.get().status == "open"
+
+
+def test_filters_by_uid_and_status_in_the_url(signed_in, remember, pair):
+    remember("bob", DENTIST)
+    remember("bob", DENTIST_AGAIN)
+    bobs = DuplicatePair.objects.get(uid="bob")
+    admin = signed_in("admin")
+    admin.post(reverse("duplicate_dismiss", args=[bobs.id]))
+    url = reverse("duplicate_list")
+
+    default = admin.get(url).content.decode()
+    bob_open = admin.get(url, {"uid": "bob"}).content.decode()
+    bob_dismissed = admin.get(url, {"uid": "bob", "status": "dismissed"}, **HTMX).content.decode()
+    everything = admin.get(url, {"status": "all"}).content.decode()
+
+    assert f'id="pair-{pair.id}"' in default and f'id="pair-{bobs.id}"' not in default
+    assert f'id="pair-{pair.id}"' not in bob_open and f'id="pair-{bobs.id}"' not in bob_open
+    assert f'id="pair-{bobs.id}"' in bob_dismissed and f'id="pair-{pair.id}"' not in bob_dismissed
+    assert bob_dismissed.lstrip().startswith('<section id="results">')
+    assert f'id="pair-{pair.id}"' in everything and f'id="pair-{bobs.id}"' in everything
+
+
+def test_an_admin_scan_is_queued_and_finds_the_pairs(signed_in, pair):
+    DuplicatePair.objects.all().delete()
+    admin = signed_in("admin")
+
+    response = admin.post(reverse("duplicate_scan"), {"uid": "alice", "threshold": "0.95"})
+
+    assert response.status_code == 302
+    assert DuplicatePair.objects.filter(uid="alice", status="open").count() == 1  # tasks run in-process here
+    assert "Duplicate scan queued for alice" in admin.get(response.url).content.decode()
+    bad = admin.post(reverse("duplicate_scan"), {"threshold": "1.5"})
+    assert "threshold must be in (0, 1]" in admin.get(bad.url).content.decode()
