@@ -4,6 +4,8 @@ import re
 
 from playwright.sync_api import expect
 
+from search.clustering import cluster_run_execute
+from search.models import ClusterRun
 from tests.support.transcripts import BUDGET, GARDEN
 
 TAXES = """Ben: The tax return is due next month and we still owe the accountant her fee.
@@ -51,6 +53,17 @@ def test_admin_runs_a_clustering_and_opens_a_cluster(page, sign_in, remember):
     page.get_by_role("link", name="← All cluster runs").click()
     expect(page.locator("#cluster-runs tbody tr")).to_have_count(1)
     expect(page.locator("#cluster-runs tbody tr .badge")).to_have_text("done")
+
+    # A run that no worker has picked up yet: its page follows it live, without a reload.
+    waiting = ClusterRun.objects.create(uid="bob", k_requested=2)
+    page.goto(f"/clusters/{waiting.id}/")
+    expect(page.locator("#cluster-run .badge")).to_have_text("queued")
+    expect(page.locator("#cluster-run")).to_contain_text("waiting for a worker")
+    page.evaluate("window.stillTheSamePage = true")
+    cluster_run_execute(run_id=waiting.id)
+    expect(page.locator("#cluster-run .badge.done")).to_be_visible()
+    expect(circles).to_have_count(4)
+    assert page.evaluate("window.stillTheSamePage") is True, "the page reloaded to show the result"
 
 
 def test_analyst_sees_the_clusters_page_but_no_run_form(page, sign_in):
