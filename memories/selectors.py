@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from omi_memory.errors import NotFound
@@ -54,10 +55,20 @@ def memory_get(*, memory_id: int, uid: str | None = None, include_deleted: bool 
     return memory
 
 
-def memory_uids() -> list[str]:
-    """Every user that has a memory that is not deleted, in order."""
-    memories = Memory.objects.exclude(status=Memory.Status.DELETED)
-    return list(memories.order_by("uid").values_list("uid", flat=True).distinct())
+def memory_uids() -> list[tuple[str, int]]:
+    """Every user that has memories (deleted ones aside), with how many: [(uid, count)] by uid."""
+    rows = (Memory.objects.exclude(status=Memory.Status.DELETED).values_list("uid").annotate(n=Count("id"))
+            .order_by("uid"))
+    return list(rows)
+
+
+def memory_transcript_starts(*, memory_ids: list[int], chars: int) -> dict[int, str]:
+    """The first `chars` characters of each memory's transcript (with "…" when cut), by id."""
+    rows = Memory.objects.filter(id__in=memory_ids).annotate(start=Substr("transcript", 1, chars + 1))
+    return {
+        memory_id: start if len(start) <= chars else start[:chars].rstrip() + "…"
+        for memory_id, start in rows.values_list("id", "start")
+    }
 
 
 def pipeline_stats(*, now: datetime | None = None, failed_limit: int = 50) -> dict:

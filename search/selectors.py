@@ -1,11 +1,11 @@
 """Reads about searches. `uid=None` means every user (a key that is not scoped)."""
 
 import numpy as np
-from django.db.models import Count
+from django.db.models import Count, Max
 
 from omi_memory.errors import NotFound
 
-from .models import MemoryVector, SearchLog
+from .models import EvalRun, MemoryVector, SearchLog
 
 
 def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
@@ -17,6 +17,19 @@ def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
     if search is None:
         raise NotFound(f"search {search_id} not found")
     return search
+
+
+def judged_search_counts() -> dict[str, int]:
+    """How many searches of each strategy have at least one judgment: {strategy: count}."""
+    rows = (SearchLog.objects.filter(feedback__isnull=False).order_by().values_list("strategy")
+            .annotate(n=Count("id", distinct=True)))
+    return dict(rows)
+
+
+def eval_runs_latest() -> list[EvalRun]:
+    """The newest evaluation run of each (strategy, split), by split then strategy."""
+    newest = EvalRun.objects.order_by().values("strategy", "split").annotate(last=Max("id")).values_list("last", flat=True)
+    return list(EvalRun.objects.filter(id__in=list(newest)).order_by("split", "strategy"))
 
 
 def memory_vectors_matrix(*, uid: str, memory_ids: list[int] | None = None) -> tuple[list[int], np.ndarray]:

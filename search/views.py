@@ -3,20 +3,31 @@
 Thin views over `search.services` / `search.selectors`; roles from `omi_memory.roles`.
 """
 
+from datetime import datetime, time
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from omi_memory.errors import ApplicationError, NotFound, ValidationFailed
+from memories.models import Category, Source
+from memories.selectors import memory_transcript_starts, memory_uids
+from omi_memory.errors import ApplicationError, BackendError, NotFound, ValidationFailed
 from omi_memory.roles import admin_view, dashboard_view
+from search.evaluation import METRICS, feedback_metrics
+from search.models import EvalRun
+from search.selectors import eval_runs_latest, judged_search_counts, search_log_get
+from search.services import SNIPPET_CHARS, feedback_record, search_memories
+from search.strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
+from search.vectorstores import SearchFilters
 
 from . import clustering, duplicates
 
@@ -25,16 +36,134 @@ from . import clustering, duplicates
 # ---------------------------------------------------------------------------------------------
 
 
+SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "time_decay": str(DEFAULT_TIME_DECAY)}
+MAX_QUERIES = 10
+
+
+class SearchForm(forms.Form):
+    """The search page's parameters, read from the query string (the URL keeps the state)."""
+
+    uid = forms.ChoiceField(label="User")
+    query = forms.CharField(required=False, max_length=2000, widget=forms.TextInput(
+        attrs={"type": "search", "placeholder": "what are you looking for?", "autocomplete": "off", "autofocus": True}))
+    queries = forms.CharField(required=False, label="Extra queries (multi_query)", widget=forms.Textarea(
+        attrs={"rows": 3, "placeholder": "one per line; used by multi_query"}))
+    strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
+    fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
+    k = forms.IntegerField(min_value=1, max_value=50, widget=forms.NumberInput(attrs={"size": 3}))
+    time_decay = forms.FloatField(min_value=0, max_value=10, label="Time decay (per day)",
+                                  widget=forms.NumberInput(attrs={"step": "0.01"}))
+    starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    categories = forms.MultipleChoiceField(required=False, choices=Category.choices,
+                                           widget=forms.SelectMultiple(attrs={"size": 4}))
+    sources = forms.MultipleChoiceField(required=False, choices=Source.choices,
+                                        widget=forms.SelectMultiple(attrs={"size": 4}))
+
+    ADVANCED = ("queries", "fusion", "time_decay", "starts", "ends", "categories", "sources")
+
+    def __init__(self, query_string, *, uids: list[tuple[str, int]]):
+        data = query_string.copy()
+        defaults = {**SEARCH_DEFAULTS, "uid": uids[0][0] if uids else ""}
+        for name, value in defaults.items():
+            if not data.get(name):
+                data[name] = value
+        super().__init__(data)
+        self.fields["uid"].choices = [(uid, f"{uid} ({count})") for uid, count in uids]
+        self.advanced_open = any(data.get(name, "") not in ("", SEARCH_DEFAULTS.get(name)) for name in self.ADVANCED)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("starts") and data.get("ends") and data["ends"] < data["starts"]:
+            raise forms.ValidationError("'To' is before 'From'.")
+        extra = [line.strip() for line in data.get("queries", "").splitlines() if line.strip()]
+        queries = [data["query"].strip()] if data.get("query", "").strip() else []
+        if data.get("strategy") == "multi_query":
+            queries += extra
+        if len(queries) > MAX_QUERIES or any(len(q) > 2000 for q in queries):
+            raise forms.ValidationError(f"At most {MAX_QUERIES} queries of up to 2000 characters each.")
+        data["all_queries"] = queries
+        return data
+
+    def search_kwargs(self) -> dict:
+        data = self.cleaned_data
+        zone = timezone.get_current_timezone()
+        filters = SearchFilters(
+            starts_at=datetime.combine(data["starts"], time.min, tzinfo=zone) if data["starts"] else None,
+            ends_at=datetime.combine(data["ends"], time.max, tzinfo=zone) if data["ends"] else None,
+            categories=data["categories"], sources=data["sources"],
+        )
+        return {"uid": data["uid"], "queries": data["all_queries"], "k": data["k"], "filters": filters,
+                "strategy": data["strategy"], "time_decay": data["time_decay"], "fusion": data["fusion"]}
+
+
 @require_GET
 @dashboard_view
 def search_page(request):
-    raise Http404("not built yet")
+    uids = memory_uids()
+    form = SearchForm(request.GET, uids=uids)
+    context = {"form": form, "uids": uids, "result": None, "error": "", "next_url": request.get_full_path()}
+    status = 200
+    if not form.is_valid():
+        status = 400
+    elif form.cleaned_data["all_queries"]:
+        try:
+            result = search_memories(**form.search_kwargs(), user=request.user)
+        except ApplicationError as exc:  # e.g. the index was built by another embedding model
+            context["error"], status = exc.message, 400
+        except BackendError as exc:
+            context["error"] = f"The search could not reach its backend ({exc}). Try again in a moment."
+        else:
+            _show_transcript_starts(result.hits)
+            context["result"] = result
+    partial = request.htmx and not request.htmx.history_restore_request
+    return render(request, "search/search.html#results" if partial else "search/search.html", context, status=status)
+
+
+def _show_transcript_starts(hits) -> None:
+    """A hit found by the memory's own vector (not one window of its transcript) shows the start
+    of its transcript, rather than the overview the page already shows."""
+    whole = [hit.memory.id for hit in hits if hit.vector_id in ("", hit.memory.vector_id)]
+    starts = memory_transcript_starts(memory_ids=whole, chars=SNIPPET_CHARS) if whole else {}
+    for hit in hits:
+        hit.snippet = starts.get(hit.memory.id, hit.snippet)
+
+
+class JudgeForm(forms.Form):
+    search_id = forms.IntegerField()
+    memory_id = forms.IntegerField()
+    relevant = forms.TypedChoiceField(choices=[("1", "relevant"), ("0", "not relevant")], coerce=lambda v: v == "1")
+    note = forms.CharField(required=False, max_length=2000)
+    next = forms.CharField(required=False)
 
 
 @require_POST
 @dashboard_view
 def search_judge(request):
-    raise Http404("not built yet")
+    form = JudgeForm(request.POST)
+    if not form.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        return HttpResponse(f"Cannot record this judgment: {problems}", status=400, content_type="text/plain")
+    data = form.cleaned_data
+    next_url = data["next"]
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        next_url = reverse("search")
+    context = {"search_id": data["search_id"], "memory_id": data["memory_id"], "next_url": next_url}
+    try:
+        search = search_log_get(search_id=data["search_id"])
+        judgment = feedback_record(search=search, memory_id=data["memory_id"], relevant=data["relevant"],
+                                   note=data["note"], user=request.user)
+    except ApplicationError as exc:  # an unknown search, or a memory that is not one of its results
+        status = 404 if isinstance(exc, NotFound) else 400
+        if request.htmx:
+            return render(request, "search/search.html#judge", {**context, "error": exc.message}, status=status)
+        return HttpResponse(exc.message, status=status, content_type="text/plain")
+    if request.htmx:
+        return render(request, "search/search.html#judge", {**context, "judgment": judgment})
+    verdict = "relevant" if judgment.relevant else "not relevant"
+    messages.success(request, f"Memory #{judgment.memory_id} judged {verdict} for search #{search.id}.")
+    return redirect(next_url)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -42,10 +171,62 @@ def search_judge(request):
 # ---------------------------------------------------------------------------------------------
 
 
+EVAL_RUNS_PER_PAGE = 25
+CHART_METRICS = (("ndcg@10", "nDCG@10"), ("recall@5", "R@5"))
+
+
 @require_GET
 @dashboard_view
 def evaluation(request):
-    raise Http404("not built yet")
+    runs = Paginator(EvalRun.objects.order_by("-created_at", "-id"), EVAL_RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    for run in runs:
+        run.metric_values = [run.metrics.get(name) for name in METRICS]
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "search/evaluation.html#runs", {"runs": runs})
+    latest = eval_runs_latest()
+    searches = judged_search_counts()
+    judged_rows = [{"strategy": name, "judged_searches": searches.get(name, 0), **values,
+                    "metric_values": [values.get(metric) for metric in METRICS]}
+                   for name, values in feedback_metrics().items()]
+    scored = [row for row in judged_rows if row["queries"]]
+    return render(request, "search/evaluation.html", {
+        "runs": runs,
+        "latest": latest,
+        "runs_chart": bar_chart(groups=[f"{run.strategy} · {run.split}" for run in latest],
+                                series=[(label, [run.metrics.get(key, 0.0) for run in latest])
+                                        for key, label in CHART_METRICS]),
+        "judged_rows": judged_rows,
+        "judged_chart": bar_chart(groups=[row["strategy"] for row in scored],
+                                  series=[(label, [row[key] for row in scored]) for key, label in CHART_METRICS]),
+    })
+
+
+CHART_COLORS = ("#3b5bdb", "#f59f00", "#2b8a3e", "#c92a2a")
+
+
+def bar_chart(*, groups: list[str], series: list[tuple[str, list[float]]], maximum: float = 1.0) -> dict:
+    """The geometry of a horizontal grouped bar chart, drawn by `templates/search/_bar_chart.html`:
+    one group of bars per label in `groups`, one bar per series (name, a value per group)."""
+    label_width, plot_width, bar_height, gap, group_gap, top = 150, 360, 14, 2, 12, 26
+    bars, labels, y = [], [], top
+    for index, group in enumerate(groups):
+        labels.append({"text": group, "y": y + (len(series) * (bar_height + gap) - gap) / 2})
+        for number, (name, values) in enumerate(series):
+            value = float(values[index] or 0.0)
+            width = round(plot_width * max(0.0, min(value, maximum)) / maximum, 1)
+            bars.append({"group": group, "series": name, "value": value, "x": label_width, "y": y, "width": width,
+                         "height": bar_height, "color": CHART_COLORS[number % len(CHART_COLORS)],
+                         "value_x": label_width + width + 4, "text_y": y + bar_height - 3})
+            y += bar_height + gap
+        y += group_gap - gap
+    bottom = y - group_gap + gap
+    return {
+        "width": label_width + plot_width + 50, "height": bottom + 18, "top": top, "bottom": bottom,
+        "label_x": label_width - 8, "bars": bars, "labels": labels,
+        "ticks": [{"x": label_width + plot_width * step / 4, "text": f"{maximum * step / 4:g}"} for step in range(5)],
+        "legend": [{"name": name, "color": CHART_COLORS[n % len(CHART_COLORS)], "x": label_width + n * 100}
+                   for n, (name, _) in enumerate(series)],
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""The evaluation page: stored runs on a labelled set, and the metrics of analysts' judgments."""
+
+import re
+
+import pytest
+
+from search.models import EvalRun, RelevanceFeedback, SearchLog
+from tests.support.transcripts import BUDGET, DENTIST
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(strategy: str, split: str = "dev", ndcg: float = 0.5, recall5: float = 0.6, **extra) -> EvalRun:
+    metrics = {"queries": 120, "recall@1": 0.25, "recall@5": recall5, "recall@10": 0.75, "mrr": 0.4, "ndcg@10": ndcg}
+    return EvalRun.objects.create(dataset="../shared/data/locomo", split=split, strategy=strategy, metrics=metrics,
+                                  embedding_model="all-MiniLM-L6-v2", seconds=12.34, **extra)
+
+
+def bars(page: str) -> list[tuple[str, str, str]]:
+    """(group, series, value) of every bar drawn."""
+    return re.findall(r'<g class="chart-bar" data-group="([^"]+)" data-series="([^"]+)">\s*<title>[^<]*</title>'
+                      r'\s*<rect[^>]*>\s*</rect>\s*<text[^>]*>([\d.]+)</text>', page)
+
+
+def test_only_dashboard_users_see_the_page(client, signed_in):
+    assert client.get("/evaluation/").status_code == 302
+    assert signed_in(None).get("/evaluation/").status_code == 403
+    assert signed_in("admin", username="boss").get("/evaluation/").status_code == 200
+
+
+def test_an_empty_page_says_how_to_fill_it(signed_in):
+    page = signed_in("analyst").get("/evaluation/").content.decode()
+
+    assert "No runs yet" in page and "python manage.py evaluate --dataset" in page
+    assert "No judgments yet" in page
+    assert "<svg" not in page
+
+
+def test_runs_are_listed_newest_first_with_their_metrics(signed_in):
+    old = run("semantic", ndcg=0.1)
+    new = run("hybrid", ndcg=0.6543, recall5=0.7777)
+
+    page = signed_in("analyst").get("/evaluation/").content.decode()
+
+    assert page.index(f'id="eval-run-{new.id}"') < page.index(f'id="eval-run-{old.id}"')
+    row = page[page.index(f'id="eval-run-{new.id}"'):]
+    row = row[:row.index("</tr>")]
+    cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+    assert cells == ["120", "0.250", "0.778", "0.750", "0.400", "0.654", "12.3"]
+    assert ">hybrid<" in row and ">dev<" in row and "../shared/data/locomo" in row
+
+
+def test_the_chart_has_a_bar_per_metric_for_the_latest_run_of_each_strategy_and_split(signed_in):
+    run("hybrid", ndcg=0.2)
+    run("hybrid", ndcg=0.65)  # newer: replaces the first in the chart
+    run("semantic", ndcg=0.55, recall5=0.7)
+    run("semantic", split="holdout", ndcg=0.5)
+
+    page = signed_in("analyst").get("/evaluation/").content.decode()
+
+    drawn = bars(page)
+    assert ("hybrid · dev", "nDCG@10", "0.650") in drawn and ("hybrid · dev", "R@5", "0.600") in drawn
+    assert ("semantic · dev", "nDCG@10", "0.550") in drawn and ("semantic · dev", "R@5", "0.700") in drawn
+    assert ("semantic · holdout", "nDCG@10", "0.500") in drawn
+    assert len(drawn) == 6  # three (strategy, split) pairs, two metrics each
+    widths = dict(((g, s), float(w)) for g, s, w in re.findall(
+        r'data-group="([^"]+)" data-series="([^"]+)">\s*<title>[^<]*</title>\s*<rect[^>]*width="([\d.]+)"', page))
+    assert widths[("hybrid · dev", "nDCG@10")] > widths[("semantic · dev", "nDCG@10")]
+    assert "<title>hybrid · dev: nDCG@10 0.650</title>" in page
+    assert ">nDCG@10</text>" in page and ">R@5</text>" in page  # the legend
+
+
+def test_runs_are_paginated_and_a_page_comes_alone_to_htmx(signed_in):
+    for i in range(30):
+        run("semantic", ndcg=i / 100)
+    analyst = signed_in("analyst")
+
+    first = analyst.get("/evaluation/").content.decode()
+    second = analyst.get("/evaluation/?page=2", headers={"HX-Request": "true"}).content.decode()
+
+    assert first.count('id="eval-run-') == 25 and "page 1 of 2" in first
+    assert second.count('id="eval-run-') == 5 and "<html" not in second and second.lstrip().startswith('<div id="runs"')
+
+
+def test_judgments_are_scored_and_counted_per_strategy(signed_in, remember):
+    dentist, budget = remember("alice", DENTIST), remember("alice", BUDGET)
+    analyst = signed_in("analyst")
+    for strategy, query in [("hybrid", "crown"), ("semantic", "crown"), ("semantic", "mortgage")]:
+        analyst.get("/search/", {"uid": "alice", "query": query, "strategy": strategy, "k": "2"})
+    hybrid, semantic_crown, semantic_mortgage = SearchLog.objects.order_by("id")
+    assert [r["memory_id"] for r in hybrid.results] == [dentist.id, budget.id]
+    for log, memory, relevant in [(hybrid, dentist, "1"), (hybrid, budget, "0"), (semantic_crown, budget, "1"),
+                                  (semantic_mortgage, dentist, "0")]:
+        analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memory.id, "relevant": relevant})
+    assert RelevanceFeedback.objects.count() == 4
+
+    page = analyst.get("/evaluation/").content.decode()
+
+    def row(strategy):
+        html = page[page.index(f'id="judged-{strategy}"'):]
+        return re.findall(r'<td class="num">([^<]*)</td>', html[:html.index("</tr>")])
+
+    # judgments, judged searches, scored searches, R@1, R@5, R@10, MRR, nDCG@10
+    assert row("hybrid") == ["2", "1", "1", "1.000", "1.000", "1.000", "1.000", "1.000"]
+    semantic_rank = [r["memory_id"] for r in semantic_crown.results].index(budget.id)  # budget judged relevant
+    assert row("semantic")[:3] == ["2", "2", "1"]
+    assert row("semantic")[6] == f"{1 / (semantic_rank + 1):.3f}"  # MRR
+    assert ("hybrid", "nDCG@10", "1.000") in bars(page)
+    assert {g for g, _, _ in bars(page)} == {"hybrid", "semantic"}

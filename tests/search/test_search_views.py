@@ -1,0 +1,225 @@
+"""The search page: search one user's memories as you type, and judge the results."""
+
+import html
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from search.models import RelevanceFeedback, SearchLog
+from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def day(n: int) -> datetime:
+    return datetime(2026, 2, n, 12, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def memories(remember):
+    """Alice's five memories on February 1st to 5th, and Bob's own dentist visit."""
+    made = {name: remember("alice", transcript, created_at=day(n)) for n, (name, transcript) in enumerate(
+        [("dentist", DENTIST), ("budget", BUDGET), ("standup", STANDUP), ("recital", RECITAL), ("garden", GARDEN)],
+        start=1)}
+    made["bob"] = remember("bob", DENTIST.replace("Alice", "Bob"), created_at=day(3))
+    return made
+
+
+def result_ids(response) -> list[int]:
+    return [int(i) for i in re.findall(r'id="result-(\d+)"', response.content.decode())]
+
+
+def search(client, *, htmx: bool = False, **params):
+    return client.get("/search/", {"uid": "alice", **params}, headers={"HX-Request": "true"} if htmx else {})
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client):
+    for response in (client.get("/search/?uid=alice&query=crown"), client.post("/search/judge/", {})):
+        assert response.status_code == 302 and "/login" in response["Location"]
+
+
+def test_a_signed_in_user_without_a_group_is_refused(signed_in, memories):
+    nobody = signed_in(None)
+
+    assert search(nobody, query="crown").status_code == 403
+    assert nobody.post("/search/judge/", {}).status_code == 403
+    assert not SearchLog.objects.exists()
+
+
+@pytest.mark.parametrize("group", ["analyst", "admin"])
+def test_the_closest_memory_comes_first_with_its_score_title_and_snippet(signed_in, memories, group):
+    response = search(signed_in(group), query="how much will the new tooth crown cost")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert result_ids(response)[0] == memories["dentist"].id
+    first = page[page.index(f'id="result-{memories["dentist"].id}"'):]
+    first = first[:first.index("</li>")]
+    assert memories["dentist"].title in first
+    assert re.search(r'class="score"[^>]*>\d\.\d{3}<', first)
+    snippet = html.unescape(re.search(r'<blockquote class="snippet">(.*?)</blockquote>', first, re.S)[1])
+    assert snippet.replace("<br>", "\n").rstrip("…") in DENTIST  # a passage of the transcript
+    assert f'href="/memories/{memories["dentist"].id}/"' in first
+    assert "<html" in page  # the whole page, with the form
+    assert 'name="query"' in page and 'value="how much will the new tooth crown cost"' in page
+
+
+def test_every_search_is_logged_with_the_user_who_ran_it(signed_in, memories):
+    analyst = signed_in("analyst")
+
+    response = search(analyst, query="piano recital", strategy="semantic", k="3")
+
+    log = SearchLog.objects.get()
+    assert log.user == analyst.user and log.uid == "alice" and log.queries == ["piano recital"]
+    assert log.strategy == "semantic" and log.params["k"] == 3
+    assert f"search #{log.id}" in response.content.decode()
+    assert len(result_ids(response)) == 3
+
+
+def test_an_htmx_request_gets_only_the_results(signed_in, memories):
+    response = search(signed_in("analyst"), query="tomatoes in the garden", htmx=True)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in page and 'id="search-form"' not in page
+    assert page.lstrip().startswith('<div id="results"')
+    assert result_ids(response)[0] == memories["garden"].id
+
+
+def test_without_a_query_the_page_waits_and_logs_nothing(signed_in, memories):
+    response = signed_in("analyst").get("/search/")
+
+    page = response.content.decode()
+    assert response.status_code == 200 and "Type a query" in page
+    assert '<option value="alice" selected>alice (5)</option>' in page and "bob (1)" in page
+    assert not result_ids(response) and not SearchLog.objects.exists()
+
+
+def test_categories_and_dates_narrow_the_results(signed_in, memories):
+    analyst = signed_in("analyst")
+    health = memories["dentist"].category
+    others = [m for name, m in memories.items() if name != "bob" and m.category != health]
+    assert others, "the memories should not all share one category"
+
+    by_category = result_ids(search(analyst, query="appointment", categories=health, k="10"))
+    by_date = result_ids(search(analyst, query="appointment", starts="2026-02-02", ends="2026-02-04", k="10"))
+
+    assert memories["dentist"].id in by_category
+    assert not {m.id for m in others} & set(by_category)
+    assert sorted(by_date) == sorted(memories[n].id for n in ("budget", "standup", "recital"))
+
+
+def test_multi_query_searches_with_every_extra_query(signed_in, memories):
+    analyst = signed_in("analyst")
+
+    response = search(analyst, strategy="multi_query", query="tooth crown", queries="piano recital\n\nmortgage\n", k="3")
+
+    assert set(result_ids(response)) == {memories[n].id for n in ("dentist", "recital", "budget")}
+    assert SearchLog.objects.get().queries == ["tooth crown", "piano recital", "mortgage"]
+
+
+def test_another_users_memories_never_appear(signed_in, memories):
+    analyst = signed_in("analyst")
+
+    for strategy in ("semantic", "time_weighted", "multi_query", "hybrid"):
+        found = result_ids(search(analyst, query="Bob dentist crown", strategy=strategy, k="50"))
+        assert found and memories["bob"].id not in found, strategy
+    assert result_ids(search(analyst, uid="bob", query="garden tomatoes", k="50")) == [memories["bob"].id]
+
+
+def test_bad_parameters_are_explained_in_the_results_area(signed_in, memories):
+    analyst = signed_in("analyst")
+
+    for params, message in [({"k": "0"}, "k:"), ({"starts": "2026-02-05", "ends": "2026-02-01"}, "before"),
+                            ({"uid": "nobody-here"}, "uid:")]:
+        response = search(analyst, query="crown", htmx=True, **params)
+        assert response.status_code == 400 and "Cannot search" in response.content.decode()
+        assert message in response.content.decode()
+    assert not SearchLog.objects.exists()
+
+
+def test_a_model_mismatch_is_a_message_not_a_crash(signed_in, memories, settings, fake_openai):
+    settings.EMBEDDER = "openai"
+
+    response = search(signed_in("analyst"), query="crown")
+
+    assert response.status_code == 400
+    assert "reindex" in response.content.decode() and not result_ids(response)
+
+
+
+def test_judging_stores_the_judgment_shows_it_and_can_change_it(signed_in, memories):
+    analyst = signed_in("analyst")
+    search(analyst, query="crown")
+    log = SearchLog.objects.get()
+    dentist = memories["dentist"]
+
+    response = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": dentist.id, "relevant": "1",
+                                               "note": "the crown"}, HTTP_HX_REQUEST="true")
+
+    page = response.content.decode()
+    assert response.status_code == 200 and "<html" not in page
+    assert page.lstrip().startswith(f'<form id="judge-{log.id}-{dentist.id}"')
+    assert "judged relevant" in page and 'aria-pressed="true"' in page and 'value="the crown"' in page
+    judgment = RelevanceFeedback.objects.get()
+    assert (judgment.relevant, judgment.user, judgment.note) == (True, analyst.user, "the crown")
+
+    changed = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": dentist.id, "relevant": "0"},
+                           HTTP_HX_REQUEST="true")
+
+    assert "judged not relevant" in changed.content.decode()
+    assert RelevanceFeedback.objects.get().relevant is False
+
+
+def test_an_admin_may_judge_too_and_without_js_returns_to_the_search(signed_in, memories):
+    admin = signed_in("admin")
+    search(admin, query="crown")
+    log = SearchLog.objects.get()
+
+    response = admin.post("/search/judge/", {"search_id": log.id, "memory_id": memories["budget"].id,
+                                             "relevant": "0", "next": "/search/?uid=alice&query=crown"})
+
+    assert response.status_code == 302 and response["Location"] == "/search/?uid=alice&query=crown"
+    assert RelevanceFeedback.objects.get().relevant is False
+    assert "judged not relevant" in admin.get(response["Location"]).content.decode()  # the message
+
+
+def test_judging_a_memory_outside_the_search_or_an_unknown_search_is_refused(signed_in, memories):
+    analyst = signed_in("analyst")
+    search(analyst, query="crown", k="1")
+    log = SearchLog.objects.get()
+
+    outside = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memories["bob"].id, "relevant": "1"})
+    unknown = analyst.post("/search/judge/", {"search_id": log.id + 99, "memory_id": memories["dentist"].id,
+                                              "relevant": "1"})
+    garbled = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": "x", "relevant": "maybe"})
+    offsite = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memories["dentist"].id,
+                                              "relevant": "1", "next": "https://evil.example/"})
+
+    assert outside.status_code == 400 and "is not a result of search" in outside.content.decode()
+    assert unknown.status_code == 404 and "not found" in unknown.content.decode()
+    assert garbled.status_code == 400 and "memory_id" in garbled.content.decode()
+    assert offsite.status_code == 302 and offsite["Location"] == "/search/"
+    assert list(RelevanceFeedback.objects.values_list("memory_id", flat=True)) == [memories["dentist"].id]
+
+
+def test_judging_requires_the_csrf_token(signed_in, memories):
+    analyst = signed_in("analyst", csrf_checks=True)
+    search(analyst, query="crown")
+    log = SearchLog.objects.get()
+
+    response = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memories["dentist"].id,
+                                               "relevant": "1"})
+
+    assert response.status_code == 403
+    assert not RelevanceFeedback.objects.exists()
+
+
+def test_a_memory_found_by_its_own_vector_shows_the_start_of_its_transcript(signed_in, remember):
+    cat = remember("carol", "Carol: I adopted a grey cat named Pixel from the shelter today, she is shy.")
+
+    page = search(signed_in("analyst"), uid="carol", query="new pet", strategy="semantic").content.decode()
+
+    assert re.search(r'<blockquote class="snippet">Carol: I adopted a grey cat named Pixel', page)
+    assert f'id="result-{cat.id}"' in page
