@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an asyncio event loop in the test thread, and Django refuses ORM
-# calls from a thread with a running loop (SynchronousOnlyOperation). The tests' own ORM calls
+# Playwright's sync API runs an asyncio event loop in the test thread (for as long as the
+# session's browser lives, so also during the tests that run after these), and Django refuses ORM
+# calls from a thread with a running loop (SynchronousOnlyOperation). The tests' ORM calls
 # (creating users and memories, checking rows) are plain blocking calls that never run inside a
-# coroutine, so the guard protects nothing here.
+# coroutine, so the guard protects nothing here; it is set at import, for the whole process.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
