@@ -5,11 +5,13 @@ from .models import ActionItem, ApiKey, Event, Memory
 
 class ActionItemInline(admin.TabularInline):
     model = ActionItem
+    fk_name = "memory"
     extra = 0
 
 
 class EventInline(admin.TabularInline):
     model = Event
+    fk_name = "memory"
     extra = 0
 
 

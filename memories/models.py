@@ -139,6 +139,8 @@ class ActionItem(models.Model):
     description = models.TextField()
     completed = models.BooleanField(default=False)
     due_at = models.DateTimeField(null=True, blank=True)
+    # Set when a duplicate merge moved the item here: reprocessing this memory keeps it.
+    merged_from = models.ForeignKey(Memory, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["id"]
@@ -153,6 +155,7 @@ class Event(models.Model):
     description = models.TextField(blank=True)
     start = models.DateTimeField()
     duration_minutes = models.PositiveIntegerField(default=30)
+    merged_from = models.ForeignKey(Memory, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["start", "id"]

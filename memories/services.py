@@ -387,11 +387,13 @@ def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) ->
 
 
 def _replace_items(extractions: dict[int, Extraction]) -> None:
-    """New action items and events for memories; an action item the user completed stays completed."""
+    """New action items and events for memories; an action item the user completed stays completed,
+    and those a duplicate merge brought from another memory stay as they are."""
     ids = list(extractions)
-    done = set(ActionItem.objects.filter(memory_id__in=ids, completed=True).values_list("memory_id", "description"))
-    ActionItem.objects.filter(memory_id__in=ids).delete()
-    Event.objects.filter(memory_id__in=ids).delete()
+    extracted = ActionItem.objects.filter(memory_id__in=ids, merged_from=None)
+    done = set(extracted.filter(completed=True).values_list("memory_id", "description"))
+    extracted.delete()
+    Event.objects.filter(memory_id__in=ids, merged_from=None).delete()
     ActionItem.objects.bulk_create(
         ActionItem(memory_id=memory_id, description=a.description, due_at=a.due_at,
                    completed=a.completed or (memory_id, a.description) in done)

@@ -212,8 +212,7 @@ def duplicate_pair_merge(*, pair_id: int, keep_id: int, user=None) -> DuplicateP
         gone = [m.id for m in memories.values() if m.status == Memory.Status.DELETED]
         if gone:
             raise Conflict(f"memory {gone[0]} of pair {pair_id} is deleted already")
-        ActionItem.objects.filter(memory_id=other_id).update(memory_id=keep_id)
-        Event.objects.filter(memory_id=other_id).update(memory_id=keep_id)
+        _move_items(other_id, keep_id)
         from memories.services import memory_delete
 
         memory_delete(memory=memories[other_id])
@@ -225,6 +224,20 @@ def duplicate_pair_merge(*, pair_id: int, keep_id: int, user=None) -> DuplicateP
         pair.save(update_fields=["status", "kept", "resolved_by", "resolved_at"])
     logger.info("duplicate pair %s: kept memory %s, merged and deleted memory %s", pair_id, keep_id, other_id)
     return pair
+
+
+def _move_items(from_id: int, to_id: int) -> None:
+    """Action items and events of one memory to another, except those the other has already (the
+    same description; the same title and start): near-duplicates mostly share them."""
+    have = set(ActionItem.objects.filter(memory_id=to_id).values_list("description", flat=True))
+    for item in ActionItem.objects.filter(memory_id=from_id).exclude(description__in=have):
+        item.memory_id, item.merged_from_id = to_id, item.merged_from_id or from_id
+        item.save(update_fields=["memory", "merged_from"])
+    have = set(Event.objects.filter(memory_id=to_id).values_list("title", "start"))
+    for event in Event.objects.filter(memory_id=from_id):
+        if (event.title, event.start) not in have:
+            event.memory_id, event.merged_from_id = to_id, event.merged_from_id or from_id
+            event.save(update_fields=["memory", "merged_from"])
 
 
 def duplicate_pair_dismiss(*, pair_id: int, user=None) -> DuplicatePair:

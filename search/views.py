@@ -3,98 +3,32 @@
 Thin views over `search.services` / `search.selectors`; roles from `omi_memory.roles`.
 """
 
-from datetime import datetime, time
 from urllib.parse import urlencode
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from memories.models import Category, Source
 from memories.selectors import memory_transcript_starts, memory_uids
 from omi_memory.errors import ApplicationError, BackendError, NotFound, ValidationFailed
 from omi_memory.roles import admin_view, dashboard_view
-from search.evaluation import METRICS, feedback_metrics
-from search.models import EvalRun
-from search.selectors import eval_runs_latest, judged_search_counts, search_log_get
-from search.services import SNIPPET_CHARS, feedback_record, search_memories
-from search.strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
-from search.vectorstores import SearchFilters
 
 from . import clustering, duplicates
+from .evaluation import METRICS, feedback_metrics
+from .forms import JudgeForm, SearchForm
+from .models import EvalRun
+from .selectors import eval_runs_latest, judged_search_counts, search_log_get
+from .services import SNIPPET_CHARS, feedback_record, search_memories
 
 # ---------------------------------------------------------------------------------------------
 # Search and judging
 # ---------------------------------------------------------------------------------------------
-
-
-SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "time_decay": str(DEFAULT_TIME_DECAY)}
-MAX_QUERIES = 10
-
-
-class SearchForm(forms.Form):
-    """The search page's parameters, read from the query string (the URL keeps the state)."""
-
-    uid = forms.ChoiceField(label="User")
-    query = forms.CharField(required=False, max_length=2000, widget=forms.TextInput(
-        attrs={"type": "search", "placeholder": "what are you looking for?", "autocomplete": "off", "autofocus": True}))
-    queries = forms.CharField(required=False, label="Extra queries (multi_query)", widget=forms.Textarea(
-        attrs={"rows": 3, "placeholder": "one per line; used by multi_query"}))
-    strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
-    fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
-    k = forms.IntegerField(min_value=1, max_value=50, widget=forms.NumberInput(attrs={"size": 3}))
-    time_decay = forms.FloatField(min_value=0, max_value=10, label="Time decay (per day)",
-                                  widget=forms.NumberInput(attrs={"step": "0.01"}))
-    starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    categories = forms.MultipleChoiceField(required=False, choices=Category.choices,
-                                           widget=forms.SelectMultiple(attrs={"size": 4}))
-    sources = forms.MultipleChoiceField(required=False, choices=Source.choices,
-                                        widget=forms.SelectMultiple(attrs={"size": 4}))
-
-    ADVANCED = ("queries", "fusion", "time_decay", "starts", "ends", "categories", "sources")
-
-    def __init__(self, query_string, *, uids: list[tuple[str, int]]):
-        data = query_string.copy()
-        defaults = {**SEARCH_DEFAULTS, "uid": uids[0][0] if uids else ""}
-        for name, value in defaults.items():
-            if not data.get(name):
-                data[name] = value
-        super().__init__(data)
-        self.fields["uid"].choices = [(uid, f"{uid} ({count})") for uid, count in uids]
-        self.advanced_open = any(data.get(name, "") not in ("", SEARCH_DEFAULTS.get(name)) for name in self.ADVANCED)
-
-    def clean(self):
-        data = super().clean()
-        if data.get("starts") and data.get("ends") and data["ends"] < data["starts"]:
-            raise forms.ValidationError("'To' is before 'From'.")
-        extra = [line.strip() for line in data.get("queries", "").splitlines() if line.strip()]
-        queries = [data["query"].strip()] if data.get("query", "").strip() else []
-        if data.get("strategy") == "multi_query":
-            queries += extra
-        if len(queries) > MAX_QUERIES or any(len(q) > 2000 for q in queries):
-            raise forms.ValidationError(f"At most {MAX_QUERIES} queries of up to 2000 characters each.")
-        data["all_queries"] = queries
-        return data
-
-    def search_kwargs(self) -> dict:
-        data = self.cleaned_data
-        zone = timezone.get_current_timezone()
-        filters = SearchFilters(
-            starts_at=datetime.combine(data["starts"], time.min, tzinfo=zone) if data["starts"] else None,
-            ends_at=datetime.combine(data["ends"], time.max, tzinfo=zone) if data["ends"] else None,
-            categories=data["categories"], sources=data["sources"],
-        )
-        return {"uid": data["uid"], "queries": data["all_queries"], "k": data["k"], "filters": filters,
-                "strategy": data["strategy"], "time_decay": data["time_decay"], "fusion": data["fusion"]}
 
 
 @require_GET
@@ -127,14 +61,6 @@ def _show_transcript_starts(hits) -> None:
     starts = memory_transcript_starts(memory_ids=whole, chars=SNIPPET_CHARS) if whole else {}
     for hit in hits:
         hit.snippet = starts.get(hit.memory.id, hit.snippet)
-
-
-class JudgeForm(forms.Form):
-    search_id = forms.IntegerField()
-    memory_id = forms.IntegerField()
-    relevant = forms.TypedChoiceField(choices=[("1", "relevant"), ("0", "not relevant")], coerce=lambda v: v == "1")
-    note = forms.CharField(required=False, max_length=2000)
-    next = forms.CharField(required=False)
 
 
 @require_POST

@@ -121,7 +121,16 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
     assert set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True)) == kept_items | moved_items
     assert set(Event.objects.filter(memory=keep).values_list("title", flat=True)) >= moved_events
-    assert not ActionItem.objects.filter(memory=other).exists() and not Event.objects.filter(memory=other).exists()
+    # What both had (near-duplicates share most items) is there once, not twice.
+    descriptions = list(ActionItem.objects.filter(memory=keep).values_list("description", flat=True))
+    assert len(descriptions) == len(set(descriptions))
+    events = list(Event.objects.filter(memory=keep).values_list("title", "start"))
+    assert len(events) == len(set(events))
+    # Reprocessing the kept memory re-extracts its own items and keeps the ones merged into it.
+    memory_reprocess(memory=keep)
+    assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
+    assert "Bring the insurance card" in set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True))
+    assert "Crown fitting" in set(Event.objects.filter(memory=keep).values_list("title", flat=True))
     # Its vectors are gone, from the database and from the store: a search cannot return it.
     assert not MemoryVector.objects.filter(memory=other).exists()
     query = MemoryVector.objects.get(memory=keep, position=0).as_array()
