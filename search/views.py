@@ -262,6 +262,8 @@ def duplicate_scan(request):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Duplicate scan queued for {uid or 'every user'}.")
+        if uid:  # show what the scan is about: that user's open pairs
+            return redirect(f"{reverse('duplicate_list')}?{urlencode({'uid': uid})}")
     return redirect(_duplicates_back(request))
 
 

@@ -138,8 +138,9 @@ def test_an_admin_scan_is_queued_and_finds_the_pairs(signed_in, pair):
 
     response = admin.post(reverse("duplicate_scan"), {"uid": "alice", "threshold": "0.95"})
 
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.url == "/duplicates/?uid=alice"  # the queue of that user
     assert DuplicatePair.objects.filter(uid="alice", status="open").count() == 1  # tasks run in-process here
-    assert "Duplicate scan queued for alice" in admin.get(response.url).content.decode()
+    page = admin.get(response.url).content.decode()
+    assert "Duplicate scan queued for alice" in page and 'value="alice"' in page
     bad = admin.post(reverse("duplicate_scan"), {"threshold": "1.5"})
     assert "threshold must be in (0, 1]" in admin.get(bad.url).content.decode()
