@@ -177,6 +177,11 @@ LOCAL_STORE_CACHE_MB = env_int("LOCAL_STORE_CACHE_MB", 512, minimum=0)
 
 # The local model: threads are capped, a second busy core makes 2-thread torch much slower.
 TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)
+# numpy's BLAS (a search's matrix products) gets as many threads as torch: its idle threads spin,
+# and on a small machine they take the core another request or worker needs. Read by BLAS when
+# numpy is first imported, which in the server and the workers comes after the settings.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, str(TORCH_THREADS))
 EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 32, minimum=1)
 
 # OpenAI (or any OpenAI-compatible server: Ollama, vLLM, llama.cpp) for extraction and embeddings.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from memories.models import Memory
 from search.chunking import windows
@@ -257,7 +257,7 @@ def search_memories(
         hits.append(SearchHit(memory, r.score, r.vector_id, snippet))
     result = SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000)
     if log:
-        result.search_id = _log_search(
+        result.search_id = SearchLog.objects.create(
 
             api_key=api_key,
             user=user,
@@ -267,20 +267,8 @@ def search_memories(
             params={"k": k, "time_decay": time_decay, "fusion": fusion, "filters": _filters_json(filters)},
             results=[{"memory_id": h.memory.id, "score": round(h.score, 6)} for h in hits],
             latency_ms=round(result.took_ms, 3),
-        )
+        ).id
     return result
-
-
-def _log_search(**fields) -> int:
-    """Write a `SearchLog` row. On PostgreSQL its commit does not wait for the disk flush
-    (`synchronous_commit off`, this transaction only): a crash may lose the last few log rows,
-    never anything else, and a search saves a WAL flush (a millisecond or more)."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return SearchLog.objects.create(**fields).id
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        return SearchLog.objects.create(**fields).id
 
 
 def _filters_json(filters: SearchFilters) -> dict:

@@ -112,7 +112,7 @@ def hybrid(request: SearchRequest) -> list[Ranked]:
         elif memory_id not in windows:
             windows[memory_id] = match.score
     signals["windows"] = windows
-    signals["snippets"] = {memory_id: float(np.mean(scores)) for memory_id, scores in snippets.items()}
+    signals["snippets"] = {memory_id: sum(scores) / len(scores) for memory_id, scores in snippets.items()}
     candidates = sorted(set().union(*signals.values()))
     if not candidates:
         return []

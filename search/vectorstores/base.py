@@ -34,7 +34,7 @@ class MemoryMatch:
     vector_id: str
 
 
-@dataclass
+@dataclass(slots=True)
 class VectorMatch:
     """One vector found by a query; `kind` says what it embeds (see search.services.VECTOR_KINDS)."""
 

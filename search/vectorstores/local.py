@@ -133,10 +133,10 @@ class LocalVectorStore(VectorStore):
         rows = np.flatnonzero(keep)
         scores = (data.matrix[rows] if len(rows) < len(keep) else data.matrix) @ query
         order = np.argsort(-scores, kind="stable")[:top_k]
+        record_ids, memory_ids, kinds = data.record_ids, data.memory_ids, data.kinds  # object arrays of str
         return [
-            VectorMatch(str(data.record_ids[rows[i]]), str(data.memory_ids[rows[i]]), float(scores[i]),
-                        str(data.kinds[rows[i]]))
-            for i in order
+            VectorMatch(record_ids[row], memory_ids[row], score, kinds[row])
+            for row, score in zip(rows[order].tolist(), scores[order].tolist())
         ]
 
     def _vectors(self, uid: str) -> _UserVectors | None:
