@@ -9,6 +9,7 @@ a memory indexed, reprocessed or deleted by any process makes every process rebu
 """
 
 import functools
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -84,8 +85,7 @@ def lexical_index(uid: str) -> LexicalIndex:
     retriever = exchanges = None
     starts = []
     if rows:
-        import bm25s
-
+        bm25s = _bm25s()
         retriever = bm25s.BM25()
         retriever.index(_tokenize([f"{r[4]}\n{r[5]}\n{r[6]}" for r in rows]), show_progress=False)
         texts = []
@@ -118,10 +118,16 @@ def _exchanges(transcript: str) -> list[str]:
     return ["\n".join(turns[i:i + EXCHANGE_TURNS]) for i in range(max(len(turns) - EXCHANGE_TURNS + 1, 1))]
 
 
-def _tokenize(texts: list[str]) -> list[list[str]]:
+@functools.cache
+def _bm25s():
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords=_stopwords(), stemmer=_stemmer(), return_ids=False, show_progress=False)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import: a line per index built
+    return bm25s
+
+
+def _tokenize(texts: list[str]) -> list[list[str]]:
+    return _bm25s().tokenize(texts, stopwords=_stopwords(), stemmer=_stemmer(), return_ids=False, show_progress=False)
 
 
 @functools.cache
