@@ -81,13 +81,32 @@ class LocalEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         if len(texts) == 1:
             return _embed_one(texts[0])[None, :]
-        return _model().encode(
-            texts,
-            batch_size=settings.EMBED_BATCH_SIZE,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for batch in self._batches(texts):
+            vectors[batch] = _model().encode(
+                [texts[i] for i in batch],
+                batch_size=len(batch),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return vectors
+
+    def _batches(self, texts: list[str]) -> list[list[int]]:
+        """Indexes of texts in batches of similar length, longest first: at most EMBED_BATCH_SIZE
+        texts and about EMBED_BATCH_SIZE x 64 tokens once padded to the batch's longest, so that
+        32-token snippets are not padded to the length of a 256-token memory text in one batch."""
+        lengths = [min(n + 2, self.max_tokens) for n in self.count_tokens_batch(texts)]
+        budget = settings.EMBED_BATCH_SIZE * 64
+        batches: list[list[int]] = []
+        for i in sorted(range(len(texts)), key=lambda i: -lengths[i]):
+            batch = batches[-1] if batches else []
+            # sorted longest first: a batch's first text sets its padded length
+            if batch and len(batch) < settings.EMBED_BATCH_SIZE and (len(batch) + 1) * lengths[batch[0]] <= budget:
+                batch.append(i)
+            else:
+                batches.append([i])
+        return batches
 
     def count_tokens(self, text: str) -> int:
         return len(_tokenizer().encode(text, add_special_tokens=False).ids)
