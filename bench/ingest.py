@@ -87,6 +87,15 @@ def _wait(ids: list[int], bar) -> None:
         bar.close()
 
 
+def _flush(redis_url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2).flushdb()
+    except redis.RedisError:
+        pass  # no Redis: no embedding cache either
+
+
 def clear() -> None:
     from memories.models import Memory
     from search.models import LocalVector
@@ -116,6 +125,7 @@ def main() -> None:
 
     results = {}
     get_embedder().clear_cache()
+    _flush(args.redis_url)  # the embedding cache of an earlier run would make this one look fast
     seconds = run_in_process(items)
     results["in-process"] = seconds
 
