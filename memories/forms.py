@@ -39,10 +39,9 @@ class MemoryFilterForm(forms.Form):
         return data
 
     def selector_filters(self) -> dict:
-        """Arguments for `memories.selectors.memory_list` from the fields that are valid."""
-        data = self.cleaned_data if self.is_valid() else {
-            name: value for name, value in getattr(self, "cleaned_data", {}).items() if name not in self.errors
-        }
+        """Arguments for `memories.selectors.memory_list` from the fields that are valid (after
+        `is_valid()`, `cleaned_data` holds just those)."""
+        data = self.cleaned_data
         starts, ends = data.get("starts"), data.get("ends")
         return {
             "uid": data.get("uid") or None,
@@ -55,4 +54,4 @@ class MemoryFilterForm(forms.Form):
         }
 
     def ordering(self) -> str:
-        return SORTS.get(self.cleaned_data.get("sort") or "-created", "-created_at") if self.is_valid() else "-created_at"
+        return SORTS[self.cleaned_data.get("sort") or "-created"]

@@ -39,9 +39,10 @@ def memory_list(request):
     form.is_valid()
     memories = selectors.memory_list(**form.selector_filters()).order_by(form.ordering(), "-id")
     page = Paginator(memories, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"form": form, "page": page, "sort": request.GET.get("sort") or "-created", "uids": selectors.memory_uids()}
-    template = "memories/memory_list.html#results" if _partial(request) else "memories/memory_list.html"
-    return render(request, template, context)
+    context = {"form": form, "page": page, "sort": form.cleaned_data.get("sort") or "-created"}
+    if _partial(request):
+        return render(request, "memories/memory_list.html#results", context)
+    return render(request, "memories/memory_list.html", {**context, "uids": selectors.memory_uids()})
 
 
 @require_GET
@@ -53,12 +54,10 @@ def memory_detail(request, memory_id: int):
         if memory.status not in (Memory.Status.QUEUED, Memory.Status.PROCESSING):
             response["HX-Refresh"] = "true"  # the work is done: show the new title, vectors, ...
         return response
-    neighbours = memory_neighbours(memory=memory, k=5) if memory.status == Memory.Status.INDEXED else []
-    similar = Memory.objects.in_bulk([memory_id for memory_id, _ in neighbours])
     context = {
         "memory": memory,
         "vectors": memory_vector_summary(memory=memory),
-        "neighbours": [(similar[memory_id], score) for memory_id, score in neighbours if memory_id in similar],
+        "neighbours": memory_neighbours(memory=memory, k=5),
     }
     return render(request, "memories/memory_detail.html", context)
 
@@ -73,7 +72,6 @@ def memory_reprocess(request, memory_id: int):
     except Conflict as error:
         messages.error(request, str(error))
     if _partial(request):
-        memory.refresh_from_db()
         return render(request, "memories/memory_detail.html#status", {"memory": memory})
     return redirect("memory_detail", memory_id=memory.id)
 

@@ -13,7 +13,8 @@ from functools import partial
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from memories.models import ActionItem, Event, Memory
@@ -229,15 +230,12 @@ def duplicate_pair_merge(*, pair_id: int, keep_id: int, user=None) -> DuplicateP
 def _move_items(from_id: int, to_id: int) -> None:
     """Action items and events of one memory to another, except those the other has already (the
     same description; the same title and start): near-duplicates mostly share them."""
-    have = set(ActionItem.objects.filter(memory_id=to_id).values_list("description", flat=True))
-    for item in ActionItem.objects.filter(memory_id=from_id).exclude(description__in=have):
-        item.memory_id, item.merged_from_id = to_id, item.merged_from_id or from_id
-        item.save(update_fields=["memory", "merged_from"])
+    moved = {"memory_id": to_id, "merged_from_id": Coalesce("merged_from_id", Value(from_id))}  # first origin kept
+    have = ActionItem.objects.filter(memory_id=to_id).values_list("description", flat=True)
+    ActionItem.objects.filter(memory_id=from_id).exclude(description__in=list(have)).update(**moved)
     have = set(Event.objects.filter(memory_id=to_id).values_list("title", "start"))
-    for event in Event.objects.filter(memory_id=from_id):
-        if (event.title, event.start) not in have:
-            event.memory_id, event.merged_from_id = to_id, event.merged_from_id or from_id
-            event.save(update_fields=["memory", "merged_from"])
+    events = Event.objects.filter(memory_id=from_id).values_list("id", "title", "start")
+    Event.objects.filter(id__in=[id_ for id_, title, start in events if (title, start) not in have]).update(**moved)
 
 
 def duplicate_pair_dismiss(*, pair_id: int, user=None) -> DuplicatePair:

@@ -3,6 +3,7 @@
 import numpy as np
 from django.db.models import Count, Max
 
+from memories.models import Memory
 from omi_memory.errors import NotFound
 
 from .models import EvalRun, MemoryVector, SearchLog
@@ -37,8 +38,6 @@ def memory_vectors_matrix(*, uid: str, memory_ids: list[int] | None = None) -> t
     of one user, as unit-length float32 rows, with their memory ids in the same order.
 
     Only vectors of the current embedding model count, so a matrix never mixes models."""
-    from memories.models import Memory
-
     from .embedders import get_embedder
 
     rows = MemoryVector.objects.filter(
@@ -54,14 +53,16 @@ def memory_vectors_matrix(*, uid: str, memory_ids: list[int] | None = None) -> t
     return [memory_id for memory_id, _ in pairs], matrix / np.maximum(norms, 1e-12)
 
 
-def memory_neighbours(*, memory, k: int = 5) -> list[tuple[int, float]]:
-    """The k memories of the same user most similar to this one (memory id, cosine), best first."""
+def memory_neighbours(*, memory, k: int = 5) -> list[tuple[Memory, float]]:
+    """The k indexed memories of the same user most similar to this one, with their cosine, best
+    first; none for a memory that is not indexed."""
     ids, matrix = memory_vectors_matrix(uid=memory.uid)
     if memory.id not in ids:
         return []
     similarities = matrix @ matrix[ids.index(memory.id)]
     order = [i for i in np.argsort(-similarities) if ids[i] != memory.id][:k]
-    return [(ids[i], float(similarities[i])) for i in order]
+    found = Memory.objects.in_bulk([ids[i] for i in order])
+    return [(found[ids[i]], float(similarities[i])) for i in order if ids[i] in found]
 
 
 def memory_vector_summary(*, memory) -> list[dict]:
