@@ -198,13 +198,15 @@ def main() -> None:
                 cursor.execute("ANALYZE")
     else:
         print(f"reusing {have} synthetic memories")
-    LocalVectorStore().touch({f"synth-{u:05d}" for u in range(args.users)})  # as the store's writes do
+    store = LocalVectorStore()
+    store.touch({f"synth-{u:05d}" for u in range(args.users)})  # as the store's writes do
+    embedder = get_embedder()
+    store.check_model(embedder.model, embedder.dim, record=True)  # as the first real ingest does
     vectors = LocalVector.objects.filter(uid__startswith="synth-").count()
 
     rng = random.Random(args.seed)
     uids = [f"synth-{rng.randrange(args.users):05d}" for _ in range(args.queries)]
     texts = queries(args.queries, args.seed)
-    embedder = get_embedder()
     embedder.embed_query("warm up the model")
     strategies = args.strategies.split(",")
     results = {}

@@ -81,7 +81,8 @@ def time_weighted(request: SearchRequest) -> list[Ranked]:
 
 
 def multi_query(request: SearchRequest) -> list[Ranked]:
-    vectors = get_embedder().embed_documents(request.queries)
+    embedder = get_embedder()
+    vectors = [embedder.embed_query(query) for query in request.queries]  # each cached on its own
     totals: dict[int, float] = defaultdict(float)
     best: dict[int, Ranked] = {}
     for vector in vectors:

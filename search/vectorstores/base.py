@@ -65,10 +65,10 @@ class VectorStore:
     The store also knows which embedding model and dimension built it (`check_model`)."""
 
     name = "base"
-    guard_ttl = 10.0  # seconds a process trusts its copy of the store's model record
+    guard_ttl = 10.0  # seconds a process trusts its copy of the store's model record (or its absence)
 
     def __init__(self):
-        self._guard: tuple[float, tuple[str, int] | None] = (0.0, None)
+        self._guard: tuple[float, tuple[str, int] | None] = (-np.inf, None)
 
     @property
     def identity(self) -> str:
@@ -118,7 +118,7 @@ class VectorStore:
         from search.models import VectorIndex
 
         fetched_at, known = self._guard
-        if known is None or time.monotonic() - fetched_at > self.guard_ttl:
+        if time.monotonic() - fetched_at > self.guard_ttl or (known is None and record):
             row = VectorIndex.objects.filter(store=self.identity).values_list("model", "dim").first()
             known = tuple(row) if row else None
             self._guard = (time.monotonic(), known)
@@ -132,7 +132,7 @@ class VectorStore:
                     "use an index of that dimension"
                 )
             VectorIndex.objects.get_or_create(store=self.identity, defaults={"model": model, "dim": dim})
-            self._guard = (0.0, None)
+            self._guard = (-np.inf, None)
             return self.check_model(model, dim)
         if known != (model, dim):
             raise ModelMismatch(
@@ -145,4 +145,4 @@ class VectorStore:
         from search.models import VectorIndex
 
         VectorIndex.objects.update_or_create(store=self.identity, defaults={"model": model, "dim": dim})
-        self._guard = (0.0, None)
+        self._guard = (-np.inf, None)

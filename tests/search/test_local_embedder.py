@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from search.embedders.local import LocalEmbedder, _model
 
@@ -25,3 +26,52 @@ def test_texts_of_mixed_lengths_are_batched_by_length_and_keep_their_order():
     together = embedder._embed(texts)
     one_by_one = np.vstack([embedder._embed([text]) for text in texts])
     assert np.abs(together - one_by_one).max() < 1e-5
+
+
+def _fresh_session(settings, tmp_path, **overrides):
+    from search.embedders import local
+
+    settings.MODEL_CACHE_DIR = tmp_path
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    local._onnx_session.cache_clear()
+    return local._onnx_session()
+
+
+@pytest.fixture
+def restore_session():
+    from search.embedders import local
+
+    yield
+    local._onnx_session.cache_clear()
+
+
+def test_queries_go_through_an_exported_onnx_model_that_gives_torchs_vectors(settings, tmp_path, restore_session):
+    from search.embedders import local
+
+    session = _fresh_session(settings, tmp_path)
+    assert session is not None
+    assert [p.suffix for p in tmp_path.iterdir()] == [".onnx"]  # exported once, nothing partial left
+    texts = ["when is the school recital", "word " * 400]
+    for text in texts:
+        assert np.abs(local._embed_one(text) - local._embed_one_torch(text)).max() < 1e-5
+    again = _fresh_session(settings, tmp_path)  # another process: reads the file, exports nothing
+    assert again is not None and len(list(tmp_path.iterdir())) == 1
+
+
+def test_an_export_that_does_not_match_torch_is_thrown_away_and_torch_embeds(settings, tmp_path, monkeypatch,
+                                                                              restore_session, caplog):
+    from search.embedders import local
+
+    real = local._embed_one_torch
+    monkeypatch.setattr(local, "_embed_one_torch", lambda text: real(text)[::-1].copy())  # torch "disagrees"
+    assert _fresh_session(settings, tmp_path) is None
+    assert list(tmp_path.iterdir()) == []
+    assert "torch embeds them" in caplog.text
+    monkeypatch.setattr(local, "_embed_one_torch", real)
+    assert np.array_equal(LocalEmbedder()._embed(["a query"])[0], real("a query"))
+
+
+def test_torch_embeds_queries_when_asked(settings, tmp_path, restore_session):
+    assert _fresh_session(settings, tmp_path, LOCAL_QUERY_RUNTIME="torch") is None
+    assert list(tmp_path.iterdir()) == []
