@@ -116,6 +116,8 @@ class Memory(models.Model):
         indexes = [
             models.Index(fields=["uid", "created_at"]),
             models.Index(fields=["status", "updated_at"]),
+            # what a user's lexical index is checked against before each search, read from the index alone
+            models.Index(fields=["uid", "status"], include=["indexed_at", "id"], name="memory_uid_status_version"),
         ]
         constraints = [
             models.UniqueConstraint(
