@@ -3,13 +3,14 @@
 Thin views over `search.services` / `search.selectors`; roles from `omi_memory.roles`.
 """
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -230,10 +231,7 @@ DUPLICATE_STATUSES = [("open", "Open"), ("merged", "Merged"), ("dismissed", "Dis
 @dashboard_view
 def duplicate_list(request):
     """The review queue: pairs (filtered by uid and status, open by default), most similar first."""
-    uid = request.GET.get("uid", "").strip()
-    status = request.GET.get("status", "open")
-    if status not in dict(DUPLICATE_STATUSES):
-        status = "open"
+    uid, status = _pair_filters(request.GET)
     pairs = duplicates.duplicate_pair_list(uid=uid, status="" if status == "all" else status)
     page = Paginator(pairs, 20).get_page(request.GET.get("page"))
     context = {
@@ -301,13 +299,25 @@ def _duplicate_resolve(request, pair_id: int, action, *, done: str):
             pair = duplicates.duplicate_pair_get(pair_id=pair_id)
         except ApplicationError:
             raise Http404("no such pair") from None
-        context = {"pair": pair, "error": error, "back": _duplicates_back(request)}
-        return render(request, "search/duplicates.html#pair", context)
+        back = _duplicates_back(request)
+        card = render_to_string("search/duplicates.html#pair", {"pair": pair, "error": error, "back": back}, request)
+        # the queue's count, swapped in out of band: the pair may have left the filtered queue
+        uid, status = _pair_filters(QueryDict(urlsplit(back).query))
+        count = duplicates.duplicate_pair_list(uid=uid, status="" if status == "all" else status).count()
+        count_line = render_to_string("search/duplicates.html#count",
+                                      {"count": count, "uid": uid, "status": status, "oob": True}, request)
+        return HttpResponse(card + count_line)
     if error:
         messages.error(request, error)
     else:
         messages.success(request, done.format(kept=pair.kept_id))
     return redirect(_duplicates_back(request))
+
+
+def _pair_filters(query: QueryDict) -> tuple[str, str]:
+    """The queue's filters from a query string: (uid, status), open pairs by default."""
+    status = query.get("status", "open")
+    return query.get("uid", "").strip(), status if status in dict(DUPLICATE_STATUSES) else "open"
 
 
 def _duplicates_back(request) -> str:

@@ -18,6 +18,7 @@ def test_admin_merges_a_duplicate_pair_and_the_merged_memory_leaves_the_list(pag
     scan.get_by_role("button", name="Scan for duplicates").click()
     pairs = page.locator("#results article.pair")
     expect(pairs).to_have_count(1)
+    expect(page.locator("#pair-count")).to_have_text("1 pair for erin, open.")
     pair = pairs.first
     expect(pair.locator(".badge.open")).to_have_text("open")
     expect(pair.locator(f'a[href="/memories/{first.id}/"]')).to_have_count(1)
@@ -35,6 +36,7 @@ def test_admin_merges_a_duplicate_pair_and_the_merged_memory_leaves_the_list(pag
     kept = card.locator(".memory.kept")
     expect(kept).to_have_count(1)
     assert page.evaluate("window.stillTheSamePage") is True, "the merge reloaded the page"
+    expect(page.locator("#pair-count")).to_have_text("0 pairs for erin, open.")  # the card stays, the count follows
     page.shot("merged")
 
     kept_id = int(kept.locator("a").first.get_attribute("href").strip("/").split("/")[-1])

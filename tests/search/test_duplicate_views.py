@@ -82,6 +82,22 @@ def test_admin_dismiss_through_htmx_returns_the_dismissed_card(signed_in, pair):
     assert DuplicatePair.objects.get().status == "dismissed"
 
 
+def test_the_queues_count_follows_a_pair_that_leaves_it(signed_in, pair):
+    """The card is swapped in place; the count above the queue comes along out of band, counted
+    with the queue's own filters (taken from the page the form was on)."""
+    admin = signed_in("admin")
+    before = admin.get(reverse("duplicate_list"), {"uid": "alice"}).content.decode()
+    assert "1 pair for alice, open." in before
+
+    back = reverse("duplicate_list") + "?uid=alice&status=open"
+    body = admin.post(reverse("duplicate_dismiss", args=[pair.id]), {"next": back}, **HTMX).content.decode()
+
+    assert body.lstrip().startswith(f'<article class="card pair" id="pair-{pair.id}"')
+    assert '<p id="pair-count" class="muted small" hx-swap-oob="true">0 pairs for alice, open.</p>' in body
+    every = admin.post(merge_url(pair), {"keep": pair.memory_a_id, "next": back.replace("open", "all")}, **HTMX)
+    assert "1 pair for alice, all." in every.content.decode()  # still one pair among all of them
+
+
 def test_a_second_merge_of_the_same_pair_shows_the_error_on_the_card(signed_in, pair):
     admin = signed_in("admin")
     admin.post(reverse("duplicate_dismiss", args=[pair.id]), **HTMX)
