@@ -3,7 +3,8 @@
 - category: the transcript (the mean of its windows' vectors) against a few example sentences of
   each category, with the local embedding model;
 - title and overview: the transcript's most central sentences (word-frequency scoring, after
-  Luhn), the title cut to a few words;
+  Luhn; reactions such as "wow, awesome", the speakers' names and stage directions such as
+  "[laughs]" do not count), the title cut to a few words, without a vocative ("..., Caroline!");
 - emoji: from the category;
 - action items: sentences such as "I need to ...", "remind me to ...", "let's ...", "we should ...";
 - events: time expressions ("next Tuesday at 3pm", "tomorrow morning", "March 3rd at 10:30"),
@@ -100,9 +101,17 @@ DANGLING = frozenset("a an the and or but so to of on at in for by with is are w
                      "you it that this my our your his her their as if".split())
 FILLERS = re.compile(
     r"^(?:(?:um+|uh+|so|okay|ok|well|yeah|oh|and|but|right|anyway|like|hey|also|actually|"
-    r"alright|you know|i mean)[,.]?\s+)+",
+    r"alright|you know|i mean|wow|woah|whoa|haha|ha|yay|omg)[,.!]?\s+)+",
     re.IGNORECASE,
 )
+# Reactions: frequent in chat, saying nothing of what a conversation is about (not scored).
+REACTIONS = frozenset("""
+wow woah whoa awesome cool amazing incredible love loved lovely sounds sound glad happy nice super
+totally beautiful gorgeous stunning fantastic wonderful congrats congratulations proud fun exciting
+excited appreciate haha lol yay omg cute sweet inspiring
+""".split())
+# Stage directions in a transcript: "[laughs]", "[shares photo: ...]".
+BRACKETED = re.compile(r"\s*\[[^\]]*\]\s*")
 WORD = re.compile(r"[a-zA-Z][a-zA-Z'\-]+")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -182,7 +191,7 @@ class LocalExtractor(Extractor):
     def extract(self, *, transcript: str, started_at: datetime, language: str = "en") -> Extraction:
         turns = split_turns(transcript)
         sentences = _sentences(turns)
-        title, overview = _summary(sentences)
+        title, overview = _summary(sentences, _speakers(turns))
         category = self.categorize(transcript)
         return Extraction(
             title=title,
@@ -220,19 +229,36 @@ def _sentences(turns: list[str]) -> list[str]:
     return result
 
 
-def _content_words(text: str) -> list[str]:
-    return [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS and len(w) > 2]
+def _speakers(turns: list[str]) -> set[str]:
+    """The speakers' names (first words of the labels): everywhere in a chat, and no topic."""
+    names = set()
+    for turn in turns:
+        match = SPEAKER.match(turn)
+        if match and not match.group(1).lower().startswith("speaker"):
+            names.update(w.lower() for w in WORD.findall(match.group(1))[:1])
+    return names
 
 
-def _summary(sentences: list[str]) -> tuple[str, str]:
-    """The most central sentence as title (cut short), the top three, in order, as overview."""
-    frequency = Counter(w for s in sentences for w in _content_words(s))
+def _content_words(text: str, ignore: frozenset | set = frozenset()) -> list[str]:
+    return [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS and len(w) > 2
+            and w not in ignore]
+
+
+def _summary(sentences: list[str], speakers: set[str] = frozenset()) -> tuple[str, str]:
+    """The most central sentence as title (cut short), the top three, in order, as overview.
+    Reactions ("Wow, sounds awesome!"), the speakers' names and stage directions do not count."""
+    clean = [BRACKETED.sub(" ", s).strip() for s in sentences]
+    if any(clean):
+        sentences = [FILLERS.sub("", s).strip() for s in clean if s]
+    ignore = REACTIONS | speakers
+    _content_words_of = functools.partial(_content_words, ignore=ignore)
+    frequency = Counter(w for s in sentences for w in _content_words_of(s))
     if not frequency:
         text = " ".join(sentences)
         return _short_title(text), text
     candidates = []
     for index, sentence in enumerate(sentences):
-        words = _content_words(sentence)
+        words = _content_words_of(sentence)
         if len(words) < 2 or sentence.endswith("?"):
             continue
         score = sum(frequency[w] for w in set(words)) / (len(words) ** 0.5)
@@ -242,19 +268,30 @@ def _summary(sentences: list[str]) -> tuple[str, str]:
     ranked = sorted(candidates, key=lambda c: (-c[0], c[1]))
     top = sorted(ranked[:3], key=lambda c: c[1])
     overview = " ".join(_end(s) for _, _, s in top)
-    titles = sorted(candidates, key=lambda c: (-c[0] * _title_fitness(c[2]), c[1]))
-    return _short_title(titles[0][2]), overview
+    titles = sorted(candidates, key=lambda c: (-c[0] * _title_fitness(c[2], speakers), c[1]))
+    return _short_title(_drop_vocatives(titles[0][2], speakers)), overview
 
 
-def _title_fitness(sentence: str) -> float:
+def _title_fitness(sentence: str, speakers: set[str] = frozenset()) -> float:
     """Titles read best from short statements that name things (names, numbers), not from
-    sentences that lean on what was said before ("It ...", "Then ...")."""
+    sentences that lean on what was said before ("It ...", "Then ..."), nor exclamations."""
     words = sentence.split()
     fitness = 1.0 if 4 <= len(words) <= 14 else 0.5
     if words[0].lower().strip(",") in LEANING:
         fitness *= 0.5
-    named = sum(1 for w in words[1:] if w[:1].isupper() or any(ch.isdigit() for ch in w))
+    if sentence.endswith("!"):
+        fitness *= 0.6
+    named = sum(1 for w in words[1:] if (w[:1].isupper() or any(ch.isdigit() for ch in w))
+                and w.lower().strip(",.!?'s") not in speakers)
     return fitness * (1 + 0.25 * min(named, 4))
+
+
+def _drop_vocatives(sentence: str, speakers: set[str]) -> str:
+    """"Wow Evan, that's an awesome painting" -> "That's an awesome painting"."""
+    for name in map(re.escape, speakers):
+        sentence = re.sub(rf"^(?:\w+\s+)?{name},\s+|,\s*{name}\b(?=[,.!?]|$)", "", sentence, flags=re.I)
+    sentence = FILLERS.sub("", sentence).strip()
+    return sentence[:1].upper() + sentence[1:] if sentence else sentence
 
 
 def _short_title(sentence: str, words: int = 9) -> str:

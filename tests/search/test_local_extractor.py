@@ -70,3 +70,32 @@ def test_cleaning_bounds_lengths_and_maps_unknown_categories_to_other():
     assert len(clean.title) <= 120 and len(clean.overview) <= 1200
     assert len(clean.action_items) == 1 and len(clean.action_items[0].description) <= 500
     assert [e.title for e in clean.events] == ["Dinner"] and clean.events[0].duration_minutes == 24 * 60
+
+
+CHAT = """Caroline: Wow, Melanie, that's awesome!
+Melanie: Thanks Caroline! [shares photo: a photo of a bowl on a table]
+Caroline: Wow, love that bowl, Melanie!
+Melanie: I signed up for a pottery class at the community center last Tuesday.
+Caroline: That sounds so fun, Melanie!
+Melanie: The pottery teacher said my first bowl was pretty good for a beginner.
+Caroline: Haha, you're amazing, Melanie!
+"""
+
+
+def test_a_chatty_conversation_is_titled_by_what_it_is_about_not_its_reactions(extract):
+    """Reactions, the speakers' names and stage directions ("[shares photo: ...]") are everywhere
+    in a chat and say nothing of its subject."""
+    result = extract(CHAT)
+
+    assert "pottery" in result.title.lower()
+    assert not result.title.startswith(("Wow", "[", "Thanks", "That sounds"))
+    assert "melanie" not in result.title.lower() and "caroline" not in result.title.lower()
+    assert "[" not in result.overview and "pottery class" in result.overview
+
+
+def test_a_vocative_is_dropped_from_a_title():
+    from search.extractors.local import _drop_vocatives
+
+    assert _drop_vocatives("Wow Evan, that's an awesome painting", {"evan"}) == "That's an awesome painting"
+    assert _drop_vocatives("I finished the painting, Evan!", {"evan"}) == "I finished the painting!"
+    assert _drop_vocatives("Evan Almighty is on tonight", {"evan"}) == "Evan Almighty is on tonight"
