@@ -185,11 +185,11 @@ TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, str(TORCH_THREADS))
 EMBED_BATCH_SIZE = env_int("EMBED_BATCH_SIZE", 32, minimum=1)
-# A query (one short text) is embedded by ONNX Runtime: the same vector as torch gives, in about a
-# third of the time. The model is exported to MODEL_CACHE_DIR once, and checked against torch.
-LOCAL_QUERY_RUNTIME = env_str("LOCAL_QUERY_RUNTIME", "onnx")
-if LOCAL_QUERY_RUNTIME not in ("onnx", "torch"):
-    raise ImproperlyConfigured(f"LOCAL_QUERY_RUNTIME must be onnx or torch, got {LOCAL_QUERY_RUNTIME!r}")
+# The local model runs on ONNX Runtime: the vectors torch gives, a query in about a third of the
+# time, and no torch in the processes. It is exported to MODEL_CACHE_DIR once, checked against torch.
+LOCAL_RUNTIME = env_str("LOCAL_RUNTIME", "onnx")
+if LOCAL_RUNTIME not in ("onnx", "torch"):
+    raise ImproperlyConfigured(f"LOCAL_RUNTIME must be onnx or torch, got {LOCAL_RUNTIME!r}")
 MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(BASE_DIR / "var" / "models")))
 
 # OpenAI (or any OpenAI-compatible server: Ollama, vLLM, llama.cpp) for extraction and embeddings.

