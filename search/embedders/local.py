@@ -1,6 +1,7 @@
 import functools
 import logging
 import os
+import threading
 import uuid
 import warnings
 from importlib import metadata
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 MAX_TOKENS = 256  # the model's max_seq_length, special tokens included
 # Texts the exported model must embed as torch does before it is used: short, mixed, the longest.
 ONNX_PROBES = ("what did the dentist say", "naïve café — 日本語, 12:30 on 2023-05-07?", "word " * 400)
+_export_lock = threading.Lock()  # one export at a time in a process (its threads share the torch model)
 
 
 @functools.cache
@@ -99,8 +101,9 @@ def _onnx_session():
         import onnxruntime
 
         path = onnx_path()
-        if not path.exists():
-            _export_onnx(path)
+        with _export_lock:
+            if not path.exists():
+                _export_onnx(path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = settings.TORCH_THREADS
         options.inter_op_num_threads = 1

@@ -112,6 +112,7 @@ excited appreciate haha lol yay omg cute sweet inspiring
 """.split())
 # Stage directions in a transcript: "[laughs]", "[shares photo: ...]".
 BRACKETED = re.compile(r"\s*\[[^\]]*\]\s*")
+POSSESSIVE = re.compile(r"'s$")
 WORD = re.compile(r"[a-zA-Z][a-zA-Z'\-]+")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -247,18 +248,16 @@ def _content_words(text: str, ignore: frozenset | set = frozenset()) -> list[str
 def _summary(sentences: list[str], speakers: set[str] = frozenset()) -> tuple[str, str]:
     """The most central sentence as title (cut short), the top three, in order, as overview.
     Reactions ("Wow, sounds awesome!"), the speakers' names and stage directions do not count."""
-    clean = [BRACKETED.sub(" ", s).strip() for s in sentences]
-    if any(clean):
-        sentences = [FILLERS.sub("", s).strip() for s in clean if s]
-    ignore = REACTIONS | speakers
-    _content_words_of = functools.partial(_content_words, ignore=ignore)
-    frequency = Counter(w for s in sentences for w in _content_words_of(s))
+    clean = [c for c in (FILLERS.sub("", BRACKETED.sub(" ", s).strip()).strip() for s in sentences) if c]
+    sentences = clean or sentences
+    content_words = functools.partial(_content_words, ignore=REACTIONS | speakers)
+    frequency = Counter(w for s in sentences for w in content_words(s))
     if not frequency:
         text = " ".join(sentences)
         return _short_title(text), text
     candidates = []
     for index, sentence in enumerate(sentences):
-        words = _content_words_of(sentence)
+        words = content_words(sentence)
         if len(words) < 2 or sentence.endswith("?"):
             continue
         score = sum(frequency[w] for w in set(words)) / (len(words) ** 0.5)
@@ -282,7 +281,7 @@ def _title_fitness(sentence: str, speakers: set[str] = frozenset()) -> float:
     if sentence.endswith("!"):
         fitness *= 0.6
     named = sum(1 for w in words[1:] if (w[:1].isupper() or any(ch.isdigit() for ch in w))
-                and w.lower().strip(",.!?'s") not in speakers)
+                and POSSESSIVE.sub("", w.lower().strip(",.!?")) not in speakers)
     return fitness * (1 + 0.25 * min(named, 4))
 
 
@@ -392,7 +391,8 @@ def _when_parts(text: str, base: datetime) -> tuple[datetime, bool, bool] | None
         if day is None:
             return None
     elif date_text:
-        date_text = re.sub(rf"^{WEEKDAY},?\s+(?=\w)", "", date_text, flags=re.I) if re.search(MONTH, date_text, re.I) else date_text
+        if re.search(MONTH, date_text, re.I):
+            date_text = re.sub(rf"^{WEEKDAY},?\s+(?=\w)", "", date_text, flags=re.I)
         parsed = dateparser.parse(
             date_text,
             languages=["en"],
