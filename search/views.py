@@ -232,8 +232,7 @@ DUPLICATE_STATUSES = [("open", "Open"), ("merged", "Merged"), ("dismissed", "Dis
 def duplicate_list(request):
     """The review queue: pairs (filtered by uid and status, open by default), most similar first."""
     uid, status = _pair_filters(request.GET)
-    pairs = duplicates.duplicate_pair_list(uid=uid, status="" if status == "all" else status)
-    page = Paginator(pairs, 20).get_page(request.GET.get("page"))
+    page = Paginator(_pairs(uid, status), 20).get_page(request.GET.get("page"))
     context = {
         "uid": uid,
         "status": status,
@@ -303,7 +302,7 @@ def _duplicate_resolve(request, pair_id: int, action, *, done: str):
         card = render_to_string("search/duplicates.html#pair", {"pair": pair, "error": error, "back": back}, request)
         # the queue's count, swapped in out of band: the pair may have left the filtered queue
         uid, status = _pair_filters(QueryDict(urlsplit(back).query))
-        count = duplicates.duplicate_pair_list(uid=uid, status="" if status == "all" else status).count()
+        count = _pairs(uid, status).count()
         count_line = render_to_string("search/duplicates.html#count",
                                       {"count": count, "uid": uid, "status": status, "oob": True}, request)
         return HttpResponse(card + count_line)
@@ -318,6 +317,10 @@ def _pair_filters(query: QueryDict) -> tuple[str, str]:
     """The queue's filters from a query string: (uid, status), open pairs by default."""
     status = query.get("status", "open")
     return query.get("uid", "").strip(), status if status in dict(DUPLICATE_STATUSES) else "open"
+
+
+def _pairs(uid: str, status: str):
+    return duplicates.duplicate_pair_list(uid=uid, status="" if status == "all" else status)
 
 
 def _duplicates_back(request) -> str:

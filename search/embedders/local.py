@@ -79,9 +79,9 @@ def _embed_one_torch(text: str) -> np.ndarray:
 
 
 def _run_onnx(session, text: str) -> np.ndarray:
+    """One text through the exported model, which pools and normalises as `_embed_one_torch` does."""
     ids = np.array([_truncating_tokenizer().encode(text).ids], dtype=np.int64)
-    vector = session.run(None, {"input_ids": ids})[0].astype(np.float32)
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return session.run(None, {"input_ids": ids})[0]
 
 
 def onnx_path() -> Path:
@@ -137,8 +137,8 @@ def _export_onnx(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
     try:
-        with warnings.catch_warnings(), torch.inference_mode(False):
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's warnings about Python control flow
             torch.onnx.export(
                 Pooled(transformer).eval(), (torch.tensor([[101, 102]]),), str(partial),
                 input_names=["input_ids"], output_names=["vector"], dynamic_axes={"input_ids": {1: "tokens"}},
@@ -173,8 +173,8 @@ class LocalEmbedder(Embedder):
 
     @property
     def runtime(self) -> str:
-        """What runs the model: the ONNX export's path, or torch."""
-        return f"ONNX Runtime, {onnx_path()}" if _onnx_session() is not None else "torch (sentence-transformers)"
+        """What runs the model: "onnx" (the export at `onnx_path()`) or "torch"."""
+        return "onnx" if _onnx_session() is not None else "torch"
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         session = _onnx_session()

@@ -20,87 +20,79 @@ def test_the_embedder_gives_the_vectors_sentence_transformers_gives():
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_torch_a_single_text_and_batches_of_mixed_lengths_give_the_same_vectors(settings):
-    """Without ONNX Runtime, torch embeds: a single text straight through the transformer, many in
-    batches of similar length (snippets are not padded to the length of the long texts they come
-    with); each text still gets its own vector, in the order given."""
-    from search.embedders import local
-
-    settings.LOCAL_RUNTIME = "torch"
-    local._onnx_session.cache_clear()
-    try:
-        embedder = LocalEmbedder()
-        single = np.vstack([embedder._embed([text]) for text in TEXTS])
-        assert np.abs(single - _sentence_transformers(TEXTS)).max() < 1e-5
-        texts = ["word " * 300] * 10 + [f"short text {i}" for i in range(40)] + ["medium " * 60]
-        batches = embedder._batches(texts)
-        assert sorted(i for batch in batches for i in batch) == list(range(len(texts)))
-        assert batches[0] == list(range(8))  # 8 texts of 256 tokens fill the budget of 32 x 64 tokens
-        assert max(len(batch) for batch in batches) == 32  # short texts go 32 to a batch
-        together = embedder._embed(texts)
-        one_by_one = np.vstack([embedder._embed([text]) for text in texts])
-        assert np.abs(together - one_by_one).max() < 1e-5
-    finally:
-        local._onnx_session.cache_clear()
-
-
-def _fresh_session(settings, tmp_path, **overrides):
+@pytest.fixture
+def start(settings, tmp_path):
+    """Make the ONNX session as a new process would, under these settings, with MODEL_CACHE_DIR an
+    empty folder of the test's own; the next test starts afresh."""
     from search.embedders import local
 
     settings.MODEL_CACHE_DIR = tmp_path
-    for name, value in overrides.items():
-        setattr(settings, name, value)
     local._onnx_session.cache_clear()
-    return local._onnx_session()
 
+    def start(**overrides):
+        for name, value in overrides.items():
+            setattr(settings, name, value)
+        local._onnx_session.cache_clear()
+        return local._onnx_session()
 
-@pytest.fixture
-def restore_session():
-    from search.embedders import local
-
-    yield
+    yield start
     local._onnx_session.cache_clear()
 
 
-def test_the_model_is_exported_once_to_onnx_and_gives_torchs_vectors(settings, tmp_path, restore_session):
+def test_torch_a_single_text_and_batches_of_mixed_lengths_give_the_same_vectors(start):
+    """Without ONNX Runtime, torch embeds: a single text straight through the transformer, many in
+    batches of similar length (snippets are not padded to the length of the long texts they come
+    with); each text still gets its own vector, in the order given."""
+    assert start(LOCAL_RUNTIME="torch") is None
+    embedder = LocalEmbedder()
+    single = np.vstack([embedder._embed([text]) for text in TEXTS])
+    assert np.abs(single - _sentence_transformers(TEXTS)).max() < 1e-5
+    texts = ["word " * 300] * 10 + [f"short text {i}" for i in range(40)] + ["medium " * 60]
+    batches = embedder._batches(texts)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(texts)))
+    assert batches[0] == list(range(8))  # 8 texts of 256 tokens fill the budget of 32 x 64 tokens
+    assert max(len(batch) for batch in batches) == 32  # short texts go 32 to a batch
+    together = embedder._embed(texts)
+    one_by_one = np.vstack([embedder._embed([text]) for text in texts])
+    assert np.abs(together - one_by_one).max() < 1e-5
+
+
+def test_the_model_is_exported_once_to_onnx_and_gives_torchs_vectors(start, tmp_path):
     from search.embedders import local
 
-    session = _fresh_session(settings, tmp_path)
+    session = start()
     assert session is not None
     assert [p.suffix for p in tmp_path.iterdir()] == [".onnx"]  # exported once, nothing partial left
     for text in ["when is the school recital", "word " * 400]:
         assert np.abs(local._run_onnx(session, text) - local._embed_one_torch(text)).max() < 1e-5
-    again = _fresh_session(settings, tmp_path)  # another process: reads the file, exports nothing
+    again = start()  # another process: reads the file, exports nothing
     assert again is not None and len(list(tmp_path.iterdir())) == 1
 
 
-def test_an_export_that_does_not_match_torch_is_thrown_away_and_torch_embeds(settings, tmp_path, monkeypatch,
-                                                                              restore_session, caplog):
+def test_an_export_that_does_not_match_torch_is_thrown_away_and_torch_embeds(start, tmp_path, monkeypatch, caplog):
     from search.embedders import local
 
     real = local._embed_one_torch
     monkeypatch.setattr(local, "_embed_one_torch", lambda text: real(text)[::-1].copy())  # torch "disagrees"
-    assert _fresh_session(settings, tmp_path) is None
+    assert start() is None
     assert list(tmp_path.iterdir()) == []
     assert "torch embeds texts" in caplog.text
     monkeypatch.setattr(local, "_embed_one_torch", real)
     assert np.array_equal(LocalEmbedder()._embed(["a query"])[0], real("a query"))
 
 
-def test_torch_embeds_when_asked(settings, tmp_path, restore_session):
-    assert _fresh_session(settings, tmp_path, LOCAL_RUNTIME="torch") is None
+def test_torch_embeds_when_asked(start, tmp_path):
+    assert start(LOCAL_RUNTIME="torch") is None
     assert list(tmp_path.iterdir()) == []
 
 
-def test_prepare_model_exports_the_model_ahead_of_time_and_fails_loudly_when_it_cannot(
-        settings, tmp_path, restore_session, monkeypatch):
+def test_prepare_model_exports_the_model_ahead_of_time_and_fails_loudly_when_it_cannot(start, settings, tmp_path):
+    assert not list(tmp_path.iterdir())
     from django.core.management import CommandError, call_command
 
     from search.embedders import local
 
-    settings.MODEL_CACHE_DIR = tmp_path
-    local._onnx_session.cache_clear()
-    out = io.StringIO()
+    out = io.StringIO()  # nothing exported yet in MODEL_CACHE_DIR: the command must do it
     call_command("prepare_model", stdout=out)
     assert f"all-MiniLM-L6-v2 (384 dims) ready: ONNX Runtime, {local.onnx_path()}" in out.getvalue()
     assert local.onnx_path().exists()

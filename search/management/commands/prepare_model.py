@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from search.embedders import get_embedder
+from search.embedders.local import LocalEmbedder, onnx_path
 
 
 class Command(BaseCommand):
@@ -16,8 +17,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         embedder = get_embedder()
         embedder.warm_up()
-        runtime = getattr(embedder, "runtime", "")
-        if settings.EMBEDDER == "local" and settings.LOCAL_RUNTIME == "onnx" and not runtime.startswith("ONNX"):
-            raise CommandError("the local model could not be exported to ONNX (see the warning above): "
-                               "torch would run it")
-        self.stdout.write(f"{embedder.model} ({embedder.dim} dims) ready" + (f": {runtime}" if runtime else ""))
+        ready = f"{embedder.model} ({embedder.dim} dims) ready"
+        if isinstance(embedder, LocalEmbedder):
+            if settings.LOCAL_RUNTIME == "onnx" and embedder.runtime != "onnx":
+                raise CommandError("the local model could not be exported to ONNX (see the warning above): "
+                                   "torch would run it")
+            ready += f": ONNX Runtime, {onnx_path()}" if embedder.runtime == "onnx" else ": torch"
+        self.stdout.write(ready)
