@@ -53,7 +53,8 @@ def load(n: int, topics: int, planted: int, seed: int, model: str) -> None:
     from django.utils import timezone
 
     from memories.models import Memory
-    from search.models import DuplicatePair, MemoryVector
+    from search.models import DuplicatePair
+    from memories.models import MemoryVector
 
     matrix, _ = vectors(n, topics, planted, seed)
     now = timezone.now()
@@ -103,10 +104,11 @@ def main() -> None:
 
     database_url = setup_django(args.database_url)
     from memories.models import Memory
-    from search.duplicates import duplicate_scan, similar_pairs
-    from search.embedders import get_embedder
-    from search.models import DuplicatePair, MemoryVector
-    from search.selectors import memory_vectors_matrix
+    from search.analysis.duplicates import duplicate_scan, similar_pairs
+    from memories.parts.embedders import get_embedder
+    from search.models import DuplicatePair
+    from memories.models import MemoryVector
+    from memories.selectors import memory_vectors_matrix
 
     model = get_embedder().model
     have = MemoryVector.objects.filter(memory__uid=UID, position=0, model=model).count()

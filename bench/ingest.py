@@ -37,7 +37,8 @@ def words(items: list[dict]) -> int:
 def run_in_process(items: list[dict]) -> float:
     from tqdm import tqdm
 
-    from memories.services import memory_create_many, memory_process
+    from memories.processing import memory_process
+    from memories.services import memory_create_many
 
     memories = memory_create_many(items=items, enqueue=False)
     started = time.perf_counter()
@@ -98,7 +99,7 @@ def _flush(redis_url: str) -> None:
 
 def clear() -> None:
     from memories.models import Memory
-    from search.models import LocalVector
+    from memories.models import LocalVector
 
     Memory.objects.filter(uid__startswith="bench-").delete()
     LocalVector.objects.filter(uid__startswith="bench-").delete()
@@ -113,8 +114,8 @@ def main() -> None:
     args = parser.parse_args()
 
     database_url = setup_django(args.database_url, args.redis_url)
-    from search.embedders import get_embedder
-    from search.extractors.local import LocalExtractor
+    from memories.parts.embedders import get_embedder
+    from memories.parts.extractors.local import LocalExtractor
 
     clear()
     items = transcripts(args.n)

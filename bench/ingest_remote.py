@@ -44,7 +44,8 @@ def transcripts(n: int, tag: str) -> list[dict]:
 def run(label: str, items: list[dict], batch: int) -> float:
     from tqdm import tqdm
 
-    from memories.services import memory_create_many, memory_process_many
+    from memories.processing import memory_process_many
+    from memories.services import memory_create_many
 
     memories = memory_create_many(items=items, enqueue=False)
     ids = [m.id for m in memories]

@@ -48,7 +48,7 @@ def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None
     from tqdm import tqdm
 
     from memories.models import Memory
-    from search.models import LocalVector, MemoryVector
+    from memories.models import LocalVector, MemoryVector
 
     rng = np.random.default_rng(seed)
     vocabulary = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "vu", "ze")
@@ -182,9 +182,9 @@ def main() -> None:
     database_url = setup_django(args.database_url)
     from memories.models import Memory
     from memories.services import api_key_create
-    from search.embedders import get_embedder
-    from search.models import LocalVector
-    from search.vectorstores.local import LocalVectorStore
+    from memories.parts.embedders import get_embedder
+    from memories.models import LocalVector
+    from memories.parts.vectorstores.local import LocalVectorStore
 
     have = Memory.objects.filter(uid__startswith="synth-").count()
     if args.reload or have != args.n or not LocalVector.objects.filter(uid="synth-00000").exists():

@@ -4,15 +4,25 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.security import APIKeyHeader
 from pydantic import field_validator, model_validator
 
 from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
 from omi_memory.errors import Forbidden
 
 from . import selectors, services
-from .models import UID_PATTERN, Category, Memory, Source
+from .models import UID_PATTERN, ApiKey, Category, Memory, Source
 
 router = Router(tags=["memories"])
+
+
+class ApiKeyAuth(APIKeyHeader):
+    """The API's auth: an `X-API-Key` header naming an active key (stored hashed)."""
+
+    param_name = "X-API-Key"
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
+        return selectors.api_key_authenticate(raw_key=key or "")
 
 
 class MemoryIn(ApiSchema):

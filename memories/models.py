@@ -1,5 +1,6 @@
 import hashlib
 
+import numpy as np
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -187,3 +188,97 @@ class ApiKey(models.Model):
     @staticmethod
     def hash(raw_key: str) -> str:
         return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+# Vectors: a memory's own (kept whatever the store), and the `local` store's records and model record.
+
+
+class MemoryVector(models.Model):
+    """A memory's vectors, kept in the database whatever the vector store.
+
+    Position 0 is the memory's own vector (structured fields + transcript); then come its
+    transcript windows and snippets (`kind`). Clustering, duplicate detection and reprocessing without re-embedding
+    read them from here.
+    """
+
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="vectors")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, default="memory")  # memory, window or snippet
+    vector_id = models.CharField(max_length=300, unique=True)
+    text = models.TextField(blank=True)  # the window's text; empty for position 0
+    model = models.CharField(max_length=128)
+    dim = models.PositiveIntegerField()
+    vector = models.BinaryField()  # float32, little-endian
+
+    class Meta:
+        db_table = "search_memoryvector"  # created by the search app, before the pipeline moved here
+        ordering = ["memory_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["memory", "position"], name="memory_vector_position")
+        ]
+
+    def __str__(self) -> str:
+        return self.vector_id
+
+    def as_array(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.vector), dtype="<f4")
+
+
+class LocalVector(models.Model):
+    """A record of the `local` vector store: one vector, its id and metadata, in a namespace."""
+
+    namespace = models.CharField(max_length=64)
+    record_id = models.CharField(max_length=300)
+    uid = models.CharField(max_length=128)
+    memory_id = models.CharField(max_length=64)
+    created_at = models.BigIntegerField()  # epoch seconds
+    category = models.CharField(max_length=32, blank=True)
+    source = models.CharField(max_length=32, blank=True)
+    kind = models.CharField(max_length=16, blank=True)
+    metadata = models.JSONField(default=dict)
+    values = models.BinaryField()  # float32, little-endian
+
+    class Meta:
+        db_table = "search_localvector"
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "record_id"], name="local_vector_id")
+        ]
+        indexes = [
+            models.Index(fields=["namespace", "uid", "created_at"]),
+            models.Index(fields=["namespace", "memory_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.record_id}"
+
+
+class LocalVectorVersion(models.Model):
+    """Changes whenever one user's vectors in the local store change: processes that keep those
+    vectors in memory read them again when it differs from theirs."""
+
+    namespace = models.CharField(max_length=64)
+    uid = models.CharField(max_length=128)
+    version = models.CharField(max_length=32)
+
+    class Meta:
+        db_table = "search_localvectorversion"
+        constraints = [models.UniqueConstraint(fields=["namespace", "uid"], name="local_vector_version")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.uid}: {self.version}"
+
+
+class VectorIndex(models.Model):
+    """Which embedding model and dimension built a vector store (one row per store and namespace):
+    a query or upsert with another model is refused, never silently mixed in."""
+
+    store = models.CharField(max_length=300, unique=True)  # e.g. "local/ns1", "pinecone/<host>/ns1"
+    model = models.CharField(max_length=128)
+    dim = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "search_vectorindex"
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.model} ({self.dim})"

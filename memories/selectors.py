@@ -1,14 +1,16 @@
-"""Reads: memories and API keys. `uid=None` means every user (a key that is not scoped)."""
+"""Reads: memories, their vectors and API keys. `uid=None` means every user (a key that is not scoped)."""
 
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 from omi_memory.errors import NotFound
 
-from .models import ApiKey, Memory
+from .models import ApiKey, Memory, MemoryVector
+from .parts.embedders import get_embedder
 
 
 def memory_list(
@@ -101,3 +103,39 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     if key is not None and (key.last_used_at is None or key.last_used_at < timezone.now() - timedelta(minutes=1)):
         ApiKey.objects.filter(id=key.id).update(last_used_at=timezone.now())
     return key
+
+
+def memory_vectors_matrix(*, uid: str, memory_ids: list[int] | None = None) -> tuple[list[int], np.ndarray]:
+    """The memory-level vector (position 0: structured fields + transcript) of each indexed memory
+    of one user, as unit-length float32 rows, with their memory ids in the same order.
+
+    Only vectors of the current embedding model count, so a matrix never mixes models."""
+    rows = MemoryVector.objects.filter(
+        memory__uid=uid, memory__status=Memory.Status.INDEXED, position=0, model=get_embedder().model
+    )
+    if memory_ids is not None:
+        rows = rows.filter(memory_id__in=memory_ids)
+    pairs = list(rows.order_by("memory_id").values_list("memory_id", "vector"))
+    if not pairs:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    matrix = np.vstack([np.frombuffer(bytes(vector), dtype="<f4") for _, vector in pairs])
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return [memory_id for memory_id, _ in pairs], matrix / np.maximum(norms, 1e-12)
+
+
+def memory_neighbours(*, memory, k: int = 5) -> list[tuple[Memory, float]]:
+    """The k indexed memories of the same user most similar to this one, with their cosine, best
+    first; none for a memory that is not indexed."""
+    ids, matrix = memory_vectors_matrix(uid=memory.uid)
+    if memory.id not in ids:
+        return []
+    similarities = matrix @ matrix[ids.index(memory.id)]
+    order = [i for i in np.argsort(-similarities) if ids[i] != memory.id][:k]
+    found = Memory.objects.in_bulk([ids[i] for i in order])
+    return [(found[ids[i]], float(similarities[i])) for i in order if ids[i] in found]
+
+
+def memory_vector_summary(*, memory) -> list[dict]:
+    """The vectors a memory has, by kind: how many, and of which model and dimension."""
+    rows = MemoryVector.objects.filter(memory=memory).values("kind", "model", "dim").annotate(count=Count("id"))
+    return list(rows.order_by("kind", "model"))

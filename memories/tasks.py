@@ -1,49 +1,70 @@
-"""Celery tasks: thin, ids only, over the services."""
+"""Celery tasks: thin, ids only, over the processing engine and the services.
 
-import random
+Names are fixed (`name=`), so messages queued before a deploy that moves code still find their task.
+Retries are Celery's own: `autoretry_for` the transient error only, exponential backoff with full
+jitter, a bounded number of attempts; the last attempt records a failure the dashboard shows.
+"""
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.conf import settings
 
 from omi_memory.errors import BackendError
 
-from . import services
+from . import processing, services
+from .processing import RetryLater
+
+PIPELINE_RETRY = {
+    "autoretry_for": (RetryLater,),
+    "max_retries": settings.PIPELINE_MAX_RETRIES,
+    "retry_backoff": settings.PIPELINE_RETRY_BACKOFF_SECONDS or False,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "default_retry_delay": 0,
+}
+# A store that is down may take a while to come back: deletes are retried for longer (about half
+# an hour in all) before the memory's vectors are left to the next reconciliation.
+VECTOR_DELETE_RETRIES = 10
 
 
-def backoff(retries: int) -> float:
-    """Exponential backoff with full jitter: 0..base*2^retries seconds."""
-    return random.uniform(0, settings.PIPELINE_RETRY_BACKOFF_SECONDS * (2**retries))
-
-
-def _process(task, memory_ids: list[int], *, one: bool) -> dict[int, str]:
-    final = task.request.retries >= settings.PIPELINE_MAX_RETRIES
+def _process(task, memory_ids: list[int]) -> dict[int, str]:
+    """The pipeline for these memories; a transient failure raises RetryLater (retried by Celery),
+    except on the last attempt, which records it on the memory as `failed`."""
+    final = task.request.retries >= task.max_retries
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
-    try:
-        return services.memory_process_many(memory_ids=memory_ids, final_attempt=final, reclaim=redelivered)
-    except services.RetryLater as exc:  # transient: those memories are queued again, retry them
-        args = (exc.memory_ids[0],) if one else (exc.memory_ids,)
-        raise task.retry(args=args, exc=exc, countdown=backoff(task.request.retries))
+    return processing.memory_process_many(memory_ids=memory_ids, final_attempt=final, reclaim=redelivered)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
+@shared_task(bind=True, acks_late=True, name="memories.tasks.process_memory", **PIPELINE_RETRY)
 def process_memory(self, memory_id: int) -> str:
-    """Run the pipeline for one memory; transient failures are retried, then recorded."""
-    return _process(self, [memory_id], one=True)[memory_id]
+    """Run the pipeline for one memory."""
+    return _process(self, [memory_id])[memory_id]
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
-def process_memories(self, memory_ids: list[int]) -> dict[int, str]:
-    """Run the pipeline for many memories at once (batched embedding and upserts); the ones
-    that fail transiently are retried together, the others are done."""
-    return {str(k): v for k, v in _process(self, memory_ids, one=False).items()}
+@shared_task(bind=True, acks_late=True, name="memories.tasks.process_memories", **PIPELINE_RETRY)
+def process_memories(self, memory_ids: list[int]) -> dict[str, str]:
+    """Run the pipeline for many memories at once (batched embedding and upserts); a retry takes
+    again only those that failed transiently (the others are no longer claimable)."""
+    return {str(k): v for k, v in _process(self, memory_ids).items()}
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
+@shared_task(
+    bind=True, acks_late=True, name="memories.tasks.delete_memory_vectors",
+    **{**PIPELINE_RETRY, "max_retries": VECTOR_DELETE_RETRIES},
+)
 def delete_memory_vectors(self, memory_id: int) -> None:
-    """Remove a deleted memory's vectors; retried for as long as the store is unreachable."""
+    """Remove a deleted memory's vectors; retried while the store is unreachable."""
     try:
         services.memory_remove_vectors(memory_id=memory_id)
     except BackendError as exc:
-        if exc.permanent or self.request.retries >= settings.PIPELINE_MAX_RETRIES * 3:
+        if exc.permanent:
             raise
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries))
+        raise RetryLater(str(exc)) from exc
+
+
+@worker_process_init.connect
+def warm_up(**kwargs) -> None:
+    """Load the embedding model when a worker process starts, not in its first task."""
+    from .parts.embedders import get_embedder
+
+    get_embedder().warm_up()

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from omi_memory.errors import Conflict, NotFound
 from omi_memory.roles import admin_view, dashboard_view
-from search.selectors import memory_neighbours, memory_vector_summary
+from .selectors import memory_neighbours, memory_vector_summary
 
 from . import selectors, services
 from .forms import MemoryFilterForm

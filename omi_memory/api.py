@@ -10,8 +10,8 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from memories.api import ApiKeyAuth
 from memories.api import router as memories_router
-from omi_memory.api_common import ApiKeyAuth
 from omi_memory.errors import ApplicationError, BackendError, error_body
 from search.api import router as search_router
 

@@ -1,22 +1,14 @@
-"""What every API router shares: API-key auth, the input schema base, the error schema, uid scope."""
+"""What every API router shares: the input schema base, the error schema, the uid scope of a key.
+
+(The API-key auth itself is `memories.api.ApiKeyAuth`: keys are memories' models.)"""
 
 from datetime import datetime, timezone
 
 from django.http import HttpRequest
 from ninja import Schema
-from ninja.security import APIKeyHeader
 from pydantic import ConfigDict, field_validator
 
-from memories.models import ApiKey
-from memories.selectors import api_key_authenticate
 from omi_memory.errors import Forbidden
-
-
-class ApiKeyAuth(APIKeyHeader):
-    param_name = "X-API-Key"
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
-        return api_key_authenticate(raw_key=key or "")
 
 
 class ErrorDetail(Schema):

@@ -3,6 +3,6 @@
 
 def post_worker_init(worker):
     """Load the embedding model when a web worker starts, not in its first search."""
-    from search.embedders import get_embedder
+    from memories.parts.embedders import get_embedder
 
     get_embedder().warm_up()

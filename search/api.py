@@ -12,7 +12,7 @@ from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
 from .selectors import search_log_get
 from .services import feedback_record, search_memories
 from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
-from .vectorstores import SearchFilters
+from memories.parts.vectorstores import SearchFilters
 
 router = Router(tags=["search"])
 

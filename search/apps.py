@@ -1,13 +1,13 @@
 from django.apps import AppConfig
-from django.conf import settings
 
 
 class SearchConfig(AppConfig):
     name = "search"
 
     def ready(self):
-        # numpy's BLAS gets as many threads as torch (settings.py sets the variables BLAS reads at
-        # load; this covers a process that loaded numpy before the settings, such as a benchmark).
-        from threadpoolctl import threadpool_limits
+        # Each newly indexed memory is checked for duplicates (memories sends, search listens).
+        from memories.signals import memory_indexed
 
-        threadpool_limits(limits=settings.TORCH_THREADS, user_api="blas")
+        from .analysis.duplicates import duplicate_check_enqueue
+
+        memory_indexed.connect(duplicate_check_enqueue, dispatch_uid="search.duplicate_check")

@@ -17,7 +17,12 @@ from pathlib import Path
 from django.db import transaction
 from django.test.utils import override_settings
 
-from search.models import EvalRun, RelevanceFeedback, SearchLog
+from memories.parts.embedders import get_embedder
+from memories.processing import memory_process_many
+from memories.services import memory_create_many, parse_time
+
+from .models import EvalRun, RelevanceFeedback, SearchLog
+from .services import search_memories
 
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 EVAL_NAMESPACE = "eval"
@@ -78,10 +83,6 @@ QUESTION_WORDS = frozenset("what when where who whom whose which why how did do 
 def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], progress=None) -> dict[str, dict]:
     """Load the split through the pipeline into an isolated store, run every question against its
     own user with each strategy, store an EvalRun per strategy and return the metrics."""
-    from memories.services import memory_create_many, memory_process_many, parse_time
-    from search.embedders import get_embedder
-    from search.services import search_memories
-
     progress = progress or (lambda iterable, **kwargs: iterable)
     memories, questions = load_dataset(directory, split)
     results: dict[str, dict] = {}

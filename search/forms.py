@@ -8,7 +8,7 @@ from django.utils import timezone
 from memories.models import Category, Source
 
 from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
-from .vectorstores import SearchFilters
+from memories.parts.vectorstores import SearchFilters
 
 SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "time_decay": str(DEFAULT_TIME_DECAY)}
 MAX_QUERIES = 10

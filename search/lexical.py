@@ -20,7 +20,7 @@ import numpy as np
 from django.db.models import Count, Max, Sum
 
 from memories.models import Memory
-from search.vectorstores import SearchFilters
+from memories.parts.vectorstores import SearchFilters
 
 CACHED_USERS = 2048
 EXCHANGE_TURNS = 2

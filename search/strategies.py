@@ -21,9 +21,9 @@ import numpy as np
 from django.utils import timezone
 
 from memories.models import Memory
-from search.embedders import get_embedder
-from search.lexical import lexical_index
-from search.vectorstores import SearchFilters, get_vector_store
+from memories.parts.embedders import get_embedder
+from .lexical import lexical_index
+from memories.parts.vectorstores import SearchFilters, get_vector_store
 
 STRATEGIES = ("semantic", "time_weighted", "multi_query", "hybrid")
 DEFAULT_STRATEGY = "hybrid"

@@ -1,16 +1,16 @@
 from django.urls import path
 
-from . import views
+from .views import clusters, duplicates, evaluation, search
 
 urlpatterns = [
-    path("search/", views.search_page, name="search"),
-    path("search/judge/", views.search_judge, name="search_judge"),
-    path("evaluation/", views.evaluation, name="evaluation"),
-    path("clusters/", views.cluster_list, name="cluster_list"),
-    path("clusters/run/", views.cluster_run, name="cluster_run"),
-    path("clusters/<int:run_id>/", views.cluster_detail, name="cluster_detail"),
-    path("duplicates/", views.duplicate_list, name="duplicate_list"),
-    path("duplicates/scan/", views.duplicate_scan, name="duplicate_scan"),
-    path("duplicates/<int:pair_id>/merge/", views.duplicate_merge, name="duplicate_merge"),
-    path("duplicates/<int:pair_id>/dismiss/", views.duplicate_dismiss, name="duplicate_dismiss"),
+    path("search/", search.search_page, name="search"),
+    path("search/judge/", search.search_judge, name="search_judge"),
+    path("evaluation/", evaluation.evaluation, name="evaluation"),
+    path("clusters/", clusters.cluster_list, name="cluster_list"),
+    path("clusters/run/", clusters.cluster_run, name="cluster_run"),
+    path("clusters/<int:run_id>/", clusters.cluster_detail, name="cluster_detail"),
+    path("duplicates/", duplicates.duplicate_list, name="duplicate_list"),
+    path("duplicates/scan/", duplicates.duplicate_scan, name="duplicate_scan"),
+    path("duplicates/<int:pair_id>/merge/", duplicates.duplicate_merge, name="duplicate_merge"),
+    path("duplicates/<int:pair_id>/dismiss/", duplicates.duplicate_dismiss, name="duplicate_dismiss"),
 ]

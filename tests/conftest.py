@@ -5,7 +5,7 @@ from django.test import Client
 
 from memories.models import Memory
 from memories.services import api_key_create, memory_create
-from search.embedders import Embedder
+from memories.parts.embedders import Embedder
 
 
 class Api:
@@ -70,7 +70,7 @@ def signed_in(transactional_db):
 def _fresh_process_state():
     """Every test starts with no vector cached in this process, for every model, and with parts
     built anew (a store remembers its model record for a few seconds)."""
-    from search import registry
+    from memories.parts import registry
 
     Embedder._caches.clear()
     registry._forget_parts()
@@ -131,10 +131,23 @@ def fake_pinecone(pinecone_server, settings, monkeypatch):
 
 
 @pytest.fixture
-def production_parts(settings, fake_openai, fake_pinecone, transactional_db):
+def pipeline_retries(monkeypatch):
+    """Set how many times the pipeline's tasks retry a transient failure (PIPELINE_MAX_RETRIES,
+    which a worker reads when it starts)."""
+    from memories.tasks import process_memories, process_memory
+
+    def set_retries(retries: int) -> None:
+        for task in (process_memory, process_memories):
+            monkeypatch.setattr(task, "max_retries", retries)
+
+    return set_retries
+
+
+@pytest.fixture
+def production_parts(settings, fake_openai, fake_pinecone, pipeline_retries, transactional_db):
     """EXTRACTOR=openai, EMBEDDER=openai, VECTOR_STORE=pinecone, against the fakes."""
     settings.EXTRACTOR = "openai"
     settings.EMBEDDER = "openai"
     settings.VECTOR_STORE = "pinecone"
-    settings.PIPELINE_MAX_RETRIES = 2
+    pipeline_retries(2)
     return fake_openai, fake_pinecone

@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from search.clustering import cluster_run_execute
+from search.analysis.clusters import cluster_run_execute
 from search.models import ClusterRun
 from tests.support.transcripts import BUDGET, GARDEN
 

@@ -3,7 +3,7 @@
 import pytest
 
 from memories.models import Memory
-from search.models import LocalVector
+from memories.models import LocalVector
 from tests.support.transcripts import BUDGET, DENTIST
 
 pytestmark = pytest.mark.django_db(transaction=True)

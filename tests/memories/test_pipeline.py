@@ -6,24 +6,14 @@ import pytest
 from django.utils import timezone
 
 from memories.models import Memory
-from memories.services import memory_process, memory_reprocess
-from search.embedders import get_embedder
-from search.models import LocalVector, MemoryVector
+from memories.processing import memory_process
+from memories.services import memory_reprocess
+from memories.parts.embedders import get_embedder
+from memories.models import LocalVector, MemoryVector
 from tests.support.parts import CountingEmbedder, FlakyExtractor
-from tests.support.transcripts import BUDGET, DENTIST, RECITAL, STANDUP
+from tests.support.transcripts import BUDGET, DENTIST, RECITAL, STANDUP, long_transcript
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def long_transcript(turns: int = 60) -> str:
-    lines = []
-    for i in range(turns):
-        speaker = "Alice" if i % 2 == 0 else "Ben"
-        lines.append(
-            f"{speaker}: On day {i} of the trip we talked about the itinerary, the hotel in Lisbon, "
-            f"the train to Porto at {8 + i % 10} o'clock and the museum tickets that cost {10 + i} euros."
-        )
-    return "\n".join(lines)
 
 
 def test_a_transcript_becomes_an_indexed_memory_with_structured_data(remember):
@@ -81,9 +71,9 @@ def test_a_long_transcript_also_gets_vectors_for_windows_of_whole_turns(remember
     assert joined == memory.transcript  # every turn, in order, once
 
 
-def test_transient_failures_are_retried_then_the_memory_is_indexed(remember, settings):
+def test_transient_failures_are_retried_then_the_memory_is_indexed(remember, settings, pipeline_retries):
     settings.EXTRACTOR = "tests.support.parts.FlakyExtractor"
-    settings.PIPELINE_MAX_RETRIES = 3
+    pipeline_retries(3)
     FlakyExtractor.reset(failures=2)
 
     memory = remember("alice", STANDUP)
@@ -93,9 +83,9 @@ def test_transient_failures_are_retried_then_the_memory_is_indexed(remember, set
     assert memory.failure_reason == ""
 
 
-def test_after_the_last_retry_the_memory_is_failed_with_the_reason_and_a_retry_succeeds(api, settings):
+def test_after_the_last_retry_the_memory_is_failed_with_the_reason_and_a_retry_succeeds(api, settings, pipeline_retries):
     settings.EXTRACTOR = "tests.support.parts.FlakyExtractor"
-    settings.PIPELINE_MAX_RETRIES = 2
+    pipeline_retries(2)
     FlakyExtractor.reset(failures=100)
 
     created = api.post("/memories", {"uid": "alice", "transcript": RECITAL}).json()
@@ -205,18 +195,18 @@ def test_a_memory_left_processing_by_a_dead_worker_is_claimed_on_redelivery(reme
 
 
 def test_a_memory_deleted_while_processing_leaves_no_vectors(remember, settings, monkeypatch):
-    import memories.services as services
+    import memories.processing as processing
 
     memory = remember("alice", BUDGET)
     Memory.objects.filter(id=memory.id).update(status="queued")
-    real_upsert = services.memory_vectors_upsert_many
+    real_upsert = processing.memory_vectors_upsert_many
 
     def upsert_then_get_deleted(**kwargs):
         failed = real_upsert(**kwargs)
         Memory.objects.filter(id=memory.id).update(status="deleted")
         return failed
 
-    monkeypatch.setattr(services, "memory_vectors_upsert_many", upsert_then_get_deleted)
+    monkeypatch.setattr(processing, "memory_vectors_upsert_many", upsert_then_get_deleted)
 
     assert memory_process(memory_id=memory.id) == "superseded"
     assert not LocalVector.objects.filter(memory_id=str(memory.id)).exists()

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone as dj_timezone
 
 from memories.models import ActionItem, Event, Memory
-from search.models import MemoryVector
+from memories.models import MemoryVector
 from search.services import search_memories
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 

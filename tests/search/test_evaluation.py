@@ -10,7 +10,8 @@ from django.core.management import call_command
 
 from memories.models import Memory
 from search.evaluation import aggregate, feedback_metrics, query_metrics
-from search.models import EvalRun, LocalVector
+from search.models import EvalRun
+from memories.models import LocalVector
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
 

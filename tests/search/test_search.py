@@ -2,8 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.memories.test_pipeline import long_transcript
-from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
+from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP, long_transcript
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -135,7 +135,7 @@ def test_the_lexical_index_follows_the_users_memories(api, remember):
 
 def test_lexical_scores_a_memory_by_its_best_exchange_too(remember):
     from search.lexical import lexical_index
-    from search.vectorstores import SearchFilters
+    from memories.parts.vectorstores import SearchFilters
 
     filler = "\n".join(f"{'Raj' if i % 2 else 'Alice'}: Sure, sounds good, talk soon about item {i}." for i in range(6))
     close = remember("alice", f"Raj: The boiler is leaking.\nAlice: Call the plumber.\n{filler}")

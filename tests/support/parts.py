@@ -5,8 +5,8 @@ settings. Counters are class attributes: the parts are built once per process by
 """
 
 from omi_memory.errors import BackendError
-from search.embedders.local import LocalEmbedder
-from search.extractors.local import LocalExtractor
+from memories.parts.embedders.local import LocalEmbedder
+from memories.parts.extractors.local import LocalExtractor
 
 
 class FlakyExtractor(LocalExtractor):

@@ -30,3 +30,37 @@ GARDEN = """Alice: I want to redo the vegetable garden this spring, raised beds 
 Sam: Tomatoes need full sun, so put them on the south side.
 Alice: And the herbs, basil, parsley and rosemary, near the kitchen door.
 Sam: You should get a drip irrigation kit, watering by hand takes forever."""
+
+
+def long_transcript(turns: int = 60) -> str:
+    lines = []
+    for i in range(turns):
+        speaker = "Alice" if i % 2 == 0 else "Ben"
+        lines.append(
+            f"{speaker}: On day {i} of the trip we talked about the itinerary, the hotel in Lisbon, "
+            f"the train to Porto at {8 + i % 10} o'clock and the museum tickets that cost {10 + i} euros."
+        )
+    return "\n".join(lines)
+
+
+# Two topics of four conversations each, for clusters.
+HEALTH = [
+    """Alice: The dentist says my crown is cracked and the molar needs a new crown.
+Dr. Patel: The dentist appointment is Tuesday, we will numb the tooth and fit the crown.""",
+    """Alice: My tooth aches again, I think the filling fell out.
+Nurse: The dentist can see you tomorrow to check the tooth and replace the filling.""",
+    """Alice: At the dentist today they cleaned my teeth and found a cavity in a molar.
+Dr. Patel: Floss every night and we will fill the cavity next week.""",
+    """Alice: My gums bleed when I brush my teeth.
+Hygienist: Use a soft toothbrush, and the dentist will look at your gums at the checkup.""",
+]
+MONEY = [
+    """Ben: Let's go over the monthly budget, groceries cost six hundred dollars.
+Maya: We should save more money and cut the takeout spending in the budget.""",
+    """Ben: The mortgage payment and the rent deposit both come out of the savings account.
+Maya: Then the budget is tight this month, we need to spend less money.""",
+    """Ben: I moved five hundred dollars into the savings account for the holiday budget.
+Maya: Good, and the credit card bill is paid, so no interest this month.""",
+    """Maya: Our taxes are due, and the accountant says we owe two thousand dollars.
+Ben: We can pay the tax bill from savings and rebuild the budget next month.""",
+]

@@ -7,10 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from memories.models import Memory, Source
+from memories.processing import memory_process_now
 from memories.services import (
     memory_build,
     memory_create_many,
-    memory_process_now,
     parse_time,
 )
 from omi_memory.errors import ApplicationError, ValidationFailed

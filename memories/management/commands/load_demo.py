@@ -12,7 +12,8 @@ from django.db import transaction
 from tqdm import tqdm
 
 from memories.models import ApiKey, Memory
-from memories.services import api_key_create, memory_create_many, memory_process_now
+from memories.processing import memory_process_now
+from memories.services import api_key_create, memory_create_many
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "demo_memories.jsonl"
 # The demo conversations name dates of spring 2025 ("Monday, March 24th"); `days_ago` counts back

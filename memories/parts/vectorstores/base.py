@@ -1,0 +1,148 @@
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from omi_memory.errors import BackendError
+
+
+@dataclass
+class VectorRecord:
+    """One vector as stores keep it: Omi's id, the values, and the metadata
+    (`uid`, `memory_id`, `created_at` in epoch seconds, `category`, `source`)."""
+
+    id: str
+    values: np.ndarray
+    metadata: dict
+
+
+@dataclass
+class SearchFilters:
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    categories: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MemoryMatch:
+    """A memory found by a query, scored by its best vector."""
+
+    memory_id: str
+    score: float
+    vector_id: str
+
+
+@dataclass(slots=True)
+class VectorMatch:
+    """One vector found by a query; `kind` says what it embeds (see memories.vectors.VECTOR_KINDS)."""
+
+    vector_id: str
+    memory_id: str
+    score: float
+    kind: str = ""
+
+
+class UpsertIncomplete(BackendError):
+    """Some batches of an upsert were not acknowledged; `acknowledged` holds the ids that were."""
+
+    def __init__(self, message: str, *, acknowledged: set[str], permanent: bool = False):
+        super().__init__(message, permanent=permanent)
+        self.acknowledged = acknowledged
+
+
+class ModelMismatch(BackendError):
+    """The store was built with another embedding model or dimension."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True)
+
+
+class VectorStore:
+    """Keeps vectors with metadata in a namespace; every query is scoped to one uid.
+
+    The store also knows which embedding model and dimension built it (`check_model`)."""
+
+    name = "base"
+    guard_ttl = 10.0  # seconds a process trusts its copy of the store's model record (or its absence)
+
+    def __init__(self):
+        self._guard: tuple[float, tuple[str, int] | None] = (-np.inf, None)
+
+    @property
+    def identity(self) -> str:
+        """Names this store and namespace in the model record."""
+        raise NotImplementedError
+
+    def upsert(self, records: list[VectorRecord]) -> None:
+        """Write records; raise UpsertIncomplete (with the acknowledged ids) if some were not."""
+        raise NotImplementedError
+
+    def delete(self, ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def query_vectors(
+        self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
+    ) -> list[VectorMatch]:
+        """The `top_k` nearest vectors of one user (None: all of them, where the store can), best first."""
+        raise NotImplementedError
+
+    # A memory has several vectors: ask for this many times more vectors than memories wanted
+    # (None: a store that scores every vector of the user anyway takes them all, and is exact).
+    overfetch: int | None = 5
+
+    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+        """The `top_k` nearest memories of one user, each scored by its best vector."""
+        pool = top_k * self.overfetch if self.overfetch else None
+        matches: dict[str, MemoryMatch] = {}
+        for match in self.query_vectors(vector, uid=uid, top_k=pool, filters=filters):
+            if match.memory_id not in matches:
+                matches[match.memory_id] = MemoryMatch(match.memory_id, match.score, match.vector_id)
+                if len(matches) == top_k:
+                    break
+        return list(matches.values())
+
+    def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
+        """Remove every vector of one user (`known_ids`: the ones the database knows of);
+        returns how many ids were deleted."""
+        raise NotImplementedError
+
+    def dimension(self) -> int | None:
+        """The dimension the store itself enforces, if it has one."""
+        return None
+
+    def check_model(self, model: str, dim: int, *, record: bool = False) -> None:
+        """Refuse vectors of another model or dimension than the store's. `record=True` (a write)
+        records this model when the store has none yet."""
+        from memories.models import VectorIndex
+
+        fetched_at, known = self._guard
+        if time.monotonic() - fetched_at > self.guard_ttl or (known is None and record):
+            row = VectorIndex.objects.filter(store=self.identity).values_list("model", "dim").first()
+            known = tuple(row) if row else None
+            self._guard = (time.monotonic(), known)
+        if known is None:
+            if not record:
+                return
+            enforced = self.dimension()
+            if enforced is not None and enforced != dim:
+                raise ModelMismatch(
+                    f"the {self.name} index has dimension {enforced}; the embedder {model!r} makes {dim}: "
+                    "use an index of that dimension"
+                )
+            VectorIndex.objects.get_or_create(store=self.identity, defaults={"model": model, "dim": dim})
+            self._guard = (-np.inf, None)
+            return self.check_model(model, dim)
+        if known != (model, dim):
+            raise ModelMismatch(
+                f"the {self.name} store {self.identity!r} was built with {known[0]!r} ({known[1]} dims); "
+                f"this embedder is {model!r} ({dim} dims): run `manage.py reindex` to move to it"
+            )
+
+    def set_model(self, model: str, dim: int) -> None:
+        """Record that the store is (being re)built with this model: for `reindex`."""
+        from memories.models import VectorIndex
+
+        VectorIndex.objects.update_or_create(store=self.identity, defaults={"model": model, "dim": dim})
+        self._guard = (-np.inf, None)

@@ -1,0 +1,185 @@
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from omi_memory.errors import BackendError
+from memories.models import LocalVector, LocalVectorVersion
+
+from .base import SearchFilters, VectorMatch, VectorRecord, VectorStore
+
+
+@dataclass
+class _UserVectors:
+    """One user's vectors as arrays, as read at one version."""
+
+    version: str
+    record_ids: np.ndarray
+    memory_ids: np.ndarray
+    kinds: np.ndarray
+    created_at: np.ndarray
+    categories: np.ndarray
+    sources: np.ndarray
+    matrix: np.ndarray  # float32, one row per vector
+
+    @property
+    def nbytes(self) -> int:
+        return self.matrix.nbytes + 64 * len(self.record_ids)
+
+
+_cache: OrderedDict[tuple[str, str], _UserVectors] = OrderedDict()
+_cache_bytes = 0
+_cache_lock = threading.Lock()
+
+
+class LocalVectorStore(VectorStore):
+    """Exact cosine search over one uid's vectors, kept in the database (`LocalVector`).
+
+    Vectors are unit length, so cosine is a dot product, scored in NumPy; a memory scores as its
+    best vector. A user's vectors are kept in the process (LOCAL_STORE_CACHE_MB, least recently
+    used out first) and checked against a version row that every write to that user changes, so
+    no process ever answers from vectors another process has replaced.
+    """
+
+    name = "local"
+    overfetch = None  # every vector of the user is scored: exact
+
+    def __init__(self, namespace: str | None = None):
+        super().__init__()
+        self.namespace = namespace or settings.VECTOR_NAMESPACE
+
+    @property
+    def identity(self) -> str:
+        return f"local/{self.namespace}"
+
+    def upsert(self, records: list[VectorRecord]) -> None:
+        rows = [
+            LocalVector(
+                namespace=self.namespace,
+                record_id=record.id,
+                uid=record.metadata["uid"],
+                memory_id=str(record.metadata["memory_id"]),
+                created_at=int(record.metadata["created_at"]),
+                category=record.metadata.get("category", ""),
+                source=record.metadata.get("source", ""),
+                kind=record.metadata.get("kind", ""),
+                metadata=record.metadata,
+                values=np.asarray(record.values, dtype="<f4").tobytes(),
+            )
+            for record in records
+        ]
+        with transaction.atomic():
+            LocalVector.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["namespace", "record_id"],
+                update_fields=["uid", "memory_id", "created_at", "category", "source", "kind", "metadata", "values"],
+                batch_size=1000,
+            )
+            self.touch({row.uid for row in rows})
+
+    def delete(self, ids: list[str]) -> None:
+        with transaction.atomic():
+            for start in range(0, len(ids), 1000):
+                chosen = LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start:start + 1000])
+                self.touch(set(chosen.values_list("uid", flat=True)))
+                chosen.delete()
+
+    def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
+        with transaction.atomic():
+            deleted, _ = LocalVector.objects.filter(namespace=self.namespace, uid=uid).delete()
+            self.touch({uid})
+        return deleted
+
+    def clear(self) -> None:
+        """Remove every vector of the namespace (a reindex to another dimension starts here)."""
+        with transaction.atomic():
+            LocalVector.objects.filter(namespace=self.namespace).delete()
+            LocalVectorVersion.objects.filter(namespace=self.namespace).delete()
+
+    def touch(self, uids: set[str]) -> None:
+        """Give these users' vectors a new version: every process reads them again."""
+        if uids:
+            LocalVectorVersion.objects.bulk_create(
+                [LocalVectorVersion(namespace=self.namespace, uid=uid, version=uuid.uuid4().hex) for uid in uids],
+                update_conflicts=True, unique_fields=["namespace", "uid"], update_fields=["version"],
+            )
+
+    def query_vectors(
+        self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
+    ) -> list[VectorMatch]:
+        data = self._vectors(uid)
+        if data is None or not len(data.record_ids):
+            return []
+        query = np.asarray(vector, dtype=np.float32)
+        if data.matrix.shape[1] != query.size:
+            raise BackendError(
+                f"stored vectors of uid {uid!r} have {data.matrix.shape[1]} dimensions, the query {query.size}",
+                permanent=True,
+            )
+        keep = np.ones(len(data.record_ids), dtype=bool)
+        if filters.starts_at:
+            keep &= data.created_at >= int(filters.starts_at.timestamp())
+        if filters.ends_at:
+            keep &= data.created_at <= int(filters.ends_at.timestamp())
+        if filters.categories:
+            keep &= np.isin(data.categories, filters.categories)
+        if filters.sources:
+            keep &= np.isin(data.sources, filters.sources)
+        rows = np.flatnonzero(keep)
+        scores = (data.matrix[rows] if len(rows) < len(keep) else data.matrix) @ query
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        record_ids, memory_ids, kinds = data.record_ids, data.memory_ids, data.kinds  # object arrays of str
+        return [
+            VectorMatch(record_ids[row], memory_ids[row], score, kinds[row])
+            for row, score in zip(rows[order].tolist(), scores[order].tolist())
+        ]
+
+    def _vectors(self, uid: str) -> _UserVectors | None:
+        """The user's vectors: from this process's cache when their version has not changed."""
+        global _cache_bytes
+        version = LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid).values_list(
+            "version", flat=True
+        ).first()
+        key = (self.namespace, uid)
+        with _cache_lock:
+            cached = _cache.get(key)
+            if cached is not None and version is not None and cached.version == version:
+                _cache.move_to_end(key)
+                return cached
+        rows = list(
+            LocalVector.objects.filter(namespace=self.namespace, uid=uid)
+            .order_by("id")
+            .values_list("record_id", "memory_id", "kind", "created_at", "category", "source", "values")
+        )
+        if not rows:
+            return None
+        blob = b"".join(row[6] for row in rows)
+        if len(blob) % (4 * len(rows)):
+            raise BackendError(f"stored vectors of uid {uid!r} do not all have one dimension", permanent=True)
+        data = _UserVectors(
+            version=version or "",
+            record_ids=np.array([r[0] for r in rows], dtype=object),
+            memory_ids=np.array([r[1] for r in rows], dtype=object),
+            kinds=np.array([r[2] for r in rows], dtype=object),
+            created_at=np.array([r[3] for r in rows], dtype=np.int64),
+            categories=np.array([r[4] for r in rows], dtype=object),
+            sources=np.array([r[5] for r in rows], dtype=object),
+            matrix=np.frombuffer(blob, dtype="<f4").reshape(len(rows), -1),
+        )
+        if version is not None:  # without a version row (written by hand) nothing is cached
+            limit = settings.LOCAL_STORE_CACHE_MB * 2**20
+            with _cache_lock:
+                old = _cache.pop(key, None)
+                _cache_bytes -= old.nbytes if old else 0
+                if data.nbytes <= limit:
+                    _cache[key] = data
+                    _cache_bytes += data.nbytes
+                while _cache_bytes > limit and _cache:
+                    _, evicted = _cache.popitem(last=False)
+                    _cache_bytes -= evicted.nbytes
+        return data

@@ -1,0 +1,245 @@
+"""The processing engine: claim, extract, embed, upsert, finish; the retry policy.
+
+`memory_process_many` takes queued memories through the pipeline. A worker claims them with one
+conditional UPDATE (a token marks its claim), extracts their structured data (several at once for
+a remote extractor), embeds all their texts in one embedder call and upserts them in the store's
+batches (`memories/vectors.py`), then marks them `indexed` by a conditional update on its claim,
+and sends `memory_indexed`. A transient failure before the last attempt puts a memory back to
+`queued` and raises `RetryLater` for the task to retry it (Celery's autoretry, see `tasks.py`); on
+the last attempt, or for a permanent failure, the memory is `failed` with the reason.
+"""
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from omi_memory.errors import BackendError
+
+from .models import ActionItem, Event, Memory
+from .parts.extractors import Extraction, get_extractor
+from .parts.vectorstores import get_vector_store
+from .signals import memory_indexed
+from .vectors import memory_vectors_build_many, memory_vectors_delete, memory_vectors_save, memory_vectors_upsert_many
+
+logger = logging.getLogger(__name__)
+Status = Memory.Status
+
+
+def memory_process(*, memory_id: int, final_attempt: bool = True, reclaim: bool = False) -> str:
+    """The pipeline for one memory (see `memory_process_many`); returns what happened to it."""
+    return memory_process_many(memory_ids=[memory_id], final_attempt=final_attempt, reclaim=reclaim)[memory_id]
+
+
+def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, reclaim: bool = False) -> dict[int, str]:
+    """The pipeline: claim, extract (concurrently, for a remote extractor), embed every text in
+    one embedder call, upsert in the store's batches, mark `indexed`.
+
+    Returns what happened to each memory: `indexed`, `failed`, `retrying`, `skipped` (not
+    claimable: done already, or another worker has it) or `superseded` (deleted or re-claimed
+    while it ran). Only a memory whose vectors were all acknowledged is marked `indexed`. A
+    transient failure before the last attempt puts the memory back to `queued`, and a
+    `RetryLater` naming those memories is raised at the end for the task to retry them.
+    """
+    token, claimed = _claim(memory_ids, reclaim=reclaim)
+    outcomes = {memory_id: "skipped" for memory_id in memory_ids}
+    memories = list(Memory.objects.filter(id__in=claimed).order_by("id"))
+    if not memories:
+        return outcomes
+    failures: dict[int, Exception] = {}
+    extractions = _extract_all(memories, failures)
+    ready = [m for m in memories if m.id in extractions]
+    built = {}
+    if ready:
+        try:
+            built = memory_vectors_build_many(memories=ready)
+            failures.update(memory_vectors_upsert_many(memories=ready, built=built))
+        except Exception as exc:  # noqa: BLE001 - recorded on every memory of the step
+            failures.update({m.id: exc for m in ready if m.id not in failures})
+    outcomes.update(_finish_indexed([m for m in ready if m.id not in failures], extractions, built, token))
+    indexed = [memory_id for memory_id, done in outcomes.items() if done == "indexed"]
+    if indexed:  # e.g. the duplicate check (search); a receiver's failure must not fail the pipeline
+        for receiver, result in memory_indexed.send_robust(sender=Memory, memory_ids=indexed):
+            if isinstance(result, Exception):
+                logger.error("memory_indexed receiver %s failed", receiver, exc_info=result)
+
+    retry = []
+    for memory_id, exc in failures.items():
+        reason = f"{type(exc).__name__}: {exc}"
+        known = isinstance(exc, (BackendError, OperationalError, InterfaceError))
+        if not known:
+            logger.error("memory %s: pipeline failed", memory_id, exc_info=exc)
+        if known and not getattr(exc, "permanent", False) and not final_attempt:
+            _release(memory_id, token, reason)
+            outcomes[memory_id] = "retrying"
+            retry.append(memory_id)
+        else:
+            _finish_failed(memory_id, token, reason, built[memory_id].ids if memory_id in built else [])
+            outcomes[memory_id] = "failed"
+    if retry:
+        raise RetryLater(f"{len(retry)} memories to retry; first: {failures[retry[0]]}", outcomes=outcomes)
+    return outcomes
+
+
+class RetryLater(BackendError):
+    """Transient: try the task again later (Celery retries it, with backoff). From the pipeline,
+    some memories failed transiently and were queued again (`memory_ids`); `outcomes` says what
+    happened to each memory of the call."""
+
+    def __init__(self, message: str, *, outcomes: dict[int, str] | None = None):
+        super().__init__(message)
+        self.outcomes = outcomes or {}
+        self.memory_ids = [memory_id for memory_id, outcome in self.outcomes.items() if outcome == "retrying"]
+
+
+def memory_process_now(*, memory_ids: list[int]) -> dict[int, str]:
+    """`memory_process_many` in this process, with the tasks' retry policy (for commands)."""
+    outcomes: dict[int, str] = {}
+    for attempt in range(settings.PIPELINE_MAX_RETRIES + 1):
+        try:
+            outcomes.update(
+                memory_process_many(memory_ids=memory_ids, final_attempt=attempt == settings.PIPELINE_MAX_RETRIES)
+            )
+            break
+        except RetryLater as exc:
+            outcomes.update(exc.outcomes)
+            memory_ids = exc.memory_ids
+            time.sleep(retry_delay(attempt))
+    return outcomes
+
+
+def _extract_all(memories: list[Memory], failures: dict[int, Exception]) -> dict[int, Extraction]:
+    """Extract every memory, several at once where the extractor allows it; a failure is recorded
+    in `failures` and does not stop the others."""
+    extractor = get_extractor()
+
+    def extract(memory: Memory) -> Extraction:
+        return extractor.extract(
+            transcript=memory.transcript, started_at=memory.started_at or memory.created_at, language=memory.language
+        )
+
+    workers = min(extractor.concurrency or settings.EXTRACT_CONCURRENCY, len(memories))
+    extractions: dict[int, Extraction] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {memory.id: pool.submit(extract, memory) for memory in memories}
+    for memory in memories:
+        try:
+            extraction = futures[memory.id].result()
+        except Exception as exc:  # noqa: BLE001 - recorded on the memory
+            failures[memory.id] = exc
+            continue
+        memory.title, memory.overview, memory.emoji = extraction.title, extraction.overview, extraction.emoji
+        memory.category = extraction.category
+        memory.extractor = extraction.extractor or extractor.name
+        memory.extraction_fallback = extraction.fallback_reason
+        extractions[memory.id] = extraction
+    return extractions
+
+
+def _finish_indexed(memories: list[Memory], extractions: dict[int, Extraction], built: dict, token) -> dict[int, str]:
+    """Mark memories indexed (each by a conditional update on our claim) and store their
+    structured data and vectors, in one transaction. A memory deleted or re-claimed meanwhile
+    is `superseded`; a deleted one loses the vectors just written."""
+    outcomes: dict[int, str] = {}
+    with transaction.atomic():
+        for memory in memories:
+            vectors = built[memory.id]
+            updated = Memory.objects.filter(id=memory.id, status=Status.PROCESSING, claim_token=token).update(
+                title=memory.title,
+                overview=memory.overview,
+                emoji=memory.emoji,
+                category=memory.category,
+                extractor=memory.extractor,
+                extraction_fallback=memory.extraction_fallback,
+                status=Status.INDEXED,
+                failure_reason="",
+                indexed_at=timezone.now(),
+                claim_token=None,
+                text_hash=vectors.text_hash,
+                embedding_model=vectors.model,
+                embedding_dim=vectors.dim,
+            )
+            outcomes[memory.id] = "indexed" if updated else "superseded"
+        indexed = [memory_id for memory_id, outcome in outcomes.items() if outcome == "indexed"]
+        _replace_items({memory_id: extractions[memory_id] for memory_id in indexed})
+        memory_vectors_save(built={memory_id: built[memory_id] for memory_id in indexed})
+    for memory in memories:
+        if outcomes[memory.id] == "superseded":
+            if not Memory.objects.filter(id=memory.id).exclude(status=Status.DELETED).exists():
+                memory_vectors_delete(memory=memory, extra_ids=built[memory.id].ids)
+            logger.info("memory %s: deleted or re-claimed while processing", memory.id)
+        else:
+            logger.info("memory %s: indexed (%d vectors%s)", memory.id, len(built[memory.id].ids),
+                        ", reused" if built[memory.id].reused else "")
+    return outcomes
+
+
+def _claim(memory_ids: list[int], *, reclaim: bool) -> tuple[uuid.UUID, list[int]]:
+    """Take memories for processing with one conditional UPDATE; the token marks ours."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    stale = now - timedelta(seconds=settings.PIPELINE_STALE_CLAIM_SECONDS)
+    claimable = Q(status=Status.QUEUED) | Q(status=Status.PROCESSING, claimed_at__lt=stale)
+    if reclaim:  # the broker redelivered the task: the worker that had it is gone
+        claimable |= Q(status=Status.PROCESSING)
+    Memory.objects.filter(Q(id__in=memory_ids) & claimable).update(
+        status=Status.PROCESSING, claimed_at=now, claim_token=token, attempts=F("attempts") + 1
+    )
+    return token, list(Memory.objects.filter(id__in=memory_ids, claim_token=token).values_list("id", flat=True))
+
+
+def _release(memory_id: int, token, reason: str) -> None:
+    Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
+        status=Status.QUEUED, claim_token=None, failure_reason=f"retrying after: {reason}"[:2000]
+    )
+
+
+def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) -> None:
+    logger.warning("memory %s: failed: %s", memory_id, reason)
+    Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
+        status=Status.FAILED, claim_token=None, failure_reason=reason[:2000]
+    )
+    if vector_ids:  # some may have been written before the failure: never leave them behind
+        try:
+            get_vector_store().delete(vector_ids)
+        except BackendError as exc:
+            logger.warning("memory %s: could not remove its partial vectors: %s", memory_id, exc)
+
+
+def _replace_items(extractions: dict[int, Extraction]) -> None:
+    """New action items and events for memories; an action item the user completed stays completed,
+    and those a duplicate merge brought from another memory stay as they are."""
+    ids = list(extractions)
+    extracted = ActionItem.objects.filter(memory_id__in=ids, merged_from=None)
+    done = set(extracted.filter(completed=True).values_list("memory_id", "description"))
+    extracted.delete()
+    Event.objects.filter(memory_id__in=ids, merged_from=None).delete()
+    ActionItem.objects.bulk_create(
+        ActionItem(memory_id=memory_id, description=a.description, due_at=a.due_at,
+                   completed=a.completed or (memory_id, a.description) in done)
+        for memory_id, extraction in extractions.items()
+        for a in extraction.action_items
+    )
+    Event.objects.bulk_create(
+        Event(memory_id=memory_id, title=e.title, description=e.description, start=e.start,
+              duration_minutes=e.duration_minutes)
+        for memory_id, extraction in extractions.items()
+        for e in extraction.events
+    )
+
+
+
+
+def retry_delay(retries: int) -> int:
+    """Seconds before retry number `retries + 1`: exponential backoff with full jitter, as
+    Celery's `retry_backoff` / `retry_jitter` compute it for the tasks."""
+    return get_exponential_backoff_interval(
+        factor=settings.PIPELINE_RETRY_BACKOFF_SECONDS, retries=retries, maximum=600, full_jitter=True
+    )

@@ -1,0 +1,283 @@
+"""Clusters of one user's memories: KMeans over their memory vectors, run as a task, kept.
+
+`cluster_run_create` checks the request and enqueues `search.tasks.cluster_memories`;
+`cluster_run_execute` does the work: k given or chosen by the best silhouette, a label per cluster
+from its most distinctive terms (c-TF-IDF: a cluster's words against everyone else's), and a 2-D
+projection (PCA) for the map. The page reads a run through `cluster_run_get` / `cluster_run_result`.
+
+sklearn is imported inside the functions that use it, so importing this module stays cheap.
+"""
+
+import logging
+import math
+import re
+from collections import Counter
+from functools import partial
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from memories.models import Memory
+from memories.parts.embedders import get_embedder
+from memories.selectors import memory_vectors_matrix
+from omi_memory.errors import NotFound, ValidationFailed
+
+from ..models import ClusterRun
+
+logger = logging.getLogger(__name__)
+
+MIN_MEMORIES = 3  # a silhouette needs 2 <= k <= n - 1
+LABEL_TERMS = 3
+RANDOM_STATE = 0
+N_INIT = 4
+SILHOUETTE_SAMPLE = 2000  # beyond this many memories, a silhouette is measured on a fixed sample
+# Tableau 10: a cluster's colour on the map and in its card (cycled beyond ten clusters).
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+           "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+MAP_WIDTH, MAP_HEIGHT, MAP_PAD = 640, 400, 16
+
+WORD = re.compile(r"[a-z][a-z'-]+[a-z]")
+SPEAKER = re.compile(r"^[^:\n]{1,40}:\s+", re.MULTILINE)  # "Dr. Patel: " at the start of a turn
+# Words of talk that say nothing about a topic, on top of sklearn's English stop words.
+TALK_WORDS = frozenset("""
+actually alright anyway bit can't couldn't did didn't doesn't don't getting gonna got gotta guess
+he'd he'll he's here's i'd i'll i'm i've isn't it's kinda know let let's like lot lots maybe mean
+mhm okay ok oh pretty really right said say says shouldn't stuff sure thank thanks that's there's
+they'd they'll they're they've thing things think um uh wasn't we'd we'll we're we've weren't
+what's won't wouldn't yeah yep yes you'd you'll you're you've going went come came good great just
+""".split())
+
+
+class ClusteringFailed(Exception):
+    """A run cannot be done; the message is what the page shows."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes
+# ---------------------------------------------------------------------------------------------
+
+
+def cluster_run_create(
+    *, uid: str, k: int | None = None, k_min: int = 2, k_max: int = 10, user=None
+) -> ClusterRun:
+    """Store a queued run for one user's indexed memories and enqueue it once committed.
+
+    `k=None`: k is the one with the best silhouette in k_min..min(k_max, n - 1)."""
+    uid = (uid or "").strip()
+    if not uid:
+        raise ValidationFailed("choose a uid")
+    n = Memory.objects.filter(uid=uid, status=Memory.Status.INDEXED).count()
+    if n == 0:
+        raise ValidationFailed(f"uid {uid!r} has no indexed memories")
+    if n < MIN_MEMORIES:
+        raise ValidationFailed(f"uid {uid!r} has {n} indexed memories; clustering needs at least {MIN_MEMORIES}")
+    if k is not None:
+        if k < 2:
+            raise ValidationFailed(f"k must be at least 2 (got {k})")
+        if k >= n:
+            raise ValidationFailed(f"k must be smaller than the number of indexed memories ({n}); got {k}")
+    else:
+        if k_min < 2:
+            raise ValidationFailed(f"the smallest k must be at least 2 (got {k_min})")
+        if k_min > k_max:
+            raise ValidationFailed(f"the smallest k ({k_min}) is larger than the largest ({k_max})")
+        if k_min >= n:
+            raise ValidationFailed(f"the smallest k must be smaller than the number of indexed memories ({n}); "
+                                   f"got {k_min}")
+    with transaction.atomic():
+        run = ClusterRun.objects.create(
+            uid=uid, k_requested=k, k_min=k_min, k_max=k_max,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        transaction.on_commit(partial(_enqueue, run.id))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from ..tasks import cluster_memories
+
+    cluster_memories.delay(run_id)
+
+
+def cluster_run_execute(*, run_id: int, reclaim: bool = False) -> str:
+    """Do one run: claim it (queued -> running), cluster, store the result; any error is
+    recorded as `failed` with its reason. Returns the final status (or the current one when the
+    run was not claimed: someone else has it, or it is finished)."""
+    claimable = [ClusterRun.Status.QUEUED] + ([ClusterRun.Status.RUNNING] if reclaim else [])
+    claimed = ClusterRun.objects.filter(id=run_id, status__in=claimable).update(
+        status=ClusterRun.Status.RUNNING, progress="reading vectors", error=""
+    )
+    if claimed != 1:
+        run = ClusterRun.objects.filter(id=run_id).first()
+        return run.status if run else "missing"
+    run = ClusterRun.objects.get(id=run_id)
+    try:
+        result = _cluster(run, report=lambda line: ClusterRun.objects.filter(id=run_id).update(progress=line))
+    except Exception as exc:  # recorded for the page, whatever it was
+        if not isinstance(exc, ClusteringFailed):
+            logger.exception("cluster run %s failed", run_id)
+        reason = str(exc) if isinstance(exc, ClusteringFailed) else f"{type(exc).__name__}: {exc}"
+        ClusterRun.objects.filter(id=run_id).update(
+            status=ClusterRun.Status.FAILED, error=reason, progress="", finished_at=timezone.now()
+        )
+        return ClusterRun.Status.FAILED
+    ClusterRun.objects.filter(id=run_id).update(
+        status=ClusterRun.Status.DONE, progress="", finished_at=timezone.now(), **result
+    )
+    return ClusterRun.Status.DONE
+
+
+def _cluster(run: ClusterRun, *, report) -> dict:
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    ids, matrix = memory_vectors_matrix(uid=run.uid)
+    n = len(ids)
+    if n < MIN_MEMORIES:
+        raise ClusteringFailed(f"uid {run.uid!r} has {n} indexed memories with vectors of the current model; "
+                               f"clustering needs at least {MIN_MEMORIES}")
+    if run.k_requested is not None:
+        candidates = [run.k_requested]
+        if run.k_requested >= n:
+            raise ClusteringFailed(f"k={run.k_requested} needs more than {n} indexed memories")
+    else:
+        candidates = list(range(run.k_min, min(run.k_max, n - 1) + 1))
+        if not candidates:
+            raise ClusteringFailed(f"no k in {run.k_min}..{run.k_max} is smaller than the {n} indexed memories")
+
+    silhouettes, labelings = {}, {}
+    for step, k in enumerate(candidates, start=1):
+        labels = KMeans(n_clusters=k, random_state=RANDOM_STATE, n_init=N_INIT).fit_predict(matrix)
+        distinct = len(set(labels.tolist()))
+        sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
+        score = (float(silhouette_score(matrix, labels, sample_size=sample, random_state=RANDOM_STATE))
+                 if 2 <= distinct <= n - 1 else -1.0)
+        silhouettes[str(k)], labelings[k] = round(score, 4), labels
+        report(f"k={k}: silhouette {score:.2f} ({step}/{len(candidates)})")
+    k = max(candidates, key=lambda c: (silhouettes[str(c)], -c))  # ties: the fewer clusters
+    report(f"k={k}: labelling clusters and drawing the map")
+
+    # Clusters numbered by size, largest first, so colours and cards read in a stable order.
+    raw = labelings[k]
+    order = sorted(set(raw.tolist()), key=lambda c: (-int((raw == c).sum()), c))
+    index_of = {c: i for i, c in enumerate(order)}
+    assignment = [index_of[c] for c in raw.tolist()]
+    members = [[ids[i] for i in range(n) if assignment[i] == c] for c in range(len(order))]
+    terms = cluster_terms(members, _memory_texts(ids))
+    xy = project_2d(matrix)
+    return {
+        "k": k,
+        "silhouettes": silhouettes,
+        "memories": n,
+        "embedding_model": get_embedder().model,
+        "clusters": [
+            {"index": c, "label": " · ".join(terms[c]) or f"cluster {c + 1}", "terms": terms[c],
+             "size": len(members[c]), "memory_ids": members[c]}
+            for c in range(len(members))
+        ],
+        "points": [
+            {"memory_id": ids[i], "x": round(float(xy[i, 0]), 5), "y": round(float(xy[i, 1]), 5),
+             "cluster": assignment[i]}
+            for i in range(n)
+        ],
+    }
+
+
+def _memory_texts(ids: list[int]) -> dict[int, str]:
+    rows = Memory.objects.filter(id__in=ids).values_list("id", "title", "overview", "transcript")
+    return {id_: f"{title}\n{overview}\n{SPEAKER.sub('', transcript)}" for id_, title, overview, transcript in rows}
+
+
+def _words(text: str, stop: frozenset) -> list[str]:
+    return [w for w in WORD.findall(text.lower()) if w not in stop]
+
+
+def cluster_terms(members: list[list[int]], texts: dict[int, str], *, top: int = LABEL_TERMS) -> list[list[str]]:
+    """Each cluster's most distinctive terms, c-TF-IDF style: a cluster's members form one
+    document; a term weighs its frequency there times log(1 + average words per cluster / its
+    frequency in all clusters), so words every cluster uses sink. Stop words are left out."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    stop = frozenset(ENGLISH_STOP_WORDS) | TALK_WORDS
+    counts = [Counter(w for m in cluster for w in _words(texts.get(m, ""), stop)) for cluster in members]
+    overall = sum(counts, Counter())
+    average = sum(overall.values()) / max(len(counts), 1)
+    labels = []
+    for count in counts:
+        total = sum(count.values()) or 1
+        scored = sorted(
+            ((count[t] / total * math.log(1 + average / overall[t]), t) for t in count),
+            key=lambda pair: (-pair[0], pair[1]),
+        )
+        labels.append([t for _, t in scored[:top]])
+    return labels
+
+
+def project_2d(matrix: np.ndarray) -> np.ndarray:
+    """The rows on their first two principal components (PCA by SVD), signs fixed so the same
+    vectors always give the same picture."""
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    components = vt[:2]
+    signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
+    xy = centred @ (components * np.where(signs == 0, 1, signs)[:, None]).T
+    if xy.shape[1] < 2:
+        xy = np.hstack([xy, np.zeros((len(xy), 2 - xy.shape[1]))])
+    return xy
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+# ---------------------------------------------------------------------------------------------
+
+
+def cluster_run_get(*, run_id: int) -> ClusterRun:
+    run = ClusterRun.objects.select_related("created_by").filter(id=run_id).first()
+    if run is None:
+        raise NotFound(f"cluster run {run_id} not found")
+    return run
+
+
+def cluster_run_list(*, limit: int = 100) -> list[ClusterRun]:
+    return list(ClusterRun.objects.select_related("created_by").order_by("-created_at", "-id")[:limit])
+
+
+def clusterable_uids() -> list[tuple[str, int]]:
+    """Users with indexed memories and how many, by uid."""
+    rows = (Memory.objects.filter(status=Memory.Status.INDEXED).values("uid").annotate(n=Count("id"))
+            .order_by("uid"))
+    return [(row["uid"], row["n"]) for row in rows]
+
+
+def cluster_run_result(*, run: ClusterRun) -> dict:
+    """What the page of a finished run shows: the clusters with their member memories and
+    colour, and the map's circles in SVG coordinates. A memory deleted since is left out."""
+    ids = [p["memory_id"] for p in run.points]
+    memories = Memory.objects.filter(id__in=ids, uid=run.uid).exclude(status=Memory.Status.DELETED).in_bulk()
+    silhouette = run.silhouettes.get(str(run.k)) if run.k else None
+    clusters = [
+        {**cluster, "colour": colour(cluster["index"]), "silhouette": silhouette,
+         "members": [memories[m] for m in cluster["memory_ids"] if m in memories]}
+        for cluster in run.clusters
+    ]
+    xs = [p["x"] for p in run.points] or [0.0]
+    ys = [p["y"] for p in run.points] or [0.0]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+
+    def scale(value, low, span, size):
+        return round(MAP_PAD + (value - low) / span * (size - 2 * MAP_PAD), 1)
+
+    circles = [
+        {"memory": memories[p["memory_id"]], "cluster": p["cluster"], "colour": colour(p["cluster"]),
+         "cx": scale(p["x"], min(xs), span_x, MAP_WIDTH),
+         "cy": round(MAP_HEIGHT - scale(p["y"], min(ys), span_y, MAP_HEIGHT), 1)}
+        for p in run.points if p["memory_id"] in memories
+    ]
+    return {"clusters": clusters, "circles": circles, "width": MAP_WIDTH, "height": MAP_HEIGHT,
+            "silhouette": silhouette}
+
+
+def colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]

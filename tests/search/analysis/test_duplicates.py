@@ -1,0 +1,196 @@
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from memories.models import ActionItem, Event, Memory
+from memories.services import memory_reprocess
+from omi_memory.errors import Conflict
+from search.analysis.duplicates import (
+    duplicate_check_memory,
+    duplicate_pair_dismiss,
+    duplicate_pair_merge,
+    duplicate_scan,
+    similar_pairs,
+)
+from search.models import DuplicatePair
+from memories.models import MemoryVector
+from memories.parts.vectorstores import get_vector_store
+from memories.parts.vectorstores.base import SearchFilters
+from tests.support.transcripts import BUDGET, DENTIST, GARDEN
+
+# The dentist visit told again a little differently: nearly the same memory.
+DENTIST_AGAIN = DENTIST.replace("next Tuesday at 3pm", "Tuesday next week at 3pm").replace(
+    "Remind me to take", "Remind me that I take"
+)
+DENTIST_THIRD = DENTIST.replace("About twelve hundred dollars", "Roughly twelve hundred dollars")
+
+
+def pairs_of(uid: str | None = None, **filters) -> set[tuple[int, int]]:
+    rows = DuplicatePair.objects.filter(**filters)
+    if uid:
+        rows = rows.filter(uid=uid)
+    return set(rows.values_list("memory_a_id", "memory_b_id"))
+
+
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_similar_pairs_equal_brute_force_across_block_boundaries():
+    rng = np.random.default_rng(3)
+    matrix = unit_rows(rng.standard_normal((100, 32)))
+    # Near-duplicates inside one block, across neighbouring blocks and far apart (block = 16).
+    for i, j in [(0, 1), (15, 16), (3, 97), (40, 63), (64, 80), (99, 98)]:
+        matrix[j] = unit_rows(matrix[i : i + 1] + 0.05 * rng.standard_normal((1, 32)))[0]
+    similarities = matrix @ matrix.T
+    expected = {(i, j) for i in range(100) for j in range(i + 1, 100) if similarities[i, j] >= 0.9}
+
+    found = similar_pairs(matrix, 0.9, block=16)
+
+    assert {(i, j) for i, j, _ in found} == expected
+    assert len(found) == len(expected) >= 6
+    assert all(i < j and s == pytest.approx(similarities[i, j], abs=1e-5) for i, j, s in found)
+    assert {(i, j) for i, j, _ in similar_pairs(matrix, 0.9, block=1024)} == expected
+
+
+def test_similar_pairs_of_nothing_or_one_row_is_empty():
+    assert similar_pairs(np.zeros((0, 8), dtype=np.float32), 0.9) == []
+    assert similar_pairs(unit_rows(np.ones((1, 8))), 0.9) == []
+
+
+def test_scan_finds_exactly_the_near_identical_pair(remember):
+    first = remember("alice", DENTIST)
+    again = remember("alice", DENTIST_AGAIN)
+    remember("alice", BUDGET)
+    DuplicatePair.objects.all().delete()  # what the incremental check found: the scan must find it alone
+
+    counts = duplicate_scan(uid="alice")
+
+    assert pairs_of("alice") == {(first.id, again.id)}
+    assert counts["pairs"] == 1 and counts["created"] == 1 and counts["memories"] == 3
+    pair = DuplicatePair.objects.get()
+    assert pair.status == DuplicatePair.Status.OPEN and pair.similarity >= 0.95
+    assert duplicate_scan(uid="alice", threshold=0.9999)["pairs"] == 0
+
+
+def test_a_newly_indexed_near_duplicate_gets_an_open_pair_without_a_scan(remember):
+    first = remember("alice", DENTIST)
+    remember("alice", GARDEN)
+    assert not DuplicatePair.objects.exists()
+
+    again = remember("alice", DENTIST_AGAIN)
+
+    assert pairs_of("alice", status="open") == {(first.id, again.id)}
+
+
+def test_a_dismissed_pair_is_not_raised_again_by_a_scan_or_the_check(remember):
+    first = remember("alice", DENTIST)
+    again = remember("alice", DENTIST_AGAIN)
+    pair = DuplicatePair.objects.get()
+
+    duplicate_pair_dismiss(pair_id=pair.id)
+    counts = duplicate_scan(uid="alice")
+    duplicate_check_memory(memory_id=again.id)
+    memory_reprocess(memory=again)  # indexed again: the pipeline checks it again
+
+    assert Memory.objects.get(id=again.id).status == Memory.Status.INDEXED
+    assert counts["kept_closed"] == 1 and counts["created"] == 0
+    assert list(DuplicatePair.objects.values_list("memory_a_id", "memory_b_id", "status")) == [
+        (first.id, again.id, "dismissed")
+    ]
+
+
+def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pairs(remember):
+    keep = remember("alice", DENTIST)
+    other = remember("alice", DENTIST_AGAIN)
+    third = remember("alice", DENTIST_THIRD)
+    assert pairs_of("alice", status="open") == {(keep.id, other.id), (keep.id, third.id), (other.id, third.id)}
+    ActionItem.objects.create(memory=other, description="Bring the insurance card")
+    Event.objects.create(memory=other, title="Crown fitting", start=datetime(2026, 3, 3, 15, tzinfo=timezone.utc))
+    moved_items = set(ActionItem.objects.filter(memory=other).values_list("description", flat=True))
+    moved_events = set(Event.objects.filter(memory=other).values_list("title", flat=True))
+    kept_items = set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True))
+    pair = DuplicatePair.objects.get(memory_a=keep, memory_b=other)
+    admin = _user("boss")
+
+    duplicate_pair_merge(pair_id=pair.id, keep_id=keep.id, user=admin)
+
+    pair.refresh_from_db()
+    assert (pair.status, pair.kept_id, pair.resolved_by, pair.resolved_at is not None) == ("merged", keep.id, admin, True)
+    assert Memory.objects.get(id=other.id).status == Memory.Status.DELETED
+    assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
+    assert set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True)) == kept_items | moved_items
+    assert set(Event.objects.filter(memory=keep).values_list("title", flat=True)) >= moved_events
+    # What both had (near-duplicates share most items) is there once, not twice.
+    descriptions = list(ActionItem.objects.filter(memory=keep).values_list("description", flat=True))
+    assert len(descriptions) == len(set(descriptions))
+    events = list(Event.objects.filter(memory=keep).values_list("title", "start"))
+    assert len(events) == len(set(events))
+    # Reprocessing the kept memory re-extracts its own items and keeps the ones merged into it.
+    memory_reprocess(memory=keep)
+    assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
+    assert "Bring the insurance card" in set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True))
+    assert "Crown fitting" in set(Event.objects.filter(memory=keep).values_list("title", flat=True))
+    # Its vectors are gone, from the database and from the store: a search cannot return it.
+    assert not MemoryVector.objects.filter(memory=other).exists()
+    query = MemoryVector.objects.get(memory=keep, position=0).as_array()
+    found = {m.memory_id for m in get_vector_store().query_vectors(query, uid="alice", top_k=None,
+                                                                   filters=SearchFilters())}
+    assert str(keep.id) in found and str(other.id) not in found
+    # Its other open pair is closed; the kept memory's pair with the third stays open.
+    assert pairs_of("alice", status="open") == {(keep.id, third.id)}
+    assert not DuplicatePair.objects.filter(memory_a=other, memory_b=third).exists()
+
+
+def test_merging_or_dismissing_a_pair_that_is_not_open_is_a_conflict(remember):
+    first = remember("alice", DENTIST)
+    remember("alice", DENTIST_AGAIN)
+    pair = DuplicatePair.objects.get()
+    duplicate_pair_merge(pair_id=pair.id, keep_id=first.id)
+
+    with pytest.raises(Conflict):
+        duplicate_pair_merge(pair_id=pair.id, keep_id=first.id)
+    with pytest.raises(Conflict):
+        duplicate_pair_dismiss(pair_id=pair.id)
+    assert DuplicatePair.objects.get().status == "merged"
+
+
+def test_never_a_pair_across_users(remember):
+    alice = remember("alice", DENTIST)
+    bob = remember("bob", DENTIST)
+    bobs_again = remember("bob", DENTIST_AGAIN)
+
+    counts = duplicate_scan()
+
+    assert counts["users"] == 2
+    assert pairs_of() == {(bob.id, bobs_again.id)}
+    assert DuplicatePair.objects.get().uid == "bob"
+    assert alice.id not in {m for pair in pairs_of() for m in pair}
+
+
+def test_a_failing_check_never_fails_the_pipeline(remember, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("the check broke")
+
+    monkeypatch.setattr("search.analysis.duplicates.duplicate_check_memories", broken)
+    remember("alice", DENTIST)
+
+    again = remember("alice", DENTIST_AGAIN)
+
+    assert again.status == Memory.Status.INDEXED and again.failure_reason == ""
+    assert not DuplicatePair.objects.exists()
+
+
+def test_the_threshold_setting_applies_to_the_check(remember, settings):
+    settings.DUPLICATE_THRESHOLD = 0.05  # far below any real duplicate
+    dentist = remember("alice", DENTIST)
+    budget = remember("alice", BUDGET)
+
+    assert pairs_of("alice") == {(dentist.id, budget.id)}
+
+
+def _user(name: str):
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user(name)
