@@ -16,6 +16,9 @@ run: install
 	scripts/run.sh
 
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 clean:

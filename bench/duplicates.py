@@ -22,7 +22,6 @@ import time
 from datetime import timedelta
 
 import numpy as np
-
 from common import database_label, machine, setup_django
 
 UID = "dup-bench"
@@ -52,9 +51,8 @@ def load(n: int, topics: int, planted: int, seed: int, model: str) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from memories.models import Memory
+    from memories.models import Memory, MemoryVector
     from search.models import DuplicatePair
-    from memories.models import MemoryVector
 
     matrix, _ = vectors(n, topics, planted, seed)
     now = timezone.now()
@@ -63,17 +61,30 @@ def load(n: int, topics: int, planted: int, seed: int, model: str) -> None:
         Memory.objects.filter(uid=UID).delete()
         memories = Memory.objects.bulk_create(
             [
-                Memory(uid=UID, transcript=f"Speaker 0: synthetic memory {i}.", title=f"Synthetic memory {i}",
-                       created_at=now - timedelta(minutes=n - i), status=Memory.Status.INDEXED,
-                       embedding_model=model, embedding_dim=DIM)
+                Memory(
+                    uid=UID,
+                    transcript=f"Speaker 0: synthetic memory {i}.",
+                    title=f"Synthetic memory {i}",
+                    created_at=now - timedelta(minutes=n - i),
+                    status=Memory.Status.INDEXED,
+                    embedding_model=model,
+                    embedding_dim=DIM,
+                )
                 for i in range(n)
             ],
             batch_size=1000,
         )
         MemoryVector.objects.bulk_create(
             [
-                MemoryVector(memory=memory, position=0, kind="memory", vector_id=memory.vector_id, model=model,
-                             dim=DIM, vector=matrix[i].tobytes())
+                MemoryVector(
+                    memory=memory,
+                    position=0,
+                    kind="memory",
+                    vector_id=memory.vector_id,
+                    model=model,
+                    dim=DIM,
+                    vector=matrix[i].tobytes(),
+                )
                 for i, memory in enumerate(memories)
             ],
             batch_size=1000,
@@ -103,12 +114,11 @@ def main() -> None:
     args = parser.parse_args()
 
     database_url = setup_django(args.database_url)
-    from memories.models import Memory
-    from search.analysis.duplicates import duplicate_scan, similar_pairs
+    from memories.models import Memory, MemoryVector
     from memories.parts.embedders import get_embedder
-    from search.models import DuplicatePair
-    from memories.models import MemoryVector
     from memories.selectors import memory_vectors_matrix
+    from search.analysis.duplicates import duplicate_scan, similar_pairs
+    from search.models import DuplicatePair
 
     model = get_embedder().model
     have = MemoryVector.objects.filter(memory__uid=UID, position=0, model=model).count()
@@ -120,8 +130,11 @@ def main() -> None:
         print(f"reusing {have} synthetic memories of {UID}")
 
     # The seed's loop, over the stored vectors as they come from the database (not normalised).
-    stored = list(MemoryVector.objects.filter(memory__uid=UID, memory__status=Memory.Status.INDEXED, position=0)
-                  .order_by("memory_id").values_list("memory_id", "vector"))
+    stored = list(
+        MemoryVector.objects.filter(memory__uid=UID, memory__status=Memory.Status.INDEXED, position=0)
+        .order_by("memory_id")
+        .values_list("memory_id", "vector")
+    )
     ids = [memory_id for memory_id, _ in stored]
     rows = [np.frombuffer(bytes(vector), dtype="<f4") for _, vector in stored]
     print(f"seed's loop over {len(rows) * (len(rows) - 1) // 2:,} pairs ...", flush=True)
@@ -145,10 +158,16 @@ def main() -> None:
     similarities = sorted(s for _, _, s in blocks)
 
     print()
-    print(f"machine: {machine()}; database: {database_label(database_url)}; one user, {len(ids)} memories, "
-          f"{DIM} dims; threshold {args.threshold}")
-    print(f"pairs found: {len(seed_found)} by both (planted {args.planted}); "
-          f"cosines {similarities[0]:.3f} to {similarities[-1]:.3f}" if similarities else "pairs found: 0")
+    print(
+        f"machine: {machine()}; database: {database_label(database_url)}; one user, {len(ids)} memories, "
+        f"{DIM} dims; threshold {args.threshold}"
+    )
+    print(
+        f"pairs found: {len(seed_found)} by both (planted {args.planted}); "
+        f"cosines {similarities[0]:.3f} to {similarities[-1]:.3f}"
+        if similarities
+        else "pairs found: 0"
+    )
     print(f"seed's pairwise loop:              {seed_seconds:9.3f} s")
     print(f"duplicate_scan (read, blocks, write): {scan_seconds:6.3f} s   ratio {seed_seconds / scan_seconds:,.0f}x")
     print(f"similar_pairs alone:               {blocks_seconds:9.3f} s   ratio {seed_seconds / blocks_seconds:,.0f}x")

@@ -8,6 +8,7 @@ redis://127.0.0.1:6379/14); without it, only the in-process figure is printed.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -54,9 +55,24 @@ def run_with_workers(items: list[dict], concurrency: int, database_url: str, red
 
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TORCH_THREADS": "1"}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "omi_memory", "worker", "--concurrency", str(concurrency),
-         "--loglevel", "warning", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "omi_memory",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "warning",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
     )
     try:
         # Warm up: one memory per worker process, so every process has loaded the model.
@@ -91,15 +107,12 @@ def _wait(ids: list[int], bar) -> None:
 def _flush(redis_url: str) -> None:
     import redis
 
-    try:
+    with contextlib.suppress(redis.RedisError):  # no Redis: no embedding cache either
         redis.Redis.from_url(redis_url, socket_connect_timeout=2).flushdb()
-    except redis.RedisError:
-        pass  # no Redis: no embedding cache either
 
 
 def clear() -> None:
-    from memories.models import Memory
-    from memories.models import LocalVector
+    from memories.models import LocalVector, Memory
 
     Memory.objects.filter(uid__startswith="bench-").delete()
     LocalVector.objects.filter(uid__startswith="bench-").delete()
@@ -144,8 +157,10 @@ def main() -> None:
     clear()
 
     print()
-    print(f"machine: {machine()}; database: {database_label(database_url)}; "
-          f"{args.n} memories, {words(items) / args.n:.0f} words each on average")
+    print(
+        f"machine: {machine()}; database: {database_label(database_url)}; "
+        f"{args.n} memories, {words(items) / args.n:.0f} words each on average"
+    )
     print(f"{'path':34} {'memories/s':>10} {'seconds':>8}")
     for path, seconds in results.items():
         print(f"{path:34} {args.n / seconds:10.2f} {seconds:8.1f}")

@@ -24,7 +24,10 @@ from common import ROOT, database_label, machine, setup_django
 def start_fake(module: str, latency: float, *extra: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--latency", str(latency), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     line = process.stdout.readline()
     if not line.startswith("listening on "):
@@ -35,8 +38,10 @@ def start_fake(module: str, latency: float, *extra: str) -> tuple[subprocess.Pop
 def transcripts(n: int, tag: str) -> list[dict]:
     rows = [json.loads(line) for line in (ROOT / "memories/demo/demo_memories.jsonl").read_text().splitlines()]
     return [
-        {"uid": f"remote-{i % 50}",
-         "transcript": "\n".join(f"{line} ({tag}{i})" for line in rows[i % len(rows)]["transcript"].splitlines())}
+        {
+            "uid": f"remote-{i % 50}",
+            "transcript": "\n".join(f"{line} ({tag}{i})" for line in rows[i % len(rows)]["transcript"].splitlines()),
+        }
         for i in range(n)
     ]
 
@@ -52,7 +57,7 @@ def run(label: str, items: list[dict], batch: int) -> float:
     started = time.perf_counter()
     with tqdm(total=len(ids), desc=label, unit="memory", mininterval=1) as bar:
         for start in range(0, len(ids), batch):
-            chunk = ids[start:start + batch]
+            chunk = ids[start : start + batch]
             outcomes = memory_process_many(memory_ids=chunk)
             assert set(outcomes.values()) == {"indexed"}, outcomes
             bar.update(len(chunk))
@@ -73,12 +78,19 @@ def main() -> None:
         "tests.support.fake_pinecone", args.latency, "--dimension", str(args.dimensions)
     )
     try:
-        os.environ.update({
-            "EXTRACTOR": "openai", "EMBEDDER": "openai", "VECTOR_STORE": "pinecone",
-            "OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": f"{openai_url}/v1",
-            "OPENAI_EMBEDDING_DIMENSIONS": str(args.dimensions),
-            "PINECONE_API_KEY": "bench", "PINECONE_HOST": pinecone_url, "VECTOR_NAMESPACE": "bench",
-        })
+        os.environ.update(
+            {
+                "EXTRACTOR": "openai",
+                "EMBEDDER": "openai",
+                "VECTOR_STORE": "pinecone",
+                "OPENAI_API_KEY": "bench",
+                "OPENAI_BASE_URL": f"{openai_url}/v1",
+                "OPENAI_EMBEDDING_DIMENSIONS": str(args.dimensions),
+                "PINECONE_API_KEY": "bench",
+                "PINECONE_HOST": pinecone_url,
+                "VECTOR_NAMESPACE": "bench",
+            }
+        )
         database_url = setup_django(args.database_url)
         from django.conf import settings
 
@@ -93,9 +105,11 @@ def main() -> None:
             os.killpg(process.pid, signal.SIGTERM)
 
     print()
-    print(f"machine: {machine()}; database: {database_label(database_url)}; {args.n} memories per path "
-          f"{args.latency * 1000:.0f} ms added to every request; "
-          f"{args.dimensions} dims; EXTRACT_CONCURRENCY={settings.EXTRACT_CONCURRENCY}")
+    print(
+        f"machine: {machine()}; database: {database_label(database_url)}; {args.n} memories per path "
+        f"{args.latency * 1000:.0f} ms added to every request; "
+        f"{args.dimensions} dims; EXTRACT_CONCURRENCY={settings.EXTRACT_CONCURRENCY}"
+    )
     print(f"{'path':34} {'memories/s':>10} {'seconds':>8}")
     print(f"{'one at a time (Omi document)':34} {args.n / one:10.1f} {one:8.1f}")
     print(f"{f'batched, {args.batch} per batch':34} {args.n / batched:10.1f} {batched:8.1f}")

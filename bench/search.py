@@ -22,24 +22,56 @@ import time
 from datetime import timedelta
 
 import numpy as np
-
 from common import ROOT, database_label, machine, percentiles, setup_django
 
 STRATEGY_NAMES = ("semantic", "time_weighted", "multi_query", "hybrid")
 
 CATEGORIES = ["work", "family", "health", "finance", "personal", "social", "travel", "education", "other"]
 SOURCES = ["omi", "phone", "desktop", "friend", "openglass"]
-QUESTIONS = ["what did we decide about", "when is the", "how much did we pay for", "who mentioned the",
-             "remind me what was said about", "where are we meeting for", "what did the doctor say about",
-             "what was the plan for", "did anyone follow up on", "what were the numbers for"]
-TOPICS = ["the dentist appointment", "the kitchen renovation", "the quarterly budget", "the product launch",
-          "my sister's wedding", "the car repair", "the flight to Lisbon", "the hiring interview",
-          "the school recital", "the mortgage rate", "the book club novel", "the marathon training",
-          "the tax deadline", "the birthday dinner", "the garden beds", "the team offsite",
-          "the insurance claim", "the new apartment", "the client contract", "the sleep study",
-          "the piano lessons", "the conference talk", "the daycare pickup", "the farmers market",
-          "the camping trip", "the server outage", "the spanish class", "the knee injury",
-          "the wine tasting", "the moving truck"]
+QUESTIONS = [
+    "what did we decide about",
+    "when is the",
+    "how much did we pay for",
+    "who mentioned the",
+    "remind me what was said about",
+    "where are we meeting for",
+    "what did the doctor say about",
+    "what was the plan for",
+    "did anyone follow up on",
+    "what were the numbers for",
+]
+TOPICS = [
+    "the dentist appointment",
+    "the kitchen renovation",
+    "the quarterly budget",
+    "the product launch",
+    "my sister's wedding",
+    "the car repair",
+    "the flight to Lisbon",
+    "the hiring interview",
+    "the school recital",
+    "the mortgage rate",
+    "the book club novel",
+    "the marathon training",
+    "the tax deadline",
+    "the birthday dinner",
+    "the garden beds",
+    "the team offsite",
+    "the insurance claim",
+    "the new apartment",
+    "the client contract",
+    "the sleep study",
+    "the piano lessons",
+    "the conference talk",
+    "the daycare pickup",
+    "the farmers market",
+    "the camping trip",
+    "the server outage",
+    "the spanish class",
+    "the knee injury",
+    "the wine tasting",
+    "the moving truck",
+]
 
 
 def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None:
@@ -47,13 +79,35 @@ def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None
     from django.utils import timezone
     from tqdm import tqdm
 
-    from memories.models import Memory
-    from memories.models import LocalVector, MemoryVector
+    from memories.models import LocalVector, Memory, MemoryVector
 
     rng = np.random.default_rng(seed)
-    vocabulary = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "vu", "ze")
-                  for b in ("bar", "cen", "dol", "fis", "gor", "hul", "jin", "kem", "lap", "mox",
-                            "nor", "pel", "quo", "rin", "sut", "tam", "vel", "wix", "yor", "zan")]
+    vocabulary = [
+        f"{a}{b}"
+        for a in ("ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "vu", "ze")
+        for b in (
+            "bar",
+            "cen",
+            "dol",
+            "fis",
+            "gor",
+            "hul",
+            "jin",
+            "kem",
+            "lap",
+            "mox",
+            "nor",
+            "pel",
+            "quo",
+            "rin",
+            "sut",
+            "tam",
+            "vel",
+            "wix",
+            "yor",
+            "zan",
+        )
+    ]
     words = np.array(vocabulary + [w.lower() for t in TOPICS for w in t.split()[1:]])
     now = timezone.now()
     Memory.objects.filter(uid__startswith="synth-").delete()
@@ -85,22 +139,45 @@ def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
                 local, stored, row = [], [], 0
                 for memory, n_windows, n_snippets in zip(memories, window_counts, snippet_counts):
-                    meta = {"uid": memory.uid, "memory_id": str(memory.id),
-                            "created_at": int(memory.created_at.timestamp()),
-                            "category": memory.category, "source": memory.source}
+                    meta = {
+                        "uid": memory.uid,
+                        "memory_id": str(memory.id),
+                        "created_at": int(memory.created_at.timestamp()),
+                        "category": memory.category,
+                        "source": memory.source,
+                    }
                     kinds = ["memory"] + ["window"] * n_windows + ["snippet"] * n_snippets
                     suffixes = [""] + [f"-c{i}" for i in range(n_windows)] + [f"-s{i}" for i in range(n_snippets)]
                     for position, (kind, suffix) in enumerate(zip(kinds, suffixes)):
                         vector_id = memory.vector_id + suffix
                         blob = vectors[row].tobytes()
                         row += 1
-                        local.append(LocalVector(namespace="ns1", record_id=vector_id, uid=memory.uid,
-                                                 memory_id=meta["memory_id"], created_at=meta["created_at"],
-                                                 category=memory.category, source=memory.source, kind=kind,
-                                                 metadata={**meta, "kind": kind}, values=blob))
-                        stored.append(MemoryVector(memory=memory, position=position, kind=kind, vector_id=vector_id,
-                                                   text="Speaker 0: a window." if position else "",
-                                                   model="all-MiniLM-L6-v2", dim=384, vector=blob))
+                        local.append(
+                            LocalVector(
+                                namespace="ns1",
+                                record_id=vector_id,
+                                uid=memory.uid,
+                                memory_id=meta["memory_id"],
+                                created_at=meta["created_at"],
+                                category=memory.category,
+                                source=memory.source,
+                                kind=kind,
+                                metadata={**meta, "kind": kind},
+                                values=blob,
+                            )
+                        )
+                        stored.append(
+                            MemoryVector(
+                                memory=memory,
+                                position=position,
+                                kind=kind,
+                                vector_id=vector_id,
+                                text="Speaker 0: a window." if position else "",
+                                model="all-MiniLM-L6-v2",
+                                dim=384,
+                                vector=blob,
+                            )
+                        )
                 LocalVector.objects.bulk_create(local, batch_size=1000)
                 MemoryVector.objects.bulk_create(stored, batch_size=1000)
             bar.update(size)
@@ -148,9 +225,24 @@ def start_server(port: int, database_url: str) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "TORCH_THREADS": "1", "LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "omi_memory.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--threads", "1", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "omi_memory.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
     )
     for _ in range(300):
         try:
@@ -174,17 +266,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reload", action="store_true", help="rebuild the synthetic data")
     parser.add_argument("--database-url")
-    parser.add_argument("--store-cache-mb", type=int, default=1024,
-                        help="LOCAL_STORE_CACHE_MB: enough for the users searched, so that repeat searches hit it")
+    parser.add_argument(
+        "--store-cache-mb",
+        type=int,
+        default=1024,
+        help="LOCAL_STORE_CACHE_MB: enough for the users searched, so that repeat searches hit it",
+    )
     args = parser.parse_args()
     os.environ["LOCAL_STORE_CACHE_MB"] = str(args.store_cache_mb)
 
     database_url = setup_django(args.database_url)
-    from memories.models import Memory
-    from memories.services import api_key_create
+    from memories.models import LocalVector, Memory
     from memories.parts.embedders import get_embedder
-    from memories.models import LocalVector
     from memories.parts.vectorstores.local import LocalVectorStore
+    from memories.services import api_key_create
 
     have = Memory.objects.filter(uid__startswith="synth-").count()
     if args.reload or have != args.n or not LocalVector.objects.filter(uid="synth-00000").exists():
@@ -226,18 +321,22 @@ def main() -> None:
             time_http(args.port, key, strategy, uids, ["warm up " + t for t in texts], args.k)
         for strategy in strategies:
             cold_texts = [f"{t} ({strategy})" for t in texts]  # not in the server's cache yet
-            results[f"{strategy}, HTTP, cold"] = percentiles(time_http(args.port, key, strategy, uids, cold_texts,
-                                                                       args.k))
-            results[f"{strategy}, HTTP, warm"] = percentiles(time_http(args.port, key, strategy, uids, cold_texts,
-                                                                       args.k))
+            results[f"{strategy}, HTTP, cold"] = percentiles(
+                time_http(args.port, key, strategy, uids, cold_texts, args.k)
+            )
+            results[f"{strategy}, HTTP, warm"] = percentiles(
+                time_http(args.port, key, strategy, uids, cold_texts, args.k)
+            )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
     print()
-    print(f"machine: {machine()}; database: {database_label(database_url)}; "
-          f"{args.n} memories over {args.users} users, {vectors} vectors "
-          f"({vectors / args.users:.0f} per user); k={args.k}; {args.queries} queries")
+    print(
+        f"machine: {machine()}; database: {database_label(database_url)}; "
+        f"{args.n} memories over {args.users} users, {vectors} vectors "
+        f"({vectors / args.users:.0f} per user); k={args.k}; {args.queries} queries"
+    )
     print(f"{'strategy, path, query cache':34} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for name, p in results.items():
         print(f"{name:34} {p['p50']:8.1f} {p['p95']:8.1f} {p['mean']:8.1f}")

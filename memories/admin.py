@@ -20,8 +20,17 @@ class MemoryAdmin(admin.ModelAdmin):
     list_display = ("id", "uid", "emoji", "title", "category", "source", "status", "created_at")
     list_filter = ("status", "category", "source")
     search_fields = ("uid", "title", "overview", "external_id")
-    readonly_fields = ("status", "failure_reason", "attempts", "claimed_at", "indexed_at", "text_hash",
-                       "embedding_model", "embedding_dim", "updated_at")
+    readonly_fields = (
+        "status",
+        "failure_reason",
+        "attempts",
+        "claimed_at",
+        "indexed_at",
+        "text_hash",
+        "embedding_model",
+        "embedding_dim",
+        "updated_at",
+    )
     inlines = [ActionItemInline, EventInline]
 
 

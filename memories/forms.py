@@ -1,5 +1,4 @@
-from datetime import datetime, time
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, time
 
 from django import forms
 
@@ -28,8 +27,12 @@ class MemoryFilterForm(forms.Form):
     source = forms.ChoiceField(required=False, choices=[("", "any"), *Source.choices])
     starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    q = forms.CharField(required=False, max_length=200, label="Text contains",
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "words in title, overview, transcript"}))
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Text contains",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "words in title, overview, transcript"}),
+    )
     sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS], widget=forms.HiddenInput)
 
     def clean(self):
@@ -48,8 +51,8 @@ class MemoryFilterForm(forms.Form):
             "status": data.get("status") or None,
             "category": data.get("category") or None,
             "source": data.get("source") or None,
-            "starts_at": datetime.combine(starts, time.min, dt_timezone.utc) if starts else None,
-            "ends_at": datetime.combine(ends, time.max, dt_timezone.utc) if ends else None,
+            "starts_at": datetime.combine(starts, time.min, UTC) if starts else None,
+            "ends_at": datetime.combine(ends, time.max, UTC) if ends else None,
             "text": data.get("q") or "",
         }
 

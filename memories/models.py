@@ -213,9 +213,7 @@ class MemoryVector(models.Model):
     class Meta:
         db_table = "search_memoryvector"  # created by the search app, before the pipeline moved here
         ordering = ["memory_id", "position"]
-        constraints = [
-            models.UniqueConstraint(fields=["memory", "position"], name="memory_vector_position")
-        ]
+        constraints = [models.UniqueConstraint(fields=["memory", "position"], name="memory_vector_position")]
 
     def __str__(self) -> str:
         return self.vector_id
@@ -240,9 +238,7 @@ class LocalVector(models.Model):
 
     class Meta:
         db_table = "search_localvector"
-        constraints = [
-            models.UniqueConstraint(fields=["namespace", "record_id"], name="local_vector_id")
-        ]
+        constraints = [models.UniqueConstraint(fields=["namespace", "record_id"], name="local_vector_id")]
         indexes = [
             models.Index(fields=["namespace", "uid", "created_at"]),
             models.Index(fields=["namespace", "memory_id"]),

@@ -176,8 +176,12 @@ def _finish_indexed(memories: list[Memory], extractions: dict[int, Extraction], 
                 memory_vectors_delete(memory=memory, extra_ids=built[memory.id].ids)
             logger.info("memory %s: deleted or re-claimed while processing", memory.id)
         else:
-            logger.info("memory %s: indexed (%d vectors%s)", memory.id, len(built[memory.id].ids),
-                        ", reused" if built[memory.id].reused else "")
+            logger.info(
+                "memory %s: indexed (%d vectors%s)",
+                memory.id,
+                len(built[memory.id].ids),
+                ", reused" if built[memory.id].reused else "",
+            )
     return outcomes
 
 
@@ -222,19 +226,26 @@ def _replace_items(extractions: dict[int, Extraction]) -> None:
     extracted.delete()
     Event.objects.filter(memory_id__in=ids, merged_from=None).delete()
     ActionItem.objects.bulk_create(
-        ActionItem(memory_id=memory_id, description=a.description, due_at=a.due_at,
-                   completed=a.completed or (memory_id, a.description) in done)
+        ActionItem(
+            memory_id=memory_id,
+            description=a.description,
+            due_at=a.due_at,
+            completed=a.completed or (memory_id, a.description) in done,
+        )
         for memory_id, extraction in extractions.items()
         for a in extraction.action_items
     )
     Event.objects.bulk_create(
-        Event(memory_id=memory_id, title=e.title, description=e.description, start=e.start,
-              duration_minutes=e.duration_minutes)
+        Event(
+            memory_id=memory_id,
+            title=e.title,
+            description=e.description,
+            start=e.start,
+            duration_minutes=e.duration_minutes,
+        )
         for memory_id, extraction in extractions.items()
         for e in extraction.events
     )
-
-
 
 
 def retry_delay(retries: int) -> int:

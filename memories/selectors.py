@@ -59,8 +59,9 @@ def memory_get(*, memory_id: int, uid: str | None = None, include_deleted: bool 
 
 def memory_uids() -> list[tuple[str, int]]:
     """Every user that has memories (deleted ones aside), with how many: [(uid, count)] by uid."""
-    rows = (Memory.objects.exclude(status=Memory.Status.DELETED).values_list("uid").annotate(n=Count("id"))
-            .order_by("uid"))
+    rows = (
+        Memory.objects.exclude(status=Memory.Status.DELETED).values_list("uid").annotate(n=Count("id")).order_by("uid")
+    )
     return list(rows)
 
 

@@ -172,7 +172,7 @@ def memory_retry_failed(*, memory_ids: list[int] | None = None, batch: int = 16)
             status=Status.QUEUED, failure_reason="", attempts=0, claimed_at=None, claim_token=None
         )
         for start in range(0, len(ids), batch):
-            _enqueue_on_commit(ids[start:start + batch])
+            _enqueue_on_commit(ids[start : start + batch])
     return len(ids)
 
 
@@ -194,8 +194,10 @@ def memory_remove_vectors(*, memory_id: int) -> None:
 def user_erase(*, uid: str) -> tuple[int, int]:
     """Soft-delete every memory of a user and remove all of their vectors (the store's and the
     database's). Returns (memories deleted, vectors removed)."""
-    deleted = Memory.objects.filter(uid=uid).exclude(status=Status.DELETED).update(
-        status=Status.DELETED, claimed_at=None, claim_token=None
+    deleted = (
+        Memory.objects.filter(uid=uid)
+        .exclude(status=Status.DELETED)
+        .update(status=Status.DELETED, claimed_at=None, claim_token=None)
     )
     return deleted, user_vectors_erase(uid=uid)
 

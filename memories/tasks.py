@@ -49,7 +49,9 @@ def process_memories(self, memory_ids: list[int]) -> dict[str, str]:
 
 
 @shared_task(
-    bind=True, acks_late=True, name="memories.tasks.delete_memory_vectors",
+    bind=True,
+    acks_late=True,
+    name="memories.tasks.delete_memory_vectors",
     **{**PIPELINE_RETRY, "max_retries": VECTOR_DELETE_RETRIES},
 )
 def delete_memory_vectors(self, memory_id: int) -> None:

@@ -53,7 +53,9 @@ def _plan(memory: Memory, embedder) -> tuple[list[str], list[str], list[str]]:
         parts = []  # the memory's own vector already reads the whole transcript
     snippets = []
     if settings.SNIPPET_TOKENS:
-        snippets = windows(memory.transcript, max_tokens=settings.SNIPPET_TOKENS, count_tokens=embedder.count_tokens_batch)
+        snippets = windows(
+            memory.transcript, max_tokens=settings.SNIPPET_TOKENS, count_tokens=embedder.count_tokens_batch
+        )
         snippets = snippets if len(snippets) > 1 else []
     texts = [main, *parts, *snippets]
     kinds = ["memory"] + ["window"] * len(parts) + ["snippet"] * len(snippets)
@@ -84,10 +86,13 @@ def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) ->
     for memory in unchanged:
         texts, ids, kinds, text_hash = plans[memory.id]
         rows = stored.get(memory.id, [])
-        if [v.vector_id for v in rows] == ids and all(v.model == embedder.model and v.dim == embedder.dim for v in rows):
+        if [v.vector_id for v in rows] == ids and all(
+            v.model == embedder.model and v.dim == embedder.dim for v in rows
+        ):
             vectors = np.stack([v.as_array() for v in rows])
-            built[memory.id] = BuiltVectors(text_hash, embedder.model, embedder.dim, ids, texts, vectors, kinds,
-                                            reused=True)
+            built[memory.id] = BuiltVectors(
+                text_hash, embedder.model, embedder.dim, ids, texts, vectors, kinds, reused=True
+            )
 
     todo = [m for m in memories if m.id not in built]
     all_texts = [text for m in todo for text in plans[m.id][0]]
@@ -96,7 +101,7 @@ def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) ->
     for memory in todo:
         texts, ids, kinds, text_hash = plans[memory.id]
         built[memory.id] = BuiltVectors(
-            text_hash, embedder.model, embedder.dim, ids, texts, vectors[offset:offset + len(texts)], kinds
+            text_hash, embedder.model, embedder.dim, ids, texts, vectors[offset : offset + len(texts)], kinds
         )
         offset += len(texts)
     return built

@@ -11,11 +11,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from omi_memory.errors import Conflict, NotFound
 from omi_memory.roles import admin_view, dashboard_view
-from .selectors import memory_neighbours, memory_vector_summary
 
 from . import selectors, services
 from .forms import MemoryFilterForm
 from .models import Memory
+from .selectors import memory_neighbours, memory_vector_summary
 
 PAGE_SIZE = 25
 
@@ -90,8 +90,13 @@ def _pipeline_context() -> dict:
     stats = selectors.pipeline_stats()
     tallest = max(stats["buckets"]) or 1
     stats["bars"] = [
-        {"x": 4 + i * 50, "y": 75 - round(70 * count / tallest), "height": round(70 * count / tallest),
-         "count": count, "label": f"{60 - 5 * i} to {55 - 5 * i} min ago"}
+        {
+            "x": 4 + i * 50,
+            "y": 75 - round(70 * count / tallest),
+            "height": round(70 * count / tallest),
+            "count": count,
+            "label": f"{60 - 5 * i} to {55 - 5 * i} min ago",
+        }
         for i, count in enumerate(stats["buckets"])
     ]
     return {"stats": stats}

@@ -2,7 +2,7 @@
 
 (The API-key auth itself is `memories.api.ApiKeyAuth`: keys are memories' models.)"""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.http import HttpRequest
 from ninja import Schema
@@ -30,7 +30,7 @@ class ApiSchema(Schema):
     @classmethod
     def _aware(cls, value):
         if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 
 

@@ -7,12 +7,12 @@ from pydantic import field_validator, model_validator
 
 from memories.api import MemorySummaryOut
 from memories.models import UID_PATTERN, Category, Source
+from memories.parts.vectorstores import SearchFilters
 from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
 
 from .selectors import search_log_get
 from .services import feedback_record, search_memories
 from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
-from memories.parts.vectorstores import SearchFilters
 
 router = Router(tags=["search"])
 
@@ -99,8 +99,14 @@ def search(request: HttpRequest, payload: SearchIn):
     )
     queries = payload.all_queries()
     result = search_memories(
-        uid=payload.uid, queries=queries, k=payload.k, filters=filters, strategy=payload.strategy,
-        time_decay=payload.time_decay, fusion=payload.fusion, api_key=request.auth,
+        uid=payload.uid,
+        queries=queries,
+        k=payload.k,
+        filters=filters,
+        strategy=payload.strategy,
+        time_decay=payload.time_decay,
+        fusion=payload.fusion,
+        api_key=request.auth,
     )
     return {
         "search_id": result.search_id,
@@ -116,7 +122,19 @@ def search(request: HttpRequest, payload: SearchIn):
 @router.post("/feedback", response={201: FeedbackOut, **ERRORS}, summary="Judge one result of a search")
 def feedback(request: HttpRequest, payload: FeedbackIn):
     search_log = search_log_get(search_id=payload.search_id, uid=key_uid(request))
-    judged = feedback_record(search=search_log, memory_id=payload.memory_id, relevant=payload.relevant,
-                             note=payload.note, api_key=request.auth)
-    return Status(201, {"search_id": judged.search_id, "memory_id": judged.memory_id, "relevant": judged.relevant,
-                        "note": judged.note})
+    judged = feedback_record(
+        search=search_log,
+        memory_id=payload.memory_id,
+        relevant=payload.relevant,
+        note=payload.note,
+        api_key=request.auth,
+    )
+    return Status(
+        201,
+        {
+            "search_id": judged.search_id,
+            "memory_id": judged.memory_id,
+            "relevant": judged.relevant,
+            "note": judged.note,
+        },
+    )

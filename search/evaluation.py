@@ -48,24 +48,30 @@ def aggregate(rows: list[tuple[str, dict[str, float]]]) -> dict:
     """Mean metrics overall and per category: rows are (category, per-query metrics)."""
 
     def mean(items: list[dict]) -> dict:
-        return {"queries": len(items), **{m: round(sum(i[m] for i in items) / len(items), 4) if items else 0.0
-                                          for m in METRICS}}
+        return {
+            "queries": len(items),
+            **{m: round(sum(i[m] for i in items) / len(items), 4) if items else 0.0 for m in METRICS},
+        }
 
     by_category: dict[str, list[dict]] = defaultdict(list)
     for category, values in rows:
         by_category[category].append(values)
-    return {**mean([values for _, values in rows]),
-            "by_category": {name: mean(items) for name, items in sorted(by_category.items())}}
+    return {
+        **mean([values for _, values in rows]),
+        "by_category": {name: mean(items) for name, items in sorted(by_category.items())},
+    }
 
 
 def load_dataset(directory: Path, split: str) -> tuple[list[dict], list[dict]]:
     """The memories and the answerable questions (adversarial ones left out) of a split."""
+
     def lines(name: str) -> list[dict]:
         return [json.loads(line) for line in (directory / name).read_text().splitlines() if line.strip()]
 
     memories = [m for m in lines("memories.jsonl") if split == "all" or m.get("split") == split]
-    questions = [q for q in lines("queries.jsonl")
-                 if (split == "all" or q.get("split") == split) and not q.get("adversarial")]
+    questions = [
+        q for q in lines("queries.jsonl") if (split == "all" or q.get("split") == split) and not q.get("adversarial")
+    ]
     return memories, questions
 
 
@@ -76,8 +82,10 @@ def query_variants(question: str) -> list[str]:
     return [question, keywords] if keywords and keywords != question else [question]
 
 
-QUESTION_WORDS = frozenset("what when where who whom whose which why how did do does is are was were the a an of to "
-                           "in on at for with about and or has have had be been being".split())
+QUESTION_WORDS = frozenset(
+    "what when where who whom whose which why how did do does is are was were the a an of to "
+    "in on at for with about and or has have had be been being".split()
+)
 
 
 def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], progress=None) -> dict[str, dict]:
@@ -88,13 +96,22 @@ def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], prog
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
     with override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE), transaction.atomic():
-        created = memory_create_many(items=[{
-            "uid": EVAL_UID_PREFIX + m["uid"], "transcript": m["transcript"], "external_id": m["memory_id"],
-            "source": "external_integration", "created_at": parse_time(m.get("created_at")),
-        } for m in memories], enqueue=False)
+        created = memory_create_many(
+            items=[
+                {
+                    "uid": EVAL_UID_PREFIX + m["uid"],
+                    "transcript": m["transcript"],
+                    "external_id": m["memory_id"],
+                    "source": "external_integration",
+                    "created_at": parse_time(m.get("created_at")),
+                }
+                for m in memories
+            ],
+            enqueue=False,
+        )
         ids = [m.id for m in created]
         for start in progress(range(0, len(ids), LOAD_BATCH), desc="indexing the data set", unit="batch"):
-            outcomes = memory_process_many(memory_ids=ids[start:start + LOAD_BATCH])
+            outcomes = memory_process_many(memory_ids=ids[start : start + LOAD_BATCH])
             if set(outcomes.values()) != {"indexed"}:
                 raise RuntimeError(f"the data set could not be indexed: {outcomes}")
         external = {m.id: m.external_id for m in created}
@@ -103,18 +120,29 @@ def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], prog
             rows = []
             for q in progress(questions, desc=strategy, unit="question"):
                 queries = query_variants(q["question"]) if strategy == "multi_query" else [q["question"]]
-                found = search_memories(uid=EVAL_UID_PREFIX + q["uid"], queries=queries, k=100,
-                                        strategy=strategy, log=False)
+                found = search_memories(
+                    uid=EVAL_UID_PREFIX + q["uid"], queries=queries, k=100, strategy=strategy, log=False
+                )
                 ranking = [external[h.memory.id] for h in found.hits]
-                rows.append((q.get("category_name") or str(q.get("category")),
-                             query_metrics(ranking, set(q["relevant_memory_ids"]))))
+                rows.append(
+                    (
+                        q.get("category_name") or str(q.get("category")),
+                        query_metrics(ranking, set(q["relevant_memory_ids"])),
+                    )
+                )
             results[strategy] = aggregate(rows)
             timings[strategy] = time.perf_counter() - started
         model = get_embedder().model
         transaction.set_rollback(True)  # the data set leaves nothing behind
     for strategy, metrics in results.items():
-        EvalRun.objects.create(dataset=str(directory), split=split, strategy=strategy, metrics=metrics,
-                               embedding_model=model, seconds=round(timings[strategy], 2))
+        EvalRun.objects.create(
+            dataset=str(directory),
+            split=split,
+            strategy=strategy,
+            metrics=metrics,
+            embedding_model=model,
+            seconds=round(timings[strategy], 2),
+        )
     return results
 
 
@@ -134,7 +162,13 @@ def feedback_metrics() -> dict[str, dict]:
         ranking = [r["memory_id"] for r in search.results]
         rows[search.strategy].append(("judged", query_metrics(ranking, judged[search.id])))
     return {
-        strategy: {**({k: v for k, v in aggregate(rows[strategy]).items() if k != "by_category"}
-                      if rows.get(strategy) else {"queries": 0}), "judgments": counts[strategy]}
+        strategy: {
+            **(
+                {k: v for k, v in aggregate(rows[strategy]).items() if k != "by_category"}
+                if rows.get(strategy)
+                else {"queries": 0}
+            ),
+            "judgments": counts[strategy],
+        }
         for strategy in sorted(set(counts) | set(rows))
     }

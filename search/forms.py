@@ -6,9 +6,9 @@ from django import forms
 from django.utils import timezone
 
 from memories.models import Category, Source
+from memories.parts.vectorstores import SearchFilters
 
 from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
-from memories.parts.vectorstores import SearchFilters
 
 SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "time_decay": str(DEFAULT_TIME_DECAY)}
 MAX_QUERIES = 10
@@ -18,21 +18,37 @@ class SearchForm(forms.Form):
     """The search page's parameters, read from the query string (the URL keeps the state)."""
 
     uid = forms.ChoiceField(label="User")
-    query = forms.CharField(required=False, max_length=2000, widget=forms.TextInput(
-        attrs={"type": "search", "placeholder": "what are you looking for?", "autocomplete": "off", "autofocus": True}))
-    queries = forms.CharField(required=False, label="Extra queries (multi_query)", widget=forms.Textarea(
-        attrs={"rows": 3, "placeholder": "one per line; used by multi_query"}))
+    query = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "what are you looking for?",
+                "autocomplete": "off",
+                "autofocus": True,
+            }
+        ),
+    )
+    queries = forms.CharField(
+        required=False,
+        label="Extra queries (multi_query)",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "one per line; used by multi_query"}),
+    )
     strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
     fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
     k = forms.IntegerField(min_value=1, max_value=50, widget=forms.NumberInput(attrs={"size": 3}))
-    time_decay = forms.FloatField(min_value=0, max_value=10, label="Time decay (per day)",
-                                  widget=forms.NumberInput(attrs={"step": "0.01"}))
+    time_decay = forms.FloatField(
+        min_value=0, max_value=10, label="Time decay (per day)", widget=forms.NumberInput(attrs={"step": "0.01"})
+    )
     starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    categories = forms.MultipleChoiceField(required=False, choices=Category.choices,
-                                           widget=forms.SelectMultiple(attrs={"size": 4}))
-    sources = forms.MultipleChoiceField(required=False, choices=Source.choices,
-                                        widget=forms.SelectMultiple(attrs={"size": 4}))
+    categories = forms.MultipleChoiceField(
+        required=False, choices=Category.choices, widget=forms.SelectMultiple(attrs={"size": 4})
+    )
+    sources = forms.MultipleChoiceField(
+        required=False, choices=Source.choices, widget=forms.SelectMultiple(attrs={"size": 4})
+    )
 
     ADVANCED = ("queries", "fusion", "time_decay", "starts", "ends", "categories", "sources")
 
@@ -65,10 +81,18 @@ class SearchForm(forms.Form):
         filters = SearchFilters(
             starts_at=datetime.combine(data["starts"], time.min, tzinfo=zone) if data["starts"] else None,
             ends_at=datetime.combine(data["ends"], time.max, tzinfo=zone) if data["ends"] else None,
-            categories=data["categories"], sources=data["sources"],
+            categories=data["categories"],
+            sources=data["sources"],
         )
-        return {"uid": data["uid"], "queries": data["all_queries"], "k": data["k"], "filters": filters,
-                "strategy": data["strategy"], "time_decay": data["time_decay"], "fusion": data["fusion"]}
+        return {
+            "uid": data["uid"],
+            "queries": data["all_queries"],
+            "k": data["k"],
+            "filters": filters,
+            "strategy": data["strategy"],
+            "time_decay": data["time_decay"],
+            "fusion": data["fusion"],
+        }
 
 
 class JudgeForm(forms.Form):

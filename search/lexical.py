@@ -14,7 +14,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 import numpy as np
 from django.db.models import Count, Max, Sum
@@ -24,8 +24,7 @@ from memories.parts.vectorstores import SearchFilters
 
 CACHED_USERS = 2048
 EXCHANGE_TURNS = 2
-QUESTION_WORDS = ("what when where who whom whose which why how did do does were has have had been being "
-                  "about").split()
+QUESTION_WORDS = ("what when where who whom whose which why how did do does were has have had been being about").split()
 MONTHS = ("January February March April May June July August September October November December").split()
 MONTH_NAMES = re.compile(r"\b(" + "|".join(MONTHS) + r")\b")
 
@@ -80,8 +79,9 @@ def lexical_index(uid: str) -> LexicalIndex:
         if cached is not None and cached.version == version:
             _cache.move_to_end(uid)
             return cached
-    rows = list(memories.order_by("id").values_list("id", "created_at", "category", "source", "title", "overview",
-                                                     "transcript"))
+    rows = list(
+        memories.order_by("id").values_list("id", "created_at", "category", "source", "title", "overview", "transcript")
+    )
     retriever = exchanges = None
     starts = []
     if rows:
@@ -100,7 +100,7 @@ def lexical_index(uid: str) -> LexicalIndex:
         created_at=np.array([r[1].timestamp() for r in rows], dtype=np.float64),
         categories=np.array([r[2] for r in rows], dtype=object),
         sources=np.array([r[3] for r in rows], dtype=object),
-        months=np.array([r[1].astimezone(dt_timezone.utc).month for r in rows], dtype=np.int64),
+        months=np.array([r[1].astimezone(UTC).month for r in rows], dtype=np.int64),
         retriever=retriever,
         exchanges=exchanges,
         exchange_starts=np.array(starts, dtype=np.int64),
@@ -115,7 +115,7 @@ def lexical_index(uid: str) -> LexicalIndex:
 def _exchanges(transcript: str) -> list[str]:
     """Every EXCHANGE_TURNS consecutive turns (at least one text, perhaps empty)."""
     turns = [line for line in transcript.splitlines() if line.strip()]
-    return ["\n".join(turns[i:i + EXCHANGE_TURNS]) for i in range(max(len(turns) - EXCHANGE_TURNS + 1, 1))]
+    return ["\n".join(turns[i : i + EXCHANGE_TURNS]) for i in range(max(len(turns) - EXCHANGE_TURNS + 1, 1))]
 
 
 @functools.cache

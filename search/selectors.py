@@ -20,12 +20,18 @@ def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
 
 def judged_search_counts() -> dict[str, int]:
     """How many searches of each strategy have at least one judgment: {strategy: count}."""
-    rows = (SearchLog.objects.filter(feedback__isnull=False).order_by().values_list("strategy")
-            .annotate(n=Count("id", distinct=True)))
+    rows = (
+        SearchLog.objects.filter(feedback__isnull=False)
+        .order_by()
+        .values_list("strategy")
+        .annotate(n=Count("id", distinct=True))
+    )
     return dict(rows)
 
 
 def eval_runs_latest() -> list[EvalRun]:
     """The newest evaluation run of each (strategy, split), by split then strategy."""
-    newest = EvalRun.objects.order_by().values("strategy", "split").annotate(last=Max("id")).values_list("last", flat=True)
+    newest = (
+        EvalRun.objects.order_by().values("strategy", "split").annotate(last=Max("id")).values_list("last", flat=True)
+    )
     return list(EvalRun.objects.filter(id__in=list(newest)).order_by("split", "strategy"))

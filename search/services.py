@@ -53,15 +53,19 @@ def search_memories(
         store.check_model(embedder.model, embedder.dim)
     except ModelMismatch as exc:
         raise Conflict(str(exc), code="model_mismatch") from exc
-    request = SearchRequest(uid=uid, queries=queries, k=k, filters=filters, strategy=strategy,
-                            time_decay=time_decay, fusion=fusion)
+    request = SearchRequest(
+        uid=uid, queries=queries, k=k, filters=filters, strategy=strategy, time_decay=time_decay, fusion=fusion
+    )
     ranked = strategies.run(request)
-    memories = Memory.objects.filter(
-        uid=uid, id__in=[r.memory_id for r in ranked], status=Memory.Status.INDEXED
-    ).defer("transcript").in_bulk()
+    memories = (
+        Memory.objects.filter(uid=uid, id__in=[r.memory_id for r in ranked], status=Memory.Status.INDEXED)
+        .defer("transcript")
+        .in_bulk()
+    )
     texts = dict(
-        MemoryVector.objects.filter(vector_id__in=[r.vector_id for r in ranked if r.vector_id], position__gt=0)
-        .values_list("vector_id", "text")
+        MemoryVector.objects.filter(
+            vector_id__in=[r.vector_id for r in ranked if r.vector_id], position__gt=0
+        ).values_list("vector_id", "text")
     )
     hits = []
     for r in ranked:
@@ -95,14 +99,17 @@ def _filters_json(filters: SearchFilters) -> dict:
     }
 
 
-def feedback_record(*, search: SearchLog, memory_id: int, relevant: bool, note: str = "", api_key=None,
-                    user=None) -> RelevanceFeedback:
+def feedback_record(
+    *, search: SearchLog, memory_id: int, relevant: bool, note: str = "", api_key=None, user=None
+) -> RelevanceFeedback:
     """Record (or change) a judgment of one result of a search."""
     if memory_id not in [r["memory_id"] for r in search.results]:
-        raise ValidationFailed(f"memory {memory_id} is not a result of search {search.id}",
-                               details={"field": "memory_id"})
+        raise ValidationFailed(
+            f"memory {memory_id} is not a result of search {search.id}", details={"field": "memory_id"}
+        )
     feedback, _ = RelevanceFeedback.objects.update_or_create(
-        search=search, memory_id=memory_id,
+        search=search,
+        memory_id=memory_id,
         defaults={"relevant": relevant, "note": note, "api_key": api_key, "user": user},
     )
     return feedback

@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from memories.models import Memory
 from memories.parts.embedders import get_embedder
-from .lexical import lexical_index
 from memories.parts.vectorstores import SearchFilters, get_vector_store
+
+from .lexical import lexical_index
 
 STRATEGIES = ("semantic", "time_weighted", "multi_query", "hybrid")
 DEFAULT_STRATEGY = "hybrid"
@@ -56,8 +57,9 @@ class Ranked:
 
 
 def run(request: SearchRequest) -> list[Ranked]:
-    strategy = {"semantic": semantic, "time_weighted": time_weighted, "multi_query": multi_query,
-                "hybrid": hybrid}[request.strategy]
+    strategy = {"semantic": semantic, "time_weighted": time_weighted, "multi_query": multi_query, "hybrid": hybrid}[
+        request.strategy
+    ]
     return strategy(request)
 
 

@@ -4,8 +4,8 @@ import pytest
 from django.test import Client
 
 from memories.models import Memory
-from memories.services import api_key_create, memory_create
 from memories.parts.embedders import Embedder
+from memories.services import api_key_create, memory_create
 
 
 class Api:

@@ -15,7 +15,10 @@ def test_importing_tasks_and_views_does_not_import_torch():
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
         env={"DJANGO_SETTINGS_MODULE": "omi_memory.settings", "PATH": "/usr/bin:/bin"},
     )
 

@@ -50,7 +50,7 @@ def windows(transcript: str, *, max_tokens: int, count_tokens: CountTokens) -> l
 def _split_turn(turn: str, max_tokens: int, count_tokens: CountTokens) -> list[tuple[str, int]]:
     match = SPEAKER.match(turn)
     prefix = match.group(0) if match else ""
-    body = turn[len(prefix):]
+    body = turn[len(prefix) :]
     budget = max(max_tokens - (count_tokens([prefix])[0] if prefix else 0), 8)
 
     parts: list[tuple[str, int]] = []
@@ -81,7 +81,7 @@ def _split_words(text: str, tokens: int, budget: int, count_tokens: CountTokens)
         return [(text, min(tokens, budget))]  # one enormous "word": the model truncates it
     groups = math.ceil(tokens / budget * 1.1)
     size = max(math.ceil(len(words) / groups), 1)
-    chunks = [" ".join(words[i:i + size]) for i in range(0, len(words), size)]
+    chunks = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
     result: list[tuple[str, int]] = []
     for chunk, n in zip(chunks, count_tokens(chunks)):
         if n <= budget:

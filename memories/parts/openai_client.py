@@ -20,8 +20,9 @@ def get_openai_client():
     (OPENAI_MAX_RETRIES times, honouring Retry-After) before an error reaches us."""
     if not settings.OPENAI_API_KEY:
         raise ImproperlyConfigured("OPENAI_API_KEY must be set to use the openai extractor or embedder")
-    return _client(settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT,
-                   settings.OPENAI_MAX_RETRIES)
+    return _client(
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TIMEOUT, settings.OPENAI_MAX_RETRIES
+    )
 
 
 def backend_error(exc: Exception, what: str) -> BackendError:

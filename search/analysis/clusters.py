@@ -34,20 +34,21 @@ RANDOM_STATE = 0
 N_INIT = 4
 SILHOUETTE_SAMPLE = 2000  # beyond this many memories, a silhouette is measured on a fixed sample
 # Tableau 10: a cluster's colour on the map and in its card (cycled beyond ten clusters).
-PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-           "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 MAP_WIDTH, MAP_HEIGHT, MAP_PAD = 640, 400, 16
 
 WORD = re.compile(r"[a-z][a-z'-]+[a-z]")
 SPEAKER = re.compile(r"^[^:\n]{1,40}:\s+", re.MULTILINE)  # "Dr. Patel: " at the start of a turn
 # Words of talk that say nothing about a topic, on top of sklearn's English stop words.
-TALK_WORDS = frozenset("""
+TALK_WORDS = frozenset(
+    """
 actually alright anyway bit can't couldn't did didn't doesn't don't getting gonna got gotta guess
 he'd he'll he's here's i'd i'll i'm i've isn't it's kinda know let let's like lot lots maybe mean
 mhm okay ok oh pretty really right said say says shouldn't stuff sure thank thanks that's there's
 they'd they'll they're they've thing things think um uh wasn't we'd we'll we're we've weren't
 what's won't wouldn't yeah yep yes you'd you'll you're you've going went come came good great just
-""".split())
+""".split()
+)
 
 
 class ClusteringFailed(Exception):
@@ -59,9 +60,7 @@ class ClusteringFailed(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-def cluster_run_create(
-    *, uid: str, k: int | None = None, k_min: int = 2, k_max: int = 10, user=None
-) -> ClusterRun:
+def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max: int = 10, user=None) -> ClusterRun:
     """Store a queued run for one user's indexed memories and enqueue it once committed.
 
     `k=None`: k is the one with the best silhouette in k_min..min(k_max, n - 1)."""
@@ -84,11 +83,15 @@ def cluster_run_create(
         if k_min > k_max:
             raise ValidationFailed(f"the smallest k ({k_min}) is larger than the largest ({k_max})")
         if k_min >= n:
-            raise ValidationFailed(f"the smallest k must be smaller than the number of indexed memories ({n}); "
-                                   f"got {k_min}")
+            raise ValidationFailed(
+                f"the smallest k must be smaller than the number of indexed memories ({n}); got {k_min}"
+            )
     with transaction.atomic():
         run = ClusterRun.objects.create(
-            uid=uid, k_requested=k, k_min=k_min, k_max=k_max,
+            uid=uid,
+            k_requested=k,
+            k_min=k_min,
+            k_max=k_max,
             created_by=user if user is not None and user.is_authenticated else None,
         )
         transaction.on_commit(partial(_enqueue, run.id))
@@ -136,8 +139,10 @@ def _cluster(run: ClusterRun, *, report) -> dict:
     ids, matrix = memory_vectors_matrix(uid=run.uid)
     n = len(ids)
     if n < MIN_MEMORIES:
-        raise ClusteringFailed(f"uid {run.uid!r} has {n} indexed memories with vectors of the current model; "
-                               f"clustering needs at least {MIN_MEMORIES}")
+        raise ClusteringFailed(
+            f"uid {run.uid!r} has {n} indexed memories with vectors of the current model; "
+            f"clustering needs at least {MIN_MEMORIES}"
+        )
     if run.k_requested is not None:
         candidates = [run.k_requested]
         if run.k_requested >= n:
@@ -152,8 +157,11 @@ def _cluster(run: ClusterRun, *, report) -> dict:
         labels = KMeans(n_clusters=k, random_state=RANDOM_STATE, n_init=N_INIT).fit_predict(matrix)
         distinct = len(set(labels.tolist()))
         sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
-        score = (float(silhouette_score(matrix, labels, sample_size=sample, random_state=RANDOM_STATE))
-                 if 2 <= distinct <= n - 1 else -1.0)
+        score = (
+            float(silhouette_score(matrix, labels, sample_size=sample, random_state=RANDOM_STATE))
+            if 2 <= distinct <= n - 1
+            else -1.0
+        )
         silhouettes[str(k)], labelings[k] = round(score, 4), labels
         report(f"k={k}: silhouette {score:.2f} ({step}/{len(candidates)})")
     k = max(candidates, key=lambda c: (silhouettes[str(c)], -c))  # ties: the fewer clusters
@@ -173,13 +181,22 @@ def _cluster(run: ClusterRun, *, report) -> dict:
         "memories": n,
         "embedding_model": get_embedder().model,
         "clusters": [
-            {"index": c, "label": " · ".join(terms[c]) or f"cluster {c + 1}", "terms": terms[c],
-             "size": len(members[c]), "memory_ids": members[c]}
+            {
+                "index": c,
+                "label": " · ".join(terms[c]) or f"cluster {c + 1}",
+                "terms": terms[c],
+                "size": len(members[c]),
+                "memory_ids": members[c],
+            }
             for c in range(len(members))
         ],
         "points": [
-            {"memory_id": ids[i], "x": round(float(xy[i, 0]), 5), "y": round(float(xy[i, 1]), 5),
-             "cluster": assignment[i]}
+            {
+                "memory_id": ids[i],
+                "x": round(float(xy[i, 0]), 5),
+                "y": round(float(xy[i, 1]), 5),
+                "cluster": assignment[i],
+            }
             for i in range(n)
         ],
     }
@@ -246,8 +263,7 @@ def cluster_run_list(*, limit: int = 100) -> list[ClusterRun]:
 
 def clusterable_uids() -> list[tuple[str, int]]:
     """Users with indexed memories and how many, by uid."""
-    rows = (Memory.objects.filter(status=Memory.Status.INDEXED).values("uid").annotate(n=Count("id"))
-            .order_by("uid"))
+    rows = Memory.objects.filter(status=Memory.Status.INDEXED).values("uid").annotate(n=Count("id")).order_by("uid")
     return [(row["uid"], row["n"]) for row in rows]
 
 
@@ -258,8 +274,12 @@ def cluster_run_result(*, run: ClusterRun) -> dict:
     memories = Memory.objects.filter(id__in=ids, uid=run.uid).exclude(status=Memory.Status.DELETED).in_bulk()
     silhouette = run.silhouettes.get(str(run.k)) if run.k else None
     clusters = [
-        {**cluster, "colour": colour(cluster["index"]), "silhouette": silhouette,
-         "members": [memories[m] for m in cluster["memory_ids"] if m in memories]}
+        {
+            **cluster,
+            "colour": colour(cluster["index"]),
+            "silhouette": silhouette,
+            "members": [memories[m] for m in cluster["memory_ids"] if m in memories],
+        }
         for cluster in run.clusters
     ]
     xs = [p["x"] for p in run.points] or [0.0]
@@ -270,13 +290,23 @@ def cluster_run_result(*, run: ClusterRun) -> dict:
         return round(MAP_PAD + (value - low) / span * (size - 2 * MAP_PAD), 1)
 
     circles = [
-        {"memory": memories[p["memory_id"]], "cluster": p["cluster"], "colour": colour(p["cluster"]),
-         "cx": scale(p["x"], min(xs), span_x, MAP_WIDTH),
-         "cy": round(MAP_HEIGHT - scale(p["y"], min(ys), span_y, MAP_HEIGHT), 1)}
-        for p in run.points if p["memory_id"] in memories
+        {
+            "memory": memories[p["memory_id"]],
+            "cluster": p["cluster"],
+            "colour": colour(p["cluster"]),
+            "cx": scale(p["x"], min(xs), span_x, MAP_WIDTH),
+            "cy": round(MAP_HEIGHT - scale(p["y"], min(ys), span_y, MAP_HEIGHT), 1),
+        }
+        for p in run.points
+        if p["memory_id"] in memories
     ]
-    return {"clusters": clusters, "circles": circles, "width": MAP_WIDTH, "height": MAP_HEIGHT,
-            "silhouette": silhouette}
+    return {
+        "clusters": clusters,
+        "circles": circles,
+        "width": MAP_WIDTH,
+        "height": MAP_HEIGHT,
+        "silhouette": silhouette,
+    }
 
 
 def colour(index: int) -> str:

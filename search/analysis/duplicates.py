@@ -89,7 +89,8 @@ def _refresh_open(uid: str, ids: list[int], matrix: np.ndarray) -> int:
     )
     position = {memory_id: row for row, memory_id in enumerate(ids)}
     pairs = [
-        p for p in DuplicatePair.objects.filter(uid=uid, status=Pair.OPEN)
+        p
+        for p in DuplicatePair.objects.filter(uid=uid, status=Pair.OPEN)
         if p.memory_a_id in position and p.memory_b_id in position
     ]
     if pairs:
@@ -109,7 +110,9 @@ def duplicate_scan(*, uid: str | None = None, threshold: float | None = None) ->
     if uid is None:
         uids = list(
             MemoryVector.objects.filter(position=0, memory__status=Memory.Status.INDEXED)
-            .values_list("memory__uid", flat=True).distinct().order_by("memory__uid")
+            .values_list("memory__uid", flat=True)
+            .distinct()
+            .order_by("memory__uid")
         )
     else:
         uids = [uid]

@@ -31,7 +31,9 @@ def _whole_number(value: str, name: str, default: int | None) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ValidationFailed(f"{name} must be a whole number{' or auto' if name == 'k' else ''} (got {value!r})")
+        raise ValidationFailed(
+            f"{name} must be a whole number{' or auto' if name == 'k' else ''} (got {value!r})"
+        ) from None
 
 
 @require_GET
@@ -64,7 +66,7 @@ def cluster_detail(request, run_id: int):
     try:
         run = clusters.cluster_run_get(run_id=run_id)
     except NotFound:
-        raise Http404("no such cluster run")
+        raise Http404("no such cluster run") from None
     context = {"run": run, **(clusters.cluster_run_result(run=run) if run.status == run.Status.DONE else {})}
     template = "search/cluster_detail.html#cluster-run" if request.htmx else "search/cluster_detail.html"
     return render(request, template, context)

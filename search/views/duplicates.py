@@ -17,9 +17,13 @@ from omi_memory.roles import admin_view, dashboard_view
 
 from ..analysis import duplicates
 
-
-DUPLICATE_STATUSES = [("open", "Open"), ("merged", "Merged"), ("dismissed", "Dismissed"),
-                      ("confirmed", "Confirmed"), ("all", "All")]
+DUPLICATE_STATUSES = [
+    ("open", "Open"),
+    ("merged", "Merged"),
+    ("dismissed", "Dismissed"),
+    ("confirmed", "Confirmed"),
+    ("all", "All"),
+]
 
 
 @require_GET
@@ -64,9 +68,11 @@ def duplicate_scan(request):
 def duplicate_merge(request, pair_id: int):
     keep = request.POST.get("keep", "")
     return _duplicate_resolve(
-        request, pair_id,
-        lambda: duplicates.duplicate_pair_merge(pair_id=pair_id, keep_id=int(keep) if keep.isdigit() else 0,
-                                                user=request.user),
+        request,
+        pair_id,
+        lambda: duplicates.duplicate_pair_merge(
+            pair_id=pair_id, keep_id=int(keep) if keep.isdigit() else 0, user=request.user
+        ),
         done="Merged: memory {kept} kept, the other deleted.",
     )
 
@@ -75,7 +81,9 @@ def duplicate_merge(request, pair_id: int):
 @admin_view
 def duplicate_dismiss(request, pair_id: int):
     return _duplicate_resolve(
-        request, pair_id, lambda: duplicates.duplicate_pair_dismiss(pair_id=pair_id, user=request.user),
+        request,
+        pair_id,
+        lambda: duplicates.duplicate_pair_dismiss(pair_id=pair_id, user=request.user),
         done="Dismissed: these two will not be raised again.",
     )
 
@@ -98,8 +106,9 @@ def _duplicate_resolve(request, pair_id: int, action, *, done: str):
         # the queue's count, swapped in out of band: the pair may have left the filtered queue
         uid, status = _pair_filters(QueryDict(urlsplit(back).query))
         count = _pairs(uid, status).count()
-        count_line = render_to_string("search/duplicates.html#count",
-                                      {"count": count, "uid": uid, "status": status, "oob": True}, request)
+        count_line = render_to_string(
+            "search/duplicates.html#count", {"count": count, "uid": uid, "status": status, "oob": True}, request
+        )
         return HttpResponse(card + count_line)
     if error:
         messages.error(request, error)

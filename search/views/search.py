@@ -57,14 +57,16 @@ def search_judge(request):
         return HttpResponse(f"Cannot record this judgment: {problems}", status=400, content_type="text/plain")
     data = form.cleaned_data
     next_url = data["next"]
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
-                                           require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         next_url = reverse("search")
     context = {"search_id": data["search_id"], "memory_id": data["memory_id"], "next_url": next_url}
     try:
         search = search_log_get(search_id=data["search_id"])
-        judgment = feedback_record(search=search, memory_id=data["memory_id"], relevant=data["relevant"],
-                                   note=data["note"], user=request.user)
+        judgment = feedback_record(
+            search=search, memory_id=data["memory_id"], relevant=data["relevant"], note=data["note"], user=request.user
+        )
     except ApplicationError as exc:  # an unknown search, or a memory that is not one of its results
         status = 404 if isinstance(exc, NotFound) else 400
         if request.htmx:

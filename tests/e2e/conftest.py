@@ -4,6 +4,7 @@ The live server serves the test database from a thread of this process; with no 
 Celery tasks run eagerly inside the request that enqueues them.
 """
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -66,10 +67,8 @@ def page(browser, live_server, request):
 def _screenshot(page, request, step: str | None):
     SCREENSHOTS.mkdir(exist_ok=True)
     name = re.sub(r"[^\w.-]+", "_", request.node.name)
-    try:
+    with contextlib.suppress(Exception):  # noqa: BLE001 - a crashed page still lets the test report its failure
         page.screenshot(path=SCREENSHOTS / f"{name}{'-' + step if step else ''}.png", full_page=True)
-    except Exception:  # a page that crashed still lets the test report its own failure
-        pass
 
 
 @pytest.fixture(autouse=True)

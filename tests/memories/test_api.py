@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -55,12 +55,19 @@ def test_batch_creates_every_memory(api):
 
 
 def test_list_filters_and_paginates(api):
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     for day, (uid, transcript, source) in enumerate(
         [("alice", DENTIST, "omi"), ("alice", BUDGET, "phone"), ("alice", STANDUP, "omi"), ("bob", GARDEN, "omi")]
     ):
-        api.post("/memories", {"uid": uid, "transcript": transcript, "source": source,
-                               "created_at": (base + timedelta(days=day)).isoformat()})
+        api.post(
+            "/memories",
+            {
+                "uid": uid,
+                "transcript": transcript,
+                "source": source,
+                "created_at": (base + timedelta(days=day)).isoformat(),
+            },
+        )
 
     page = api.get("/memories", uid="alice", limit=2).json()
     assert page["count"] == 3 and len(page["items"]) == 2
@@ -89,7 +96,7 @@ def test_reprocess_runs_the_pipeline_again(api):
 
 def test_a_memory_being_processed_cannot_be_reprocessed(api):
     created = api.post("/memories", {"uid": "alice", "transcript": BUDGET}).json()
-    Memory.objects.filter(id=created["id"]).update(status="processing", claimed_at=datetime.now(timezone.utc))
+    Memory.objects.filter(id=created["id"]).update(status="processing", claimed_at=datetime.now(UTC))
 
     response = api.post(f"/memories/{created['id']}/reprocess")
 
@@ -101,10 +108,15 @@ def test_the_same_external_id_twice_is_a_conflict_and_stores_nothing_new(api):
     api.post("/memories", {"uid": "alice", "transcript": BUDGET, "external_id": "x-1"})
 
     again = api.post("/memories", {"uid": "alice", "transcript": STANDUP, "external_id": "x-1"})
-    batch = api.post("/memories/batch", {"memories": [
-        {"uid": "alice", "transcript": STANDUP, "external_id": "x-2"},
-        {"uid": "alice", "transcript": RECITAL, "external_id": "x-1"},
-    ]})
+    batch = api.post(
+        "/memories/batch",
+        {
+            "memories": [
+                {"uid": "alice", "transcript": STANDUP, "external_id": "x-2"},
+                {"uid": "alice", "transcript": RECITAL, "external_id": "x-1"},
+            ]
+        },
+    )
 
     assert again.status_code == 409 and error(again)["code"] == "duplicate_external_id"
     assert batch.status_code == 409
@@ -174,7 +186,7 @@ def test_a_batch_must_hold_1_to_100_memories(api, memories):
     assert Memory.objects.count() == 0
 
 
-@pytest.mark.parametrize("raw", ["not json", "{\"uid\": \"alice\",", "", "[1, 2, 3]", "\"just a string\""])
+@pytest.mark.parametrize("raw", ["not json", '{"uid": "alice",', "", "[1, 2, 3]", '"just a string"'])
 def test_a_body_that_is_not_a_json_object_is_refused(api, raw):
     response = api.post("/memories", raw=raw)
 
@@ -193,8 +205,9 @@ def test_a_missing_or_wrong_key_is_refused_everywhere(transactional_db, client, 
         client.get(f"/api/v1/memories/{memory.id}", headers=headers),
         client.delete(f"/api/v1/memories/{memory.id}", headers=headers),
         client.post(f"/api/v1/memories/{memory.id}/reprocess", headers=headers),
-        client.post("/api/v1/search", {"uid": "alice", "query": "budget"}, content_type="application/json",
-                    headers=headers),
+        client.post(
+            "/api/v1/search", {"uid": "alice", "query": "budget"}, content_type="application/json", headers=headers
+        ),
     ]
 
     for response in calls:
@@ -205,15 +218,23 @@ def test_a_missing_or_wrong_key_is_refused_everywhere(transactional_db, client, 
 
 
 def test_an_unknown_memory_is_a_404(api):
-    for response in (api.get("/memories/999999"), api.delete("/memories/999999"),
-                     api.post("/memories/999999/reprocess")):
+    for response in (
+        api.get("/memories/999999"),
+        api.delete("/memories/999999"),
+        api.post("/memories/999999/reprocess"),
+    ):
         assert response.status_code == 404
         assert error(response)["code"] == "not_found"
 
 
 def test_bad_list_filters_are_refused(api):
-    for params in ({"status": "done"}, {"category": "cooking"}, {"starts_at": "soon"},
-                   {"starts_at": "2026-02-01T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"}, {"limit": -1}):
+    for params in (
+        {"status": "done"},
+        {"category": "cooking"},
+        {"starts_at": "soon"},
+        {"starts_at": "2026-02-01T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"},
+        {"limit": -1},
+    ):
         response = api.get("/memories", **params)
         assert response.status_code == 422, params
         assert error(response)["code"] == "validation_error"

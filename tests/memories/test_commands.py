@@ -14,7 +14,9 @@ from tests.support.processes import database_url_for_subprocess
 def test_create_api_key_prints_the_key_alone_on_its_last_line():
     result = subprocess.run(
         [sys.executable, "manage.py", "create_api_key", "--name", "mobile app", "--uid", "alice"],
-        cwd=settings.BASE_DIR, capture_output=True, text=True,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
         env={"DATABASE_URL": database_url_for_subprocess(), "PATH": "/usr/bin:/bin"},
     )
 
@@ -58,6 +60,10 @@ def test_load_demo_indexes_the_demo_and_prints_a_login_and_a_key_that_work(tmp_p
     user = authenticate(username="admin", password=password)
     assert user is not None and user.is_superuser and user.groups.filter(name="admin").exists()
     analyst = authenticate(username="analyst", password=re.search(r"analyst / (\S+)", second.getvalue()).group(1))
-    assert analyst is not None and not analyst.is_superuser and list(analyst.groups.values_list("name", flat=True)) == ["analyst"]
+    assert (
+        analyst is not None
+        and not analyst.is_superuser
+        and list(analyst.groups.values_list("name", flat=True)) == ["analyst"]
+    )
     assert api_key_authenticate(raw_key=re.search(r"(omk_\S+)", second.getvalue()).group(1)) is not None
     assert api_key_authenticate(raw_key=re.search(r"(omk_\S+)", first.getvalue()).group(1)) is None  # renewed

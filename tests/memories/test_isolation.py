@@ -2,8 +2,7 @@
 
 import pytest
 
-from memories.models import Memory
-from memories.models import LocalVector
+from memories.models import LocalVector, Memory
 from tests.support.transcripts import BUDGET, DENTIST
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,9 +39,15 @@ def test_another_users_memory_id_is_a_404_not_a_403(alice, bobs_memory):
 
 def test_a_scoped_key_cannot_create_for_another_user(alice, bobs_memory):
     single = alice.post("/memories", {"uid": "bob", "transcript": BUDGET})
-    batch = alice.post("/memories/batch", {"memories": [
-        {"uid": "alice", "transcript": BUDGET}, {"uid": "bob", "transcript": BUDGET},
-    ]})
+    batch = alice.post(
+        "/memories/batch",
+        {
+            "memories": [
+                {"uid": "alice", "transcript": BUDGET},
+                {"uid": "bob", "transcript": BUDGET},
+            ]
+        },
+    )
 
     assert single.status_code == 403 and batch.status_code == 403
     assert single.json()["error"]["code"] == "uid_forbidden"

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from memories.models import Memory
+from memories.models import LocalVector, Memory, MemoryVector
+from memories.parts.embedders import get_embedder
 from memories.processing import memory_process
 from memories.services import memory_reprocess
-from memories.parts.embedders import get_embedder
-from memories.models import LocalVector, MemoryVector
 from tests.support.parts import CountingEmbedder, FlakyExtractor
 from tests.support.transcripts import BUDGET, DENTIST, RECITAL, STANDUP, long_transcript
 
@@ -83,7 +82,9 @@ def test_transient_failures_are_retried_then_the_memory_is_indexed(remember, set
     assert memory.failure_reason == ""
 
 
-def test_after_the_last_retry_the_memory_is_failed_with_the_reason_and_a_retry_succeeds(api, settings, pipeline_retries):
+def test_after_the_last_retry_the_memory_is_failed_with_the_reason_and_a_retry_succeeds(
+    api, settings, pipeline_retries
+):
     settings.EXTRACTOR = "tests.support.parts.FlakyExtractor"
     pipeline_retries(2)
     FlakyExtractor.reset(failures=100)

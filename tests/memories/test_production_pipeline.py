@@ -6,10 +6,9 @@ import json
 import pytest
 from django.core.management import call_command
 
-from memories.models import Memory
+from memories.models import Memory, MemoryVector
 from memories.processing import RetryLater, memory_process_many
 from memories.services import memory_create_many
-from memories.models import MemoryVector
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP, long_transcript
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,8 +50,9 @@ def test_a_memory_goes_through_openai_and_pinecone_and_is_found_and_deleted(prod
 def test_a_batch_uses_one_embedding_request_and_batched_upserts(production_parts, api):
     fake_openai, fake_pinecone = production_parts
 
-    response = api.post("/memories/batch", {"memories": [
-        {"uid": "alice", "transcript": long_transcript(12 + i)} for i in range(20)]})
+    response = api.post(
+        "/memories/batch", {"memories": [{"uid": "alice", "transcript": long_transcript(12 + i)} for i in range(20)]}
+    )
 
     assert [m["status"] for m in response.json()["items"]] == ["indexed"] * 20
     assert len(requests_to(fake_openai, "/v1/chat/completions")) == 20
@@ -65,8 +65,16 @@ def test_a_batch_uses_one_embedding_request_and_batched_upserts(production_parts
 
 def test_import_memories_batches_and_is_idempotent(production_parts, tmp_path):
     fake_openai, fake_pinecone = production_parts
-    lines = [{"uid": "locomo-1", "memory_id": f"s{i}", "created_at": f"2023-05-0{i + 1}T13:56:00", "source": "locomo",
-              "transcript": t} for i, t in enumerate(TRANSCRIPTS)]
+    lines = [
+        {
+            "uid": "locomo-1",
+            "memory_id": f"s{i}",
+            "created_at": f"2023-05-0{i + 1}T13:56:00",
+            "source": "locomo",
+            "transcript": t,
+        }
+        for i, t in enumerate(TRANSCRIPTS)
+    ]
     lines.append({"uid": "locomo-1", "memory_id": "bad", "transcript": "   "})
     path = tmp_path / "memories.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")

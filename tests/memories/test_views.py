@@ -1,13 +1,12 @@
 """The dashboard's memory pages: list (filters, sort, pages, URL state), detail, pipeline; roles."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone as dj_timezone
 
-from memories.models import ActionItem, Event, Memory
-from memories.models import MemoryVector
+from memories.models import ActionItem, Event, Memory, MemoryVector
 from search.services import search_memories
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
@@ -19,8 +18,13 @@ HTMX = {"HX-Request": "true"}
 def stored(uid="alice", title="A memory", status="indexed", category="other", when=None, **fields) -> Memory:
     """A memory row as the pipeline leaves it, without running the pipeline (fast)."""
     return Memory.objects.create(
-        uid=uid, title=title, status=status, category=category, transcript=fields.pop("transcript", f"talk about {title}"),
-        created_at=when or datetime(2025, 4, 1, 12, tzinfo=timezone.utc), **fields,
+        uid=uid,
+        title=title,
+        status=status,
+        category=category,
+        transcript=fields.pop("transcript", f"talk about {title}"),
+        created_at=when or datetime(2025, 4, 1, 12, tzinfo=UTC),
+        **fields,
     )
 
 
@@ -84,7 +88,7 @@ def test_htmx_posts_need_the_csrf_token(signed_in):
     page = admin.get("/pipeline/")
     token = page.cookies["csrftoken"].value if "csrftoken" in page.cookies else admin.cookies["csrftoken"].value
     assert "X-CSRFToken" in page.content.decode()  # sent by htmx from <body hx-headers>
-    response = admin.post("/memories/%d/delete/" % memory.id, headers={**HTMX, "X-CSRFToken": token})
+    response = admin.post(f"/memories/{memory.id}/delete/", headers={**HTMX, "X-CSRFToken": token})
     assert response.status_code == 302
     memory.refresh_from_db()
     assert memory.status == "deleted"
@@ -95,10 +99,15 @@ def test_htmx_posts_need_the_csrf_token(signed_in):
 
 def test_filters_narrow_the_list_and_the_url_keeps_them(signed_in):
     analyst = signed_in("analyst")
-    stored(uid="alice", title="Dentist visit", category="health", when=datetime(2025, 4, 2, tzinfo=timezone.utc))
-    stored(uid="alice", title="Budget plan", category="finance", when=datetime(2025, 4, 10, tzinfo=timezone.utc),
-           transcript="we should cut the grocery spending")
-    stored(uid="ben", title="Garden work", category="family", when=datetime(2025, 4, 5, tzinfo=timezone.utc))
+    stored(uid="alice", title="Dentist visit", category="health", when=datetime(2025, 4, 2, tzinfo=UTC))
+    stored(
+        uid="alice",
+        title="Budget plan",
+        category="finance",
+        when=datetime(2025, 4, 10, tzinfo=UTC),
+        transcript="we should cut the grocery spending",
+    )
+    stored(uid="ben", title="Garden work", category="family", when=datetime(2025, 4, 5, tzinfo=UTC))
     stored(uid="alice", title="Broken one", status="failed", failure_reason="boom")
     stored(uid="alice", title="Gone", status="deleted")
 
@@ -132,7 +141,10 @@ def test_bad_filter_values_are_explained_not_a_crash(signed_in):
     page = response.content.decode()
     assert "Enter a valid date" in page and "Select a valid choice" in page
     assert titles(response) == ["Dentist visit"]  # the valid filters still apply (none here)
-    assert "&#x27;From&#x27; is after &#x27;To&#x27;" in analyst.get("/memories/?starts=2025-05-01&ends=2025-04-01").content.decode()
+    assert (
+        "&#x27;From&#x27; is after &#x27;To&#x27;"
+        in analyst.get("/memories/?starts=2025-05-01&ends=2025-04-01").content.decode()
+    )
 
 
 def test_sorting_by_a_column_and_back(signed_in):
@@ -142,13 +154,15 @@ def test_sorting_by_a_column_and_back(signed_in):
     assert titles(analyst.get("/memories/?sort=title")) == ["Apple", "Banana", "Cherry"]
     page = analyst.get("/memories/?sort=title&uid=alice")
     assert titles(page) == ["Apple", "Banana", "Cherry"]
-    assert "?sort=-title&amp;uid=alice" in page.content.decode() or "?uid=alice&amp;sort=-title" in page.content.decode()
+    assert (
+        "?sort=-title&amp;uid=alice" in page.content.decode() or "?uid=alice&amp;sort=-title" in page.content.decode()
+    )
     assert titles(analyst.get("/memories/?sort=-title")) == ["Cherry", "Banana", "Apple"]
 
 
 def test_pages_of_25_with_links_that_keep_the_filters(signed_in):
     analyst = signed_in("analyst")
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(30):
         stored(uid="carmen", title=f"Memory {i:02d}", when=base + timedelta(days=i))
     stored(uid="dmitri", title="Other user")
@@ -165,20 +179,20 @@ def test_pages_of_25_with_links_that_keep_the_filters(signed_in):
 
 def test_the_detail_page_shows_everything_about_a_memory(signed_in, remember):
     admin = signed_in("admin")
-    memory = remember("alice", DENTIST, started_at=datetime(2025, 4, 2, 9, tzinfo=timezone.utc))
+    memory = remember("alice", DENTIST, started_at=datetime(2025, 4, 2, 9, tzinfo=UTC))
     other = remember("alice", BUDGET)
     remember("bob", GARDEN)
     ActionItem.objects.create(memory=memory, description="Call the dentist back")
-    Event.objects.create(memory=memory, title="Dentist appointment", start=datetime(2025, 4, 9, 15, tzinfo=timezone.utc))
+    Event.objects.create(memory=memory, title="Dentist appointment", start=datetime(2025, 4, 9, 15, tzinfo=UTC))
     page = admin.get(f"/memories/{memory.id}/").content.decode()
     assert memory.title in page and memory.emoji in page and "indexed" in page
     assert "Call the dentist back" in page and "Dentist appointment" in page and "2025-04-09 15:00" in page
     assert "2025-04-02 09:00" in page and f"<dd>{memory.get_category_display()}</dd>" in page
     vectors = MemoryVector.objects.filter(memory=memory)
-    section = page[page.index('id="memory-vectors"'):page.index('id="memory-neighbours"')]
+    section = page[page.index('id="memory-vectors"') : page.index('id="memory-neighbours"')]
     assert f'<td class="num">{vectors.filter(kind="memory").count()}</td>' in section
     assert "all-MiniLM-L6-v2" in section and "384" in section
-    neighbours = page[page.index('id="memory-neighbours"'):]
+    neighbours = page[page.index('id="memory-neighbours"') :]
     assert f"/memories/{other.id}/" in neighbours  # the same user's other memory, never bob's
     assert "Reprocess" in page and "Delete" in page
 
@@ -259,7 +273,10 @@ def test_retry_one_and_retry_all_run_failed_memories_again(signed_in):
     body = admin.post("/pipeline/retry/", {"memory_id": first.id}, headers=HTMX).content.decode()
     assert "1 failed memory queued again" in body
     assert [m.status for m in Memory.objects.filter(id__in=[first.id, second.id, third.id]).order_by("id")] == [
-        "indexed", "failed", "failed"]
+        "indexed",
+        "failed",
+        "failed",
+    ]
     response = admin.post("/pipeline/retry/", follow=True)
     assert "2 failed memories queued again" in response.content.decode()
     assert set(Memory.objects.values_list("status", flat=True)) == {"indexed"}

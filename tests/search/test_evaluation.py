@@ -8,10 +8,9 @@ import math
 import pytest
 from django.core.management import call_command
 
-from memories.models import Memory
+from memories.models import LocalVector, Memory
 from search.evaluation import aggregate, feedback_metrics, query_metrics
 from search.models import EvalRun
-from memories.models import LocalVector
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
 
@@ -25,13 +24,21 @@ def test_metrics_of_one_ranking_by_hand():
 
 
 def test_a_ranking_without_any_relevant_memory_scores_zero():
-    assert query_metrics(["a", "b"], {"z"}) == {"recall@1": 0.0, "recall@5": 0.0, "recall@10": 0.0, "mrr": 0.0,
-                                                 "ndcg@10": 0.0}
+    assert query_metrics(["a", "b"], {"z"}) == {
+        "recall@1": 0.0,
+        "recall@5": 0.0,
+        "recall@10": 0.0,
+        "mrr": 0.0,
+        "ndcg@10": 0.0,
+    }
 
 
 def test_aggregate_means_overall_and_per_category():
-    rows = [("temporal", query_metrics(["a", "b"], {"a"})), ("temporal", query_metrics(["a", "b"], {"b"})),
-            ("single-hop", query_metrics(["x"], {"y"}))]
+    rows = [
+        ("temporal", query_metrics(["a", "b"], {"a"})),
+        ("temporal", query_metrics(["a", "b"], {"b"})),
+        ("single-hop", query_metrics(["x"], {"y"})),
+    ]
 
     result = aggregate(rows)
 
@@ -43,8 +50,11 @@ def test_aggregate_means_overall_and_per_category():
 @pytest.fixture
 def tiny_dataset(tmp_path):
     memories = [
-        ("u1", "s1", DENTIST), ("u1", "s2", BUDGET), ("u1", "s3", GARDEN),
-        ("u2", "s1", STANDUP), ("u2", "s2", RECITAL),
+        ("u1", "s1", DENTIST),
+        ("u1", "s2", BUDGET),
+        ("u1", "s3", GARDEN),
+        ("u2", "s1", STANDUP),
+        ("u2", "s2", RECITAL),
     ]
     questions = [
         ("u1", "q0", "What did the dentist say about the crown?", "u1-s1", 4, "single-hop"),
@@ -52,12 +62,38 @@ def tiny_dataset(tmp_path):
         ("u2", "q2", "When is the sprint demo?", "u2-s1", 2, "temporal"),
         ("u2", "q3", "What did Caroline paint?", "u2-s2", 5, "adversarial"),
     ]
-    (tmp_path / "memories.jsonl").write_text("\n".join(json.dumps(
-        {"uid": uid, "memory_id": f"{uid}-{sid}", "created_at": "2024-05-0%dT10:00:00" % (i + 1), "source": "locomo",
-         "split": "dev", "transcript": text}) for i, (uid, sid, text) in enumerate(memories)))
-    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(
-        {"uid": uid, "query_id": qid, "split": "dev", "question": q, "category": cat, "category_name": name,
-         "adversarial": cat == 5, "relevant_memory_ids": [rel]}) for uid, qid, q, rel, cat, name in questions))
+    (tmp_path / "memories.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "uid": uid,
+                    "memory_id": f"{uid}-{sid}",
+                    "created_at": f"2024-05-0{i + 1}T10:00:00",
+                    "source": "locomo",
+                    "split": "dev",
+                    "transcript": text,
+                }
+            )
+            for i, (uid, sid, text) in enumerate(memories)
+        )
+    )
+    (tmp_path / "queries.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "uid": uid,
+                    "query_id": qid,
+                    "split": "dev",
+                    "question": q,
+                    "category": cat,
+                    "category_name": name,
+                    "adversarial": cat == 5,
+                    "relevant_memory_ids": [rel],
+                }
+            )
+            for uid, qid, q, rel, cat, name in questions
+        )
+    )
     return tmp_path
 
 
@@ -65,8 +101,9 @@ def tiny_dataset(tmp_path):
 def test_evaluate_prints_one_json_object_and_leaves_no_memory_behind(tiny_dataset):
     out = io.StringIO()
 
-    call_command("evaluate", "--dataset", str(tiny_dataset), "--split", "dev", "--strategy", "hybrid", "--json",
-                 stdout=out)
+    call_command(
+        "evaluate", "--dataset", str(tiny_dataset), "--split", "dev", "--strategy", "hybrid", "--json", stdout=out
+    )
 
     result = json.loads(out.getvalue())
     assert set(result) == {"queries", "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "by_category"}
@@ -82,8 +119,9 @@ def test_evaluate_prints_one_json_object_and_leaves_no_memory_behind(tiny_datase
 def test_evaluate_all_strategies_gives_one_object_per_strategy(tiny_dataset):
     out = io.StringIO()
 
-    call_command("evaluate", "--dataset", str(tiny_dataset), "--split", "all", "--strategy", "all", "--json",
-                 stdout=out)
+    call_command(
+        "evaluate", "--dataset", str(tiny_dataset), "--split", "all", "--strategy", "all", "--json", stdout=out
+    )
 
     result = json.loads(out.getvalue())
     assert set(result) == {"semantic", "time_weighted", "multi_query", "hybrid"}
@@ -97,11 +135,12 @@ def test_feedback_is_stored_and_scored_per_strategy(api, api_for, remember):
     search = api.post("/search", {"uid": "alice", "query": "crown", "k": 2}).json()
     assert [h["memory"]["id"] for h in search["results"]] == [dentist.id, budget.id]
 
-    judged = api.post("/search/feedback", {"search_id": search["search_id"], "memory_id": budget.id,
-                                           "relevant": False, "note": "about money"})
+    judged = api.post(
+        "/search/feedback",
+        {"search_id": search["search_id"], "memory_id": budget.id, "relevant": False, "note": "about money"},
+    )
     api.post("/search/feedback", {"search_id": search["search_id"], "memory_id": dentist.id, "relevant": True})
-    again = api.post("/search/feedback", {"search_id": search["search_id"], "memory_id": budget.id,
-                                          "relevant": False})
+    again = api.post("/search/feedback", {"search_id": search["search_id"], "memory_id": budget.id, "relevant": False})
 
     assert judged.status_code == 201 and judged.json()["note"] == "about money"
     assert again.status_code == 201 and again.json()["note"] == ""  # a judgment can be changed, not doubled
@@ -111,6 +150,7 @@ def test_feedback_is_stored_and_scored_per_strategy(api, api_for, remember):
 
     other = api.post("/search/feedback", {"search_id": search["search_id"], "memory_id": 999999, "relevant": True})
     assert other.status_code == 422
-    foreign = api_for("bob").post("/search/feedback", {"search_id": search["search_id"], "memory_id": dentist.id,
-                                                       "relevant": True})
+    foreign = api_for("bob").post(
+        "/search/feedback", {"search_id": search["search_id"], "memory_id": dentist.id, "relevant": True}
+    )
     assert foreign.status_code == 404

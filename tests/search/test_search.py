@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,7 +8,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def at(day: int) -> str:
-    return datetime(2026, 2, day, 12, tzinfo=timezone.utc).isoformat()
+    return datetime(2026, 2, day, 12, tzinfo=UTC).isoformat()
 
 
 @pytest.fixture
@@ -16,8 +16,13 @@ def memories(remember):
     """Alice's five memories on five days of February, from two sources."""
     made = {}
     for day, (name, transcript, source) in enumerate(
-        [("dentist", DENTIST, "omi"), ("budget", BUDGET, "phone"), ("standup", STANDUP, "desktop"),
-         ("recital", RECITAL, "omi"), ("garden", GARDEN, "phone")],
+        [
+            ("dentist", DENTIST, "omi"),
+            ("budget", BUDGET, "phone"),
+            ("standup", STANDUP, "desktop"),
+            ("recital", RECITAL, "omi"),
+            ("garden", GARDEN, "phone"),
+        ],
         start=1,
     ):
         made[name] = remember("alice", transcript, source=source, created_at=datetime.fromisoformat(at(day)))
@@ -51,8 +56,9 @@ def test_results_carry_scores_in_order_and_k_limits_them(api, memories):
 
 
 def test_date_range_filter(api, memories):
-    found = ids(api.post("/search", {"uid": "alice", "query": "dentist", "k": 10,
-                                     "starts_at": at(2), "ends_at": at(4)}))
+    found = ids(
+        api.post("/search", {"uid": "alice", "query": "dentist", "k": 10, "starts_at": at(2), "ends_at": at(4)})
+    )
 
     assert sorted(found) == sorted(memories[n].id for n in ("budget", "standup", "recital"))
     assert memories["dentist"].id not in found
@@ -71,8 +77,19 @@ def test_source_filter(api, memories):
 
 
 def test_filters_combine(api, memories):
-    found = ids(api.post("/search", {"uid": "alice", "query": "anything", "k": 10, "sources": ["phone", "omi"],
-                                     "starts_at": at(3), "categories": ["personal", "family", "music", "finance"]}))
+    found = ids(
+        api.post(
+            "/search",
+            {
+                "uid": "alice",
+                "query": "anything",
+                "k": 10,
+                "sources": ["phone", "omi"],
+                "starts_at": at(3),
+                "categories": ["personal", "family", "music", "finance"],
+            },
+        )
+    )
 
     assert memories["dentist"].id not in found and memories["budget"].id not in found
     assert memories["recital"].id in found

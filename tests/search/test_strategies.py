@@ -1,6 +1,6 @@
 """Each strategy's ordering on small hand-made cases, and filters and isolation on every strategy."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from search.strategies import STRATEGIES
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
 pytestmark = pytest.mark.django_db(transaction=True)
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def found(api, uid="alice", **body) -> list[int]:
@@ -23,19 +23,27 @@ def test_recency_decides_between_two_equal_matches(api, remember):
     new = remember("alice", DENTIST, created_at=NOW - timedelta(days=1))
 
     assert found(api, query="cracked crown", strategy="time_weighted", k=2) == [new.id, old.id]
-    scores = [h["score"] for h in api.post("/search", {"uid": "alice", "query": "cracked crown", "k": 2,
-                                                       "strategy": "time_weighted"}).json()["results"]]
+    scores = [
+        h["score"]
+        for h in api.post(
+            "/search", {"uid": "alice", "query": "cracked crown", "k": 2, "strategy": "time_weighted"}
+        ).json()["results"]
+    ]
     assert scores[1] == pytest.approx(scores[0] * 2.718281828 ** (-0.1 * 29), rel=0.02)
-    no_decay = api.post("/search", {"uid": "alice", "query": "cracked crown", "k": 2, "strategy": "time_weighted",
-                                    "time_decay": 0}).json()["results"]
+    no_decay = api.post(
+        "/search", {"uid": "alice", "query": "cracked crown", "k": 2, "strategy": "time_weighted", "time_decay": 0}
+    ).json()["results"]
     assert no_decay[0]["score"] == pytest.approx(no_decay[1]["score"])
 
 
 def test_fused_queries_find_what_neither_query_finds_alone(api, remember):
     remember("alice", DENTIST)
     remember("alice", BUDGET)
-    both = remember("alice", "Alice: Between the new dental crown and refinancing the mortgage, this month is "
-                             "expensive.\nBen: Yeah, the crown and the mortgage paperwork both land this week.")
+    both = remember(
+        "alice",
+        "Alice: Between the new dental crown and refinancing the mortgage, this month is "
+        "expensive.\nBen: Yeah, the crown and the mortgage paperwork both land this week.",
+    )
     remember("alice", GARDEN)
     first, second = "cracked crown at the dentist", "refinancing the mortgage at a lower rate"
 
@@ -49,8 +57,10 @@ def test_fused_queries_find_what_neither_query_finds_alone(api, remember):
 def test_a_keyword_only_match_is_found_by_hybrid(api, remember):
     for transcript in (DENTIST, BUDGET, STANDUP, RECITAL, GARDEN):
         remember("alice", transcript)
-    part = remember("alice", "Raj: The replacement valve is part XR-7431, it ships from the Hoboken warehouse.\n"
-                             "Alice: Okay, I'll order it.")
+    part = remember(
+        "alice",
+        "Raj: The replacement valve is part XR-7431, it ships from the Hoboken warehouse.\nAlice: Okay, I'll order it.",
+    )
 
     assert found(api, query="XR-7431", strategy="hybrid", k=1) == [part.id]
     assert found(api, query="Hoboken", k=1) == [part.id]  # hybrid is the default
@@ -61,10 +71,16 @@ def five(remember):
     """Alice's memories on five days, two sources and several categories; and one of Bob's."""
     made = {}
     for day, (name, transcript, source) in enumerate(
-        [("dentist", DENTIST, "omi"), ("budget", BUDGET, "phone"), ("standup", STANDUP, "desktop"),
-         ("recital", RECITAL, "omi"), ("garden", GARDEN, "phone")], start=1):
-        made[name] = remember("alice", transcript, source=source,
-                              created_at=datetime(2026, 2, day, 12, tzinfo=timezone.utc))
+        [
+            ("dentist", DENTIST, "omi"),
+            ("budget", BUDGET, "phone"),
+            ("standup", STANDUP, "desktop"),
+            ("recital", RECITAL, "omi"),
+            ("garden", GARDEN, "phone"),
+        ],
+        start=1,
+    ):
+        made[name] = remember("alice", transcript, source=source, created_at=datetime(2026, 2, day, 12, tzinfo=UTC))
     made["bob"] = remember("bob", DENTIST.replace("Alice", "Bob"))
     return made
 
@@ -107,12 +123,20 @@ def test_every_search_is_logged(api, five, strategy):
 
 @pytest.mark.parametrize(
     "extra",
-    [{"strategy": "keyword"}, {"fusion": "max"}, {"time_decay": -1}, {"queries": ["a", "b"]},
-     {"queries": []}, {"queries": ["ok", "  "], "strategy": "multi_query"}, {"query": None}],
+    [
+        {"strategy": "keyword"},
+        {"fusion": "max"},
+        {"time_decay": -1},
+        {"queries": ["a", "b"]},
+        {"queries": []},
+        {"queries": ["ok", "  "], "strategy": "multi_query"},
+        {"query": None},
+    ],
 )
 def test_bad_strategy_parameters_get_a_422(api, extra):
-    response = api.post("/search", {"uid": "alice", "query": "dentist", **extra} if "query" not in extra
-                        else {"uid": "alice", **extra})
+    response = api.post(
+        "/search", {"uid": "alice", "query": "dentist", **extra} if "query" not in extra else {"uid": "alice", **extra}
+    )
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
@@ -134,8 +158,8 @@ def test_the_lexical_index_follows_the_users_memories(api, remember):
 
 
 def test_lexical_scores_a_memory_by_its_best_exchange_too(remember):
-    from search.lexical import lexical_index
     from memories.parts.vectorstores import SearchFilters
+    from search.lexical import lexical_index
 
     filler = "\n".join(f"{'Raj' if i % 2 else 'Alice'}: Sure, sounds good, talk soon about item {i}." for i in range(6))
     close = remember("alice", f"Raj: The boiler is leaking.\nAlice: Call the plumber.\n{filler}")
@@ -148,8 +172,8 @@ def test_lexical_scores_a_memory_by_its_best_exchange_too(remember):
 
 
 def test_a_month_the_query_names_favours_that_months_memories(api, remember):
-    february = remember("alice", DENTIST, created_at=datetime(2026, 2, 10, 12, tzinfo=timezone.utc))
-    march = remember("alice", DENTIST, created_at=datetime(2026, 3, 10, 12, tzinfo=timezone.utc))
+    february = remember("alice", DENTIST, created_at=datetime(2026, 2, 10, 12, tzinfo=UTC))
+    march = remember("alice", DENTIST, created_at=datetime(2026, 3, 10, 12, tzinfo=UTC))
 
     assert found(api, query="What did the dentist say in March?", k=2) == [march.id, february.id]
     assert found(api, query="What did the dentist say in February?", k=2) == [february.id, march.id]

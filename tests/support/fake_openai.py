@@ -32,8 +32,17 @@ MAX_INPUT_TOKENS = 8192
 EMBEDDING_KEYS = {"model", "input", "dimensions", "encoding_format", "user"}
 # What `chat.completions.parse(model=, messages=, response_format=, temperature=)` sends
 # ("stream" is always sent, as false), plus a few common generation settings.
-CHAT_KEYS = {"model", "messages", "stream", "response_format", "temperature", "max_completion_tokens",
-             "max_tokens", "seed", "user"}
+CHAT_KEYS = {
+    "model",
+    "messages",
+    "stream",
+    "response_format",
+    "temperature",
+    "max_completion_tokens",
+    "max_tokens",
+    "seed",
+    "user",
+}
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 CATEGORY_WORDS = [
     ("health", ("dentist", "doctor")),
@@ -55,7 +64,9 @@ def pseudo_embedding(text: str, dimensions: int) -> np.ndarray:
     features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
     hashes = np.fromiter((zlib.crc32(f.encode()) for f in features or [text]), dtype=np.uint64)
     vector = np.zeros(dimensions)
-    np.add.at(vector, (hashes % dimensions).astype(np.int64), np.where(hashes >> np.uint64(31) & np.uint64(1), 1.0, -1.0))
+    np.add.at(
+        vector, (hashes % dimensions).astype(np.int64), np.where(hashes >> np.uint64(31) & np.uint64(1), 1.0, -1.0)
+    )
     norm = np.linalg.norm(vector)
     if not norm:  # every feature cancelled out on a collision
         vector[0], norm = 1.0, 1.0
@@ -91,7 +102,13 @@ class FakeOpenAI(FakeServer):
     """`POST /v1/embeddings` and `POST /v1/chat/completions`, with OpenAI's shapes and errors."""
 
     behaviours: ClassVar[frozenset[str]] = FakeServer.behaviours | {
-        "wrong_count", "invalid_json", "schema_mismatch", "refusal", "length", "content_filter"}
+        "wrong_count",
+        "invalid_json",
+        "schema_mismatch",
+        "refusal",
+        "length",
+        "content_filter",
+    }
 
     def __init__(self, *, responder: Responder = default_responder, **options: Any) -> None:
         super().__init__(**options)
@@ -116,8 +133,9 @@ class FakeOpenAI(FakeServer):
     def authorize(self, request: Request) -> None:
         scheme, _, key = request["headers"].get("authorization", "").partition(" ")
         if scheme != "Bearer" or not key.strip():
-            raise HttpError(401, "You didn't provide an API key. Use an Authorization header: Bearer YOUR_KEY.",
-                            "invalid_api_key")
+            raise HttpError(
+                401, "You didn't provide an API key. Use an Authorization header: Bearer YOUR_KEY.", "invalid_api_key"
+            )
 
     def _embeddings(self, request: Request, fault: str | None) -> dict[str, Any]:
         body = require_keys(request["json"], {"model", "input"}, EMBEDDING_KEYS)
@@ -138,30 +156,46 @@ class FakeOpenAI(FakeServer):
         tokens = [estimate_tokens(text) for text in inputs]
         for count in tokens:
             if count > MAX_INPUT_TOKENS:
-                raise HttpError(400, f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however "
-                                     f"you requested {count} tokens ({count} in your prompt; 0 for the completion). "
-                                     "Please reduce your prompt; or completion length.")
+                raise HttpError(
+                    400,
+                    f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however "
+                    f"you requested {count} tokens ({count} in your prompt; 0 for the completion). "
+                    "Please reduce your prompt; or completion length.",
+                )
 
         vectors = [pseudo_embedding(text, dimensions) for text in inputs]
         if fault == "wrong_count":
             vectors = vectors[:-1]
-        data = [{"object": "embedding", "index": i,
-                 "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64"
-                 else v.tolist()}
-                for i, v in enumerate(vectors)]
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode()
+                if encoding == "base64"
+                else v.tolist(),
+            }
+            for i, v in enumerate(vectors)
+        ]
         with self.lock:
             self.embedding_requests += 1
             self.embedded_inputs += len(inputs)
-        return {"object": "list", "data": data, "model": model,
-                "usage": {"prompt_tokens": sum(tokens), "total_tokens": sum(tokens)}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": sum(tokens), "total_tokens": sum(tokens)},
+        }
 
     def _chat_completions(self, request: Request, fault: str | None) -> dict[str, Any]:
         body = require_keys(request["json"], {"model", "messages"}, CHAT_KEYS)
         if body.get("stream"):
             raise HttpError(400, "streaming is not supported by this fake")
         messages = body["messages"]
-        if not isinstance(messages, list) or not messages or not all(
-                isinstance(m, dict) and m.get("role") in ROLES for m in messages):
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(isinstance(m, dict) and m.get("role") in ROLES for m in messages)
+        ):
             raise HttpError(400, "'messages' must be a non-empty list of messages, each with a valid 'role'")
         if "response_format" in body:
             check_response_format(body["response_format"])
@@ -189,14 +223,19 @@ class FakeOpenAI(FakeServer):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": refusal},
-                "finish_reason": finish_reason,
-                "logprobs": None,
-            }],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": refusal},
+                    "finish_reason": finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
 
 
@@ -205,8 +244,12 @@ def check_response_format(response_format: Any) -> None:
     require_keys(response_format, {"type", "json_schema"}, {"type", "json_schema"}, "'response_format'")
     if response_format["type"] != "json_schema":
         raise HttpError(400, "'response_format.type' must be 'json_schema'")
-    spec = require_keys(response_format["json_schema"], {"name", "strict", "schema"},
-                        {"name", "strict", "schema", "description"}, "'response_format.json_schema'")
+    spec = require_keys(
+        response_format["json_schema"],
+        {"name", "strict", "schema"},
+        {"name", "strict", "schema", "description"},
+        "'response_format.json_schema'",
+    )
     if not isinstance(spec["name"], str) or spec["strict"] is not True or not isinstance(spec["schema"], dict):
         raise HttpError(400, "'response_format.json_schema' needs a string name, strict: true and an object schema")
 

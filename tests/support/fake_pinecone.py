@@ -72,8 +72,9 @@ def compile_condition(field: str, op: str, operand: Any) -> Predicate:
         raise HttpError(400, f"unknown filter operator {op}")
     if op in ("$eq", "$ne") and not (isinstance(operand, (str, bool)) or is_number(operand)):
         raise HttpError(400, f"{op} on {field} needs a string, number or boolean")
-    if op in ("$in", "$nin") and not (isinstance(operand, list)
-                                     and all(isinstance(x, str) or is_number(x) for x in operand)):
+    if op in ("$in", "$nin") and not (
+        isinstance(operand, list) and all(isinstance(x, str) or is_number(x) for x in operand)
+    ):
         raise HttpError(400, f"{op} on {field} needs a list of strings or numbers")
     if op in COMPARISONS and not is_number(operand):
         raise HttpError(400, f"{op} on {field} needs a number")
@@ -102,8 +103,11 @@ def checked_metadata(metadata: Any, vector_id: str) -> dict[str, Any]:
         elif is_number(value):
             stored[key] = float(value)
         else:
-            raise HttpError(400, f"metadata field {key!r} of vector {vector_id} must be a string, number, "
-                                 f"boolean or list of strings, got {value!r}")
+            raise HttpError(
+                400,
+                f"metadata field {key!r} of vector {vector_id} must be a string, number, "
+                f"boolean or list of strings, got {value!r}",
+            )
     return stored
 
 
@@ -121,8 +125,9 @@ def decode_token(token: str) -> str:
 class FakePinecone(FakeServer):
     """One dense cosine index: the data-plane endpoints pinecone.Index calls, in memory."""
 
-    def __init__(self, *, dimension: int = 384, api_key: str | None = None, api_version: str = API_VERSION,
-                 **options: Any) -> None:
+    def __init__(
+        self, *, dimension: int = 384, api_key: str | None = None, api_version: str = API_VERSION, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.dimension = dimension
         self.api_key = api_key
@@ -183,8 +188,11 @@ class FakePinecone(FakeServer):
         return {"upsertedCount": len(body["vectors"])}
 
     def _query(self, request: Request, fault: str | None) -> dict[str, Any]:
-        body = require_keys(request["json"], {"topK", "vector"},
-                            {"topK", "vector", "namespace", "filter", "includeValues", "includeMetadata"})
+        body = require_keys(
+            request["json"],
+            {"topK", "vector"},
+            {"topK", "vector", "namespace", "filter", "includeValues", "includeMetadata"},
+        )
         top_k = body["topK"]
         if type(top_k) is not int or not 1 <= top_k <= MAX_TOP_K:
             raise HttpError(400, f"topK must be an integer from 1 to {MAX_TOP_K}")
@@ -192,8 +200,11 @@ class FakePinecone(FakeServer):
         query = self._values(body["vector"], "the query vector")
         keep = compile_filter(body["filter"]) if "filter" in body else None
         with self.lock:
-            records = [(vid, values, meta) for vid, (values, meta) in self._data.get(namespace, {}).items()
-                       if keep is None or keep(meta or {})]
+            records = [
+                (vid, values, meta)
+                for vid, (values, meta) in self._data.get(namespace, {}).items()
+                if keep is None or keep(meta or {})
+            ]
             self.query_requests += 1
         matches = []
         if records:
@@ -201,8 +212,11 @@ class FakePinecone(FakeServer):
             scores = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query))
             for i in np.argsort(-scores, kind="stable")[:top_k]:
                 vid, values, meta = records[i]
-                match = {"id": vid, "score": float(scores[i]),
-                         "values": values.tolist() if body.get("includeValues") else []}
+                match = {
+                    "id": vid,
+                    "score": float(scores[i]),
+                    "values": values.tolist() if body.get("includeValues") else [],
+                }
                 if body.get("includeMetadata") and meta is not None:
                     match["metadata"] = meta
                 matches.append(match)
@@ -228,8 +242,9 @@ class FakePinecone(FakeServer):
         if len(selectors) != 1:
             raise HttpError(400, "a delete needs exactly one of ids, deleteAll and filter")
         ids = body.get("ids")
-        if ids is not None and (not isinstance(ids, list) or not ids or len(ids) > MAX_DELETE
-                                or not all(isinstance(i, str) for i in ids)):
+        if ids is not None and (
+            not isinstance(ids, list) or not ids or len(ids) > MAX_DELETE or not all(isinstance(i, str) for i in ids)
+        ):
             raise HttpError(400, f"ids must be a list of 1 to {MAX_DELETE} strings")
         if "deleteAll" in body and body["deleteAll"] is not True:
             raise HttpError(400, "deleteAll must be true")
@@ -249,9 +264,12 @@ class FakePinecone(FakeServer):
         body = require_keys(request["json"], set(), {"filter"})
         keep = compile_filter(body["filter"]) if "filter" in body else None
         with self.lock:
-            counts = {namespace or DEFAULT_NAMESPACE: sum(1 for _, meta in records.values()
-                                                          if keep is None or keep(meta or {}))
-                      for namespace, records in self._data.items()}
+            counts = {
+                namespace or DEFAULT_NAMESPACE: sum(
+                    1 for _, meta in records.values() if keep is None or keep(meta or {})
+                )
+                for namespace, records in self._data.items()
+            }
         return {
             "namespaces": {namespace: {"vectorCount": count} for namespace, count in counts.items() if count},
             "dimension": self.dimension,
@@ -262,8 +280,9 @@ class FakePinecone(FakeServer):
         }
 
     def _list(self, request: Request, fault: str | None) -> dict[str, Any]:
-        params = require_keys(request["query"], set(), {"namespace", "prefix", "limit", "paginationToken"},
-                              "the query string")
+        params = require_keys(
+            request["query"], set(), {"namespace", "prefix", "limit", "paginationToken"}, "the query string"
+        )
         namespace = self._namespace(params.get("namespace", [""])[-1])
         prefix = params.get("prefix", [""])[-1]
         limit_text = params.get("limit", [str(MAX_LIST_LIMIT)])[-1]
@@ -271,11 +290,17 @@ class FakePinecone(FakeServer):
             raise HttpError(400, f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
         after = decode_token(params["paginationToken"][-1]) if "paginationToken" in params else None
         with self.lock:
-            ids = sorted(vid for vid in self._data.get(namespace, {})
-                         if vid.startswith(prefix) and (after is None or vid > after))
+            ids = sorted(
+                vid
+                for vid in self._data.get(namespace, {})
+                if vid.startswith(prefix) and (after is None or vid > after)
+            )
         page = ids[: int(limit_text)]
-        response: dict[str, Any] = {"vectors": [{"id": vid} for vid in page], "namespace": namespace,
-                                    "usage": {"readUnits": 1}}
+        response: dict[str, Any] = {
+            "vectors": [{"id": vid} for vid in page],
+            "namespace": namespace,
+            "usage": {"readUnits": 1},
+        }
         if len(ids) > len(page):
             response["pagination"] = {"next": encode_token(page[-1])}
         return response
@@ -291,8 +316,10 @@ class FakePinecone(FakeServer):
         if not isinstance(values, list) or not all(is_number(x) for x in values):
             raise HttpError(400, f"the values of {what} must be a list of numbers")
         if len(values) != self.dimension:
-            raise HttpError(400, f"Vector dimension {len(values)} does not match the dimension of the index "
-                                 f"{self.dimension} ({what})")
+            raise HttpError(
+                400,
+                f"Vector dimension {len(values)} does not match the dimension of the index {self.dimension} ({what})",
+            )
         array = np.asarray(values, dtype=np.float32)
         if not array.any():
             raise HttpError(400, f"{what} has only zeros; a cosine index needs a non-zero vector")

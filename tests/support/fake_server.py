@@ -106,8 +106,12 @@ class FakeServer:
         self._httpd.fake = self
         self.port = self._httpd.server_address[1]
         # A short poll interval keeps stop() quick: shutdown() waits for the loop to notice.
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                         name=f"{type(self).__name__}:{self.port}", daemon=True).start()
+        threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"{type(self).__name__}:{self.port}",
+            daemon=True,
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -213,8 +217,13 @@ class FakeServer:
         if fault in STATUS_FAULTS:
             status = STATUS_FAULTS[fault]
             error = HttpError(status, STATUS_MESSAGES[status])
-            self._send(handler, status, json.dumps(self.error_body(error)).encode(), "application/json",
-                       {"Retry-After": "0", "retry-after-ms": "10"})
+            self._send(
+                handler,
+                status,
+                json.dumps(self.error_body(error)).encode(),
+                "application/json",
+                {"Retry-After": "0", "retry-after-ms": "10"},
+            )
             return
         if fault == "timeout":
             time.sleep(self.timeout_seconds)
@@ -239,8 +248,9 @@ class FakeServer:
         self.authorize(request)
         return route(request, fault)
 
-    def _send(self, handler: _Handler, status: int, body: bytes, content_type: str,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, handler: _Handler, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", content_type)

@@ -4,9 +4,9 @@ They are selected the way production parts are, by dotted path in the EXTRACTOR 
 settings. Counters are class attributes: the parts are built once per process by the registry.
 """
 
-from omi_memory.errors import BackendError
 from memories.parts.embedders.local import LocalEmbedder
 from memories.parts.extractors.local import LocalExtractor
+from omi_memory.errors import BackendError
 
 
 class FlakyExtractor(LocalExtractor):

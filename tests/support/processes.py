@@ -52,8 +52,9 @@ def free_port() -> int:
 def running(args: list[str], env: dict, log: Path):
     """Run a process for the duration of the block; its output goes to `log`."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield process
         finally:
@@ -71,8 +72,21 @@ def service_env(redis_url: str) -> dict:
 
 def celery_worker(env: dict, log: Path):
     return running(
-        [sys.executable, "-m", "celery", "-A", "omi_memory", "worker", "--pool", "solo", "--loglevel", "info",
-         "--without-mingle", "--without-gossip", "--without-heartbeat"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "omi_memory",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "info",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
         env,
         log,
     )
@@ -82,8 +96,22 @@ def celery_worker(env: dict, log: Path):
 def web_server(env: dict, log: Path):
     """gunicorn serving the app; yields its base URL once it answers."""
     port = free_port()
-    with running([sys.executable, "-m", "gunicorn", "omi_memory.wsgi", "--bind", f"127.0.0.1:{port}",
-                  "--workers", "1", "--threads", "4"], env, log) as process:
+    with running(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "omi_memory.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+        ],
+        env,
+        log,
+    ) as process:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:

@@ -77,8 +77,10 @@ def cosine(a, b) -> float:
 
 def extract(client: openai.OpenAI, text: str = DENTIST):
     return client.chat.completions.parse(
-        model="gpt-4o-mini", messages=[{"role": "system", "content": "Extract."}, {"role": "user", "content": text}],
-        response_format=Extraction, temperature=0,
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "Extract."}, {"role": "user", "content": text}],
+        response_format=Extraction,
+        temperature=0,
     )
 
 
@@ -108,8 +110,11 @@ def test_embedding_sizes_follow_the_model_and_dimensions(client):
 
 
 def test_texts_sharing_words_are_closer_than_unrelated_ones(client):
-    texts = ["the dentist said my crown is cracked", "my dentist says the crown cracked again",
-             "the sprint demo is on friday morning"]
+    texts = [
+        "the dentist said my crown is cracked",
+        "my dentist says the crown cracked again",
+        "the sprint demo is on friday morning",
+    ]
     a, b, c = (d.embedding for d in client.embeddings.create(model="text-embedding-3-small", input=texts).data)
 
     assert cosine(a, b) > 0.3 > cosine(a, c)
@@ -157,28 +162,38 @@ def test_chat_parse_returns_a_parsed_extraction(oai, client):
 
 
 def test_the_responder_is_pluggable(oai, client):
-    oai.responder = lambda request: {"title": request["model"], "overview": "o", "emoji": "x", "category": "other",
-                                     "action_items": [], "events": ["e"]}
+    oai.responder = lambda request: {
+        "title": request["model"],
+        "overview": "o",
+        "emoji": "x",
+        "category": "other",
+        "action_items": [],
+        "events": ["e"],
+    }
 
     assert extract(client).choices[0].message.parsed.title == "gpt-4o-mini"
 
 
 def test_chat_requests_with_a_wrong_shape_get_a_400(client):
     with pytest.raises(openai.BadRequestError, match="json_schema"):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
-                                       response_format={"type": "json_object"})
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], response_format={"type": "json_object"}
+        )
     with pytest.raises(openai.BadRequestError, match="unknown field"):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], top_p=0.5)
     with pytest.raises(openai.BadRequestError, match="messages"):
         client.chat.completions.create(model="m", messages=[])
 
 
-@pytest.mark.parametrize("behaviour, error", [
-    ("invalid_json", pydantic.ValidationError),
-    ("schema_mismatch", pydantic.ValidationError),
-    ("length", openai.LengthFinishReasonError),
-    ("content_filter", openai.ContentFilterFinishReasonError),
-])
+@pytest.mark.parametrize(
+    "behaviour, error",
+    [
+        ("invalid_json", pydantic.ValidationError),
+        ("schema_mismatch", pydantic.ValidationError),
+        ("length", openai.LengthFinishReasonError),
+        ("content_filter", openai.ContentFilterFinishReasonError),
+    ],
+)
 def test_chat_faults_surface_as_parse_errors(oai, client, behaviour, error):
     oai.fail("/v1/chat/completions", behaviour)
 
@@ -197,14 +212,17 @@ def test_a_refusal_has_no_parsed_object(oai, client):
 # OpenAI: transport faults, retries, latency
 
 
-@pytest.mark.parametrize("behaviour, error", [
-    ("429", openai.RateLimitError),
-    ("500", openai.InternalServerError),
-    ("502", openai.InternalServerError),
-    ("503", openai.InternalServerError),
-    ("timeout", openai.APITimeoutError),
-    ("drop", openai.APIConnectionError),
-])
+@pytest.mark.parametrize(
+    "behaviour, error",
+    [
+        ("429", openai.RateLimitError),
+        ("500", openai.InternalServerError),
+        ("502", openai.InternalServerError),
+        ("503", openai.InternalServerError),
+        ("timeout", openai.APITimeoutError),
+        ("drop", openai.APIConnectionError),
+    ],
+)
 def test_http_faults_surface_as_sdk_errors(oai, behaviour, error):
     client = openai.OpenAI(base_url=oai.url + "/v1", api_key="test", max_retries=0, timeout=0.2)
     oai.fail("/v1/embeddings", behaviour)
@@ -260,11 +278,16 @@ def test_latency_slows_each_request_by_about_that_much(oai, client):
 
 
 def test_upsert_query_fetch_and_delete(pc, index):
-    assert index.upsert(vectors=[
-        ("a", [1, 0, 0, 0], {"year": 2020, "genre": "drama"}),
-        {"id": "b", "values": [1, 1, 0, 0]},
-        ("c", [0, 0, 1, 0], {"genre": "news"}),
-    ]).upserted_count == 3
+    assert (
+        index.upsert(
+            vectors=[
+                ("a", [1, 0, 0, 0], {"year": 2020, "genre": "drama"}),
+                {"id": "b", "values": [1, 1, 0, 0]},
+                ("c", [0, 0, 1, 0], {"genre": "news"}),
+            ]
+        ).upserted_count
+        == 3
+    )
 
     bare = index.query(top_k=2, vector=[1, 0.1, 0, 0])
     full = index.query(top_k=5, vector=[1, 0.1, 0, 0], include_values=True, include_metadata=True)
@@ -315,7 +338,10 @@ def test_list_pages_through_ids_in_order(index):
     pages = list(index.list(prefix="doc#", limit=3))
 
     assert [[item.id for item in page.vectors] for page in pages] == [
-        ["doc#0", "doc#1", "doc#2"], ["doc#3", "doc#4", "doc#5"], ["doc#6"]]
+        ["doc#0", "doc#1", "doc#2"],
+        ["doc#3", "doc#4", "doc#5"],
+        ["doc#6"],
+    ]
     first = index.list_paginated(limit=7)
     assert first.pagination.next and len(first.vectors) == 7
     last = index.list_paginated(limit=7, pagination_token=first.pagination.next)
@@ -331,27 +357,30 @@ RECORDS = {
 }
 
 
-@pytest.mark.parametrize("expression, expected", [
-    ({"genre": "drama"}, "ac"),
-    ({"genre": "drama", "year": 2019}, "a"),
-    ({"genre": {"$eq": "comedy"}}, "b"),
-    ({"year": {"$ne": 2020}}, "acd"),
-    ({"year": {"$gt": 2019}}, "bc"),
-    ({"year": {"$gte": 2020}}, "bc"),
-    ({"year": {"$lt": 2020}}, "a"),
-    ({"year": {"$lte": 2020}}, "ab"),
-    ({"year": {"$gt": 2019, "$lt": 2021}}, "b"),
-    ({"genre": {"$in": ["comedy", "news"]}}, "bd"),
-    ({"genre": {"$nin": ["comedy", "news"]}}, "ac"),
-    ({"tags": "x"}, "a"),
-    ({"tags": {"$in": ["y"]}}, "ab"),
-    ({"tags": {"$nin": ["x"]}}, "bcd"),
-    ({"draft": False}, "a"),
-    ({"draft": {"$eq": 0}}, ""),
-    ({"$and": [{"genre": "drama"}, {"year": {"$gt": 2020}}]}, "c"),
-    ({"$or": [{"genre": "comedy"}, {"year": {"$lt": 2020}}]}, "ab"),
-    ({"$or": [{"$and": [{"genre": "drama"}, {"year": {"$gte": 2021}}]}, {"genre": "news"}]}, "cd"),
-])
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ({"genre": "drama"}, "ac"),
+        ({"genre": "drama", "year": 2019}, "a"),
+        ({"genre": {"$eq": "comedy"}}, "b"),
+        ({"year": {"$ne": 2020}}, "acd"),
+        ({"year": {"$gt": 2019}}, "bc"),
+        ({"year": {"$gte": 2020}}, "bc"),
+        ({"year": {"$lt": 2020}}, "a"),
+        ({"year": {"$lte": 2020}}, "ab"),
+        ({"year": {"$gt": 2019, "$lt": 2021}}, "b"),
+        ({"genre": {"$in": ["comedy", "news"]}}, "bd"),
+        ({"genre": {"$nin": ["comedy", "news"]}}, "ac"),
+        ({"tags": "x"}, "a"),
+        ({"tags": {"$in": ["y"]}}, "ab"),
+        ({"tags": {"$nin": ["x"]}}, "bcd"),
+        ({"draft": False}, "a"),
+        ({"draft": {"$eq": 0}}, ""),
+        ({"$and": [{"genre": "drama"}, {"year": {"$gt": 2020}}]}, "c"),
+        ({"$or": [{"genre": "comedy"}, {"year": {"$lt": 2020}}]}, "ab"),
+        ({"$or": [{"$and": [{"genre": "drama"}, {"year": {"$gte": 2021}}]}, {"genre": "news"}]}, "cd"),
+    ],
+)
 def test_metadata_filters(index, expression, expected):
     index.upsert(vectors=[(vid, [1, i, 0, 0], meta) for i, (vid, meta) in enumerate(RECORDS.items())])
 
@@ -404,12 +433,15 @@ def test_pinecone_sdk_retries_a_single_fault(pc, index, no_backoff, behaviour):
     assert len(pc.requests) == 2
 
 
-@pytest.mark.parametrize("behaviour, error", [
-    ("429", RateLimitError),
-    ("503", ServiceError),
-    ("drop", PineconeConnectionError),
-    ("timeout", PineconeTimeoutError),
-])
+@pytest.mark.parametrize(
+    "behaviour, error",
+    [
+        ("429", RateLimitError),
+        ("503", ServiceError),
+        ("drop", PineconeConnectionError),
+        ("timeout", PineconeTimeoutError),
+    ],
+)
 def test_pinecone_faults_surface_once_retries_run_out(pc, no_backoff, behaviour, error):
     index = pinecone.Index(host=pc.url, api_key="test", timeout=0.2)
     pc.fail("/vectors/upsert", *[behaviour] * 4)  # the first attempt and three retries
@@ -429,11 +461,16 @@ def test_a_malformed_pinecone_body_is_a_parsing_error(pc, index):
 # Both: running in a process of their own
 
 
-@pytest.mark.parametrize("module, extra", [("tests.support.fake_openai", []),
-                                           ("tests.support.fake_pinecone", ["--dimension", "8"])])
+@pytest.mark.parametrize(
+    "module, extra", [("tests.support.fake_openai", []), ("tests.support.fake_pinecone", ["--dimension", "8"])]
+)
 def test_the_command_line_serves_until_killed(module, extra):
-    process = subprocess.Popen([sys.executable, "-m", module, "--port", "0", "--latency", "0.01", *extra],
-                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0", "--latency", "0.01", *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("listening on http://127.0.0.1:")

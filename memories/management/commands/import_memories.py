@@ -55,7 +55,7 @@ class Command(BaseCommand):
         counts = {"invalid": invalid, "already there": 0, "indexed": 0, "failed": 0, "queued": 0}
         with tqdm(total=len(items), desc=f"importing {file.name}", unit="memory") as bar:
             for start in range(0, len(items), batch_size):
-                batch = items[start:start + batch_size]
+                batch = items[start : start + batch_size]
                 self._import(batch, counts, enqueue)
                 bar.update(len(batch))
         self.stdout.write(self.style.SUCCESS("done: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n)))
@@ -66,8 +66,9 @@ class Command(BaseCommand):
 
     def _import(self, batch: list[dict], counts: dict, enqueue: bool) -> None:
         existing = set(
-            Memory.objects.filter(uid__in={i["uid"] for i in batch}, external_id__in={i["external_id"] for i in batch})
-            .values_list("uid", "external_id")
+            Memory.objects.filter(
+                uid__in={i["uid"] for i in batch}, external_id__in={i["external_id"] for i in batch}
+            ).values_list("uid", "external_id")
         )
         new = [i for i in batch if not i["external_id"] or (i["uid"], i["external_id"]) not in existing]
         counts["already there"] += len(batch) - len(new)
@@ -99,4 +100,3 @@ def _item(row: dict) -> tuple[dict, bool]:
         "started_at": parse_time(row.get("started_at")),
         "finished_at": parse_time(row.get("finished_at")),
     }, source not in Source.values
-

@@ -2,8 +2,7 @@ import json
 import logging
 import os
 import secrets
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import Group, User
@@ -18,7 +17,7 @@ from memories.services import api_key_create, memory_create_many
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "demo_memories.jsonl"
 # The demo conversations name dates of spring 2025 ("Monday, March 24th"); `days_ago` counts back
 # from this day so that what people say agrees with when they said it.
-DEMO_TODAY = datetime(2025, 4, 23, 18, 0, tzinfo=dt_timezone.utc)
+DEMO_TODAY = datetime(2025, 4, 23, 18, 0, tzinfo=UTC)
 ROLES = ("admin", "analyst")
 BATCH = 8
 
@@ -48,7 +47,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  API key (all users, header X-API-Key): {raw_key}")
         self.stdout.write(
             f'  try: curl -s -X POST {site}/api/v1/search -H "X-API-Key: {raw_key}" '
-            "-H 'Content-Type: application/json' -d '{\"uid\": \"alice\", \"query\": \"what did the dentist say\"}'"
+            '-H \'Content-Type: application/json\' -d \'{"uid": "alice", "query": "what did the dentist say"}\''
         )
 
     def _load(self, file: Path) -> None:
@@ -62,11 +61,17 @@ class Command(BaseCommand):
             started = day.replace(hour=row["hour"], minute=row["minute"], second=0, microsecond=0)
             if started > DEMO_TODAY:
                 started -= timedelta(days=1)
-            items.append(dict(
-                uid=row["uid"], transcript=row["transcript"], source=row["source"], language=row["language"],
-                started_at=started, finished_at=started + timedelta(minutes=row["duration_minutes"]),
-                external_id=row["external_id"],
-            ))
+            items.append(
+                dict(
+                    uid=row["uid"],
+                    transcript=row["transcript"],
+                    source=row["source"],
+                    language=row["language"],
+                    started_at=started,
+                    finished_at=started + timedelta(minutes=row["duration_minutes"]),
+                    external_id=row["external_id"],
+                )
+            )
         if items:
             memory_create_many(items=items, enqueue=False)
         pending = list(
@@ -80,8 +85,8 @@ class Command(BaseCommand):
         logging.getLogger("memories").setLevel(logging.WARNING)  # the bar says it
         with tqdm(total=len(pending), desc="Indexing demo memories", unit="memory") as bar:
             for start in range(0, len(pending), BATCH):  # a few at a time: one embedding call each
-                memory_process_now(memory_ids=pending[start:start + BATCH])
-                bar.update(len(pending[start:start + BATCH]))
+                memory_process_now(memory_ids=pending[start : start + BATCH])
+                bar.update(len(pending[start : start + BATCH]))
 
     def _user(self, role: str, *, superuser: bool = False) -> str:
         """The demo user of one role (named after it), with a new password, returned."""

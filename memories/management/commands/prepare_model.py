@@ -20,7 +20,8 @@ class Command(BaseCommand):
         ready = f"{embedder.model} ({embedder.dim} dims) ready"
         if isinstance(embedder, LocalEmbedder):
             if settings.LOCAL_RUNTIME == "onnx" and embedder.runtime != "onnx":
-                raise CommandError("the local model could not be exported to ONNX (see the warning above): "
-                                   "torch would run it")
+                raise CommandError(
+                    "the local model could not be exported to ONNX (see the warning above): torch would run it"
+                )
             ready += f": ONNX Runtime, {onnx_path()}" if embedder.runtime == "onnx" else ": torch"
         self.stdout.write(ready)

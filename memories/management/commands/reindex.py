@@ -3,11 +3,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from memories.models import Memory
+from memories.models import Memory, VectorIndex
 from memories.parts.embedders import get_embedder
-from memories.models import VectorIndex
-from memories.vectors import memory_vectors_reindex
 from memories.parts.vectorstores import get_vector_store
+from memories.vectors import memory_vectors_reindex
 
 
 class Command(BaseCommand):
@@ -32,10 +31,14 @@ class Command(BaseCommand):
             )
         enforced = store.dimension()
         if enforced is not None and enforced != embedder.dim:
-            raise CommandError(f"the {store.name} index has dimension {enforced}; {embedder.model} makes {embedder.dim}")
+            raise CommandError(
+                f"the {store.name} index has dimension {enforced}; {embedder.model} makes {embedder.dim}"
+            )
         if changing:
-            self.stdout.write(f"moving {store.identity} from {record.model} ({record.dim}) to {embedder.model} "
-                              f"({embedder.dim}); searches are refused until this finishes")
+            self.stdout.write(
+                f"moving {store.identity} from {record.model} ({record.dim}) to {embedder.model} "
+                f"({embedder.dim}); searches are refused until this finishes"
+            )
             if record.dim != embedder.dim and hasattr(store, "clear"):
                 store.clear()  # vectors of another dimension cannot stay beside the new ones
         store.set_model(embedder.model, embedder.dim)
@@ -46,7 +49,7 @@ class Command(BaseCommand):
         ids = list(memories.values_list("id", flat=True))
         failed = 0
         for start in tqdm(range(0, len(ids), batch_size), desc="reindexing", unit="batch"):
-            batch = list(Memory.objects.filter(id__in=ids[start:start + batch_size]).order_by("id"))
+            batch = list(Memory.objects.filter(id__in=ids[start : start + batch_size]).order_by("id"))
             problems = memory_vectors_reindex(memories=batch)
             for memory_id, exc in problems.items():
                 failed += 1

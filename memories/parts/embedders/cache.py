@@ -68,7 +68,8 @@ class EmbeddingCache:
                 self._warned_at = now
                 logger.warning(
                     "embedding cache unavailable (%s): embedding without it, retrying Redis in %ss",
-                    exc, RETRY_AFTER_SECONDS,
+                    exc,
+                    RETRY_AFTER_SECONDS,
                 )
 
 

@@ -71,9 +71,11 @@ def _embed_one_torch(text: str) -> np.ndarray:
     encoding = _truncating_tokenizer().encode(text)
     ids = torch.tensor([encoding.ids])
     with torch.inference_mode():
-        hidden = _model()[0].auto_model(
-            input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids)
-        ).last_hidden_state[0]
+        hidden = (
+            _model()[0]
+            .auto_model(input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
+            .last_hidden_state[0]
+        )
     vector = hidden.mean(dim=0).numpy().astype(np.float32)
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
@@ -127,7 +129,8 @@ def _export_onnx(path: Path) -> None:
 
         def forward(self, input_ids):
             hidden = self.transformer(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
                 token_type_ids=torch.zeros_like(input_ids),
             ).last_hidden_state[0]
             vector = hidden.mean(dim=0)
@@ -140,9 +143,14 @@ def _export_onnx(path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's warnings about Python control flow
             torch.onnx.export(
-                Pooled(transformer).eval(), (torch.tensor([[101, 102]]),), str(partial),
-                input_names=["input_ids"], output_names=["vector"], dynamic_axes={"input_ids": {1: "tokens"}},
-                opset_version=17, dynamo=False,
+                Pooled(transformer).eval(),
+                (torch.tensor([[101, 102]]),),
+                str(partial),
+                input_names=["input_ids"],
+                output_names=["vector"],
+                dynamic_axes={"input_ids": {1: "tokens"}},
+                opset_version=17,
+                dynamo=False,
             )
         transformer.eval()  # the exporter leaves modules in the mode it found the wrapper in
         session = onnxruntime.InferenceSession(str(partial), providers=["CPUExecutionProvider"])

@@ -90,6 +90,7 @@ class OpenAIEmbedder(Embedder):
         except (openai.OpenAIError, ValueError, AttributeError, TypeError) as exc:
             raise backend_error(exc, "openai embeddings") from exc
         if len(data) != len(batch):
-            raise backend_error(ValueError(f"{len(data)} embeddings returned for {len(batch)} inputs"),
-                                "openai embeddings")
+            raise backend_error(
+                ValueError(f"{len(data)} embeddings returned for {len(batch)} inputs"), "openai embeddings"
+            )
         return [np.asarray(item.embedding, dtype=np.float32) for item in data]

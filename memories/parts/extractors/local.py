@@ -27,35 +27,53 @@ from .base import EMOJI, ActionItemData, EventData, Extraction, Extractor
 # What conversations of each category sound like; a transcript takes the category of the
 # example closest to it.
 CATEGORY_EXAMPLES = {
-    "personal": ["I'm just going through my day, doing chores and errands around the house.",
-                 "I need to pick up groceries, do the laundry and return that package."],
-    "education": ["In class today the teacher explained the homework for the exam.",
-                  "I'm studying for my Spanish lesson and practicing vocabulary."],
-    "health": ["The doctor said my blood pressure is high and changed my medication.",
-               "The dentist said I need a new crown, and the physiotherapist looked at my back pain.",
-               "I haven't been sleeping well, I should run more and eat better."],
-    "finance": ["Let's go over our budget, the bills, the mortgage payment and our savings.",
-                "I need to file my taxes and call the bank about the loan."],
-    "legal": ["The lawyer reviewed the contract and the lease agreement.",
-              "We have a court date about the dispute and need to sign the will."],
+    "personal": [
+        "I'm just going through my day, doing chores and errands around the house.",
+        "I need to pick up groceries, do the laundry and return that package.",
+    ],
+    "education": [
+        "In class today the teacher explained the homework for the exam.",
+        "I'm studying for my Spanish lesson and practicing vocabulary.",
+    ],
+    "health": [
+        "The doctor said my blood pressure is high and changed my medication.",
+        "The dentist said I need a new crown, and the physiotherapist looked at my back pain.",
+        "I haven't been sleeping well, I should run more and eat better.",
+    ],
+    "finance": [
+        "Let's go over our budget, the bills, the mortgage payment and our savings.",
+        "I need to file my taxes and call the bank about the loan.",
+    ],
+    "legal": [
+        "The lawyer reviewed the contract and the lease agreement.",
+        "We have a court date about the dispute and need to sign the will.",
+    ],
     "philosophy": ["What is the meaning of life, free will and what makes an action ethical?"],
     "spiritual": ["We prayed at church and talked about faith and meditation."],
     "science": ["The experiment results in the lab, the physics and biology research paper."],
     "entrepreneurship": ["I have an idea for a startup, we could pitch it to investors and find our first customers."],
     "parenting": ["The kids need to be picked up from school, and bedtime has been a struggle with the toddler."],
     "romantic": ["Our anniversary date night, I love you, planning something romantic for my partner."],
-    "travel": ["We booked the flights and the hotel for our trip, here's the itinerary.",
-               "Pack the passports, the train leaves for the airport at six."],
+    "travel": [
+        "We booked the flights and the hotel for our trip, here's the itinerary.",
+        "Pack the passports, the train leaves for the airport at six.",
+    ],
     "inspiration": ["That story really motivated me to chase my goals and grow as a person."],
-    "technology": ["The app keeps crashing, I need to update the software and fix the bug in the code.",
-                   "My laptop and phone setup, the new gadget and the wifi router."],
+    "technology": [
+        "The app keeps crashing, I need to update the software and fix the bug in the code.",
+        "My laptop and phone setup, the new gadget and the wifi router.",
+    ],
     "business": ["The client call about the sales deal, pricing, revenue and the contract renewal."],
-    "social": ["Dinner with friends on Saturday, catching up over drinks at the party.",
-               "Cheers, thanks for coming over to the housewarming, grab a drink and some food."],
-    "work": ["Quick standup: the deploy is blocked on code review, the sprint demo is Friday.",
-             "In the planning meeting we went over the launch timeline, the roadmap and who owns what.",
-             "My one on one with my manager about the project deadline and the team.",
-             "The hiring interview debrief, the candidate and the meeting with colleagues."],
+    "social": [
+        "Dinner with friends on Saturday, catching up over drinks at the party.",
+        "Cheers, thanks for coming over to the housewarming, grab a drink and some food.",
+    ],
+    "work": [
+        "Quick standup: the deploy is blocked on code review, the sprint demo is Friday.",
+        "In the planning meeting we went over the launch timeline, the roadmap and who owns what.",
+        "My one on one with my manager about the project deadline and the team.",
+        "The hiring interview debrief, the candidate and the meeting with colleagues.",
+    ],
     "sports": ["The game last night, the team scored, I went for a run and trained at the gym."],
     "politics": ["The election, the government's new policy and the politicians' debate."],
     "literature": ["Our book club discussed the novel, the author and our favorite chapters."],
@@ -68,9 +86,11 @@ CATEGORY_EXAMPLES = {
     "psychology": ["I've been feeling anxious and stressed, my therapist helps me with my emotions."],
     "real": ["Buying a house, the real estate agent, the apartment viewing and the rent."],
     "design": ["The logo design, colors, fonts and the user interface layout."],
-    "family": ["My mom's birthday, my sister called, the grandparents are visiting the family.",
-               "Family dinner at my parents' place this weekend with the kids.",
-               "Our daughter's recital and her school play, the whole family is coming to watch her."],
+    "family": [
+        "My mom's birthday, my sister called, the grandparents are visiting the family.",
+        "Family dinner at my parents' place this weekend with the kids.",
+        "Our daughter's recital and her school play, the whole family is coming to watch her.",
+    ],
     "economics": ["Inflation, interest rates, the stock market and the economy."],
     "environment": ["Climate change, recycling, nature and protecting the environment."],
 }
@@ -78,7 +98,8 @@ CATEGORY_EXAMPLES = {
 # Below this cosine, no example is close enough: `other`.
 CATEGORY_MIN_SCORE = 0.12
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are aren't as at be because been before
 being below between both but by can can't could couldn't did didn't do does doesn't doing don't
 down during each few for from further get gets getting go goes going gonna got gotta had hadn't has
@@ -92,24 +113,31 @@ um uh under until up us very want was wasn't we we'd we'll we're we've well were
 what's when when's where where's which while who who's whom why why's will with won't would
 wouldn't yeah yes yep you you'd you'll you're you've your yours yourself yourselves actually
 anyway gonna kinda lot lots stuff going went come came good great thanks thank hey hi hmm mhm
-""".split())
+""".split()
+)
 # First words of a sentence that needs the one before it.
-LEANING = frozenset("it its it's that that's this these those they them then so and but or also which "
-                    "he she him her yeah yes no okay ok sure right well".split())
+LEANING = frozenset(
+    "it its it's that that's this these those they them then so and but or also which "
+    "he she him her yeah yes no okay ok sure right well".split()
+)
 # Words a title should not end on.
-DANGLING = frozenset("a an the and or but so to of on at in for by with is are was were be will would we i "
-                     "you it that this my our your his her their as if".split())
+DANGLING = frozenset(
+    "a an the and or but so to of on at in for by with is are was were be will would we i "
+    "you it that this my our your his her their as if".split()
+)
 FILLERS = re.compile(
     r"^(?:(?:um+|uh+|so|okay|ok|well|yeah|oh|and|but|right|anyway|like|hey|also|actually|"
     r"alright|you know|i mean|wow|woah|whoa|haha|ha|yay|omg)[,.!]?\s+)+",
     re.IGNORECASE,
 )
 # Reactions: frequent in chat, saying nothing of what a conversation is about (not scored).
-REACTIONS = frozenset("""
+REACTIONS = frozenset(
+    """
 wow woah whoa awesome cool amazing incredible love loved lovely sounds sound glad happy nice super
 totally beautiful gorgeous stunning fantastic wonderful congrats congratulations proud fun exciting
 excited appreciate haha lol yay omg cute sweet inspiring
-""".split())
+""".split()
+)
 # Stage directions in a transcript: "[laughs]", "[shares photo: ...]".
 BRACKETED = re.compile(r"\s*\[[^\]]*\]\s*")
 POSSESSIVE = re.compile(r"'s$")
@@ -222,7 +250,7 @@ def _sentences(turns: list[str]) -> list[str]:
     result = []
     for turn in turns:
         match = SPEAKER.match(turn)
-        body = turn[match.end():] if match else turn
+        body = turn[match.end() :] if match else turn
         for sentence in SENTENCE_END.split(body):
             sentence = FILLERS.sub("", sentence.strip()).strip()
             if sentence:
@@ -241,8 +269,7 @@ def _speakers(turns: list[str]) -> set[str]:
 
 
 def _content_words(text: str, ignore: frozenset | set = frozenset()) -> list[str]:
-    return [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS and len(w) > 2
-            and w not in ignore]
+    return [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS and len(w) > 2 and w not in ignore]
 
 
 def _summary(sentences: list[str], speakers: set[str] = frozenset()) -> tuple[str, str]:
@@ -280,13 +307,17 @@ def _title_fitness(sentence: str, speakers: set[str] = frozenset()) -> float:
         fitness *= 0.5
     if sentence.endswith("!"):
         fitness *= 0.6
-    named = sum(1 for w in words[1:] if (w[:1].isupper() or any(ch.isdigit() for ch in w))
-                and POSSESSIVE.sub("", w.lower().strip(",.!?")) not in speakers)
+    named = sum(
+        1
+        for w in words[1:]
+        if (w[:1].isupper() or any(ch.isdigit() for ch in w))
+        and POSSESSIVE.sub("", w.lower().strip(",.!?")) not in speakers
+    )
     return fitness * (1 + 0.25 * min(named, 4))
 
 
 def _drop_vocatives(sentence: str, speakers: set[str]) -> str:
-    """"Wow Evan, that's an awesome painting" -> "That's an awesome painting"."""
+    """ "Wow Evan, that's an awesome painting" -> "That's an awesome painting"."""
     for name in map(re.escape, speakers):
         sentence = re.sub(rf"^(?:\w+\s+)?{name},\s+|,\s*{name}\b(?=[,.!?]|$)", "", sentence, flags=re.I)
     sentence = FILLERS.sub("", sentence).strip()
@@ -347,12 +378,12 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
             continue
         if start < base or any(e.start == start for e in events):
             continue
-        context = sentences[max(index - 1, 0): index + 2]
+        context = sentences[max(index - 1, 0) : index + 2]
         planning = [s for s in context if EVENT_WORDS.search(s)]
         if not planning:
             continue
         span = WHEN.search(sentence)
-        title = " ".join((sentence[: span.start()] + sentence[span.end():]).split()).replace(" ,", ",")
+        title = " ".join((sentence[: span.start()] + sentence[span.end() :]).split()).replace(" ,", ",")
         title = FILLERS.sub("", title).strip(" ,.!?")
         if len(_content_words(title)) < 2:
             title = planning[0] if planning[0] is not sentence else title or sentence
@@ -460,4 +491,3 @@ def _duration(sentence: str) -> int:
     amount = 0.5 if raw.startswith("half") else WORD_NUMBERS.get(raw) or float(raw)
     minutes = amount * (60 if match.group("unit").lower().startswith("h") else 1)
     return max(int(minutes), 5)
-

@@ -84,15 +84,22 @@ class OpenAIExtractor(Extractor):
         import pydantic
 
         messages = [
-            {"role": "system", "content": SYSTEM_PROMPT.format(
-                started_at=started_at.isoformat(), weekday=started_at.strftime("%A"), language=language)},
+            {
+                "role": "system",
+                "content": SYSTEM_PROMPT.format(
+                    started_at=started_at.isoformat(), weekday=started_at.strftime("%A"), language=language
+                ),
+            },
             {"role": "user", "content": f"<transcript>\n{transcript}\n</transcript>"},
         ]
         reasons = []
         for _ in range(settings.EXTRACT_RETRIES + 1):
             try:
                 completion = get_openai_client().chat.completions.parse(
-                    model=settings.OPENAI_MODEL, messages=messages, response_format=Structured, temperature=0,
+                    model=settings.OPENAI_MODEL,
+                    messages=messages,
+                    response_format=Structured,
+                    temperature=0,
                 )
                 message = completion.choices[0].message
                 if message.refusal:

@@ -13,6 +13,12 @@ def get_vector_store() -> VectorStore:
 
 
 __all__ = [
-    "MemoryMatch", "ModelMismatch", "SearchFilters", "UpsertIncomplete", "VectorMatch", "VectorRecord", "VectorStore",
+    "MemoryMatch",
+    "ModelMismatch",
+    "SearchFilters",
+    "UpsertIncomplete",
+    "VectorMatch",
+    "VectorRecord",
+    "VectorStore",
     "get_vector_store",
 ]

@@ -7,8 +7,8 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from omi_memory.errors import BackendError
 from memories.models import LocalVector, LocalVectorVersion
+from omi_memory.errors import BackendError
 
 from .base import SearchFilters, VectorMatch, VectorRecord, VectorStore
 
@@ -85,7 +85,7 @@ class LocalVectorStore(VectorStore):
     def delete(self, ids: list[str]) -> None:
         with transaction.atomic():
             for start in range(0, len(ids), 1000):
-                chosen = LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start:start + 1000])
+                chosen = LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start : start + 1000])
                 self.touch(set(chosen.values_list("uid", flat=True)))
                 chosen.delete()
 
@@ -106,7 +106,9 @@ class LocalVectorStore(VectorStore):
         if uids:
             LocalVectorVersion.objects.bulk_create(
                 [LocalVectorVersion(namespace=self.namespace, uid=uid, version=uuid.uuid4().hex) for uid in uids],
-                update_conflicts=True, unique_fields=["namespace", "uid"], update_fields=["version"],
+                update_conflicts=True,
+                unique_fields=["namespace", "uid"],
+                update_fields=["version"],
             )
 
     def query_vectors(
@@ -142,9 +144,11 @@ class LocalVectorStore(VectorStore):
     def _vectors(self, uid: str) -> _UserVectors | None:
         """The user's vectors: from this process's cache when their version has not changed."""
         global _cache_bytes
-        version = LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid).values_list(
-            "version", flat=True
-        ).first()
+        version = (
+            LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid)
+            .values_list("version", flat=True)
+            .first()
+        )
         key = (self.namespace, uid)
         with _cache_lock:
             cached = _cache.get(key)

@@ -58,7 +58,7 @@ class PineconeVectorStore(VectorStore):
     def upsert(self, records: list[VectorRecord]) -> None:
         """Batches of 100, PINECONE_UPSERT_CONCURRENCY in flight; a batch that fails (after the
         SDK's retries) does not stop the others, and is reported with what was acknowledged."""
-        batches = [records[start:start + UPSERT_BATCH] for start in range(0, len(records), UPSERT_BATCH)]
+        batches = [records[start : start + UPSERT_BATCH] for start in range(0, len(records), UPSERT_BATCH)]
 
         def send(batch: list[VectorRecord]) -> BackendError | None:
             vectors = [
@@ -85,7 +85,9 @@ class PineconeVectorStore(VectorStore):
 
     def delete(self, ids: list[str]) -> None:
         for start in range(0, len(ids), DELETE_BATCH):
-            self._call("delete", self.index.delete, ids=list(ids[start:start + DELETE_BATCH]), namespace=self.namespace)
+            self._call(
+                "delete", self.index.delete, ids=list(ids[start : start + DELETE_BATCH]), namespace=self.namespace
+            )
 
     def query_vectors(
         self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
@@ -110,14 +112,18 @@ class PineconeVectorStore(VectorStore):
         """The ids the database knows of, and any other `{uid}-` id whose metadata names this
         user (the prefix alone would also match a user called `{uid}-2`)."""
         ids = set(known_ids)
-        pages = self._call("list", lambda: [
-            [item.id for item in page.vectors if item.id]
-            for page in self.index.list(prefix=f"{uid}-", namespace=self.namespace)
-        ])
+        pages = self._call(
+            "list",
+            lambda: [
+                [item.id for item in page.vectors if item.id]
+                for page in self.index.list(prefix=f"{uid}-", namespace=self.namespace)
+            ],
+        )
         listed = [vector_id for page in pages for vector_id in page if vector_id not in ids]
         for start in range(0, len(listed), FETCH_BATCH):
-            fetched = self._call("fetch", self.index.fetch, ids=listed[start:start + FETCH_BATCH],
-                                 namespace=self.namespace)
+            fetched = self._call(
+                "fetch", self.index.fetch, ids=listed[start : start + FETCH_BATCH], namespace=self.namespace
+            )
             ids.update(i for i, v in fetched.vectors.items() if (v.metadata or {}).get("uid") == uid)
         self.delete(sorted(ids))
         return len(ids)

@@ -27,8 +27,11 @@ class Command(BaseCommand):
         if strategy != "all" and strategy not in STRATEGIES:
             raise CommandError(f"--strategy must be one of {', '.join(STRATEGIES)} or all")
         names = list(STRATEGIES) if strategy == "all" else [strategy]
-        progress = (lambda iterable, **kwargs: iterable) if json else (
-            lambda iterable, **kwargs: tqdm(iterable, file=self.stderr._out, mininterval=2, **kwargs))
+        progress = (
+            (lambda iterable, **kwargs: iterable)
+            if json
+            else (lambda iterable, **kwargs: tqdm(iterable, file=self.stderr._out, mininterval=2, **kwargs))
+        )
         results = evaluate_dataset(directory=dataset, split=split, strategies=names, progress=progress)
         if json:
             payload = results if strategy == "all" else results[strategy]

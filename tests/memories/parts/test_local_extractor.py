@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -6,7 +6,7 @@ from memories.parts.extractors.base import ActionItemData, EventData, Extraction
 from memories.parts.extractors.local import LocalExtractor
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
-FRIDAY = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+FRIDAY = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_events_from_time_expressions_relative_to_the_start(extract):
 
     # "so we can ship on Thursday" (no time given: 9am), "the sprint demo is on Friday at 10am"
     assert [(e.start.date().isoformat(), e.start.hour) for e in standup] == [("2026-11-26", 9), ("2026-11-27", 10)]
-    assert recital[0].start == datetime(2026, 11, 21, 14, 0, tzinfo=timezone.utc)  # this Saturday, at 2pm
+    assert recital[0].start == datetime(2026, 11, 21, 14, 0, tzinfo=UTC)  # this Saturday, at 2pm
     assert all(e.title and e.description for e in standup + recital)
 
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -21,9 +21,13 @@ def record(id_, vector, uid="u1", memory_id="1", created_at=1_700_000_000, categ
 
 def test_a_memory_scores_as_its_best_vector_and_appears_once():
     store = LocalVectorStore()
-    store.upsert([
-        record("u1-1", unit(1, 1)), record("u1-1-c0", unit(1)), record("u1-2", unit(0, 1), memory_id="2"),
-    ])
+    store.upsert(
+        [
+            record("u1-1", unit(1, 1)),
+            record("u1-1-c0", unit(1)),
+            record("u1-2", unit(0, 1), memory_id="2"),
+        ]
+    )
 
     matches = store.query(unit(1), uid="u1", top_k=5, filters=SearchFilters())
 
@@ -42,17 +46,19 @@ def test_queries_never_cross_uids_or_namespaces():
 
 def test_filters_on_time_category_and_source():
     day = 86_400
-    LocalVectorStore().upsert([
-        record("u1-1", unit(1), memory_id="1", created_at=10 * day, category="work", source="omi"),
-        record("u1-2", unit(1), memory_id="2", created_at=20 * day, category="health", source="phone"),
-        record("u1-3", unit(1), memory_id="3", created_at=30 * day, category="work", source="phone"),
-    ])
+    LocalVectorStore().upsert(
+        [
+            record("u1-1", unit(1), memory_id="1", created_at=10 * day, category="work", source="omi"),
+            record("u1-2", unit(1), memory_id="2", created_at=20 * day, category="health", source="phone"),
+            record("u1-3", unit(1), memory_id="3", created_at=30 * day, category="work", source="phone"),
+        ]
+    )
 
     def found(**filters):
         matches = LocalVectorStore().query(unit(1), uid="u1", top_k=10, filters=SearchFilters(**filters))
         return sorted(m.memory_id for m in matches)
 
-    epoch = lambda days: datetime.fromtimestamp(days * day, tz=timezone.utc)  # noqa: E731
+    epoch = lambda days: datetime.fromtimestamp(days * day, tz=UTC)  # noqa: E731
     assert found(starts_at=epoch(15)) == ["2", "3"]
     assert found(ends_at=epoch(20)) == ["1", "2"]
     assert found(categories=["work"]) == ["1", "3"]
@@ -64,7 +70,9 @@ def test_upsert_replaces_and_delete_removes():
     store.upsert([record("u1-1", unit(1))])
     store.upsert([record("u1-1", unit(0, 1), category="health")])
 
-    assert store.query(unit(0, 1), uid="u1", top_k=1, filters=SearchFilters(categories=["health"]))[0].score == pytest.approx(1)
+    assert store.query(unit(0, 1), uid="u1", top_k=1, filters=SearchFilters(categories=["health"]))[
+        0
+    ].score == pytest.approx(1)
     store.delete(["u1-1", "never-existed"])
     assert store.query(unit(0, 1), uid="u1", top_k=1, filters=SearchFilters()) == []
 

@@ -3,8 +3,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from memories.models import Memory
-from memories.models import LocalVector, MemoryVector, VectorIndex
+from memories.models import LocalVector, Memory, MemoryVector, VectorIndex
 from tests.support.transcripts import BUDGET, DENTIST, STANDUP
 
 pytestmark = pytest.mark.django_db(transaction=True)

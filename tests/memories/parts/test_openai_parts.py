@@ -1,6 +1,6 @@
 """The OpenAI extractor and embedder, against a local fake of the OpenAI API via the real SDK."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -13,7 +13,7 @@ from tests.conftest import DIMENSIONS
 from tests.support.transcripts import BUDGET, DENTIST, STANDUP
 
 pytestmark = pytest.mark.django_db(transaction=True)
-STARTED = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
+STARTED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 
 
 def chat_requests(server) -> list[dict]:
@@ -27,8 +27,14 @@ def extraction(**overrides) -> dict:
         "emoji": "🦷",
         "category": "health",
         "action_items": [{"description": "Take the afternoon off work", "due_at": "2026-03-03T12:00:00Z"}],
-        "events": [{"title": "Crown replacement", "description": "Dr. Patel", "start": "2026-03-03T15:00:00",
-                    "duration_minutes": 60}],
+        "events": [
+            {
+                "title": "Crown replacement",
+                "description": "Dr. Patel",
+                "start": "2026-03-03T15:00:00",
+                "duration_minutes": 60,
+            }
+        ],
     }
     return {**answer, **overrides}
 
@@ -69,9 +75,12 @@ def test_the_request_is_a_strict_json_schema_and_treats_the_transcript_as_data(e
 
 def test_the_answer_is_validated(extractor, fake_openai):
     fake_openai.responder = lambda request: extraction(
-        title="T" * 1000, category="dentistry",
-        events=[{"title": "Crown", "description": "", "start": "next tuesday-ish", "duration_minutes": 60},
-                {"title": "Cleaning", "description": "", "start": "2026-03-10T08:30:00", "duration_minutes": 30}],
+        title="T" * 1000,
+        category="dentistry",
+        events=[
+            {"title": "Crown", "description": "", "start": "next tuesday-ish", "duration_minutes": 60},
+            {"title": "Cleaning", "description": "", "start": "2026-03-10T08:30:00", "duration_minutes": 30},
+        ],
         action_items=[{"description": "Call the insurer", "due_at": "whenever"}],
     )
 
@@ -79,7 +88,7 @@ def test_the_answer_is_validated(extractor, fake_openai):
 
     assert result.category == "other"  # unknown -> other
     assert len(result.title) <= 120
-    assert [(e.title, e.start) for e in result.events] == [("Cleaning", datetime(2026, 3, 10, 8, 30, tzinfo=timezone.utc))]
+    assert [(e.title, e.start) for e in result.events] == [("Cleaning", datetime(2026, 3, 10, 8, 30, tzinfo=UTC))]
     assert result.action_items[0].description == "Call the insurer" and result.action_items[0].due_at is None
 
 
@@ -162,4 +171,3 @@ def test_similar_texts_land_close_through_the_openai_embedder(fake_openai, setti
     vectors = get_embedder().embed_documents([BUDGET, BUDGET.replace("Ben", "Benjamin"), STANDUP])
 
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
-

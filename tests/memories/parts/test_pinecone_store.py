@@ -1,13 +1,13 @@
 """What the pinecone store sends: batch sizes, the filter syntax, the namespace."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from omi_memory.errors import BackendError
 from memories.parts.vectorstores import SearchFilters, UpsertIncomplete, VectorRecord
 from memories.parts.vectorstores.pinecone import PineconeVectorStore
+from omi_memory.errors import BackendError
 from tests.conftest import DIMENSIONS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,9 +22,20 @@ def store(fake_pinecone, settings):
 def records(n: int, uid: str = "u1") -> list[VectorRecord]:
     rng = np.random.default_rng(0)
     values = rng.standard_normal((n, DIMENSIONS)).astype(np.float32)
-    meta = lambda i: {"uid": uid, "memory_id": str(i // 3), "created_at": 1_700_000_000 + i,  # noqa: E731
-                      "category": "work", "source": "omi"}
-    return [VectorRecord(f"{uid}-{i // 3}-c{i % 3}", values[i], meta(i)) for i in range(n)]
+    return [
+        VectorRecord(
+            f"{uid}-{i // 3}-c{i % 3}",
+            values[i],
+            {
+                "uid": uid,
+                "memory_id": str(i // 3),
+                "created_at": 1_700_000_000 + i,
+                "category": "work",
+                "source": "omi",
+            },
+        )
+        for i in range(n)
+    ]
 
 
 def sent(server, path: str) -> list[dict]:
@@ -39,8 +50,13 @@ def test_upserts_go_in_batches_of_100_into_the_namespace(store, fake_pinecone):
     assert {b["namespace"] for b in bodies} == {"ns1"}
     first = next(v for b in bodies for v in b["vectors"] if v["id"] == "u1-0-c0")
     assert set(first) == {"id", "values", "metadata"}
-    assert first["metadata"] == {"uid": "u1", "memory_id": "0", "created_at": 1_700_000_000, "category": "work",
-                                 "source": "omi"}
+    assert first["metadata"] == {
+        "uid": "u1",
+        "memory_id": "0",
+        "created_at": 1_700_000_000,
+        "category": "work",
+        "source": "omi",
+    }
     assert len(fake_pinecone.vectors("ns1")) == 250
 
 
@@ -52,20 +68,24 @@ def test_deletes_go_in_batches_of_at_most_1000_ids(store, fake_pinecone):
 
 def test_queries_carry_the_filter_in_pinecones_syntax(store, fake_pinecone):
     filters = SearchFilters(
-        starts_at=datetime(2026, 1, 1, tzinfo=timezone.utc), ends_at=datetime(2026, 2, 1, tzinfo=timezone.utc),
-        categories=["work", "health"], sources=["omi"],
+        starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+        ends_at=datetime(2026, 2, 1, tzinfo=UTC),
+        categories=["work", "health"],
+        sources=["omi"],
     )
     store.query(np.ones(DIMENSIONS, dtype=np.float32) / 8, uid="alice", top_k=5, filters=filters)
     store.query(np.ones(DIMENSIONS, dtype=np.float32) / 8, uid="alice", top_k=5, filters=SearchFilters())
 
     with_filters, plain = sent(fake_pinecone, "/query")
-    assert with_filters["filter"] == {"$and": [
-        {"uid": {"$eq": "alice"}},
-        {"created_at": {"$gte": 1767225600}},
-        {"created_at": {"$lte": 1769904000}},
-        {"category": {"$in": ["work", "health"]}},
-        {"source": {"$in": ["omi"]}},
-    ]}
+    assert with_filters["filter"] == {
+        "$and": [
+            {"uid": {"$eq": "alice"}},
+            {"created_at": {"$gte": 1767225600}},
+            {"created_at": {"$lte": 1769904000}},
+            {"category": {"$in": ["work", "health"]}},
+            {"source": {"$in": ["omi"]}},
+        ]
+    }
     assert plain["filter"] == {"uid": {"$eq": "alice"}}
     assert with_filters["namespace"] == "ns1" and with_filters["includeMetadata"] is True
     assert with_filters["topK"] >= 5  # more vectors than memories: a memory has several

@@ -1,7 +1,7 @@
 """One contract for every vector store: the same tests run on `local` and on `pinecone` (against
 a local fake of Pinecone's data plane, through the real SDK)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -34,8 +34,11 @@ def near(vector: np.ndarray, seed: int, amount: float) -> np.ndarray:
 
 
 def record(vector_id: str, values, *, uid="u1", memory_id="1", created_at=100 * DAY, category="work", source="omi"):
-    return VectorRecord(vector_id, values, {"uid": uid, "memory_id": memory_id, "created_at": created_at,
-                                            "category": category, "source": source})
+    return VectorRecord(
+        vector_id,
+        values,
+        {"uid": uid, "memory_id": memory_id, "created_at": created_at, "category": category, "source": source},
+    )
 
 
 def found(store, vector, uid="u1", k=10, **filters) -> list[str]:
@@ -44,8 +47,13 @@ def found(store, vector, uid="u1", k=10, **filters) -> list[str]:
 
 def test_nearest_first_with_cosine_scores(store):
     q = unit(1)
-    store.upsert([record("u1-1", near(q, 2, 0.1), memory_id="1"), record("u1-2", near(q, 3, 1.0), memory_id="2"),
-                  record("u1-3", unit(4), memory_id="3")])
+    store.upsert(
+        [
+            record("u1-1", near(q, 2, 0.1), memory_id="1"),
+            record("u1-2", near(q, 3, 1.0), memory_id="2"),
+            record("u1-3", unit(4), memory_id="3"),
+        ]
+    )
 
     matches = store.query(q, uid="u1", top_k=3, filters=SearchFilters())
 
@@ -56,8 +64,14 @@ def test_nearest_first_with_cosine_scores(store):
 
 def test_a_memory_appears_once_scored_by_its_best_vector(store):
     q = unit(1)
-    store.upsert([record("u1-7", unit(9), memory_id="7"), record("u1-7-c0", near(q, 2, 0.05), memory_id="7"),
-                  record("u1-7-c1", near(q, 3, 0.3), memory_id="7"), record("u1-8", near(q, 4, 0.2), memory_id="8")])
+    store.upsert(
+        [
+            record("u1-7", unit(9), memory_id="7"),
+            record("u1-7-c0", near(q, 2, 0.05), memory_id="7"),
+            record("u1-7-c1", near(q, 3, 0.3), memory_id="7"),
+            record("u1-8", near(q, 4, 0.2), memory_id="8"),
+        ]
+    )
 
     matches = store.query(q, uid="u1", top_k=5, filters=SearchFilters())
 
@@ -66,16 +80,22 @@ def test_a_memory_appears_once_scored_by_its_best_vector(store):
 
 def test_top_k_limits_memories_not_vectors(store):
     q = unit(1)
-    store.upsert([record(f"u1-{i}-c{j}", near(q, 10 * i + j, 0.1 * i), memory_id=str(i)) for i in range(1, 6)
-                  for j in range(3)])
+    store.upsert(
+        [record(f"u1-{i}-c{j}", near(q, 10 * i + j, 0.1 * i), memory_id=str(i)) for i in range(1, 6) for j in range(3)]
+    )
 
     assert found(store, q, k=3) == ["1", "2", "3"]
 
 
 def test_a_query_never_returns_another_users_vectors(store):
     q = unit(1)
-    store.upsert([record("u2-5", q, uid="u2", memory_id="5"), record("u1-1", unit(2), memory_id="1"),
-                  record("u1-2-5", q, uid="u1-2", memory_id="6")])
+    store.upsert(
+        [
+            record("u2-5", q, uid="u2", memory_id="5"),
+            record("u1-1", unit(2), memory_id="1"),
+            record("u1-2-5", q, uid="u1-2", memory_id="6"),
+        ]
+    )
 
     assert found(store, q, uid="u1") == ["1"]
     assert found(store, q, uid="u2") == ["5"]
@@ -84,12 +104,14 @@ def test_a_query_never_returns_another_users_vectors(store):
 
 def test_filters_on_dates_categories_and_sources(store):
     q = unit(1)
-    store.upsert([
-        record("u1-1", q, memory_id="1", created_at=10 * DAY, category="work", source="omi"),
-        record("u1-2", q, memory_id="2", created_at=20 * DAY, category="health", source="phone"),
-        record("u1-3", q, memory_id="3", created_at=30 * DAY, category="work", source="phone"),
-    ])
-    day = lambda n: datetime.fromtimestamp(n * DAY, tz=timezone.utc)  # noqa: E731
+    store.upsert(
+        [
+            record("u1-1", q, memory_id="1", created_at=10 * DAY, category="work", source="omi"),
+            record("u1-2", q, memory_id="2", created_at=20 * DAY, category="health", source="phone"),
+            record("u1-3", q, memory_id="3", created_at=30 * DAY, category="work", source="phone"),
+        ]
+    )
+    day = lambda n: datetime.fromtimestamp(n * DAY, tz=UTC)  # noqa: E731
 
     assert sorted(found(store, q, starts_at=day(20))) == ["2", "3"]
     assert sorted(found(store, q, ends_at=day(20))) == ["1", "2"]
@@ -111,8 +133,13 @@ def test_upsert_overwrites_values_and_metadata(store):
 
 
 def test_delete_removes_only_the_given_ids(store):
-    store.upsert([record("u1-1", unit(1), memory_id="1"), record("u1-1-c0", unit(2), memory_id="1"),
-                  record("u1-2", unit(3), memory_id="2")])
+    store.upsert(
+        [
+            record("u1-1", unit(1), memory_id="1"),
+            record("u1-1-c0", unit(2), memory_id="1"),
+            record("u1-2", unit(3), memory_id="2"),
+        ]
+    )
 
     store.delete(["u1-1", "u1-1-c0", "never-stored"])
 
@@ -120,8 +147,10 @@ def test_delete_removes_only_the_given_ids(store):
 
 
 def test_erasing_a_user_removes_all_their_vectors_and_no_one_elses(store):
-    store.upsert([record(f"alice-{i}", unit(i), uid="alice", memory_id=str(i)) for i in range(1, 130)]
-                 + [record("alice-2-9", unit(9), uid="alice-2", memory_id="9")])
+    store.upsert(
+        [record(f"alice-{i}", unit(i), uid="alice", memory_id=str(i)) for i in range(1, 130)]
+        + [record("alice-2-9", unit(9), uid="alice-2", memory_id="9")]
+    )
 
     store.delete_uid("alice", known_ids=["alice-1"])
 

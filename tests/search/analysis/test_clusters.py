@@ -7,6 +7,7 @@ from search.analysis.clusters import cluster_run_create
 from search.models import ClusterRun
 from tests.support.transcripts import HEALTH, MONEY
 
+
 @pytest.fixture
 def two_topics(remember):
     health = [remember("u-topics", text).id for text in HEALTH]
@@ -96,4 +97,3 @@ def test_a_run_whose_memories_went_away_fails_with_the_reason(two_topics):
     run.refresh_from_db()
     assert run.status == ClusterRun.Status.FAILED
     assert "has 1 indexed memories" in run.error and "at least 3" in run.error
-

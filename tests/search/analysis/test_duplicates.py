@@ -1,9 +1,11 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from memories.models import ActionItem, Event, Memory
+from memories.models import ActionItem, Event, Memory, MemoryVector
+from memories.parts.vectorstores import get_vector_store
+from memories.parts.vectorstores.base import SearchFilters
 from memories.services import memory_reprocess
 from omi_memory.errors import Conflict
 from search.analysis.duplicates import (
@@ -14,9 +16,6 @@ from search.analysis.duplicates import (
     similar_pairs,
 )
 from search.models import DuplicatePair
-from memories.models import MemoryVector
-from memories.parts.vectorstores import get_vector_store
-from memories.parts.vectorstores.base import SearchFilters
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
 # The dentist visit told again a little differently: nearly the same memory.
@@ -107,7 +106,7 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     third = remember("alice", DENTIST_THIRD)
     assert pairs_of("alice", status="open") == {(keep.id, other.id), (keep.id, third.id), (other.id, third.id)}
     ActionItem.objects.create(memory=other, description="Bring the insurance card")
-    Event.objects.create(memory=other, title="Crown fitting", start=datetime(2026, 3, 3, 15, tzinfo=timezone.utc))
+    Event.objects.create(memory=other, title="Crown fitting", start=datetime(2026, 3, 3, 15, tzinfo=UTC))
     moved_items = set(ActionItem.objects.filter(memory=other).values_list("description", flat=True))
     moved_events = set(Event.objects.filter(memory=other).values_list("title", flat=True))
     kept_items = set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True))
@@ -117,7 +116,12 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     duplicate_pair_merge(pair_id=pair.id, keep_id=keep.id, user=admin)
 
     pair.refresh_from_db()
-    assert (pair.status, pair.kept_id, pair.resolved_by, pair.resolved_at is not None) == ("merged", keep.id, admin, True)
+    assert (pair.status, pair.kept_id, pair.resolved_by, pair.resolved_at is not None) == (
+        "merged",
+        keep.id,
+        admin,
+        True,
+    )
     assert Memory.objects.get(id=other.id).status == Memory.Status.DELETED
     assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
     assert set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True)) == kept_items | moved_items
@@ -130,13 +134,16 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     # Reprocessing the kept memory re-extracts its own items and keeps the ones merged into it.
     memory_reprocess(memory=keep)
     assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
-    assert "Bring the insurance card" in set(ActionItem.objects.filter(memory=keep).values_list("description", flat=True))
+    assert "Bring the insurance card" in set(
+        ActionItem.objects.filter(memory=keep).values_list("description", flat=True)
+    )
     assert "Crown fitting" in set(Event.objects.filter(memory=keep).values_list("title", flat=True))
     # Its vectors are gone, from the database and from the store: a search cannot return it.
     assert not MemoryVector.objects.filter(memory=other).exists()
     query = MemoryVector.objects.get(memory=keep, position=0).as_array()
-    found = {m.memory_id for m in get_vector_store().query_vectors(query, uid="alice", top_k=None,
-                                                                   filters=SearchFilters())}
+    found = {
+        m.memory_id for m in get_vector_store().query_vectors(query, uid="alice", top_k=None, filters=SearchFilters())
+    }
     assert str(keep.id) in found and str(other.id) not in found
     # Its other open pair is closed; the kept memory's pair with the third stays open.
     assert pairs_of("alice", status="open") == {(keep.id, third.id)}

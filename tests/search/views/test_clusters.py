@@ -75,8 +75,9 @@ def test_an_htmx_run_redirects_the_browser_to_the_run(signed_in, memories):
 
 @pytest.mark.parametrize("status", [ClusterRun.Status.QUEUED, ClusterRun.Status.RUNNING])
 def test_an_unfinished_run_shows_a_status_that_polls_itself(signed_in, db, status):
-    run = ClusterRun.objects.create(uid="u-map", status=status, progress="k=3: silhouette 0.31 (2/4)"
-                                    if status == "running" else "")
+    run = ClusterRun.objects.create(
+        uid="u-map", status=status, progress="k=3: silhouette 0.31 (2/4)" if status == "running" else ""
+    )
     url = reverse("cluster_detail", args=[run.id])
     analyst = signed_in("analyst")
 
@@ -105,7 +106,9 @@ def test_the_polled_partial_becomes_the_result_when_the_run_is_done(signed_in, m
 
 
 def test_a_failed_run_shows_its_reason(signed_in, db):
-    run = ClusterRun.objects.create(uid="u-map", status=ClusterRun.Status.FAILED, error="uid 'u-map' has 1 indexed memories")
+    run = ClusterRun.objects.create(
+        uid="u-map", status=ClusterRun.Status.FAILED, error="uid 'u-map' has 1 indexed memories"
+    )
 
     html = signed_in("analyst").get(reverse("cluster_detail", args=[run.id])).content.decode()
 

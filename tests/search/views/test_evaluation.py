@@ -12,14 +12,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def run(strategy: str, split: str = "dev", ndcg: float = 0.5, recall5: float = 0.6, **extra) -> EvalRun:
     metrics = {"queries": 120, "recall@1": 0.25, "recall@5": recall5, "recall@10": 0.75, "mrr": 0.4, "ndcg@10": ndcg}
-    return EvalRun.objects.create(dataset="../shared/data/locomo", split=split, strategy=strategy, metrics=metrics,
-                                  embedding_model="all-MiniLM-L6-v2", seconds=12.34, **extra)
+    return EvalRun.objects.create(
+        dataset="../shared/data/locomo",
+        split=split,
+        strategy=strategy,
+        metrics=metrics,
+        embedding_model="all-MiniLM-L6-v2",
+        seconds=12.34,
+        **extra,
+    )
 
 
 def bars(page: str) -> list[tuple[str, str, str]]:
     """(group, series, value) of every bar drawn."""
-    return re.findall(r'<g class="chart-bar" data-group="([^"]+)" data-series="([^"]+)">\s*<title>[^<]*</title>'
-                      r'\s*<rect[^>]*>\s*</rect>\s*<text[^>]*>([\d.]+)</text>', page)
+    return re.findall(
+        r'<g class="chart-bar" data-group="([^"]+)" data-series="([^"]+)">\s*<title>[^<]*</title>'
+        r"\s*<rect[^>]*>\s*</rect>\s*<text[^>]*>([\d.]+)</text>",
+        page,
+    )
 
 
 def test_only_dashboard_users_see_the_page(client, signed_in):
@@ -43,8 +53,8 @@ def test_runs_are_listed_newest_first_with_their_metrics(signed_in):
     page = signed_in("analyst").get("/evaluation/").content.decode()
 
     assert page.index(f'id="eval-run-{new.id}"') < page.index(f'id="eval-run-{old.id}"')
-    row = page[page.index(f'id="eval-run-{new.id}"'):]
-    row = row[:row.index("</tr>")]
+    row = page[page.index(f'id="eval-run-{new.id}"') :]
+    row = row[: row.index("</tr>")]
     cells = re.findall(r'<td class="num">([^<]*)</td>', row)
     assert cells == ["120", "0.250", "0.778", "0.750", "0.400", "0.654", "12.3"]
     assert ">hybrid<" in row and ">dev<" in row and "../shared/data/locomo" in row
@@ -63,8 +73,12 @@ def test_the_chart_has_a_bar_per_metric_for_the_latest_run_of_each_strategy_and_
     assert ("semantic · dev", "nDCG@10", "0.550") in drawn and ("semantic · dev", "R@5", "0.700") in drawn
     assert ("semantic · holdout", "nDCG@10", "0.500") in drawn
     assert len(drawn) == 6  # three (strategy, split) pairs, two metrics each
-    widths = dict(((g, s), float(w)) for g, s, w in re.findall(
-        r'data-group="([^"]+)" data-series="([^"]+)">\s*<title>[^<]*</title>\s*<rect[^>]*width="([\d.]+)"', page))
+    widths = dict(
+        ((g, s), float(w))
+        for g, s, w in re.findall(
+            r'data-group="([^"]+)" data-series="([^"]+)">\s*<title>[^<]*</title>\s*<rect[^>]*width="([\d.]+)"', page
+        )
+    )
     assert widths[("hybrid · dev", "nDCG@10")] > widths[("semantic · dev", "nDCG@10")]
     assert "<title>hybrid · dev: nDCG@10 0.650</title>" in page
     assert ">nDCG@10</text>" in page and ">R@5</text>" in page  # the legend
@@ -89,16 +103,20 @@ def test_judgments_are_scored_and_counted_per_strategy(signed_in, remember):
         analyst.get("/search/", {"uid": "alice", "query": query, "strategy": strategy, "k": "2"})
     hybrid, semantic_crown, semantic_mortgage = SearchLog.objects.order_by("id")
     assert [r["memory_id"] for r in hybrid.results] == [dentist.id, budget.id]
-    for log, memory, relevant in [(hybrid, dentist, "1"), (hybrid, budget, "0"), (semantic_crown, budget, "1"),
-                                  (semantic_mortgage, dentist, "0")]:
+    for log, memory, relevant in [
+        (hybrid, dentist, "1"),
+        (hybrid, budget, "0"),
+        (semantic_crown, budget, "1"),
+        (semantic_mortgage, dentist, "0"),
+    ]:
         analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memory.id, "relevant": relevant})
     assert RelevanceFeedback.objects.count() == 4
 
     page = analyst.get("/evaluation/").content.decode()
 
     def row(strategy):
-        html = page[page.index(f'id="judged-{strategy}"'):]
-        return re.findall(r'<td class="num">([^<]*)</td>', html[:html.index("</tr>")])
+        html = page[page.index(f'id="judged-{strategy}"') :]
+        return re.findall(r'<td class="num">([^<]*)</td>', html[: html.index("</tr>")])
 
     # judgments, judged searches, scored searches, R@1, R@5, R@10, MRR, nDCG@10
     assert row("hybrid") == ["2", "1", "1", "1.000", "1.000", "1.000", "1.000", "1.000"]

@@ -2,7 +2,7 @@
 
 import html
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,15 +13,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def day(n: int) -> datetime:
-    return datetime(2026, 2, n, 12, tzinfo=timezone.utc)
+    return datetime(2026, 2, n, 12, tzinfo=UTC)
 
 
 @pytest.fixture
 def memories(remember):
     """Alice's five memories on February 1st to 5th, and Bob's own dentist visit."""
-    made = {name: remember("alice", transcript, created_at=day(n)) for n, (name, transcript) in enumerate(
-        [("dentist", DENTIST), ("budget", BUDGET), ("standup", STANDUP), ("recital", RECITAL), ("garden", GARDEN)],
-        start=1)}
+    made = {
+        name: remember("alice", transcript, created_at=day(n))
+        for n, (name, transcript) in enumerate(
+            [("dentist", DENTIST), ("budget", BUDGET), ("standup", STANDUP), ("recital", RECITAL), ("garden", GARDEN)],
+            start=1,
+        )
+    }
     made["bob"] = remember("bob", DENTIST.replace("Alice", "Bob"), created_at=day(3))
     return made
 
@@ -54,8 +58,8 @@ def test_the_closest_memory_comes_first_with_its_score_title_and_snippet(signed_
     assert response.status_code == 200
     page = response.content.decode()
     assert result_ids(response)[0] == memories["dentist"].id
-    first = page[page.index(f'id="result-{memories["dentist"].id}"'):]
-    first = first[:first.index("</li>")]
+    first = page[page.index(f'id="result-{memories["dentist"].id}"') :]
+    first = first[: first.index("</li>")]
     assert memories["dentist"].title in first
     assert re.search(r'class="score"[^>]*>\d\.\d{3}<', first)
     snippet = html.unescape(re.search(r'<blockquote class="snippet">(.*?)</blockquote>', first, re.S)[1])
@@ -113,7 +117,9 @@ def test_categories_and_dates_narrow_the_results(signed_in, memories):
 def test_multi_query_searches_with_every_extra_query(signed_in, memories):
     analyst = signed_in("analyst")
 
-    response = search(analyst, strategy="multi_query", query="tooth crown", queries="piano recital\n\nmortgage\n", k="3")
+    response = search(
+        analyst, strategy="multi_query", query="tooth crown", queries="piano recital\n\nmortgage\n", k="3"
+    )
 
     assert set(result_ids(response)) == {memories[n].id for n in ("dentist", "recital", "budget")}
     assert SearchLog.objects.get().queries == ["tooth crown", "piano recital", "mortgage"]
@@ -131,8 +137,11 @@ def test_another_users_memories_never_appear(signed_in, memories):
 def test_bad_parameters_are_explained_in_the_results_area(signed_in, memories):
     analyst = signed_in("analyst")
 
-    for params, message in [({"k": "0"}, "k:"), ({"starts": "2026-02-05", "ends": "2026-02-01"}, "before"),
-                            ({"uid": "nobody-here"}, "uid:")]:
+    for params, message in [
+        ({"k": "0"}, "k:"),
+        ({"starts": "2026-02-05", "ends": "2026-02-01"}, "before"),
+        ({"uid": "nobody-here"}, "uid:"),
+    ]:
         response = search(analyst, query="crown", htmx=True, **params)
         assert response.status_code == 400 and "Cannot search" in response.content.decode()
         assert message in response.content.decode()
@@ -148,15 +157,17 @@ def test_a_model_mismatch_is_a_message_not_a_crash(signed_in, memories, settings
     assert "reindex" in response.content.decode() and not result_ids(response)
 
 
-
 def test_judging_stores_the_judgment_shows_it_and_can_change_it(signed_in, memories):
     analyst = signed_in("analyst")
     search(analyst, query="crown")
     log = SearchLog.objects.get()
     dentist = memories["dentist"]
 
-    response = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": dentist.id, "relevant": "1",
-                                               "note": "the crown"}, HTTP_HX_REQUEST="true")
+    response = analyst.post(
+        "/search/judge/",
+        {"search_id": log.id, "memory_id": dentist.id, "relevant": "1", "note": "the crown"},
+        HTTP_HX_REQUEST="true",
+    )
 
     page = response.content.decode()
     assert response.status_code == 200 and "<html" not in page
@@ -165,8 +176,9 @@ def test_judging_stores_the_judgment_shows_it_and_can_change_it(signed_in, memor
     judgment = RelevanceFeedback.objects.get()
     assert (judgment.relevant, judgment.user, judgment.note) == (True, analyst.user, "the crown")
 
-    changed = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": dentist.id, "relevant": "0"},
-                           HTTP_HX_REQUEST="true")
+    changed = analyst.post(
+        "/search/judge/", {"search_id": log.id, "memory_id": dentist.id, "relevant": "0"}, HTTP_HX_REQUEST="true"
+    )
 
     assert "judged not relevant" in changed.content.decode()
     assert RelevanceFeedback.objects.get().relevant is False
@@ -177,8 +189,15 @@ def test_an_admin_may_judge_too_and_without_js_returns_to_the_search(signed_in, 
     search(admin, query="crown")
     log = SearchLog.objects.get()
 
-    response = admin.post("/search/judge/", {"search_id": log.id, "memory_id": memories["budget"].id,
-                                             "relevant": "0", "next": "/search/?uid=alice&query=crown"})
+    response = admin.post(
+        "/search/judge/",
+        {
+            "search_id": log.id,
+            "memory_id": memories["budget"].id,
+            "relevant": "0",
+            "next": "/search/?uid=alice&query=crown",
+        },
+    )
 
     assert response.status_code == 302 and response["Location"] == "/search/?uid=alice&query=crown"
     assert RelevanceFeedback.objects.get().relevant is False
@@ -191,11 +210,14 @@ def test_judging_a_memory_outside_the_search_or_an_unknown_search_is_refused(sig
     log = SearchLog.objects.get()
 
     outside = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memories["bob"].id, "relevant": "1"})
-    unknown = analyst.post("/search/judge/", {"search_id": log.id + 99, "memory_id": memories["dentist"].id,
-                                              "relevant": "1"})
+    unknown = analyst.post(
+        "/search/judge/", {"search_id": log.id + 99, "memory_id": memories["dentist"].id, "relevant": "1"}
+    )
     garbled = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": "x", "relevant": "maybe"})
-    offsite = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memories["dentist"].id,
-                                              "relevant": "1", "next": "https://evil.example/"})
+    offsite = analyst.post(
+        "/search/judge/",
+        {"search_id": log.id, "memory_id": memories["dentist"].id, "relevant": "1", "next": "https://evil.example/"},
+    )
 
     assert outside.status_code == 400 and "is not a result of search" in outside.content.decode()
     assert unknown.status_code == 404 and "not found" in unknown.content.decode()
@@ -209,8 +231,9 @@ def test_judging_requires_the_csrf_token(signed_in, memories):
     search(analyst, query="crown")
     log = SearchLog.objects.get()
 
-    response = analyst.post("/search/judge/", {"search_id": log.id, "memory_id": memories["dentist"].id,
-                                               "relevant": "1"})
+    response = analyst.post(
+        "/search/judge/", {"search_id": log.id, "memory_id": memories["dentist"].id, "relevant": "1"}
+    )
 
     assert response.status_code == 403
     assert not RelevanceFeedback.objects.exists()
