@@ -37,3 +37,26 @@ class CountingEmbedder(LocalEmbedder):
     def _embed(self, texts):
         type(self).embedded += len(texts)
         return super()._embed(texts)
+
+
+class TranscriptFlakyExtractor(LocalExtractor):
+    """For a real worker (its own process, so no shared counters): a transcript that says how
+    often to fail does ("[fails 2 times]": the first two extractions of that transcript fail
+    transiently; "[always fails]": every one does)."""
+
+    name = "transcript-flaky"
+    seen: dict[str, int] = {}
+
+    def extract(self, *, transcript: str, **kwargs):
+        calls = self.seen[transcript] = self.seen.get(transcript, 0) + 1
+        failures = 10**6 if "[always fails]" in transcript else _failures(transcript)
+        if calls <= failures:
+            raise BackendError(f"extractor unavailable (call {calls})")
+        return super().extract(transcript=transcript, **kwargs)
+
+
+def _failures(transcript: str) -> int:
+    import re
+
+    match = re.search(r"\[fails (\d+) times\]", transcript)
+    return int(match.group(1)) if match else 0
