@@ -9,7 +9,6 @@ so nothing of it stays behind.
 
 import json
 import math
-import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from django.test.utils import override_settings
 from memories.parts.embedders import get_embedder
 from memories.processing import memory_process_many
 from memories.services import memory_create_many, parse_time
+from memories.text import QUESTION_WORDS, TERM
 
 from .models import EvalRun, RelevanceFeedback, SearchLog
 from .services import search_memories
@@ -77,15 +77,9 @@ def load_dataset(directory: Path, split: str) -> tuple[list[dict], list[dict]]:
 
 def query_variants(question: str) -> list[str]:
     """For multi_query on a data set of single questions: the question, and its content words."""
-    words = re.findall(r"[A-Za-z0-9']+", question)
+    words = TERM.findall(question)
     keywords = " ".join(w for w in words if w.lower() not in QUESTION_WORDS)
     return [question, keywords] if keywords and keywords != question else [question]
-
-
-QUESTION_WORDS = frozenset(
-    "what when where who whom whose which why how did do does is are was were the a an of to "
-    "in on at for with about and or has have had be been being".split()
-)
 
 
 def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], progress=None) -> dict[str, dict]:

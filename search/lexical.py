@@ -1,7 +1,7 @@
 """BM25 over one user's memories, for the `hybrid` strategy: over each whole memory (title,
 overview and transcript) and over its exchanges (every two consecutive turns of the transcript, so
-a memory also scores as its best exchange: the query's words close together). English stop words
-and question words are left out.
+a memory also scores as its best exchange: the query's words close together). The commonest English
+function words and question words are left out (`memories.text.SEARCH_STOP_WORDS`).
 
 The index of a user is built on demand and kept in the process; before each use it is checked
 against the database (count, newest indexing time and id sum of the user's indexed memories), so
@@ -12,19 +12,19 @@ import functools
 import logging
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC
 
 import numpy as np
+from cachetools import LRUCache
 from django.db.models import Count, Max, Sum
 
 from memories.models import Memory
 from memories.parts.vectorstores import SearchFilters
+from memories.text import SEARCH_STOP_WORDS, split_turns
 
 CACHED_USERS = 2048
 EXCHANGE_TURNS = 2
-QUESTION_WORDS = ("what when where who whom whose which why how did do does were has have had been being about").split()
 MONTHS = ("January February March April May June July August September October November December").split()
 MONTH_NAMES = re.compile(r"\b(" + "|".join(MONTHS) + r")\b")
 
@@ -66,7 +66,7 @@ class LexicalIndex:
         return self.memory_ids[keep], {name: values[keep] for name, values in signals.items()}
 
 
-_cache: OrderedDict[str, LexicalIndex] = OrderedDict()
+_cache: LRUCache = LRUCache(CACHED_USERS)  # uid -> LexicalIndex
 _lock = threading.Lock()
 
 
@@ -75,9 +75,8 @@ def lexical_index(uid: str) -> LexicalIndex:
     stats = memories.aggregate(n=Count("id"), last=Max("indexed_at"), ids=Sum("id"))
     version = (stats["n"], stats["last"], stats["ids"])
     with _lock:
-        cached = _cache.get(uid)
+        cached = _cache.get(uid)  # a hit becomes the most recently used
         if cached is not None and cached.version == version:
-            _cache.move_to_end(uid)
             return cached
     rows = list(
         memories.order_by("id").values_list("id", "created_at", "category", "source", "title", "overview", "transcript")
@@ -107,14 +106,12 @@ def lexical_index(uid: str) -> LexicalIndex:
     )
     with _lock:
         _cache[uid] = index
-        while len(_cache) > CACHED_USERS:
-            _cache.popitem(last=False)
     return index
 
 
 def _exchanges(transcript: str) -> list[str]:
     """Every EXCHANGE_TURNS consecutive turns (at least one text, perhaps empty)."""
-    turns = [line for line in transcript.splitlines() if line.strip()]
+    turns = split_turns(transcript)
     return ["\n".join(turns[i : i + EXCHANGE_TURNS]) for i in range(max(len(turns) - EXCHANGE_TURNS + 1, 1))]
 
 
@@ -127,14 +124,9 @@ def _bm25s():
 
 
 def _tokenize(texts: list[str]) -> list[list[str]]:
-    return _bm25s().tokenize(texts, stopwords=_stopwords(), stemmer=_stemmer(), return_ids=False, show_progress=False)
-
-
-@functools.cache
-def _stopwords() -> list[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return sorted(set(STOPWORDS_EN) | set(QUESTION_WORDS))
+    return _bm25s().tokenize(
+        texts, stopwords=sorted(SEARCH_STOP_WORDS), stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
 
 
 @functools.cache

@@ -8,17 +8,11 @@ speaker.
 """
 
 import math
-import re
 from collections.abc import Callable
 
-SPEAKER = re.compile(r"^([^:\n]{1,40}):\s+")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+from memories.text import SENTENCE_END, SPEAKER, split_turns
 
 CountTokens = Callable[[list[str]], list[int]]
-
-
-def split_turns(transcript: str) -> list[str]:
-    return [line.strip() for line in transcript.splitlines() if line.strip()]
 
 
 def windows(transcript: str, *, max_tokens: int, count_tokens: CountTokens) -> list[str]:

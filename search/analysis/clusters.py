@@ -10,7 +10,6 @@ sklearn is imported inside the functions that use it, so importing this module s
 
 import logging
 import math
-import re
 from collections import Counter
 from functools import partial
 
@@ -22,6 +21,7 @@ from django.utils import timezone
 from memories.models import Memory
 from memories.parts.embedders import get_embedder
 from memories.selectors import memory_vectors_matrix
+from memories.text import LABEL_STOP_WORDS, SPEAKER_LINES, content_words
 from omi_memory.errors import NotFound, ValidationFailed
 
 from ..models import ClusterRun
@@ -33,19 +33,6 @@ LABEL_TERMS = 3
 RANDOM_STATE = 0
 N_INIT = 4
 SILHOUETTE_SAMPLE = 2000  # beyond this many memories, a silhouette is measured on a fixed sample
-
-WORD = re.compile(r"[a-z][a-z'-]+[a-z]")
-SPEAKER = re.compile(r"^[^:\n]{1,40}:\s+", re.MULTILINE)  # "Dr. Patel: " at the start of a turn
-# Words of talk that say nothing about a topic, on top of sklearn's English stop words.
-TALK_WORDS = frozenset(
-    """
-actually alright anyway bit can't couldn't did didn't doesn't don't getting gonna got gotta guess
-he'd he'll he's here's i'd i'll i'm i've isn't it's kinda know let let's like lot lots maybe mean
-mhm okay ok oh pretty really right said say says shouldn't stuff sure thank thanks that's there's
-they'd they'll they're they've thing things think um uh wasn't we'd we'll we're we've weren't
-what's won't wouldn't yeah yep yes you'd you'll you're you've going went come came good great just
-""".split()
-)
 
 
 class ClusteringFailed(Exception):
@@ -201,21 +188,19 @@ def _cluster(run: ClusterRun, *, report) -> dict:
 
 def _memory_texts(ids: list[int]) -> dict[int, str]:
     rows = Memory.objects.filter(id__in=ids).values_list("id", "title", "overview", "transcript")
-    return {id_: f"{title}\n{overview}\n{SPEAKER.sub('', transcript)}" for id_, title, overview, transcript in rows}
-
-
-def _words(text: str, stop: frozenset) -> list[str]:
-    return [w for w in WORD.findall(text.lower()) if w not in stop]
+    return {
+        id_: f"{title}\n{overview}\n{SPEAKER_LINES.sub('', transcript)}" for id_, title, overview, transcript in rows
+    }
 
 
 def cluster_terms(members: list[list[int]], texts: dict[int, str], *, top: int = LABEL_TERMS) -> list[list[str]]:
     """Each cluster's most distinctive terms, c-TF-IDF style: a cluster's members form one
     document; a term weighs its frequency there times log(1 + average words per cluster / its
-    frequency in all clusters), so words every cluster uses sink. Stop words are left out."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    stop = frozenset(ENGLISH_STOP_WORDS) | TALK_WORDS
-    counts = [Counter(w for m in cluster for w in _words(texts.get(m, ""), stop)) for cluster in members]
+    frequency in all clusters), so words every cluster uses sink. Words that name no topic (function
+    words, talk) are left out."""
+    counts = [
+        Counter(w for m in cluster for w in content_words(texts.get(m, ""), LABEL_STOP_WORDS)) for cluster in members
+    ]
     overall = sum(counts, Counter())
     average = sum(overall.values()) / max(len(counts), 1)
     labels = []
@@ -230,13 +215,14 @@ def cluster_terms(members: list[list[int]], texts: dict[int, str], *, top: int =
 
 
 def project_2d(matrix: np.ndarray) -> np.ndarray:
-    """The rows on their first two principal components (PCA by SVD), signs fixed so the same
-    vectors always give the same picture."""
-    centred = matrix - matrix.mean(axis=0, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    components = vt[:2]
+    """The rows on their first two principal components, signs fixed (each component's largest
+    weight positive, whatever sklearn's convention) so the same vectors always give the same picture."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=min(2, *matrix.shape), svd_solver="full").fit(matrix)
+    components = pca.components_
     signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
-    xy = centred @ (components * np.where(signs == 0, 1, signs)[:, None]).T
+    xy = pca.transform(matrix) * np.where(signs == 0, 1, signs)
     if xy.shape[1] < 2:
         xy = np.hstack([xy, np.zeros((len(xy), 2 - xy.shape[1]))])
     return xy

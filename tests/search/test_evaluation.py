@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from memories.models import LocalVector, Memory
-from search.evaluation import aggregate, feedback_metrics, query_metrics
+from search.evaluation import aggregate, feedback_metrics, query_metrics, query_variants
 from search.models import EvalRun
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
@@ -154,3 +154,9 @@ def test_feedback_is_stored_and_scored_per_strategy(api, api_for, remember):
         "/search/feedback", {"search_id": search["search_id"], "memory_id": dentist.id, "relevant": True}
     )
     assert foreign.status_code == 404
+
+
+def test_multi_query_asks_again_with_the_questions_content_words_only():
+    question = "When did Caroline's team go to the 2022 support group?"
+
+    assert query_variants(question) == [question, "Caroline's team go 2022 support group"]

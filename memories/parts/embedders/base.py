@@ -1,8 +1,8 @@
 import hashlib
 import threading
-from collections import OrderedDict
 
 import numpy as np
+from cachetools import LRUCache
 
 from omi_memory.errors import BackendError
 
@@ -24,12 +24,15 @@ class Embedder:
     dim = 0
     max_tokens = 0
     cache_size = 4096
-    _caches: dict[str, OrderedDict] = {}
+    _caches: dict[str, LRUCache] = {}  # by model and dimension
     _cache_lock = threading.Lock()
 
     @property
-    def _cache(self) -> OrderedDict:
-        return self._caches.setdefault(f"{self.model}:{self.dim}", OrderedDict())
+    def _cache(self) -> LRUCache:
+        key = f"{self.model}:{self.dim}"
+        if key not in self._caches:
+            self._caches[key] = LRUCache(self.cache_size)
+        return self._caches[key]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -47,10 +50,11 @@ class Embedder:
         keys = [self._key(text) for text in texts]
         found: dict[str, np.ndarray] = {}
         with self._cache_lock:
+            cache = self._cache
             for key in keys:
-                if key in self._cache:
-                    self._cache.move_to_end(key)
-                    found[key] = self._cache[key]
+                vector = cache.get(key)  # a hit becomes the most recently used
+                if vector is not None:
+                    found[key] = vector
         missing = {key: text for key, text in zip(keys, texts) if key not in found}
         shared = get_embedding_cache()
         if shared is not None and missing:
@@ -76,10 +80,7 @@ class Embedder:
 
     def _remember(self, vectors: dict[str, np.ndarray]) -> None:
         with self._cache_lock:
-            for key, vector in vectors.items():
-                self._cache[key] = vector
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._cache.update(vectors)
 
     def clear_cache(self) -> None:
         """Forget this process's cached vectors (Redis keeps its own)."""

@@ -19,8 +19,9 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 
-from memories.parts.chunking import SPEAKER, split_turns, windows
+from memories.parts.chunking import windows
 from memories.parts.embedders.local import LocalEmbedder
+from memories.text import SENTENCE_END, SPEAKER, WORD, content_words, split_turns
 
 from .base import EMOJI, ActionItemData, EventData, Extraction, Extractor
 
@@ -98,23 +99,6 @@ CATEGORY_EXAMPLES = {
 # Below this cosine, no example is close enough: `other`.
 CATEGORY_MIN_SCORE = 0.12
 
-STOPWORDS = frozenset(
-    """
-a about above after again against all also am an and any are aren't as at be because been before
-being below between both but by can can't could couldn't did didn't do does doesn't doing don't
-down during each few for from further get gets getting go goes going gonna got gotta had hadn't has
-hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his how
-how's i i'd i'll i'm i've if in into is isn't it it's its itself just know let let's like maybe me
-mean more most mustn't my myself no nor not now of off oh okay ok on once one only or other ought
-our ours ourselves out over own pretty really right said same say says see she she'd she'll she's
-should shouldn't so some such sure than that that's the their theirs them themselves then there
-there's these they they'd they'll they're they've thing things think this those through to too
-um uh under until up us very want was wasn't we we'd we'll we're we've well were weren't what
-what's when when's where where's which while who who's whom why why's will with won't would
-wouldn't yeah yes yep you you'd you'll you're you've your yours yourself yourselves actually
-anyway gonna kinda lot lots stuff going went come came good great thanks thank hey hi hmm mhm
-""".split()
-)
 # First words of a sentence that needs the one before it.
 LEANING = frozenset(
     "it its it's that that's this these those they them then so and but or also which "
@@ -141,8 +125,6 @@ excited appreciate haha lol yay omg cute sweet inspiring
 # Stage directions in a transcript: "[laughs]", "[shares photo: ...]".
 BRACKETED = re.compile(r"\s*\[[^\]]*\]\s*")
 POSSESSIVE = re.compile(r"'s$")
-WORD = re.compile(r"[a-zA-Z][a-zA-Z'\-]+")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 ACTION_PATTERNS = [
     re.compile(r"\b(?:i|we)\s+(?:really\s+|still\s+|also\s+)?(?:need|have|got)\s+to\s+(?P<task>.+)", re.I),
@@ -268,23 +250,23 @@ def _speakers(turns: list[str]) -> set[str]:
     return names
 
 
-def _content_words(text: str, ignore: frozenset | set = frozenset()) -> list[str]:
-    return [w for w in (m.lower() for m in WORD.findall(text)) if w not in STOPWORDS and len(w) > 2 and w not in ignore]
-
-
 def _summary(sentences: list[str], speakers: set[str] = frozenset()) -> tuple[str, str]:
     """The most central sentence as title (cut short), the top three, in order, as overview.
     Reactions ("Wow, sounds awesome!"), the speakers' names and stage directions do not count."""
     clean = [c for c in (FILLERS.sub("", BRACKETED.sub(" ", s).strip()).strip() for s in sentences) if c]
     sentences = clean or sentences
-    content_words = functools.partial(_content_words, ignore=REACTIONS | speakers)
-    frequency = Counter(w for s in sentences for w in content_words(s))
+    ignore = REACTIONS | speakers
+
+    def topic_words(sentence: str) -> list[str]:
+        return [w for w in content_words(sentence) if w not in ignore]
+
+    frequency = Counter(w for s in sentences for w in topic_words(s))
     if not frequency:
         text = " ".join(sentences)
         return _short_title(text), text
     candidates = []
     for index, sentence in enumerate(sentences):
-        words = content_words(sentence)
+        words = topic_words(sentence)
         if len(words) < 2 or sentence.endswith("?"):
             continue
         score = sum(frequency[w] for w in set(words)) / (len(words) ** 0.5)
@@ -385,7 +367,7 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
         span = WHEN.search(sentence)
         title = " ".join((sentence[: span.start()] + sentence[span.end() :]).split()).replace(" ,", ",")
         title = FILLERS.sub("", title).strip(" ,.!?")
-        if len(_content_words(title)) < 2:
+        if len(content_words(title)) < 2:
             title = planning[0] if planning[0] is not sentence else title or sentence
         event = EventData(
             title=_short_title(title.strip(" ,.!?"), words=8),

@@ -1,9 +1,9 @@
 import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+from cachetools import LRUCache
 from django.conf import settings
 from django.db import transaction
 
@@ -31,9 +31,18 @@ class _UserVectors:
         return self.matrix.nbytes + 64 * len(self.record_ids)
 
 
-_cache: OrderedDict[tuple[str, str], _UserVectors] = OrderedDict()
-_cache_bytes = 0
+_cache: LRUCache | None = None  # (namespace, uid) -> _UserVectors
 _cache_lock = threading.Lock()
+
+
+def _user_cache() -> LRUCache:
+    """The users' vectors kept in this process: at most LOCAL_STORE_CACHE_MB of them, least
+    recently used out first (a new, empty cache if the setting changes). Call with the lock held."""
+    global _cache
+    limit = settings.LOCAL_STORE_CACHE_MB * 2**20
+    if _cache is None or _cache.maxsize != limit:
+        _cache = LRUCache(limit, getsizeof=lambda data: data.nbytes)
+    return _cache
 
 
 class LocalVectorStore(VectorStore):
@@ -143,7 +152,6 @@ class LocalVectorStore(VectorStore):
 
     def _vectors(self, uid: str) -> _UserVectors | None:
         """The user's vectors: from this process's cache when their version has not changed."""
-        global _cache_bytes
         version = (
             LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid)
             .values_list("version", flat=True)
@@ -151,9 +159,8 @@ class LocalVectorStore(VectorStore):
         )
         key = (self.namespace, uid)
         with _cache_lock:
-            cached = _cache.get(key)
+            cached = _user_cache().get(key)  # a hit becomes the most recently used
             if cached is not None and version is not None and cached.version == version:
-                _cache.move_to_end(key)
                 return cached
         rows = list(
             LocalVector.objects.filter(namespace=self.namespace, uid=uid)
@@ -176,14 +183,9 @@ class LocalVectorStore(VectorStore):
             matrix=np.frombuffer(blob, dtype="<f4").reshape(len(rows), -1),
         )
         if version is not None:  # without a version row (written by hand) nothing is cached
-            limit = settings.LOCAL_STORE_CACHE_MB * 2**20
             with _cache_lock:
-                old = _cache.pop(key, None)
-                _cache_bytes -= old.nbytes if old else 0
-                if data.nbytes <= limit:
-                    _cache[key] = data
-                    _cache_bytes += data.nbytes
-                while _cache_bytes > limit and _cache:
-                    _, evicted = _cache.popitem(last=False)
-                    _cache_bytes -= evicted.nbytes
+                cache = _user_cache()
+                cache.pop(key, None)
+                if data.nbytes <= cache.maxsize:  # larger than the whole cache: not kept
+                    cache[key] = data  # least recently used users out until it fits
         return data

@@ -1,4 +1,4 @@
-from memories.parts.chunking import split_turns, windows
+from memories.parts.chunking import windows
 
 
 def words(texts: list[str]) -> list[int]:
@@ -34,6 +34,5 @@ def test_a_sentence_longer_than_a_window_is_split_between_words():
     assert sum(w.count("word") for w in result) == 500
 
 
-def test_blank_lines_are_not_turns():
-    assert split_turns("A: one\n\n   \nB: two\n") == ["A: one", "B: two"]
+def test_a_blank_transcript_has_no_windows():
     assert windows("  \n \n", max_tokens=10, count_tokens=words) == []

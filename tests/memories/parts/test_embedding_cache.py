@@ -1,4 +1,5 @@
-"""Embeddings cached in Redis: shared between processes, keyed by model, dimension and text."""
+"""Embeddings cached in the process (the most recently used few thousand) and in Redis (shared
+between processes), keyed by model, dimension and text."""
 
 import logging
 
@@ -68,3 +69,30 @@ def test_with_redis_down_work_goes_on_uncached_and_the_log_says_so(settings, cou
     assert CountingEmbedder.embedded >= 3
     warnings = [r for r in caplog.records if "embedding cache unavailable" in r.getMessage()]
     assert len(warnings) == 1  # said once, not on every call
+
+
+class Lengths(Embedder):
+    """A two-dimensional embedder that records what it really embeds (cache misses)."""
+
+    name = model = "lengths"
+    dim = 2
+    cache_size = 2
+
+    def __init__(self):
+        self.embedded = []
+
+    def _embed(self, texts):
+        self.embedded += texts
+        return np.array([[1.0, len(text)] for text in texts])
+
+
+def test_the_process_keeps_the_most_recently_used_vectors_only(settings):
+    settings.EMBEDDING_CACHE_URL = ""
+    embedder = Lengths()
+    for text in ("a", "bb", "a", "ccc"):  # a, then bb, then a again: bb is the least recently used
+        embedder.embed_query(text)  # ccc: only two fit, bb goes
+    assert embedder.embedded == ["a", "bb", "ccc"]
+
+    embedder.embed_documents(["a", "ccc", "bb"])
+
+    assert embedder.embedded == ["a", "bb", "ccc", "bb"]

@@ -89,3 +89,33 @@ def test_a_users_vectors_are_read_again_when_another_process_changes_them():
     LocalVectorVersion.objects.filter(uid="u1").update(version="changed-elsewhere")
 
     assert store.query(unit(1), uid="u1", top_k=1, filters=SearchFilters())[0].score == pytest.approx(0, abs=1e-6)
+
+
+def test_the_process_keeps_the_most_recently_searched_users_within_the_byte_limit(settings, monkeypatch):
+    from memories.parts.vectorstores import local
+
+    settings.LOCAL_STORE_CACHE_MB = 1
+    monkeypatch.setattr(local, "_cache", None)
+    store = LocalVectorStore()
+    rng = np.random.default_rng(0)
+    sizes = {"a": 256, "b": 256, "c": 256, "huge": 700}  # 384 dimensions: 0.4 MB a user, "huge" 1.1 MB
+    for uid, n in sizes.items():
+        vectors = rng.normal(size=(n, 384)).astype(np.float32)
+        store.upsert([record(f"{uid}-{i}", v, uid=uid, memory_id=str(i)) for i, v in enumerate(vectors)])
+
+    def cached() -> set[str]:
+        return {uid for _, uid in local._cache}
+
+    query = np.eye(384, dtype=np.float32)[0]
+
+    def search(uid):
+        assert store.query(query, uid=uid, top_k=1, filters=SearchFilters())  # found, cached or not
+
+    for uid in ("a", "b", "a", "c"):  # a, then b, then a again: b is the least recently used
+        search(uid)  # c: only two fit, b goes
+    assert cached() == {"a", "c"}
+    search("huge")  # larger than the whole cache: answered, not kept, nobody evicted for it
+    assert cached() == {"a", "c"}
+    search("b")
+    assert cached() == {"c", "b"}
+    assert local._cache.currsize == sum(data.nbytes for data in local._cache.values()) <= 2**20
