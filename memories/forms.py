@@ -2,6 +2,8 @@ from datetime import UTC, datetime, time
 
 from django import forms
 
+from omi_memory.dashboard import PageForm
+
 from .models import Category, Memory, Source
 
 SORTS = {
@@ -18,8 +20,8 @@ SORTS = {
 }
 
 
-class MemoryFilterForm(forms.Form):
-    """The memory list's filters and sort, read from the query string (so URLs keep them)."""
+class MemoryFilterForm(PageForm):
+    """The memory list's filters, sort and page, read from the query string (so URLs keep them)."""
 
     uid = forms.CharField(required=False, max_length=128)
     status = forms.ChoiceField(required=False, choices=[("", "any but deleted"), *Memory.Status.choices])
@@ -58,3 +60,22 @@ class MemoryFilterForm(forms.Form):
 
     def ordering(self) -> str:
         return SORTS[self.cleaned_data.get("sort") or "-created"]
+
+
+class MemoryPartForm(forms.Form):
+    """Which part of a memory's page a poll asks for (none: the whole page)."""
+
+    part = forms.ChoiceField(required=False, choices=[("status", "status")])
+
+
+class PipelineRetryForm(forms.Form):
+    """Retry one failed memory, or (none given) every failed one."""
+
+    memory_id = forms.IntegerField(
+        required=False,
+        min_value=1,
+        error_messages={
+            "invalid": "The memory to retry is given by its number.",
+            "min_value": "The memory to retry is given by its number.",
+        },
+    )

@@ -1,12 +1,15 @@
-"""The dashboard's search forms: parameters read from the query string, judgments posted."""
+"""The dashboard's search forms: parameters read from the query string (search, the duplicate
+queue), and what is posted (judgments, cluster runs, duplicate scans, merges)."""
 
 from datetime import datetime, time
 
 from django import forms
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from memories.models import Category, Source
 from memories.parts.vectorstores import SearchFilters
+from omi_memory.dashboard import PageForm
 
 from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
 
@@ -95,9 +98,100 @@ class SearchForm(forms.Form):
         }
 
 
-class JudgeForm(forms.Form):
+class ReturnForm(forms.Form):
+    """A posted form that leads back to the page it was on (`next`) when done."""
+
+    next = forms.CharField(required=False)
+
+    def next_url(self, request, *, default: str) -> str:
+        """`next` when it is a page of this site, else `default` (call after `is_valid()`)."""
+        url = self.cleaned_data.get("next", "")
+        safe = url_has_allowed_host_and_scheme(
+            url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        return url if url and safe else default
+
+
+class JudgeForm(ReturnForm):
     search_id = forms.IntegerField()
     memory_id = forms.IntegerField()
     relevant = forms.TypedChoiceField(choices=[("1", "relevant"), ("0", "not relevant")], coerce=lambda v: v == "1")
     note = forms.CharField(required=False, max_length=2000)
-    next = forms.CharField(required=False)
+
+
+class ClusterRunForm(forms.Form):
+    """A clustering of one user's memories: k given, or (empty or "auto") chosen by silhouette
+    between the smallest and largest k. The service checks the values against the memories."""
+
+    uid = forms.CharField(required=False, max_length=128)
+    k = forms.CharField(required=False, max_length=20)
+    k_min = forms.IntegerField(
+        required=False, initial=2, error_messages={"invalid": "The smallest k must be a whole number."}
+    )
+    k_max = forms.IntegerField(
+        required=False, initial=10, error_messages={"invalid": "The largest k must be a whole number."}
+    )
+
+    def clean_k(self) -> int | None:
+        value = self.cleaned_data["k"].strip()
+        if not value or value.lower() == "auto":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise forms.ValidationError(f"k must be a whole number or auto (got {value!r})") from None
+
+    def run_kwargs(self) -> dict:
+        """Arguments for `search.analysis.clusters.cluster_run_create`."""
+        data = self.cleaned_data
+        return {
+            "uid": data["uid"],
+            "k": data["k"],
+            "k_min": 2 if data["k_min"] is None else data["k_min"],
+            "k_max": 10 if data["k_max"] is None else data["k_max"],
+        }
+
+
+DUPLICATE_STATUSES = [
+    ("open", "Open"),
+    ("merged", "Merged"),
+    ("dismissed", "Dismissed"),
+    ("confirmed", "Confirmed"),
+    ("all", "All"),
+]
+
+
+class DuplicateFilterForm(PageForm):
+    """The duplicate queue's filters and page, read from the query string; open pairs of every
+    user by default (a status that is not one of the queue's is the default too)."""
+
+    uid = forms.CharField(required=False, max_length=128)
+    status = forms.ChoiceField(required=False, choices=DUPLICATE_STATUSES)
+
+    def filters(self) -> tuple[str, str]:
+        """(uid, status) after `is_valid()`."""
+        data = self.cleaned_data
+        return data.get("uid", ""), data.get("status") or "open"
+
+
+class DuplicateScanForm(ReturnForm):
+    """A scan for duplicate pairs: one user's memories (or, no uid, every user's) over a
+    threshold (none: the configured one). The service checks the threshold's range."""
+
+    uid = forms.CharField(required=False, max_length=128)
+    threshold = forms.FloatField(
+        required=False, error_messages={"invalid": "The threshold must be a number, such as 0.95."}
+    )
+
+
+class DuplicateMergeForm(ReturnForm):
+    """Which memory of a pair to keep (the other is merged into it)."""
+
+    keep = forms.IntegerField(
+        min_value=1,
+        error_messages={
+            "required": "Choose which memory to keep.",
+            "invalid": "Choose which memory to keep.",
+            "min_value": "Choose which memory to keep.",
+        },
+    )

@@ -33,9 +33,6 @@ LABEL_TERMS = 3
 RANDOM_STATE = 0
 N_INIT = 4
 SILHOUETTE_SAMPLE = 2000  # beyond this many memories, a silhouette is measured on a fixed sample
-# Tableau 10: a cluster's colour on the map and in its card (cycled beyond ten clusters).
-PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
-MAP_WIDTH, MAP_HEIGHT, MAP_PAD = 640, 400, 16
 
 
 class ClusteringFailed(Exception):
@@ -254,46 +251,19 @@ def clusterable_uids() -> list[tuple[str, int]]:
 
 
 def cluster_run_result(*, run: ClusterRun) -> dict:
-    """What the page of a finished run shows: the clusters with their member memories and
-    colour, and the map's circles in SVG coordinates. A memory deleted since is left out."""
+    """What the page of a finished run shows: the clusters with their member memories, and each
+    memory's place on the map (`x`, `y`: the run's projection) and cluster. A memory deleted
+    since is left out."""
     ids = [p["memory_id"] for p in run.points]
     memories = Memory.objects.filter(id__in=ids, uid=run.uid).exclude(status=Memory.Status.DELETED).in_bulk()
     silhouette = run.silhouettes.get(str(run.k)) if run.k else None
     clusters = [
-        {
-            **cluster,
-            "colour": colour(cluster["index"]),
-            "silhouette": silhouette,
-            "members": [memories[m] for m in cluster["memory_ids"] if m in memories],
-        }
+        {**cluster, "silhouette": silhouette, "members": [memories[m] for m in cluster["memory_ids"] if m in memories]}
         for cluster in run.clusters
     ]
-    xs = [p["x"] for p in run.points] or [0.0]
-    ys = [p["y"] for p in run.points] or [0.0]
-    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-
-    def scale(value, low, span, size):
-        return round(MAP_PAD + (value - low) / span * (size - 2 * MAP_PAD), 1)
-
-    circles = [
-        {
-            "memory": memories[p["memory_id"]],
-            "cluster": p["cluster"],
-            "colour": colour(p["cluster"]),
-            "cx": scale(p["x"], min(xs), span_x, MAP_WIDTH),
-            "cy": round(MAP_HEIGHT - scale(p["y"], min(ys), span_y, MAP_HEIGHT), 1),
-        }
+    points = [
+        {"memory": memories[p["memory_id"]], "cluster": p["cluster"], "x": p["x"], "y": p["y"]}
         for p in run.points
         if p["memory_id"] in memories
     ]
-    return {
-        "clusters": clusters,
-        "circles": circles,
-        "width": MAP_WIDTH,
-        "height": MAP_HEIGHT,
-        "silhouette": silhouette,
-    }
-
-
-def colour(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+    return {"clusters": clusters, "points": points, "silhouette": silhouette}

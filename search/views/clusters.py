@@ -4,60 +4,44 @@ clusters and map."""
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from omi_memory import charts
+from omi_memory.dashboard import form_errors, render_page
 from omi_memory.errors import NotFound, ValidationFailed
 from omi_memory.roles import admin_view, dashboard_view
 
 from ..analysis import clusters
-
-
-def _cluster_list_page(request, *, values=None, error="", status=200):
-    context = {
-        "uids": clusters.clusterable_uids(),
-        "runs": clusters.cluster_run_list(),
-        "values": values or {"uid": request.GET.get("uid", ""), "k": "", "k_min": 2, "k_max": 10},
-        "error": error,
-    }
-    template = "search/clusters.html#cluster-form" if request.htmx and error else "search/clusters.html"
-    return render(request, template, context, status=status)
-
-
-def _whole_number(value: str, name: str, default: int | None) -> int | None:
-    value = (value or "").strip()
-    if not value or (name == "k" and value.lower() == "auto"):
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationFailed(
-            f"{name} must be a whole number{' or auto' if name == 'k' else ''} (got {value!r})"
-        ) from None
+from ..forms import ClusterRunForm
 
 
 @require_GET
 @dashboard_view
 def cluster_list(request):
-    return _cluster_list_page(request)
+    form = ClusterRunForm(initial={"uid": request.GET.get("uid", "")})  # /clusters/?uid=... picks a user
+    return render(request, "search/clusters.html", _cluster_list_context(form))
 
 
 @require_POST
 @admin_view
 def cluster_run(request):
-    values = {name: request.POST.get(name, "") for name in ("uid", "k", "k_min", "k_max")}
-    try:
-        run = clusters.cluster_run_create(
-            uid=values["uid"],
-            k=_whole_number(values["k"], "k", None),
-            k_min=_whole_number(values["k_min"], "k_min", 2),
-            k_max=_whole_number(values["k_max"], "k_max", 10),
-            user=request.user,
-        )
-    except ValidationFailed as exc:
-        return _cluster_list_page(request, values=values, error=exc.message, status=400)
-    url = reverse("cluster_detail", args=[run.id])
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    form = ClusterRunForm(request.POST)
+    if form.is_valid():
+        try:
+            run = clusters.cluster_run_create(**form.run_kwargs(), user=request.user)
+        except ValidationFailed as exc:
+            form.add_error(None, exc.message)
+        else:
+            url = reverse("cluster_detail", args=[run.id])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    context = {**_cluster_list_context(form), "error": form_errors(form)}
+    return render_page(request, "search/clusters.html", context, partial="cluster-form", status=400)
+
+
+def _cluster_list_context(form: ClusterRunForm) -> dict:
+    return {"form": form, "uids": clusters.clusterable_uids(), "runs": clusters.cluster_run_list()}
 
 
 @require_GET
@@ -67,6 +51,32 @@ def cluster_detail(request, run_id: int):
         run = clusters.cluster_run_get(run_id=run_id)
     except NotFound:
         raise Http404("no such cluster run") from None
-    context = {"run": run, **(clusters.cluster_run_result(run=run) if run.status == run.Status.DONE else {})}
-    template = "search/cluster_detail.html#cluster-run" if request.htmx else "search/cluster_detail.html"
-    return render(request, template, context)
+    context = {"run": run}
+    if run.status == run.Status.DONE:
+        context.update(_coloured(run, clusters.cluster_run_result(run=run)))
+    return render_page(request, "search/cluster_detail.html", context, partial="cluster-run")
+
+
+def _coloured(run, result: dict) -> dict:
+    """A finished run's clusters, each in its colour, and its map: every memory a point in its
+    cluster's colour, linking to the memory."""
+    cluster_map = charts.scatter(
+        title=f"The memories of {run.uid} projected on two dimensions, coloured by cluster",
+        points=[_map_point(point) for point in result["points"]],
+        x_title="first principal component",
+        y_title="second principal component",
+    )
+    coloured = [{**cluster, "colour": charts.colour(cluster["index"])} for cluster in result["clusters"]]
+    return {**result, "clusters": coloured, "cluster_map": cluster_map}
+
+
+def _map_point(point: dict) -> charts.Point:
+    memory = point["memory"]
+    return charts.Point(
+        x=point["x"],
+        y=point["y"],
+        colour=charts.colour(point["cluster"]),
+        title=f"{memory.emoji} {memory.title or '(untitled)'} · {timezone.localtime(memory.created_at):%Y-%m-%d}",
+        href=reverse("memory_detail", args=[memory.id]),
+        id=f"point-{memory.id}",
+    )

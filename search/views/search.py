@@ -4,10 +4,10 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from memories.selectors import memory_transcript_starts, memory_uids
+from omi_memory.dashboard import render_page
 from omi_memory.errors import ApplicationError, BackendError, NotFound
 from omi_memory.roles import dashboard_view
 
@@ -35,8 +35,7 @@ def search_page(request):
         else:
             _show_transcript_starts(result.hits)
             context["result"] = result
-    partial = request.htmx and not request.htmx.history_restore_request
-    return render(request, "search/search.html#results" if partial else "search/search.html", context, status=status)
+    return render_page(request, "search/search.html", context, partial="results", status=status)
 
 
 def _show_transcript_starts(hits) -> None:
@@ -56,11 +55,7 @@ def search_judge(request):
         problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
         return HttpResponse(f"Cannot record this judgment: {problems}", status=400, content_type="text/plain")
     data = form.cleaned_data
-    next_url = data["next"]
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = reverse("search")
+    next_url = form.next_url(request, default=reverse("search"))
     context = {"search_id": data["search_id"], "memory_id": data["memory_id"], "next_url": next_url}
     try:
         search = search_log_get(search_id=data["search_id"])

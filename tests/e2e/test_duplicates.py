@@ -1,8 +1,11 @@
 """Duplicates: two near-identical memories raise a pair; an admin merges it from the queue."""
 
+import re
+
 from playwright.sync_api import expect
 
 from memories.models import Memory
+from search.models import DuplicatePair
 from tests.support.transcripts import DENTIST, GARDEN
 
 
@@ -47,3 +50,56 @@ def test_admin_merges_a_duplicate_pair_and_the_merged_memory_leaves_the_list(pag
     expect(page.locator("#results tbody tr")).to_have_count(2)
     expect(page.locator(f"tr#memory-{kept_id}")).to_be_visible()
     expect(page.locator(f"tr#memory-{gone_id}")).to_have_count(0)
+
+
+def test_the_queue_survives_back_and_forward_after_an_htmx_navigation(page, sign_in):
+    """Paging the queue swaps #results and pushes the URL; back and forward then show whole pages,
+    whether the browser brings one back from its cache (after leaving for another page) or htmx
+    asks the server for it (its own snapshot of the page gone)."""
+    notes = [
+        Memory.objects.create(uid="fay", title=f"Note {i:02d}", transcript=f"note {i}", status="indexed")
+        for i in range(48)
+    ]
+    for i in range(0, 48, 2):
+        DuplicatePair.objects.create(uid="fay", memory_a=notes[i], memory_b=notes[i + 1], similarity=0.999 - i / 1000)
+    sign_in("analyst")
+    pairs = page.locator("#results article.pair")
+    whole_page = page.locator("header.topbar nav")
+    pager = page.locator("#results nav.pagination")
+
+    page.get_by_role("link", name="Duplicates").click()
+    expect(page.locator("#pair-count")).to_have_text("24 pairs, open.")
+    page.evaluate("window.stillTheSamePage = true")
+    pager.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"/duplicates/\?page=2$"))
+    expect(pairs).to_have_count(4)
+    assert page.evaluate("window.stillTheSamePage") is True, "paging reloaded the page"
+
+    # Leave for another page and come back: the browser, not htmx, brings the queue's page back
+    # (from its cache, where the same URL's fragment is kept too).
+    page.get_by_role("link", name="Memories").click()
+    expect(page.get_by_role("heading", name="Memories")).to_be_visible()
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"\?page=2$"))
+    expect(whole_page).to_be_visible()
+    expect(pairs).to_have_count(4)
+    page.shot("after-leaving")
+
+    # htmx keeps snapshots of the last few pages in sessionStorage; without one (more pages
+    # visited since, or storage full) it asks the server for the page as a history restore.
+    pager.get_by_role("link", name="← Previous").click()
+    expect(pairs).to_have_count(20)
+    page.evaluate("sessionStorage.removeItem('htmx-history-cache')")
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"\?page=2$"))
+    expect(pairs).to_have_count(4)
+    expect(whole_page).to_be_visible()
+    expect(page.get_by_role("heading", name="Duplicates")).to_be_visible()
+    page.shot("back")
+
+    page.evaluate("sessionStorage.removeItem('htmx-history-cache')")
+    page.go_forward()
+    expect(page).to_have_url(re.compile(r"\?page=1$"))
+    expect(pairs).to_have_count(20)
+    expect(whole_page).to_be_visible()
+    expect(page.locator("form.filters select[name=status]")).to_have_value("open")

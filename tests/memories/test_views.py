@@ -8,11 +8,10 @@ from django.utils import timezone as dj_timezone
 
 from memories.models import ActionItem, Event, Memory, MemoryVector
 from search.services import search_memories
+from tests.support.htmx import HTMX, assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HTMX = {"HX-Request": "true"}
 
 
 def stored(uid="alice", title="A memory", status="indexed", category="other", when=None, **fields) -> Memory:
@@ -126,11 +125,21 @@ def test_filters_narrow_the_list_and_the_url_keeps_them(signed_in):
 def test_an_htmx_filter_request_gets_only_the_table_and_a_history_restore_the_whole_page(signed_in):
     analyst = signed_in("analyst")
     stored(title="Dentist visit")
-    partial = analyst.get("/memories/?q=dentist", headers=HTMX).content.decode()
-    assert partial.lstrip().startswith('<section id="results">') and "<html" not in partial
-    assert "Dentist visit" in partial
-    restore = analyst.get("/memories/?q=dentist", headers={**HTMX, "HX-History-Restore-Request": "true"})
-    assert b"<html" in restore.content
+    stored(title="Budget plan")
+    partial = assert_whole_page_or_fragment(analyst, "/memories/?q=dentist", fragment='<section id="results">')
+    assert "Dentist visit" in partial and "Budget plan" not in partial
+
+
+def test_the_pipeline_and_a_memorys_status_come_whole_or_as_their_polled_part(signed_in):
+    analyst = signed_in("analyst")
+    memory = stored(status="queued")
+    assert_whole_page_or_fragment(analyst, "/pipeline/", fragment='<section id="pipeline-stats"')
+    status = assert_whole_page_or_fragment(
+        analyst, f"/memories/{memory.id}/?part=status", fragment='<section id="memory-status"'
+    )
+    assert 'hx-trigger="every 2s"' in status
+    # a part that is not one of the page's is the whole page
+    assert b"<html" in analyst.get(f"/memories/{memory.id}/?part=bogus", headers=HTMX).content
 
 
 def test_bad_filter_values_are_explained_not_a_crash(signed_in):
@@ -172,6 +181,11 @@ def test_pages_of_25_with_links_that_keep_the_filters(signed_in):
     assert "?uid=carmen&amp;page=2" in first.content.decode()
     second = analyst.get("/memories/?uid=carmen&page=2")
     assert titles(second) == [f"Memory {i:02d}" for i in range(4, -1, -1)]
+    assert 'href="?uid=carmen&amp;page=1"' in second.content.decode()
+    # a page that is not a number is the first, one past the end the last; neither is an error
+    garbled, beyond = analyst.get("/memories/?uid=carmen&page=abc"), analyst.get("/memories/?uid=carmen&page=9")
+    assert titles(garbled) == titles(first) and titles(beyond) == titles(second)
+    assert 'class="error"' not in garbled.content.decode()
 
 
 # One memory
@@ -283,3 +297,21 @@ def test_retry_one_and_retry_all_run_failed_memories_again(signed_in):
     assert "No failed memories" in response.content.decode()
     again = admin.post("/pipeline/retry/", {"memory_id": first.id}, follow=True).content.decode()
     assert "is not failed" in again
+    garbled = admin.post("/pipeline/retry/", {"memory_id": "first"}, follow=True).content.decode()
+    assert "The memory to retry is given by its number." in garbled
+
+
+def test_the_last_hour_is_a_chart_with_axes_and_the_count_of_each_5_minutes(signed_in):
+    now = dj_timezone.now()
+    for minutes in (2, 3, 4, 17):
+        stored(indexed_at=now - timedelta(minutes=minutes))
+    page = signed_in("analyst").get("/pipeline/").content.decode()
+    chart = re.search(r'<svg id="last-hour".*?</svg>', page, re.S).group(0)
+    assert 'aria-label="memories indexed per 5 minutes over the last hour"' in chart
+    written = re.findall(
+        r'<g class="chart-bar">\s*<title>([^<]*)</title>\s*<rect[^>]*></rect>\s*(?:<text[^>]*>(\d+)</text>)?', chart
+    )
+    assert len(written) == 12  # a column per 5 minutes, oldest first
+    assert written[-1] == ("5 to 0 min ago: 3", "3") and written[-4] == ("20 to 15 min ago: 1", "1")
+    assert written[0] == ("60 to 55 min ago: 0", "")  # an empty column writes no 0 over itself
+    assert ">minutes ago</text>" in chart and ">indexed</text>" in chart and ">now</text>" in chart

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from search.models import ClusterRun
+from tests.support.htmx import assert_whole_page_or_fragment
 from tests.support.transcripts import HEALTH, MONEY
 
 
@@ -57,6 +58,12 @@ def test_an_admin_runs_a_clustering_and_sees_the_map_and_clusters(signed_in, mem
     for memory in memories:
         assert f'<a href="{reverse("memory_detail", args=[memory.id])}"><circle id="point-{memory.id}"' in svg
     assert svg.count("<title>") == len(memories) and memories[0].title in svg
+    assert ">first principal component</text>" in svg and ">second principal component</text>" in svg
+    colours = dict(re.findall(r'<circle id="point-(\d+)"[^>]*fill="(#[0-9a-f]{6})"', svg))
+    assert len(set(colours.values())) == 2  # a colour per cluster, the same as its card's
+    for cluster in run.clusters:
+        card = re.search(rf'<section id="cluster-{cluster["index"]}"[^>]*border-top-color: (#[0-9a-f]{{6}})', html)
+        assert {colours[str(m)] for m in cluster["memory_ids"]} == {card.group(1)}
     assert html.count('class="card cluster-card"') == run.k == 2
     assert "dentist" in html and "budget" in html
     assert 'hx-trigger="every 1s"' not in html
@@ -129,15 +136,35 @@ def test_a_post_without_the_csrf_token_is_refused(signed_in, memories):
     assert not ClusterRun.objects.exists()
 
 
-@pytest.mark.parametrize("k, message", [("1", "k must be at least 2"), ("two", "k must be a whole number or auto")])
-def test_a_bad_k_shows_the_form_again_with_the_reason(signed_in, memories, k, message):
+def test_a_run_page_comes_whole_to_a_history_restore_and_varies_on_htmx(signed_in, db):
+    run = ClusterRun.objects.create(uid="u-map", status=ClusterRun.Status.RUNNING, progress="k=2")
+
+    polled = assert_whole_page_or_fragment(
+        signed_in("analyst"), reverse("cluster_detail", args=[run.id]), fragment='<div id="cluster-run"'
+    )
+
+    assert 'hx-trigger="every 1s"' in polled
+
+
+@pytest.mark.parametrize(
+    "posted, message",
+    [
+        ({"k": "1"}, "k must be at least 2"),
+        ({"k": "two"}, "k must be a whole number or auto"),
+        ({"k": "auto", "k_min": "two"}, "The smallest k must be a whole number."),
+        ({"k": "", "k_max": "ten"}, "The largest k must be a whole number."),
+        ({"k": "", "k_min": "5", "k_max": "3"}, "the smallest k (5) is larger than the largest (3)"),
+    ],
+)
+def test_a_bad_k_shows_the_form_again_with_the_reason(signed_in, memories, posted, message):
     admin = signed_in("admin")
 
-    page = admin.post(reverse("cluster_run"), {"uid": "u-map", "k": k})
-    partial = admin.post(reverse("cluster_run"), {"uid": "u-map", "k": k}, headers={"HX-Request": "true"})
+    page = admin.post(reverse("cluster_run"), {"uid": "u-map", **posted})
+    partial = admin.post(reverse("cluster_run"), {"uid": "u-map", **posted}, headers={"HX-Request": "true"})
 
     assert page.status_code == 400 and message in page.content.decode()
-    assert f'value="{k}"' in page.content.decode()
+    for name, value in posted.items():  # the form keeps what was typed
+        assert f'name="{name}" value="{value}"' in page.content.decode()
     assert partial.status_code == 400 and partial.content.decode().lstrip().startswith('<form id="cluster-form"')
     assert message in partial.content.decode()
     assert not ClusterRun.objects.exists()

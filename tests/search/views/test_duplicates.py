@@ -3,6 +3,7 @@ from django.urls import reverse
 
 from memories.models import Memory
 from search.models import DuplicatePair
+from tests.support.htmx import assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,3 +161,59 @@ def test_an_admin_scan_is_queued_and_finds_the_pairs(signed_in, pair):
     assert "Duplicate scan queued for alice" in page and 'value="alice"' in page
     bad = admin.post(reverse("duplicate_scan"), {"threshold": "1.5"})
     assert "threshold must be in (0, 1]" in admin.get(bad.url).content.decode()
+    back = reverse("duplicate_list") + "?uid=alice&status=all"
+    garbled = admin.post(reverse("duplicate_scan"), {"uid": "alice", "threshold": "high", "next": back})
+    assert garbled.url == back  # nothing queued: back to the page the form was on, with the reason
+    assert "The threshold must be a number, such as 0.95." in admin.get(garbled.url).content.decode()
+
+
+def test_a_merge_that_does_not_say_which_memory_to_keep_changes_nothing(signed_in, pair):
+    admin = signed_in("admin")
+
+    for keep in ({}, {"keep": "left"}):
+        body = admin.post(merge_url(pair), keep, **HTMX).content.decode()
+        assert body.lstrip().startswith(f'<article class="card pair" id="pair-{pair.id}"')
+        assert "Choose which memory to keep." in body and "Keep left, merge right" in body
+    assert DuplicatePair.objects.get().status == "open"
+    assert not Memory.objects.filter(status=Memory.Status.DELETED).exists()
+
+
+def many_pairs(uid: str, count: int) -> list[DuplicatePair]:
+    """`count` open pairs of rows made directly (no pipeline), most similar first."""
+    rows = [
+        Memory.objects.create(uid=uid, title=f"Note {i}", transcript=f"note {i}", status="indexed")
+        for i in range(2 * count)
+    ]
+    return [
+        DuplicatePair.objects.create(
+            uid=uid, memory_a=rows[2 * i], memory_b=rows[2 * i + 1], similarity=0.99 - i / 1000
+        )
+        for i in range(count)
+    ]
+
+
+def test_the_queue_comes_in_pages_of_20_whose_links_keep_the_filters(signed_in):
+    pairs = many_pairs("fay", 23)
+    many_pairs("gus", 1)
+    analyst = signed_in("analyst")
+
+    first = analyst.get(reverse("duplicate_list"), {"uid": "fay", "status": "open"}).content.decode()
+    second = analyst.get(reverse("duplicate_list"), {"uid": "fay", "status": "open", "page": "2"}, **HTMX)
+
+    assert first.count('class="card pair"') == 20 and "23 pairs for fay, open." in first and "page 1 of 2" in first
+    assert 'href="?uid=fay&amp;status=open&amp;page=2"' in first
+    assert 'hx-get="?uid=fay&amp;status=open&amp;page=2" hx-target="#results"' in first
+    assert [f'id="pair-{p.id}"' in second.content.decode() for p in pairs[20:]] == [True] * 3
+    assert second.content.decode().count('class="card pair"') == 3
+    assert 'href="?uid=fay&amp;status=open&amp;page=1"' in second.content.decode()
+    beyond = analyst.get(reverse("duplicate_list"), {"uid": "fay", "page": "7"}).content.decode()
+    assert "page 2 of 2" in beyond  # past the end: the last page
+
+
+def test_every_answer_of_the_queue_varies_on_htmx_and_a_history_restore_gets_the_whole_page(signed_in, pair):
+    """The back button after paging or filtering the queue: when htmx no longer has the page, it
+    asks for it as a history restore, which must get the whole page, not the bare #results."""
+    results = assert_whole_page_or_fragment(
+        signed_in("analyst"), reverse("duplicate_list") + "?uid=alice&status=open", fragment='<section id="results">'
+    )
+    assert f'id="pair-{pair.id}"' in results

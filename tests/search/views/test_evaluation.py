@@ -5,6 +5,7 @@ import re
 import pytest
 
 from search.models import EvalRun, RelevanceFeedback, SearchLog
+from tests.support.htmx import assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,6 +83,10 @@ def test_the_chart_has_a_bar_per_metric_for_the_latest_run_of_each_strategy_and_
     assert widths[("hybrid · dev", "nDCG@10")] > widths[("semantic · dev", "nDCG@10")]
     assert "<title>hybrid · dev: nDCG@10 0.650</title>" in page
     assert ">nDCG@10</text>" in page and ">R@5</text>" in page  # the legend
+    chart = re.search(r'<svg id="runs-chart".*?</svg>', page, re.S).group(0)
+    assert ">score (0 to 1)</text>" in chart and ">strategy · split</text>" in chart  # the axes' titles
+    ticks = set(re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', chart))
+    assert {"0", "0.25", "0.5", "0.75", "1", "hybrid · dev", "semantic · holdout"} <= ticks
 
 
 def test_runs_are_paginated_and_a_page_comes_alone_to_htmx(signed_in):
@@ -94,6 +99,9 @@ def test_runs_are_paginated_and_a_page_comes_alone_to_htmx(signed_in):
 
     assert first.count('id="eval-run-') == 25 and "page 1 of 2" in first
     assert second.count('id="eval-run-') == 5 and "<html" not in second and second.lstrip().startswith('<div id="runs"')
+    assert 'href="?page=2"' in first and 'hx-target="#runs"' in first and ">older →</a>" in first
+    assert 'href="?page=1"' in second and ">← newer</a>" in second
+    assert_whole_page_or_fragment(analyst, "/evaluation/?page=2", fragment='<div id="runs"')
 
 
 def test_judgments_are_scored_and_counted_per_strategy(signed_in, remember):

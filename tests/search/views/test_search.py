@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from search.models import RelevanceFeedback, SearchLog
+from tests.support.htmx import assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,6 +90,13 @@ def test_an_htmx_request_gets_only_the_results(signed_in, memories):
     assert "<html" not in page and 'id="search-form"' not in page
     assert page.lstrip().startswith('<div id="results"')
     assert result_ids(response)[0] == memories["garden"].id
+
+
+def test_a_history_restore_gets_the_whole_page_and_every_answer_varies_on_htmx(signed_in, memories):
+    results = assert_whole_page_or_fragment(
+        signed_in("analyst"), "/search/?uid=alice&query=tomatoes+in+the+garden", fragment='<div id="results"'
+    )
+    assert f'id="result-{memories["garden"].id}"' in results
 
 
 def test_without_a_query_the_page_waits_and_logs_nothing(signed_in, memories):
