@@ -26,19 +26,19 @@ class Api:
 
 
 @pytest.fixture
-def api(transactional_db) -> Api:
+def api(db) -> Api:
     """A client whose key may act for every user."""
     return Api(api_key_create(name="all users")[1])
 
 
 @pytest.fixture
-def api_for(transactional_db):
+def api_for(db):
     """A client whose key is scoped to one uid."""
     return lambda uid: Api(api_key_create(name=f"key for {uid}", uid=uid)[1])
 
 
 @pytest.fixture
-def remember(transactional_db):
+def remember(db):
     """Store a memory through the services; in-process, it is indexed on return."""
 
     def make(uid: str, transcript: str, **fields) -> Memory:
@@ -50,7 +50,7 @@ def remember(transactional_db):
 
 
 @pytest.fixture
-def signed_in(transactional_db):
+def signed_in(db):
     """A browser-like client signed in as a member of `group` ("admin", "analyst" or None)."""
     from django.contrib.auth.models import Group, User
 
@@ -64,6 +64,17 @@ def signed_in(transactional_db):
         return client
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _commits_as_in_production():
+    """Tests run in a transaction that is rolled back (`db`); what the code leaves to do on commit
+    (the pipeline's tasks, in-process) runs where a real commit would run it, so that a memory
+    created through the API or the services is processed on return, as in production."""
+    from tests.support.commits import commits_as_in_production
+
+    with commits_as_in_production():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +155,7 @@ def pipeline_retries(monkeypatch):
 
 
 @pytest.fixture
-def production_parts(settings, fake_openai, fake_pinecone, pipeline_retries, transactional_db):
+def production_parts(settings, fake_openai, fake_pinecone, pipeline_retries, db):
     """EXTRACTOR=openai, EMBEDDER=openai, VECTOR_STORE=pinecone, against the fakes."""
     settings.EXTRACTOR = "openai"
     settings.EMBEDDER = "openai"

@@ -5,7 +5,7 @@ import pytest
 from memories.models import Memory
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def error(response) -> dict:
@@ -124,7 +124,7 @@ def test_the_same_external_id_twice_is_a_conflict_and_stores_nothing_new(api):
     assert api.post("/memories", {"uid": "bob", "transcript": BUDGET, "external_id": "x-1"}).status_code == 201
 
 
-def test_openapi_docs_are_served(client, transactional_db):
+def test_openapi_docs_are_served(client, db):
     assert client.get("/api/v1/docs").status_code == 200
     schema = client.get("/api/v1/openapi.json").json()
     assert {"/api/v1/memories", "/api/v1/memories/batch", "/api/v1/search"} <= set(schema["paths"])
@@ -196,7 +196,7 @@ def test_a_body_that_is_not_a_json_object_is_refused(api, raw):
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "omk_wrong"}, {"X-API-Key": ""}])
-def test_a_missing_or_wrong_key_is_refused_everywhere(transactional_db, client, headers, remember):
+def test_a_missing_or_wrong_key_is_refused_everywhere(client, headers, remember):
     memory = remember("alice", BUDGET)
     calls = [
         client.post("/api/v1/memories", VALID, content_type="application/json", headers=headers),

@@ -17,11 +17,11 @@ def _migrate(targets) -> MigrationExecutor:
     return MigrationExecutor(connection)  # a fresh loader sees what is applied now
 
 
+# Real commits: the migration executor runs DDL and its own transactions (SQLite cannot alter a
+# table inside one), and the test migrates the schema back and forth.
 @pytest.mark.django_db(transaction=True)
 def test_a_database_made_before_the_move_migrates_in_place_and_keeps_its_vectors():
-    moved_type_ids = dict(
-        ContentType.objects.filter(app_label="memories", model__in=MOVED).values_list("model", "id")
-    )
+    moved_type_ids = dict(ContentType.objects.filter(app_label="memories", model__in=MOVED).values_list("model", "id"))
     assert len(moved_type_ids) == len(MOVED)
     executor = _migrate(BEFORE_THE_MOVE)
     old = executor.loader.project_state(BEFORE_THE_MOVE).apps
@@ -29,11 +29,20 @@ def test_a_database_made_before_the_move_migrates_in_place_and_keeps_its_vectors
     # What a database at the old head holds: a memory, its vector, the local store's record and version.
     memory = old.get_model("memories", "Memory").objects.create(uid="alice", transcript="Alice: hi", status="indexed")
     old.get_model("search", "MemoryVector").objects.create(
-        memory_id=memory.id, position=0, kind="memory", vector_id=f"alice-{memory.id}", model="m", dim=2,
+        memory_id=memory.id,
+        position=0,
+        kind="memory",
+        vector_id=f"alice-{memory.id}",
+        model="m",
+        dim=2,
         vector=b"\x00\x00\x80?\x00\x00\x00\x00",
     )
     old.get_model("search", "LocalVector").objects.create(
-        namespace="ns1", record_id=f"alice-{memory.id}", uid="alice", memory_id=str(memory.id), created_at=1,
+        namespace="ns1",
+        record_id=f"alice-{memory.id}",
+        uid="alice",
+        memory_id=str(memory.id),
+        created_at=1,
         values=b"\x00\x00\x80?\x00\x00\x00\x00",
     )
     old.get_model("search", "LocalVectorVersion").objects.create(namespace="ns1", uid="alice", version="v1")

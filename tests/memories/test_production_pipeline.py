@@ -11,7 +11,7 @@ from memories.processing import RetryLater, memory_process_many
 from memories.services import memory_create_many
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP, long_transcript
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 TRANSCRIPTS = [DENTIST, BUDGET, STANDUP, RECITAL, GARDEN]
 
 

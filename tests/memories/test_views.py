@@ -10,7 +10,7 @@ from memories.models import ActionItem, Event, Memory, MemoryVector
 from search.services import search_memories
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
 
@@ -36,7 +36,7 @@ def titles(response) -> list[str]:
 # Sign-in and roles
 
 
-def test_every_memory_page_asks_for_a_sign_in(client, transactional_db):
+def test_every_memory_page_asks_for_a_sign_in(client, db):
     memory = stored()
     for url in ["/", "/memories/", f"/memories/{memory.id}/", "/pipeline/"]:
         response = client.get(url, follow=True)
@@ -44,7 +44,7 @@ def test_every_memory_page_asks_for_a_sign_in(client, transactional_db):
         assert b"Sign in" in response.content
 
 
-def test_signing_in_with_a_password_leads_back_to_the_page_asked_for(client, transactional_db):
+def test_signing_in_with_a_password_leads_back_to_the_page_asked_for(client, db):
     from django.contrib.auth.models import Group, User
 
     user = User.objects.create_user("ana", password="secret-pass")

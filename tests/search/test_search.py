@@ -4,7 +4,7 @@ import pytest
 
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP, long_transcript
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def at(day: int) -> str:

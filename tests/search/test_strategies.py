@@ -8,7 +8,7 @@ from search.models import SearchLog
 from search.strategies import STRATEGIES
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 NOW = datetime.now(UTC)
 
 

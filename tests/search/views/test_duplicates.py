@@ -5,7 +5,7 @@ from memories.models import Memory
 from search.models import DuplicatePair
 from tests.support.transcripts import BUDGET, DENTIST
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 DENTIST_AGAIN = DENTIST.replace("next Tuesday at 3pm", "Tuesday next week at 3pm")
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -9,7 +9,7 @@ import pytest
 from search.models import RelevanceFeedback, SearchLog
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def day(n: int) -> datetime:

@@ -1,0 +1,72 @@
+"""Tests that run in a rolled-back transaction see `on_commit` callbacks run where a real commit
+would run them (tests/support/commits.py, installed for every test by tests/conftest.py)."""
+
+import pytest
+from django.db import transaction
+
+from memories.models import ApiKey
+
+
+@pytest.mark.django_db
+def test_a_callback_waits_for_the_outermost_block_of_the_code_then_runs():
+    ran = []
+    with transaction.atomic():
+        with transaction.atomic():
+            transaction.on_commit(lambda: ran.append("inner"))
+        assert ran == []  # a savepoint released: not a commit
+        transaction.on_commit(lambda: ran.append("outer"))
+        assert ran == []
+    assert ran == ["inner", "outer"]
+
+
+@pytest.mark.django_db
+def test_a_callback_outside_any_block_of_the_code_runs_at_once():
+    ran = []
+    transaction.on_commit(lambda: ran.append("now"))
+    assert ran == ["now"]
+
+
+@pytest.mark.django_db
+def test_a_callback_of_a_block_that_rolls_back_never_runs():
+    ran = []
+    with pytest.raises(RuntimeError), transaction.atomic():
+        transaction.on_commit(lambda: ran.append("rolled back"))
+        raise RuntimeError
+    with transaction.atomic():
+        transaction.on_commit(lambda: ran.append("asked to roll back"))
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                transaction.on_commit(lambda: ran.append("inner, rolled back"))
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        transaction.on_commit(lambda: ran.append("outer, committed"))
+    assert ran == ["outer, committed"]
+
+
+@pytest.mark.django_db
+def test_a_callback_registered_by_a_callback_runs_and_sees_the_rows():
+    seen = []
+
+    def second():
+        seen.append(ApiKey.objects.filter(name="k").count())
+
+    def first():
+        with transaction.atomic():
+            ApiKey.objects.create(name="k", prefix="p", key_hash="h")
+            transaction.on_commit(second)
+
+    with transaction.atomic():
+        transaction.on_commit(first)
+    assert seen == [1]
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: Django's own behaviour, untouched
+def test_with_real_commits_callbacks_run_at_the_commit():
+    ran = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: ran.append("committed"))
+        assert ran == []
+    assert ran == ["committed"]
