@@ -109,8 +109,13 @@ def pinecone_server():
 
 
 @pytest.fixture
-def fake_openai(openai_server, settings):
+def fake_openai(openai_server, settings, monkeypatch):
+    from openai._base_client import SyncAPIClient
+
     from tests.support.fake_openai import default_responder
+
+    # The SDK's back-off sleeps between its retries are skipped (it still retries, as often).
+    monkeypatch.setattr(SyncAPIClient, "_sleep_for_retry", lambda self, **kwargs: None)
 
     openai_server.reset()
     openai_server.latency = 0.0
