@@ -3,9 +3,9 @@ import json
 import pytest
 from django.test import Client
 
-from memories.models import Memory
 from memories.parts.embedders import Embedder
-from memories.services import api_key_create, memory_create
+from memories.services import api_key_create
+from tests.support.memories import indexed_memory
 
 
 class Api:
@@ -40,13 +40,7 @@ def api_for(db):
 @pytest.fixture
 def remember(db):
     """Store a memory through the services; in-process, it is indexed on return."""
-
-    def make(uid: str, transcript: str, **fields) -> Memory:
-        memory = memory_create(uid=uid, transcript=transcript, **fields)
-        memory.refresh_from_db()
-        return memory
-
-    return make
+    return indexed_memory
 
 
 @pytest.fixture
@@ -71,10 +65,19 @@ def _commits_as_in_production():
     """Tests run in a transaction that is rolled back (`db`); what the code leaves to do on commit
     (the pipeline's tasks, in-process) runs where a real commit would run it, so that a memory
     created through the API or the services is processed on return, as in production."""
-    from tests.support.commits import commits_as_in_production
+    from tests.support.transactions import commits_as_in_production
 
     with commits_as_in_production():
         yield
+
+
+@pytest.fixture(scope="session")
+def shared_rows(django_db_setup, django_db_blocker):
+    """`with shared_rows():` in a class- or module-scoped fixture: the rows it makes are made once
+    and seen by each test of its scope (tests/support/transactions.py)."""
+    from tests.support import transactions
+
+    return lambda: transactions.shared_rows(django_db_blocker)
 
 
 @pytest.fixture(autouse=True)

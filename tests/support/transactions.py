@@ -1,6 +1,6 @@
-"""Commits as in production, for tests that run inside a transaction that is rolled back.
+"""Transactions for tests that run inside a transaction that is rolled back (pytest-django's `db`).
 
-Under pytest-django's `db` fixture a test runs inside atomic blocks opened by the test case
+Commits as in production. Under `db` a test runs inside atomic blocks opened by the test case
 (marked `_from_testcase`), which are rolled back when it ends: nothing commits, so
 `transaction.on_commit` callbacks would never run. In production (no ATOMIC_REQUESTS) a callback
 runs when the outermost atomic block of the code commits, or at once when it is registered outside
@@ -11,6 +11,12 @@ any block; the pipeline relies on it (a memory is processed in-process, before t
 without error; a callback registered in a block that is rolled back is dropped (Django already
 drops it); callbacks registered by callbacks follow the same rules, as they do in production.
 Under `transactional_db` there is no test case block, and Django's own behaviour applies unchanged.
+
+Rows shared by several tests. `shared_rows()` opens a transaction around the tests of a class or
+module, in which a fixture of that scope makes its rows once (memories through the pipeline cost
+about a tenth of a second each). Each test's own transaction nests inside it, so whatever a test
+changes is still rolled back after it, the shared rows included; the shared rows are rolled back
+when the scope ends. Only for tests on `db`: a `transactional_db` test would flush the tables.
 """
 
 import logging
@@ -71,3 +77,17 @@ def commits_as_in_production():
     finally:
         BaseDatabaseWrapper.on_commit = original_on_commit
         transaction.Atomic.__exit__ = original_exit
+
+
+@contextmanager
+def shared_rows(django_db_blocker):
+    """A transaction for the rows a class- or module-scoped fixture makes for its tests."""
+    with django_db_blocker.unblock():
+        block = transaction.atomic()
+        block._from_testcase = True  # like the test case's own blocks: the code commits inside it
+        block.__enter__()
+        try:
+            yield
+        finally:
+            transaction.set_rollback(True)
+            block.__exit__(None, None, None)

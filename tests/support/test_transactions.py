@@ -1,5 +1,6 @@
-"""Tests that run in a rolled-back transaction see `on_commit` callbacks run where a real commit
-would run them (tests/support/commits.py, installed for every test by tests/conftest.py)."""
+"""tests/support/transactions.py: tests that run in a rolled-back transaction see `on_commit`
+callbacks run where a real commit would run them (installed for every test by tests/conftest.py),
+and rows made once for the tests of a class are seen by each, as they were made."""
 
 import pytest
 from django.db import transaction
@@ -70,3 +71,25 @@ def test_with_real_commits_callbacks_run_at_the_commit():
         transaction.on_commit(lambda: ran.append("committed"))
         assert ran == []
     assert ran == ["committed"]
+
+
+@pytest.fixture(scope="class")
+def shared_key(shared_rows):
+    with shared_rows():
+        yield ApiKey.objects.create(name="shared", prefix="p", key_hash="shared")
+
+
+@pytest.mark.django_db
+class TestRowsSharedByTheTestsOfAClass:
+    def test_a_test_sees_the_shared_rows_and_may_change_them(self, shared_key):
+        assert list(ApiKey.objects.values_list("name", flat=True)) == ["shared"]
+        ApiKey.objects.update(name="changed")
+        ApiKey.objects.create(name="another", prefix="p", key_hash="another")
+
+    def test_the_next_test_sees_them_as_they_were_made(self, shared_key):
+        assert list(ApiKey.objects.values_list("name", flat=True)) == ["shared"]
+
+
+@pytest.mark.django_db
+def test_after_the_class_its_shared_rows_are_gone():
+    assert not ApiKey.objects.exists()
