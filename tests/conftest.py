@@ -1,4 +1,5 @@
 import json
+from contextlib import contextmanager
 
 import pytest
 from django.test import Client
@@ -71,23 +72,34 @@ def _commits_as_in_production():
         yield
 
 
-@pytest.fixture(scope="session")
-def shared_rows(django_db_setup, django_db_blocker):
-    """`with shared_rows():` in a class- or module-scoped fixture: the rows it makes are made once
-    and seen by each test of its scope (tests/support/transactions.py)."""
-    from tests.support import transactions
-
-    return lambda: transactions.shared_rows(django_db_blocker)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    """Every test starts with no vector cached in this process, for every model, and with parts
-    built anew (a store remembers its model record for a few seconds)."""
+def forget_process_state() -> None:
+    """No vector cached in this process, for any model, and parts built anew (a store remembers
+    its model record for a few seconds: a record from rows since rolled back must not count)."""
     from memories.parts import registry
 
     Embedder._caches.clear()
     registry._forget_parts()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Every test starts from a fresh process state."""
+    forget_process_state()
+
+
+@pytest.fixture(scope="session")
+def shared_rows(django_db_setup, django_db_blocker):
+    """`with shared_rows():` in a class- or module-scoped fixture: the rows it makes are made once,
+    from a fresh process state, and seen by each test of its scope (tests/support/transactions.py)."""
+    from tests.support import transactions
+
+    @contextmanager
+    def rows():
+        forget_process_state()
+        with transactions.shared_rows(django_db_blocker):
+            yield
+
+    return rows
 
 
 # Production parts, met by local fakes of OpenAI and Pinecone driven through the real SDKs.
