@@ -34,6 +34,10 @@ def _application_error(request, exc: ApplicationError):
 
 @api.exception_handler(ValidationError)
 def _validation_error(request, exc: ValidationError):
+    if not request.body and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors):
+        # No body where a JSON object is expected: it does not parse, like any other text that is not JSON.
+        message = "the request body is empty; a JSON object is expected"
+        return api.create_response(request, error_body("invalid_json", message), status=400)
     details = [
         {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors

@@ -1,11 +1,12 @@
 import json
+from contextlib import contextmanager
 
 import pytest
 from django.test import Client
 
-from memories.models import Memory
 from memories.parts.embedders import Embedder
-from memories.services import api_key_create, memory_create
+from memories.services import api_key_create
+from tests.support.memories import indexed_memory
 
 
 class Api:
@@ -26,31 +27,25 @@ class Api:
 
 
 @pytest.fixture
-def api(transactional_db) -> Api:
+def api(db) -> Api:
     """A client whose key may act for every user."""
     return Api(api_key_create(name="all users")[1])
 
 
 @pytest.fixture
-def api_for(transactional_db):
+def api_for(db):
     """A client whose key is scoped to one uid."""
     return lambda uid: Api(api_key_create(name=f"key for {uid}", uid=uid)[1])
 
 
 @pytest.fixture
-def remember(transactional_db):
+def remember(db):
     """Store a memory through the services; in-process, it is indexed on return."""
-
-    def make(uid: str, transcript: str, **fields) -> Memory:
-        memory = memory_create(uid=uid, transcript=transcript, **fields)
-        memory.refresh_from_db()
-        return memory
-
-    return make
+    return indexed_memory
 
 
 @pytest.fixture
-def signed_in(transactional_db):
+def signed_in(db):
     """A browser-like client signed in as a member of `group` ("admin", "analyst" or None)."""
     from django.contrib.auth.models import Group, User
 
@@ -66,14 +61,45 @@ def signed_in(transactional_db):
     return make
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    """Every test starts with no vector cached in this process, for every model, and with parts
-    built anew (a store remembers its model record for a few seconds)."""
+@pytest.fixture(scope="session", autouse=True)
+def _commits_as_in_production():
+    """Tests run in a transaction that is rolled back (`db`); what the code leaves to do on commit
+    (the pipeline's tasks, in-process) runs where a real commit would run it, so that a memory
+    created through the API or the services is processed on return, as in production."""
+    from tests.support.transactions import commits_as_in_production
+
+    with commits_as_in_production():
+        yield
+
+
+def forget_process_state() -> None:
+    """No vector cached in this process, for any model, and parts built anew (a store remembers
+    its model record for a few seconds: a record from rows since rolled back must not count)."""
     from memories.parts import registry
 
     Embedder._caches.clear()
     registry._forget_parts()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Every test starts from a fresh process state."""
+    forget_process_state()
+
+
+@pytest.fixture(scope="session")
+def shared_rows(django_db_setup, django_db_blocker):
+    """`with shared_rows():` in a class- or module-scoped fixture: the rows it makes are made once,
+    from a fresh process state, and seen by each test of its scope (tests/support/transactions.py)."""
+    from tests.support import transactions
+
+    @contextmanager
+    def rows():
+        forget_process_state()
+        with transactions.shared_rows(django_db_blocker):
+            yield
+
+    return rows
 
 
 # Production parts, met by local fakes of OpenAI and Pinecone driven through the real SDKs.
@@ -98,8 +124,13 @@ def pinecone_server():
 
 
 @pytest.fixture
-def fake_openai(openai_server, settings):
+def fake_openai(openai_server, settings, monkeypatch):
+    from openai._base_client import SyncAPIClient
+
     from tests.support.fake_openai import default_responder
+
+    # The SDK's back-off sleeps between its retries are skipped (it still retries, as often).
+    monkeypatch.setattr(SyncAPIClient, "_sleep_for_retry", lambda self, **kwargs: None)
 
     openai_server.reset()
     openai_server.latency = 0.0
@@ -144,7 +175,7 @@ def pipeline_retries(monkeypatch):
 
 
 @pytest.fixture
-def production_parts(settings, fake_openai, fake_pinecone, pipeline_retries, transactional_db):
+def production_parts(settings, fake_openai, fake_pinecone, pipeline_retries, db):
     """EXTRACTOR=openai, EMBEDDER=openai, VECTOR_STORE=pinecone, against the fakes."""
     settings.EXTRACTOR = "openai"
     settings.EMBEDDER = "openai"

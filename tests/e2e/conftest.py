@@ -80,7 +80,8 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture
 def user(transactional_db):
-    """A user with a password in `group` ("admin" or "analyst")."""
+    """A user with a password in `group` ("admin" or "analyst"). Real commits (`transactional_db`, as
+    `live_server` asks): the live server's thread has a database connection of its own."""
     from django.contrib.auth.models import Group, User
 
     def make(group: str, *, username: str | None = None) -> User:

@@ -10,6 +10,7 @@ from memories.selectors import api_key_authenticate
 from tests.support.processes import database_url_for_subprocess
 
 
+# Another process writes the key and commits it: only the flush after a transactional test removes it.
 @pytest.mark.django_db(transaction=True)
 def test_create_api_key_prints_the_key_alone_on_its_last_line():
     result = subprocess.run(
@@ -37,7 +38,7 @@ def test_create_api_key_refuses_a_bad_uid():
     assert ApiKey.objects.count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_load_demo_indexes_the_demo_and_prints_a_login_and_a_key_that_work(tmp_path):
     import io
     import re

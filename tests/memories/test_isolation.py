@@ -5,7 +5,7 @@ import pytest
 from memories.models import LocalVector, Memory
 from tests.support.transcripts import BUDGET, DENTIST
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ def _migrate(targets) -> MigrationExecutor:
     return MigrationExecutor(connection)  # a fresh loader sees what is applied now
 
 
+# Real commits: the migration executor runs DDL and its own transactions (SQLite cannot alter a
+# table inside one), and the test migrates the schema back and forth.
 @pytest.mark.django_db(transaction=True)
 def test_a_database_made_before_the_move_migrates_in_place_and_keeps_its_vectors():
     moved_type_ids = dict(ContentType.objects.filter(app_label="memories", model__in=MOVED).values_list("model", "id"))

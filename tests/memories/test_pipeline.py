@@ -12,7 +12,7 @@ from memories.services import memory_reprocess
 from tests.support.parts import CountingEmbedder, FlakyExtractor
 from tests.support.transcripts import BUDGET, DENTIST, RECITAL, STANDUP, long_transcript
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_a_transcript_becomes_an_indexed_memory_with_structured_data(remember):

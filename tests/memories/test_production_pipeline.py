@@ -11,7 +11,7 @@ from memories.processing import RetryLater, memory_process_many
 from memories.services import memory_create_many
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP, long_transcript
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 TRANSCRIPTS = [DENTIST, BUDGET, STANDUP, RECITAL, GARDEN]
 
 
@@ -25,6 +25,16 @@ def vector_ids(memory_id: int) -> set[str]:
 
 def requests_to(server, path: str) -> list[dict]:
     return [r for r in server.requests if r["path"] == path]
+
+
+def server_behind(path: str, fault: str, production_parts, settings):
+    """The fake that serves `path`. For a timeout fault, the clients wait 0.25 s for the answer
+    that does not come, instead of the fixtures' 1 s: how long they wait is configuration, what
+    is tested is what follows."""
+    fake_openai, fake_pinecone = production_parts
+    if fault == "timeout":
+        settings.OPENAI_TIMEOUT = settings.PINECONE_TIMEOUT = 0.25
+    return fake_pinecone if path.startswith("/vectors") else fake_openai
 
 
 def test_a_memory_goes_through_openai_and_pinecone_and_is_found_and_deleted(production_parts, api):
@@ -91,9 +101,9 @@ def test_import_memories_batches_and_is_idempotent(production_parts, tmp_path):
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "timeout", "drop", "malformed"])
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings", "/vectors/upsert"])
-def test_a_passing_fault_ends_in_a_retry_that_succeeds(production_parts, api, fault, path):
+def test_a_passing_fault_ends_in_a_retry_that_succeeds(production_parts, settings, api, fault, path):
     fake_openai, fake_pinecone = production_parts
-    server = fake_pinecone if path.startswith("/vectors") else fake_openai
+    server = server_behind(path, fault, production_parts, settings)
     server.fail(path, fault, fault)  # more than the SDK retries once: the task retries too
 
     created = api.post("/memories", {"uid": "alice", "transcript": STANDUP}).json()
@@ -106,11 +116,11 @@ def test_a_passing_fault_ends_in_a_retry_that_succeeds(production_parts, api, fa
 @pytest.mark.parametrize("fault", ["429", "500", "timeout", "drop", "malformed"])
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings", "/vectors/upsert"])
 def test_a_lasting_fault_ends_failed_with_the_reason_and_no_vectors(
-    production_parts, api, pipeline_retries, fault, path
+    production_parts, settings, api, pipeline_retries, fault, path
 ):
     fake_openai, fake_pinecone = production_parts
     pipeline_retries(1)
-    server = fake_pinecone if path.startswith("/vectors") else fake_openai
+    server = server_behind(path, fault, production_parts, settings)
     server.fail_always(path, fault)
 
     created = api.post("/memories", {"uid": "alice", "transcript": STANDUP}).json()

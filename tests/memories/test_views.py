@@ -11,7 +11,7 @@ from search.services import search_memories
 from tests.support.htmx import HTMX, assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def stored(uid="alice", title="A memory", status="indexed", category="other", when=None, **fields) -> Memory:
@@ -35,7 +35,7 @@ def titles(response) -> list[str]:
 # Sign-in and roles
 
 
-def test_every_memory_page_asks_for_a_sign_in(client, transactional_db):
+def test_every_memory_page_asks_for_a_sign_in(client, db):
     memory = stored()
     for url in ["/", "/memories/", f"/memories/{memory.id}/", "/pipeline/"]:
         response = client.get(url, follow=True)
@@ -43,7 +43,7 @@ def test_every_memory_page_asks_for_a_sign_in(client, transactional_db):
         assert b"Sign in" in response.content
 
 
-def test_signing_in_with_a_password_leads_back_to_the_page_asked_for(client, transactional_db):
+def test_signing_in_with_a_password_leads_back_to_the_page_asked_for(client, db):
     from django.contrib.auth.models import Group, User
 
     user = User.objects.create_user("ana", password="secret-pass")

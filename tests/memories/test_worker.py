@@ -10,6 +10,8 @@ from memories.services import api_key_create
 from tests.support.processes import celery_worker, redis_url_or_skip, service_env, web_server
 from tests.support.transcripts import DENTIST
 
+# Real commits: a gunicorn and a Celery worker, other processes, must see the rows this test writes
+# (the API key), and the rows they write are removed only by the flush after a transactional test.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 

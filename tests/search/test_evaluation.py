@@ -97,7 +97,7 @@ def tiny_dataset(tmp_path):
     return tmp_path
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_evaluate_prints_one_json_object_and_leaves_no_memory_behind(tiny_dataset):
     out = io.StringIO()
 
@@ -115,7 +115,7 @@ def test_evaluate_prints_one_json_object_and_leaves_no_memory_behind(tiny_datase
     assert run.strategy == "hybrid" and run.split == "dev" and run.metrics == result
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_evaluate_all_strategies_gives_one_object_per_strategy(tiny_dataset):
     out = io.StringIO()
 
@@ -129,7 +129,7 @@ def test_evaluate_all_strategies_gives_one_object_per_strategy(tiny_dataset):
     assert EvalRun.objects.count() == 4
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_feedback_is_stored_and_scored_per_strategy(api, api_for, remember):
     dentist, budget = remember("alice", DENTIST), remember("alice", BUDGET)
     search = api.post("/search", {"uid": "alice", "query": "crown", "k": 2}).json()

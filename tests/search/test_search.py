@@ -1,32 +1,13 @@
-from datetime import UTC, datetime
-
 import pytest
 
-from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP, long_transcript
+from tests.support.memories import alices_five_and_bobs_one, february
+from tests.support.transcripts import BUDGET, long_transcript
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def at(day: int) -> str:
-    return datetime(2026, 2, day, 12, tzinfo=UTC).isoformat()
-
-
-@pytest.fixture
-def memories(remember):
-    """Alice's five memories on five days of February, from two sources."""
-    made = {}
-    for day, (name, transcript, source) in enumerate(
-        [
-            ("dentist", DENTIST, "omi"),
-            ("budget", BUDGET, "phone"),
-            ("standup", STANDUP, "desktop"),
-            ("recital", RECITAL, "omi"),
-            ("garden", GARDEN, "phone"),
-        ],
-        start=1,
-    ):
-        made[name] = remember("alice", transcript, source=source, created_at=datetime.fromisoformat(at(day)))
-    return made
+    return february(day).isoformat()
 
 
 def ids(response) -> list[int]:
@@ -34,65 +15,74 @@ def ids(response) -> list[int]:
     return [hit["memory"]["id"] for hit in response.json()["results"]]
 
 
-def test_the_closest_memory_in_meaning_comes_first(api, memories):
-    cases = {
-        "how much will the new tooth crown cost": "dentist",
-        "money spent on groceries and takeout": "budget",
-        "when do we ship the billing migration": "standup",
-        "what is Sofia playing at the piano concert": "recital",
-        "where should the tomatoes go": "garden",
-    }
-    for query, expected in cases.items():
-        assert ids(api.post("/search", {"uid": "alice", "query": query}))[0] == memories[expected].id, query
+@pytest.fixture(scope="class")
+def memories(shared_rows):
+    with shared_rows():
+        yield alices_five_and_bobs_one()
 
 
-def test_results_carry_scores_in_order_and_k_limits_them(api, memories):
-    body = api.post("/search", {"uid": "alice", "query": "dentist", "k": 3}).json()
+class TestOverAlicesFiveMemories:
+    """Searches that only read the same memories, made once for the class (tests/support/memories.py)."""
 
-    scores = [hit["score"] for hit in body["results"]]
-    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
-    assert body["k"] == 3 and body["took_ms"] > 0
-    assert len(api.post("/search", {"uid": "alice", "query": "dentist"}).json()["results"]) == 5
+    def test_the_closest_memory_in_meaning_comes_first(self, api, memories):
+        cases = {
+            "how much will the new tooth crown cost": "dentist",
+            "money spent on groceries and takeout": "budget",
+            "when do we ship the billing migration": "standup",
+            "what is Sofia playing at the piano concert": "recital",
+            "where should the tomatoes go": "garden",
+        }
+        for query, expected in cases.items():
+            assert ids(api.post("/search", {"uid": "alice", "query": query}))[0] == memories[expected].id, query
 
+    def test_results_carry_scores_in_order_and_k_limits_them(self, api, memories):
+        body = api.post("/search", {"uid": "alice", "query": "dentist", "k": 3}).json()
 
-def test_date_range_filter(api, memories):
-    found = ids(
-        api.post("/search", {"uid": "alice", "query": "dentist", "k": 10, "starts_at": at(2), "ends_at": at(4)})
-    )
+        scores = [hit["score"] for hit in body["results"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+        assert body["k"] == 3 and body["took_ms"] > 0
+        assert len(api.post("/search", {"uid": "alice", "query": "dentist"}).json()["results"]) == 5
 
-    assert sorted(found) == sorted(memories[n].id for n in ("budget", "standup", "recital"))
-    assert memories["dentist"].id not in found
-
-
-def test_category_filter(api, memories):
-    found = ids(api.post("/search", {"uid": "alice", "query": "dentist", "k": 10, "categories": ["finance", "work"]}))
-
-    assert sorted(found) == sorted([memories["budget"].id, memories["standup"].id])
-
-
-def test_source_filter(api, memories):
-    found = ids(api.post("/search", {"uid": "alice", "query": "dentist", "k": 10, "sources": ["phone"]}))
-
-    assert sorted(found) == sorted([memories["budget"].id, memories["garden"].id])
-
-
-def test_filters_combine(api, memories):
-    found = ids(
-        api.post(
-            "/search",
-            {
-                "uid": "alice",
-                "query": "anything",
-                "k": 10,
-                "sources": ["phone", "omi"],
-                "starts_at": at(3),
-                "categories": ["personal", "family", "music", "finance"],
-            },
+    def test_date_range_filter(self, api, memories):
+        found = ids(
+            api.post("/search", {"uid": "alice", "query": "dentist", "k": 10, "starts_at": at(2), "ends_at": at(4)})
         )
-    )
 
-    assert memories["dentist"].id not in found and memories["budget"].id not in found
-    assert memories["recital"].id in found
+        assert sorted(found) == sorted(memories[n].id for n in ("budget", "standup", "recital"))
+        assert memories["dentist"].id not in found
+
+    def test_category_filter(self, api, memories):
+        found = ids(
+            api.post("/search", {"uid": "alice", "query": "dentist", "k": 10, "categories": ["finance", "work"]})
+        )
+
+        assert sorted(found) == sorted([memories["budget"].id, memories["standup"].id])
+
+    def test_source_filter(self, api, memories):
+        found = ids(api.post("/search", {"uid": "alice", "query": "dentist", "k": 10, "sources": ["phone"]}))
+
+        assert sorted(found) == sorted([memories["budget"].id, memories["garden"].id])
+
+    def test_filters_combine(self, api, memories):
+        found = ids(
+            api.post(
+                "/search",
+                {
+                    "uid": "alice",
+                    "query": "anything",
+                    "k": 10,
+                    "sources": ["phone", "omi"],
+                    "starts_at": at(3),
+                    "categories": ["personal", "family", "music", "finance"],
+                },
+            )
+        )
+
+        assert memories["dentist"].id not in found and memories["budget"].id not in found
+        assert memories["recital"].id in found
+
+    def test_a_user_with_no_memories_gets_no_results(self, api, memories):
+        assert ids(api.post("/search", {"uid": "nobody", "query": "dentist"})) == []
 
 
 def test_a_fact_deep_in_a_long_transcript_is_found_through_its_window(api, remember):
@@ -106,10 +96,6 @@ def test_a_fact_deep_in_a_long_transcript_is_found_through_its_window(api, remem
 
     assert hit["memory"]["id"] == memory.id
     assert "Madeira" in hit["snippet"]
-
-
-def test_a_user_with_no_memories_gets_no_results(api, memories):
-    assert ids(api.post("/search", {"uid": "nobody", "query": "dentist"})) == []
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ import pytest
 
 from search.models import SearchLog
 from search.strategies import STRATEGIES
+from tests.support.memories import alices_five_and_bobs_one
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 NOW = datetime.now(UTC)
 
 
@@ -66,59 +67,48 @@ def test_a_keyword_only_match_is_found_by_hybrid(api, remember):
     assert found(api, query="Hoboken", k=1) == [part.id]  # hybrid is the default
 
 
-@pytest.fixture
-def five(remember):
-    """Alice's memories on five days, two sources and several categories; and one of Bob's."""
-    made = {}
-    for day, (name, transcript, source) in enumerate(
-        [
-            ("dentist", DENTIST, "omi"),
-            ("budget", BUDGET, "phone"),
-            ("standup", STANDUP, "desktop"),
-            ("recital", RECITAL, "omi"),
-            ("garden", GARDEN, "phone"),
-        ],
-        start=1,
-    ):
-        made[name] = remember("alice", transcript, source=source, created_at=datetime(2026, 2, day, 12, tzinfo=UTC))
-    made["bob"] = remember("bob", DENTIST.replace("Alice", "Bob"))
-    return made
-
-
 def body(strategy: str, **extra) -> dict:
     query = {"queries": ["dentist crown", "family piano"]} if strategy == "multi_query" else {"query": "dentist crown"}
     return {"strategy": strategy, "k": 10, "time_decay": 0.01, **query, **extra}
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_filters_hold_on_every_strategy(api, five, strategy):
-    in_range = found(api, **body(strategy, starts_at="2026-02-02T00:00:00Z", ends_at="2026-02-04T23:00:00Z"))
-    phone = found(api, **body(strategy, sources=["phone"]))
-    finance = found(api, **body(strategy, categories=["finance"]))
-
-    assert set(in_range) <= {five[n].id for n in ("budget", "standup", "recital")} and in_range
-    assert set(phone) <= {five["budget"].id, five["garden"].id} and phone
-    assert finance == [five["budget"].id]
+@pytest.fixture(scope="class")
+def five(shared_rows):
+    with shared_rows():
+        yield alices_five_and_bobs_one()
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_no_strategy_returns_another_users_memory(api, five, strategy):
-    results = found(api, **body(strategy))
+class TestEveryStrategyOverFiveMemories:
+    """Searches on every strategy that only read the same memories, made once for the class
+    (tests/support/memories.py)."""
 
-    assert five["bob"].id not in results
-    assert set(results) <= {m.id for n, m in five.items() if n != "bob"}
-    assert found(api, uid="nobody", **body(strategy)) == []
+    @pytest.mark.parametrize("strategy", STRATEGIES)
+    def test_filters_hold_on_every_strategy(self, api, five, strategy):
+        in_range = found(api, **body(strategy, starts_at="2026-02-02T00:00:00Z", ends_at="2026-02-04T23:00:00Z"))
+        phone = found(api, **body(strategy, sources=["phone"]))
+        finance = found(api, **body(strategy, categories=["finance"]))
 
+        assert set(in_range) <= {five[n].id for n in ("budget", "standup", "recital")} and in_range
+        assert set(phone) <= {five["budget"].id, five["garden"].id} and phone
+        assert finance == [five["budget"].id]
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_every_search_is_logged(api, five, strategy):
-    response = api.post("/search", {"uid": "alice", **body(strategy)}).json()
+    @pytest.mark.parametrize("strategy", STRATEGIES)
+    def test_no_strategy_returns_another_users_memory(self, api, five, strategy):
+        results = found(api, **body(strategy))
 
-    log = SearchLog.objects.get(id=response["search_id"])
-    assert log.uid == "alice" and log.strategy == strategy and log.api_key is not None
-    assert log.queries == response["queries"] and log.params["k"] == 10
-    assert [r["memory_id"] for r in log.results] == [h["memory"]["id"] for h in response["results"]]
-    assert log.latency_ms > 0
+        assert five["bob"].id not in results
+        assert set(results) <= {m.id for n, m in five.items() if n != "bob"}
+        assert found(api, uid="nobody", **body(strategy)) == []
+
+    @pytest.mark.parametrize("strategy", STRATEGIES)
+    def test_every_search_is_logged(self, api, five, strategy):
+        response = api.post("/search", {"uid": "alice", **body(strategy)}).json()
+
+        log = SearchLog.objects.get(id=response["search_id"])
+        assert log.uid == "alice" and log.strategy == strategy and log.api_key is not None
+        assert log.queries == response["queries"] and log.params["k"] == 10
+        assert [r["memory_id"] for r in log.results] == [h["memory"]["id"] for h in response["results"]]
+        assert log.latency_ms > 0
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from memories.models import LocalVector, Memory, MemoryVector, VectorIndex
 from tests.support.transcripts import BUDGET, DENTIST, STANDUP
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

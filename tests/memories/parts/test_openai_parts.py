@@ -12,7 +12,7 @@ from memories.parts.extractors.openai import OpenAIExtractor
 from tests.conftest import DIMENSIONS
 from tests.support.transcripts import BUDGET, DENTIST, STANDUP
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 STARTED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 
 

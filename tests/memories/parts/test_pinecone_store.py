@@ -10,7 +10,7 @@ from memories.parts.vectorstores.pinecone import PineconeVectorStore
 from omi_memory.errors import BackendError
 from tests.conftest import DIMENSIONS
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

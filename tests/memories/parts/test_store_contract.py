@@ -9,7 +9,7 @@ import pytest
 from memories.parts.vectorstores import SearchFilters, VectorRecord
 from tests.conftest import DIMENSIONS
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 DAY = 86_400
 
 

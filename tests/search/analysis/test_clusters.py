@@ -5,14 +5,20 @@ import pytest
 from omi_memory.errors import ValidationFailed
 from search.analysis.clusters import cluster_run_create
 from search.models import ClusterRun
+from tests.support.memories import indexed_memory
 from tests.support.transcripts import HEALTH, MONEY
 
+# Every test sees the same two topics of one user, made once for the module: a test's own changes
+# (runs, other users' memories, memories deleted) are rolled back after it.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("two_topics")]
 
-@pytest.fixture
-def two_topics(remember):
-    health = [remember("u-topics", text).id for text in HEALTH]
-    money = [remember("u-topics", text).id for text in MONEY]
-    return health, money
+
+@pytest.fixture(scope="module")
+def two_topics(shared_rows):
+    with shared_rows():
+        health = [indexed_memory("u-topics", text).id for text in HEALTH]
+        money = [indexed_memory("u-topics", text).id for text in MONEY]
+        yield health, money
 
 
 def _run(**kwargs) -> ClusterRun:

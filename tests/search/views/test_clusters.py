@@ -7,12 +7,18 @@ from django.urls import reverse
 
 from search.models import ClusterRun
 from tests.support.htmx import assert_whole_page_or_fragment
+from tests.support.memories import indexed_memory
 from tests.support.transcripts import HEALTH, MONEY
 
+# Every test sees the same memories of u-map, made once for the module (what a test changes, such
+# as the runs it starts, is rolled back after it).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("memories")]
 
-@pytest.fixture
-def memories(remember):
-    return [remember("u-map", text) for text in HEALTH[:3] + MONEY[:3]]
+
+@pytest.fixture(scope="module")
+def memories(shared_rows):
+    with shared_rows():
+        yield [indexed_memory("u-map", text) for text in HEALTH[:3] + MONEY[:3]]
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, db):

@@ -4,21 +4,30 @@ from django.urls import reverse
 from memories.models import Memory
 from search.models import DuplicatePair
 from tests.support.htmx import assert_whole_page_or_fragment
+from tests.support.memories import indexed_memory
 from tests.support.transcripts import BUDGET, DENTIST
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 DENTIST_AGAIN = DENTIST.replace("next Tuesday at 3pm", "Tuesday next week at 3pm")
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
+@pytest.fixture(scope="module")
+def alices_dentist_visit_twice(shared_rows) -> int:
+    """Alice's dentist visit, remembered twice, and her budget talk: made once for the module (what
+    a test changes, a merge or a dismissal, is rolled back after it). Returns the pair's id."""
+    with shared_rows():
+        indexed_memory("alice", DENTIST)
+        indexed_memory("alice", DENTIST_AGAIN)
+        indexed_memory("alice", BUDGET)
+        yield DuplicatePair.objects.get().id
+
+
 @pytest.fixture
-def pair(remember) -> DuplicatePair:
-    """Alice's dentist visit, remembered twice: one open pair (found when the second was indexed)."""
-    remember("alice", DENTIST)
-    remember("alice", DENTIST_AGAIN)
-    remember("alice", BUDGET)
-    return DuplicatePair.objects.get()
+def pair(alices_dentist_visit_twice) -> DuplicatePair:
+    """The one open pair, found when the second dentist visit was indexed."""
+    return DuplicatePair.objects.get(id=alices_dentist_visit_twice)
 
 
 def merge_url(pair) -> str:

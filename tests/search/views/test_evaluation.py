@@ -8,7 +8,7 @@ from search.models import EvalRun, RelevanceFeedback, SearchLog
 from tests.support.htmx import assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def run(strategy: str, split: str = "dev", ndcg: float = 0.5, recall5: float = 0.6, **extra) -> EvalRun:

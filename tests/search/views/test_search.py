@@ -2,33 +2,23 @@
 
 import html
 import re
-from datetime import UTC, datetime
 
 import pytest
 
 from search.models import RelevanceFeedback, SearchLog
 from tests.support.htmx import assert_whole_page_or_fragment
-from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
+from tests.support.memories import alices_five_and_bobs_one
+from tests.support.transcripts import DENTIST
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every test sees the same memories (tests/support/memories.py), made once for the module: they are
+# only read, and what a test writes (search logs, judgments) is rolled back after it.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("memories")]
 
 
-def day(n: int) -> datetime:
-    return datetime(2026, 2, n, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def memories(remember):
-    """Alice's five memories on February 1st to 5th, and Bob's own dentist visit."""
-    made = {
-        name: remember("alice", transcript, created_at=day(n))
-        for n, (name, transcript) in enumerate(
-            [("dentist", DENTIST), ("budget", BUDGET), ("standup", STANDUP), ("recital", RECITAL), ("garden", GARDEN)],
-            start=1,
-        )
-    }
-    made["bob"] = remember("bob", DENTIST.replace("Alice", "Bob"), created_at=day(3))
-    return made
+@pytest.fixture(scope="module")
+def memories(shared_rows):
+    with shared_rows():
+        yield alices_five_and_bobs_one()
 
 
 def result_ids(response) -> list[int]:
