@@ -2,18 +2,19 @@ import json
 from contextlib import contextmanager
 
 import pytest
-from django.test import Client
 
 from memories.parts.embedders import Embedder
 from memories.services import api_key_create
 from tests.support.memories import indexed_memory
+from tests.support.transactions import CommittingClient
 
 
 class Api:
-    """A JSON client for /api/v1 that sends one API key (or none)."""
+    """A JSON client for /api/v1 that sends one API key (or none); what a call leaves to run on
+    commit (the pipeline, in-process) has run when it returns (tests/support/transactions.py)."""
 
     def __init__(self, raw_key: str | None):
-        self.client = Client(headers={"X-API-Key": raw_key} if raw_key else {})
+        self.client = CommittingClient(headers={"X-API-Key": raw_key} if raw_key else {})
 
     def post(self, path: str, body=None, *, raw: str | None = None):
         data = raw if raw is not None else json.dumps(body if body is not None else {})
@@ -49,27 +50,16 @@ def signed_in(db):
     """A browser-like client signed in as a member of `group` ("admin", "analyst" or None)."""
     from django.contrib.auth.models import Group, User
 
-    def make(group: str | None, *, username: str | None = None, csrf_checks: bool = False) -> Client:
+    def make(group: str | None, *, username: str | None = None, csrf_checks: bool = False) -> CommittingClient:
         user = User.objects.create_user(username or group or "nobody", password="pw")
         if group:
             user.groups.add(Group.objects.get_or_create(name=group)[0])
-        client = Client(enforce_csrf_checks=csrf_checks)
+        client = CommittingClient(enforce_csrf_checks=csrf_checks)
         client.force_login(user)
         client.user = user
         return client
 
     return make
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _commits_as_in_production():
-    """Tests run in a transaction that is rolled back (`db`); what the code leaves to do on commit
-    (the pipeline's tasks, in-process) runs where a real commit would run it, so that a memory
-    created through the API or the services is processed on return, as in production."""
-    from tests.support.transactions import commits_as_in_production
-
-    with commits_as_in_production():
-        yield
 
 
 def forget_process_state() -> None:

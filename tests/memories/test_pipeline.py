@@ -10,6 +10,7 @@ from memories.parts.embedders import get_embedder
 from memories.processing import memory_process
 from memories.services import memory_reprocess
 from tests.support.parts import CountingEmbedder, FlakyExtractor
+from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST, RECITAL, STANDUP, long_transcript
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +90,7 @@ def test_after_the_last_retry_the_memory_is_failed_with_the_reason_and_a_retry_s
     pipeline_retries(2)
     FlakyExtractor.reset(failures=100)
 
-    created = api.post("/memories", {"uid": "alice", "transcript": RECITAL}).json()
+    created = api.get(f"/memories/{api.post('/memories', {'uid': 'alice', 'transcript': RECITAL}).json()['id']}").json()
 
     assert created["status"] == "failed"
     assert created["attempts"] == 3  # the first try and two retries
@@ -126,7 +127,8 @@ def test_reprocessing_unchanged_text_does_not_re_embed(remember, settings):
 
     get_embedder().clear_cache()
     embedded_before = CountingEmbedder.embedded
-    memory_reprocess(memory=memory)
+    with committed():
+        memory_reprocess(memory=memory)
     memory.refresh_from_db()
 
     assert memory.status == Memory.Status.INDEXED
@@ -142,7 +144,8 @@ def test_reprocessing_changed_text_re_embeds_and_drops_windows_it_no_longer_has(
     embedded_before = CountingEmbedder.embedded
 
     Memory.objects.filter(id=memory.id).update(transcript=BUDGET)  # e.g. a corrected transcript
-    memory_reprocess(memory=memory)
+    with committed():
+        memory_reprocess(memory=memory)
 
     assert CountingEmbedder.embedded > embedded_before
     ids = set(LocalVector.objects.filter(memory_id=str(memory.id)).values_list("record_id", flat=True))

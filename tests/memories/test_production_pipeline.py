@@ -41,6 +41,7 @@ def test_a_memory_goes_through_openai_and_pinecone_and_is_found_and_deleted(prod
     fake_openai, fake_pinecone = production_parts
 
     created = api.post("/memories", {"uid": "alice", "transcript": long_transcript(30)}).json()
+    created = api.get(f"/memories/{created['id']}").json()
 
     assert created["status"] == "indexed"
     assert created["embedding_model"] == "text-embedding-3-large" and created["embedding_dim"] == 64
@@ -64,7 +65,8 @@ def test_a_batch_uses_one_embedding_request_and_batched_upserts(production_parts
         "/memories/batch", {"memories": [{"uid": "alice", "transcript": long_transcript(12 + i)} for i in range(20)]}
     )
 
-    assert [m["status"] for m in response.json()["items"]] == ["indexed"] * 20
+    ids = [m["id"] for m in response.json()["items"]]
+    assert list(Memory.objects.filter(id__in=ids).values_list("status", flat=True)) == ["indexed"] * 20
     assert len(requests_to(fake_openai, "/v1/chat/completions")) == 20
     assert len(requests_to(fake_openai, "/v1/embeddings")) == 1
     upserts = requests_to(fake_pinecone, "/vectors/upsert")

@@ -235,9 +235,8 @@ def test_admin_reprocesses_a_failed_memory_in_place(signed_in):
     response = admin.post(f"/memories/{memory.id}/reprocess/", headers=HTMX)
     body = response.content.decode()
     assert body.lstrip().startswith('<section id="memory-status"') and "queued to be processed again" in body
-    memory.refresh_from_db()  # in-process, the pipeline has run by now
+    memory.refresh_from_db()  # in-process, the pipeline has run once the request committed
     assert memory.status == "indexed" and memory.failure_reason == "" and memory.title
-    assert "indexed" in body
 
 
 def test_reprocessing_a_memory_that_is_being_processed_is_explained(signed_in):

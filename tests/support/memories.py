@@ -4,12 +4,14 @@ from datetime import UTC, datetime
 
 from memories.models import Memory
 from memories.services import memory_create
+from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
 
 def indexed_memory(uid: str, transcript: str, **fields) -> Memory:
     """Store a memory through the services; in-process, it is indexed on return."""
-    memory = memory_create(uid=uid, transcript=transcript, **fields)
+    with committed():
+        memory = memory_create(uid=uid, transcript=transcript, **fields)
     memory.refresh_from_db()
     return memory
 

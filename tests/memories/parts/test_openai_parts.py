@@ -109,7 +109,7 @@ def test_after_the_last_retry_the_local_extractor_is_used_and_the_fallback_recor
 
     memory = api.post("/memories", {"uid": "alice", "transcript": DENTIST}).json()
 
-    assert memory["status"] == "indexed"
+    assert api.get(f"/memories/{memory['id']}").json()["status"] == "indexed"
     stored = Memory.objects.get(id=memory["id"])
     assert stored.extractor == "local"
     assert "refusal" in stored.extraction_fallback and "3 unusable answers" in stored.extraction_fallback

@@ -6,6 +6,7 @@ from omi_memory.errors import ValidationFailed
 from search.analysis.clusters import cluster_run_create
 from search.models import ClusterRun
 from tests.support.memories import indexed_memory
+from tests.support.transactions import committed
 from tests.support.transcripts import HEALTH, MONEY
 
 # Every test sees the same two topics of one user, made once for the module: a test's own changes
@@ -22,7 +23,8 @@ def two_topics(shared_rows):
 
 
 def _run(**kwargs) -> ClusterRun:
-    run = cluster_run_create(**kwargs)  # tasks run eagerly in tests: done on return
+    with committed():  # the task runs (eagerly, without Redis) once the run is committed
+        run = cluster_run_create(**kwargs)
     run.refresh_from_db()
     return run
 

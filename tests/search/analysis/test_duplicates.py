@@ -16,6 +16,7 @@ from search.analysis.duplicates import (
     similar_pairs,
 )
 from search.models import DuplicatePair
+from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
 # The dentist visit told again a little differently: nearly the same memory.
@@ -91,7 +92,8 @@ def test_a_dismissed_pair_is_not_raised_again_by_a_scan_or_the_check(remember):
     duplicate_pair_dismiss(pair_id=pair.id)
     counts = duplicate_scan(uid="alice")
     duplicate_check_memory(memory_id=again.id)
-    memory_reprocess(memory=again)  # indexed again: the pipeline checks it again
+    with committed():
+        memory_reprocess(memory=again)  # indexed again: the pipeline checks it again
 
     assert Memory.objects.get(id=again.id).status == Memory.Status.INDEXED
     assert counts["kept_closed"] == 1 and counts["created"] == 0
@@ -113,7 +115,8 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     pair = DuplicatePair.objects.get(memory_a=keep, memory_b=other)
     admin = _user("boss")
 
-    duplicate_pair_merge(pair_id=pair.id, keep_id=keep.id, user=admin)
+    with committed():  # the merged-away memory's vectors are removed once the merge commits
+        duplicate_pair_merge(pair_id=pair.id, keep_id=keep.id, user=admin)
 
     pair.refresh_from_db()
     assert (pair.status, pair.kept_id, pair.resolved_by, pair.resolved_at is not None) == (
@@ -132,7 +135,8 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     events = list(Event.objects.filter(memory=keep).values_list("title", "start"))
     assert len(events) == len(set(events))
     # Reprocessing the kept memory re-extracts its own items and keeps the ones merged into it.
-    memory_reprocess(memory=keep)
+    with committed():
+        memory_reprocess(memory=keep)
     assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
     assert "Bring the insurance card" in set(
         ActionItem.objects.filter(memory=keep).values_list("description", flat=True)
