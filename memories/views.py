@@ -16,7 +16,6 @@ from omi_memory.roles import admin_view, dashboard_view
 from . import selectors, services
 from .forms import MemoryFilterForm, MemoryPartForm, PipelineRetryForm
 from .models import Memory
-from .selectors import memory_neighbours, memory_vector_summary
 
 PAGE_SIZE = 25
 
@@ -60,8 +59,8 @@ def memory_detail(request, memory_id: int):
         return vary_on_htmx(response)
     context = {
         "memory": memory,
-        "vectors": memory_vector_summary(memory=memory),
-        "neighbours": memory_neighbours(memory=memory, k=5),
+        "vectors": selectors.memory_vector_summary(memory=memory),
+        "neighbours": selectors.memory_neighbours(memory=memory, k=5),
     }
     return vary_on_htmx(render(request, "memories/memory_detail.html", context))
 
