@@ -280,6 +280,7 @@ def main() -> None:
     from memories.parts.embedders import get_embedder
     from memories.parts.vectorstores.local import LocalVectorStore
     from memories.services import api_key_create
+    from omi_memory.actors import Actor
 
     have = Memory.objects.filter(uid__startswith="synth-").count()
     if args.reload or have != args.n or not LocalVector.objects.filter(uid="synth-00000").exists():
@@ -314,7 +315,7 @@ def main() -> None:
         results[f"{strategy}, service, cold"] = percentiles(time_service(strategy, uids, texts, args.k))
         results[f"{strategy}, service, warm"] = percentiles(time_service(strategy, uids, texts, args.k))
 
-    key = api_key_create(name="search benchmark")[1]
+    key = api_key_create(name="search benchmark", actor=Actor.command())[1]
     server = start_server(args.port, database_url)
     try:
         for strategy in strategies:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ActionItem, ApiKey, Event, Memory
+from .models import ActionItem, ApiKey, AuditEvent, Event, Memory
 
 
 class ActionItemInline(admin.TabularInline):
@@ -34,7 +34,29 @@ class MemoryAdmin(admin.ModelAdmin):
     inlines = [ActionItemInline, EventInline]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never changed here: keys are created, revoked and expired through the services (the
+    dashboard's /keys/ page or the commands), so each change is in the audit trail; the audit
+    trail is append-only."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "uid", "is_active", "created_at", "last_used_at")
-    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
+class ApiKeyAdmin(ReadOnlyAdmin):
+    list_display = ("name", "prefix", "uid", "state", "created_by", "created_at", "last_used_at", "expires_at")
+    exclude = ("key_hash",)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "action", "actor_type", "actor_name", "origin", "ip_address", "uid", "target_ids")
+    list_filter = ("action", "actor_type", "origin")
+    search_fields = ("actor_name", "uid")

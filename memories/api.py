@@ -7,6 +7,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import APIKeyHeader
 from pydantic import field_validator, model_validator
 
+from omi_memory.actors import Actor
 from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
 from omi_memory.errors import Forbidden
 
@@ -162,12 +163,12 @@ def get_memory(request: HttpRequest, memory_id: int):
 @router.delete("/{int:memory_id}", response={204: None, **ERRORS}, summary="Delete a memory and its vectors")
 def delete_memory(request: HttpRequest, memory_id: int):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
-    services.memory_delete(memory=memory)
+    services.memory_delete(memory=memory, actor=Actor.from_request(request))
     return Status(204, None)
 
 
 @router.post("/{int:memory_id}/reprocess", response={202: MemoryOut, **ERRORS}, summary="Run the pipeline again")
 def reprocess_memory(request: HttpRequest, memory_id: int):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
-    services.memory_reprocess(memory=memory)
+    services.memory_reprocess(memory=memory, actor=Actor.from_request(request))
     return Status(202, _refetch(memory))

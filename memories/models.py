@@ -1,7 +1,7 @@
 import hashlib
 
 import numpy as np
-from django.db import models
+from django.db import IntegrityError, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -168,18 +168,26 @@ class Event(models.Model):
 
 
 class ApiKey(models.Model):
-    """An API key, stored as a SHA-256 hash. `uid` empty: the key may act for every user."""
+    """An API key, stored as a SHA-256 hash. `uid` empty: the key may act for every user.
+
+    A key is usable until it is revoked or its expiry passes (none: it never expires); either
+    refuses it at the next request. Keys are never deleted, so the audit trail and the search log
+    keep naming them."""
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16)
     key_hash = models.CharField(max_length=64, unique=True)
     uid = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)  # the dashboard user, or "command"
     last_used_at = models.DateTimeField(null=True, blank=True)
-    is_active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
         verbose_name = "API key"
+        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         scope = self.uid or "all users"
@@ -188,6 +196,90 @@ class ApiKey(models.Model):
     @staticmethod
     def hash(raw_key: str) -> str:
         return hashlib.sha256(raw_key.encode()).hexdigest()
+
+    @property
+    def state(self) -> str:
+        """ "revoked", "expired" or "active" (now)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditTrailIsAppendOnly("the audit trail is append-only: its rows cannot be updated")
+
+    def delete(self):
+        raise AuditTrailIsAppendOnly("the audit trail is append-only: its rows cannot be deleted")
+
+
+class AuditTrailIsAppendOnly(IntegrityError):
+    """Refused: a change to the audit trail (the database's triggers refuse it too)."""
+
+
+class AuditEvent(models.Model):
+    """One destructive or privileged action: who (a dashboard user, an API key, a command and its
+    OS user), what (action, uid, target ids, a few details), when and from where. Written by the
+    service that does the action, in its transaction (`memories.services.audit_record`).
+
+    Append-only: the model refuses to save a row again or delete one, and the database refuses
+    UPDATE and DELETE (triggers made by migration 0006; only the database's owner can drop them).
+    No foreign keys: deleting a user or a key must not touch the trail."""
+
+    class Action(models.TextChoices):
+        MEMORY_DELETE = "memory.delete", "memory deleted"
+        MEMORY_REPROCESS = "memory.reprocess", "memory reprocessed"
+        MEMORY_RETRY_FAILED = "memory.retry_failed", "failed memories retried"
+        USER_ERASE = "user.erase", "user erased"
+        DUPLICATES_MERGE = "duplicates.merge", "duplicates merged"
+        DUPLICATES_DISMISS = "duplicates.dismiss", "duplicates dismissed"
+        DUPLICATES_SCAN = "duplicates.scan", "duplicate scan started"
+        CLUSTERS_RUN = "clusters.run", "clustering started"
+        API_KEY_CREATE = "api_key.create", "API key created"
+        API_KEY_REVOKE = "api_key.revoke", "API key revoked"
+        API_KEY_EXPIRE = "api_key.expire", "API key expiry set"
+
+    class ActorType(models.TextChoices):
+        USER = "user", "dashboard user"
+        API_KEY = "api_key", "API key"
+        COMMAND = "command", "command"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_name = models.CharField(max_length=150)  # the username, the key's prefix and name, the OS user
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    actor_key_id = models.BigIntegerField(null=True, blank=True)
+    origin = models.CharField(max_length=16)  # dashboard, api, command line
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    uid = models.CharField(max_length=128, blank=True, db_index=True)  # the memories' user, when one
+    target_type = models.CharField(max_length=32, blank=True)  # memory, user, duplicate_pair, cluster_run, api_key
+    target_ids = models.JSONField(default=list, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["action", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} by {self.actor_label}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditTrailIsAppendOnly("the audit trail is append-only: a recorded event cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditTrailIsAppendOnly("the audit trail is append-only: a recorded event cannot be deleted")
+
+    @property
+    def actor_label(self) -> str:
+        return f"command ({self.actor_name})" if self.actor_type == self.ActorType.COMMAND else self.actor_name
 
 
 # Vectors: a memory's own (kept whatever the store), and the `local` store's records and model record.

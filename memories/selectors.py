@@ -1,4 +1,5 @@
-"""Reads: memories, their vectors and API keys. `uid=None` means every user (a key that is not scoped)."""
+"""Reads: memories, their vectors, API keys and the audit trail. `uid=None` means every user (a key
+that is not scoped)."""
 
 from datetime import datetime, timedelta
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 
 from omi_memory.errors import NotFound
 
-from .models import ApiKey, Memory, MemoryVector
+from .models import ApiKey, AuditEvent, Memory, MemoryVector
 from .parts.embedders import get_embedder
 
 
@@ -98,12 +99,73 @@ def pipeline_stats(*, now: datetime | None = None, failed_limit: int = 50) -> di
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The key, when it exists and is neither revoked nor expired, checked at every request (what
+    is written at most once a minute is only `last_used_at`); else None."""
     if not raw_key:
         return None
-    key = ApiKey.objects.filter(key_hash=ApiKey.hash(raw_key), is_active=True).first()
-    if key is not None and (key.last_used_at is None or key.last_used_at < timezone.now() - timedelta(minutes=1)):
-        ApiKey.objects.filter(id=key.id).update(last_used_at=timezone.now())
+    now = timezone.now()
+    key = (
+        ApiKey.objects.filter(key_hash=ApiKey.hash(raw_key), revoked_at=None)
+        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
+        .first()
+    )
+    if key is not None and (key.last_used_at is None or key.last_used_at < now - timedelta(minutes=1)):
+        ApiKey.objects.filter(id=key.id).update(last_used_at=now)  # this field alone: a revocation stays
     return key
+
+
+def api_key_list() -> QuerySet[ApiKey]:
+    """Every key, newest first (revoked and expired ones too: they say what was)."""
+    return ApiKey.objects.order_by("-created_at", "-id")
+
+
+def api_key_get(*, key_id: int) -> ApiKey:
+    key = ApiKey.objects.filter(id=key_id).first()
+    if key is None:
+        raise NotFound(f"API key {key_id} not found")
+    return key
+
+
+def api_key_find(*, id_or_prefix: str) -> ApiKey:
+    """A key by its number or its prefix (as listed, with or without the trailing "…")."""
+    text = id_or_prefix.strip().rstrip("…")
+    if text.isdigit():
+        return api_key_get(key_id=int(text))
+    keys = list(ApiKey.objects.filter(prefix=text)[:2]) if text else []
+    if not keys:
+        raise NotFound(f"no API key has the number or prefix {text!r}")
+    if len(keys) > 1:
+        raise NotFound(f"several API keys have the prefix {text!r}; give the key's number")
+    return keys[0]
+
+
+def audit_event_list(
+    *,
+    action: str = "",
+    actor: str = "",
+    uid: str = "",
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """The audit trail, newest first. `actor`: part of the actor's name (a username, a key's
+    prefix or name, an OS user), or a kind ("user", "api_key", "command")."""
+    events = AuditEvent.objects.all()
+    if action:
+        events = events.filter(action=action)
+    if actor:
+        events = events.filter(Q(actor_name__icontains=actor) | Q(actor_type=actor))
+    if uid:
+        events = events.filter(uid=uid)
+    if starts_at:
+        events = events.filter(created_at__gte=starts_at)
+    if ends_at:
+        events = events.filter(created_at__lte=ends_at)
+    return events.order_by("-created_at", "-id")
+
+
+def audit_actor_names(*, limit: int = 200) -> list[str]:
+    """The names that appear as actors, for the filter's suggestions."""
+    return list(AuditEvent.objects.order_by("actor_name").values_list("actor_name", flat=True).distinct()[:limit])
 
 
 def memory_vectors_matrix(*, uid: str, memory_ids: list[int] | None = None) -> tuple[list[int], np.ndarray]:

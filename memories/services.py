@@ -1,4 +1,9 @@
-"""The memory's lifecycle: create, reprocess, retry, delete, merge, erase a user; API keys.
+"""The memory's lifecycle: create, reprocess, retry, delete, merge, erase a user; API keys; the
+audit trail.
+
+Each destructive or privileged action takes the `actor` who does it (`omi_memory.actors.Actor`,
+built from the request or the command) and records it with `audit_record`, in the transaction
+that does it: the action and its record commit together, or neither does.
 
 Processing itself (claim, extract, embed, upsert, finish) is in `memories/processing.py`; the
 vectors of a memory in `memories/vectors.py`.
@@ -16,9 +21,10 @@ from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from omi_memory.actors import USER, Actor
 from omi_memory.errors import Conflict, ValidationFailed
 
-from .models import UID_PATTERN, ActionItem, ApiKey, Event, Memory, Source
+from .models import UID_PATTERN, ActionItem, ApiKey, AuditEvent, Event, Memory, Source
 from .vectors import memory_vectors_delete, user_vectors_erase
 
 logger = logging.getLogger(__name__)
@@ -142,8 +148,9 @@ def _enqueue_on_commit(memory_ids: list[int]) -> None:
     transaction.on_commit(partial(enqueue, list(memory_ids)))
 
 
-def memory_reprocess(*, memory: Memory) -> Memory:
+def memory_reprocess(*, memory: Memory, actor: Actor) -> Memory:
     """Queue a memory to run through the pipeline again (unchanged text is not re-embedded)."""
+    status_before = memory.status
     stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_CLAIM_SECONDS)
     with transaction.atomic():
         updated = (
@@ -156,13 +163,14 @@ def memory_reprocess(*, memory: Memory) -> Memory:
             memory.refresh_from_db()
             raise Conflict(f"memory {memory.id} is {memory.status} and cannot be reprocessed now")
         _enqueue_on_commit([memory.id])
+        _audit_memory(actor, AuditEvent.Action.MEMORY_REPROCESS, memory, status_before=status_before)
     memory.refresh_from_db()
     return memory
 
 
-def memory_retry_failed(*, memory_ids: list[int] | None = None, batch: int = 16) -> int:
+def memory_retry_failed(*, memory_ids: list[int] | None = None, actor: Actor, batch: int = 16) -> int:
     """Queue failed memories (these, or every failed one) to run through the pipeline again, a
-    few per task; returns how many were queued."""
+    few per task; returns how many were queued (and records it, when any were)."""
     with transaction.atomic():
         failed = Memory.objects.select_for_update().filter(status=Status.FAILED)
         if memory_ids is not None:
@@ -173,16 +181,45 @@ def memory_retry_failed(*, memory_ids: list[int] | None = None, batch: int = 16)
         )
         for start in range(0, len(ids), batch):
             _enqueue_on_commit(ids[start : start + batch])
+        if ids:
+            uids = set(Memory.objects.filter(id__in=ids).values_list("uid", flat=True))
+            audit_record(
+                actor=actor,
+                action=AuditEvent.Action.MEMORY_RETRY_FAILED,
+                uid=uids.pop() if len(uids) == 1 else "",
+                target_type="memory",
+                target_ids=ids[:AUDIT_MAX_IDS],
+                details={"count": len(ids), "asked_for": "these" if memory_ids is not None else "every failed memory"},
+            )
     return len(ids)
 
 
-def memory_delete(*, memory: Memory) -> None:
+def memory_delete(*, memory: Memory, actor: Actor) -> None:
     """Soft-delete a memory and remove its vectors (in a task that retries if the store is down)."""
+    with transaction.atomic():
+        if _memory_soft_delete(memory):
+            _audit_memory(actor, AuditEvent.Action.MEMORY_DELETE, memory, status_before=memory.status)
+
+
+def _audit_memory(actor: Actor, action: str, memory: Memory, *, status_before: str) -> None:
+    details = {"status_before": status_before}
+    audit_record(
+        actor=actor, action=action, uid=memory.uid, target_type="memory", target_ids=[memory.id], details=details
+    )
+
+
+def _memory_soft_delete(memory: Memory) -> bool:
+    """Mark a memory deleted (False: it was already) and, on commit, remove its vectors."""
     from memories.tasks import delete_memory_vectors
 
     with transaction.atomic():
-        Memory.objects.filter(id=memory.id).update(status=Status.DELETED, claimed_at=None, claim_token=None)
+        deleted = (
+            Memory.objects.filter(id=memory.id)
+            .exclude(status=Status.DELETED)
+            .update(status=Status.DELETED, claimed_at=None, claim_token=None)
+        )
         transaction.on_commit(partial(delete_memory_vectors.delay, memory.id))
+    return bool(deleted)
 
 
 def memory_remove_vectors(*, memory_id: int) -> None:
@@ -191,14 +228,19 @@ def memory_remove_vectors(*, memory_id: int) -> None:
         memory_vectors_delete(memory=memory)
 
 
-def user_erase(*, uid: str) -> tuple[int, int]:
+def user_erase(*, uid: str, actor: Actor) -> tuple[int, int]:
     """Soft-delete every memory of a user and remove all of their vectors (the store's and the
-    database's). Returns (memories deleted, vectors removed)."""
-    deleted = (
-        Memory.objects.filter(uid=uid)
-        .exclude(status=Status.DELETED)
-        .update(status=Status.DELETED, claimed_at=None, claim_token=None)
-    )
+    database's). Returns (memories deleted, vectors removed). The memories are marked and the
+    erasure recorded together; the vectors go after (a failure there leaves them for a rerun)."""
+    with transaction.atomic():
+        deleted = (
+            Memory.objects.filter(uid=uid)
+            .exclude(status=Status.DELETED)
+            .update(status=Status.DELETED, claimed_at=None, claim_token=None)
+        )
+        audit_record(
+            actor=actor, action=AuditEvent.Action.USER_ERASE, uid=uid, target_type="user", details={"memories": deleted}
+        )
     return deleted, user_vectors_erase(uid=uid)
 
 
@@ -218,13 +260,113 @@ def memory_merge_into(*, memory: Memory, into: Memory) -> None:
     have = set(Event.objects.filter(memory_id=into.id).values_list("title", "start"))
     events = Event.objects.filter(memory_id=memory.id).values_list("id", "title", "start")
     Event.objects.filter(id__in=[id_ for id_, title, start in events if (title, start) not in have]).update(**moved)
-    memory_delete(memory=memory)
+    _memory_soft_delete(memory)
 
 
-def api_key_create(*, name: str, uid: str = "") -> tuple[ApiKey, str]:
-    """A new API key; the raw key is returned once and only its hash is stored."""
+# API keys
+
+
+def api_key_create(*, name: str, uid: str = "", expires_at: datetime | None = None, actor: Actor) -> tuple[ApiKey, str]:
+    """A new API key (for one user, or `uid` "" for every user; usable until `expires_at`, or
+    until revoked when None). The raw key is returned once; only its hash is stored."""
+    name = (name or "").strip()
+    if not name or len(name) > ApiKey._meta.get_field("name").max_length:
+        raise ValidationFailed("a key needs a name of 1 to 100 characters", details={"field": "name"})
     if uid and not re.fullmatch(UID_PATTERN, uid):
-        raise ValidationFailed(f"uid {uid!r} is not a valid user id")
+        raise ValidationFailed(f"uid {uid!r} is not a valid user id", details={"field": "uid"})
+    _check_expiry(expires_at)
     raw = "omk_" + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(name=name, prefix=raw[:12], key_hash=ApiKey.hash(raw), uid=uid or "")
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            name=name,
+            prefix=raw[:12],
+            key_hash=ApiKey.hash(raw),
+            uid=uid or "",
+            expires_at=expires_at,
+            created_by=_by(actor),
+        )
+        _audit_key(actor, AuditEvent.Action.API_KEY_CREATE, key, {"expires_at": _iso(expires_at)})
     return key, raw
+
+
+def api_key_revoke(*, key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke a key now: the next request with it gets 401."""
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(id=key.id, revoked_at=None).update(
+            revoked_at=timezone.now(), revoked_by=_by(actor)
+        )
+        if not revoked:
+            raise Conflict(f"API key {key.prefix}… is revoked already")
+        _audit_key(actor, AuditEvent.Action.API_KEY_REVOKE, key, {})
+    key.refresh_from_db()
+    return key
+
+
+def api_key_expire(*, key: ApiKey, expires_at: datetime, actor: Actor) -> ApiKey:
+    """Set when a key stops working (e.g. the end of a rotation's grace period); it must be in
+    the future: to stop a key now, revoke it."""
+    _check_expiry(expires_at)
+    with transaction.atomic():
+        before = ApiKey.objects.select_for_update().filter(id=key.id).values_list("revoked_at", "expires_at").first()
+        if before is None or before[0] is not None:
+            raise Conflict(f"API key {key.prefix}… is revoked; its expiry cannot change")
+        ApiKey.objects.filter(id=key.id).update(expires_at=expires_at)
+        details = {"expires_at": _iso(expires_at), "expires_at_before": _iso(before[1])}
+        _audit_key(actor, AuditEvent.Action.API_KEY_EXPIRE, key, details)
+    key.refresh_from_db()
+    return key
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed(
+            "the expiry must be in the future (to stop a key now, revoke it)", details={"field": "expires_at"}
+        )
+
+
+def _by(actor: Actor) -> str:
+    """Who created or revoked a key, as the key shows it: the dashboard user, or "command"."""
+    return actor.name if actor.kind == USER else actor.kind
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _audit_key(actor: Actor, action: str, key: ApiKey, details: dict) -> None:
+    details = {"name": key.name, "prefix": key.prefix, "scope": key.uid or "all users", **details}
+    audit_record(actor=actor, action=action, uid=key.uid, target_type="api_key", target_ids=[key.id], details=details)
+
+
+# The audit trail
+
+AUDIT_MAX_IDS = 1000  # target ids kept on one record (a retry of every failed memory may name more)
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    uid: str = "",
+    target_type: str = "",
+    target_ids: list | None = None,
+    details: dict | None = None,
+) -> AuditEvent:
+    """Record one destructive or privileged action. Call it inside the transaction that does the
+    action, so that both commit or neither does."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record an action inside the transaction that does it (transaction.atomic)")
+    return AuditEvent.objects.create(
+        action=action,
+        actor_type=actor.kind,
+        actor_name=actor.name,
+        actor_user_id=actor.user_id,
+        actor_key_id=actor.api_key_id,
+        origin=actor.origin,
+        ip_address=actor.ip_address,
+        user_agent=actor.user_agent,
+        uid=uid or "",
+        target_type=target_type,
+        target_ids=list(target_ids or []),
+        details=details or {},
+    )

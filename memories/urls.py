@@ -9,4 +9,9 @@ urlpatterns = [
     path("memories/<int:memory_id>/delete/", views.memory_delete, name="memory_delete"),
     path("pipeline/", views.pipeline, name="pipeline"),
     path("pipeline/retry/", views.pipeline_retry, name="pipeline_retry"),
+    path("keys/", views.api_key_list, name="api_key_list"),
+    path("keys/new/", views.api_key_create, name="api_key_create"),
+    path("keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("keys/<int:key_id>/expire/", views.api_key_expire, name="api_key_expire"),
+    path("audit/", views.audit_list, name="audit_list"),
 ]

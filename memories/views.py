@@ -1,4 +1,5 @@
-"""Dashboard pages about memories: the list, one memory, the pipeline.
+"""Dashboard pages about memories: the list, one memory, the pipeline; API keys and the audit
+trail (admins only).
 
 Thin views over `memories.selectors` / `memories.services`; roles from `omi_memory.roles`.
 """
@@ -6,15 +7,24 @@ Thin views over `memories.selectors` / `memories.services`; roles from `omi_memo
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from omi_memory import charts
-from omi_memory.dashboard import form_errors, render_page, vary_on_htmx, wants_partial
-from omi_memory.errors import Conflict, NotFound
+from omi_memory.actors import Actor
+from omi_memory.dashboard import PageForm, form_errors, render_page, vary_on_htmx, wants_partial
+from omi_memory.errors import ApplicationError, Conflict, NotFound
 from omi_memory.roles import admin_view, dashboard_view
 
 from . import selectors, services
-from .forms import MemoryFilterForm, MemoryPartForm, PipelineRetryForm
+from .forms import (
+    ApiKeyCreateForm,
+    ApiKeyExpireForm,
+    AuditFilterForm,
+    MemoryFilterForm,
+    MemoryPartForm,
+    PipelineRetryForm,
+)
 from .models import Memory
 
 PAGE_SIZE = 25
@@ -70,7 +80,7 @@ def memory_detail(request, memory_id: int):
 def memory_reprocess(request, memory_id: int):
     memory = _memory_or_404(memory_id)
     try:
-        memory = services.memory_reprocess(memory=memory)
+        memory = services.memory_reprocess(memory=memory, actor=Actor.from_request(request))
         messages.success(request, f"Memory #{memory.id} is queued to be processed again.")
     except Conflict as error:
         messages.error(request, str(error))
@@ -84,7 +94,7 @@ def memory_reprocess(request, memory_id: int):
 def memory_delete(request, memory_id: int):
     memory = _memory_or_404(memory_id)
     if memory.status != Memory.Status.DELETED:
-        services.memory_delete(memory=memory)
+        services.memory_delete(memory=memory, actor=Actor.from_request(request))
         messages.success(request, f"Memory #{memory.id} ({memory.title or 'untitled'}) was deleted.")
     return redirect("memory_list")
 
@@ -117,7 +127,9 @@ def pipeline_retry(request):
         messages.error(request, form_errors(form))
         return redirect("pipeline")
     memory_id = form.cleaned_data["memory_id"]
-    queued = services.memory_retry_failed(memory_ids=[memory_id] if memory_id else None)
+    queued = services.memory_retry_failed(
+        memory_ids=[memory_id] if memory_id else None, actor=Actor.from_request(request)
+    )
     if memory_id and not queued:
         messages.error(request, f"Memory #{memory_id} is not failed; nothing to retry.")
     else:
@@ -125,3 +137,97 @@ def pipeline_retry(request):
     if wants_partial(request):
         return render(request, "memories/pipeline.html#stats", _pipeline_context())
     return redirect("pipeline")
+
+
+# API keys and the audit trail (admins only)
+
+KEYS_PER_PAGE = 50
+AUDIT_PER_PAGE = 50
+
+
+def _key_or_404(key_id: int):
+    try:
+        return selectors.api_key_get(key_id=key_id)
+    except NotFound as error:
+        raise Http404(str(error)) from error
+
+
+def _api_keys_page(request, form: ApiKeyCreateForm, *, created=None, raw_key: str = "", status: int = 200):
+    pages = PageForm(request.GET)
+    pages.is_valid()
+    context = {
+        "form": form,
+        "page": pages.page_of(selectors.api_key_list(), KEYS_PER_PAGE),
+        "created": created,
+        "raw_key": raw_key,
+    }
+    response = render_page(request, "memories/api_keys.html", context, partial="keys", status=status)
+    add_never_cache_headers(response)  # a new key is shown once: no cache may keep the page
+    return response
+
+
+@require_GET
+@admin_view
+def api_key_list(request):
+    return _api_keys_page(request, ApiKeyCreateForm())
+
+
+@require_POST
+@admin_view
+def api_key_create(request):
+    """A new key, shown once on the page this answers (never stored, never in a message or URL)."""
+    form = ApiKeyCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            key, raw = services.api_key_create(**form.create_kwargs(), actor=Actor.from_request(request))
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            return _api_keys_page(request, ApiKeyCreateForm(), created=key, raw_key=raw)
+    return _api_keys_page(request, form, status=400)
+
+
+@require_POST
+@admin_view
+def api_key_revoke(request, key_id: int):
+    key = _key_or_404(key_id)
+    try:
+        services.api_key_revoke(key=key, actor=Actor.from_request(request))
+        messages.success(request, f"API key {key.prefix}… ({key.name}) is revoked: requests with it get 401.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("api_key_list")
+
+
+@require_POST
+@admin_view
+def api_key_expire(request, key_id: int):
+    key = _key_or_404(key_id)
+    form = ApiKeyExpireForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_errors(form))
+        return redirect("api_key_list")
+    try:
+        key = services.api_key_expire(key=key, expires_at=form.expires_at(), actor=Actor.from_request(request))
+        messages.success(request, f"API key {key.prefix}… ({key.name}) expires {key.expires_at:%Y-%m-%d %H:%M} UTC.")
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("api_key_list")
+
+
+@require_GET
+@admin_view
+def audit_list(request):
+    form = AuditFilterForm(request.GET)
+    form.is_valid()
+    context = {
+        "form": form,
+        "page": form.page_of(selectors.audit_event_list(**form.selector_filters()), AUDIT_PER_PAGE),
+    }
+    return render_page(
+        request,
+        "memories/audit.html",
+        context,
+        partial="results",
+        whole=lambda: {"actors": selectors.audit_actor_names()},
+    )

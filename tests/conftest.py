@@ -1,3 +1,4 @@
+import importlib
 import json
 from contextlib import contextmanager
 
@@ -5,6 +6,7 @@ import pytest
 
 from memories.parts.embedders import Embedder
 from memories.services import api_key_create
+from omi_memory.actors import Actor
 from tests.support.memories import indexed_memory
 from tests.support.transactions import CommittingClient
 
@@ -30,13 +32,13 @@ class Api:
 @pytest.fixture
 def api(db) -> Api:
     """A client whose key may act for every user."""
-    return Api(api_key_create(name="all users")[1])
+    return Api(api_key_create(name="all users", actor=Actor.command())[1])
 
 
 @pytest.fixture
 def api_for(db):
     """A client whose key is scoped to one uid."""
-    return lambda uid: Api(api_key_create(name=f"key for {uid}", uid=uid)[1])
+    return lambda uid: Api(api_key_create(name=f"key for {uid}", uid=uid, actor=Actor.command())[1])
 
 
 @pytest.fixture
@@ -75,6 +77,26 @@ def forget_process_state() -> None:
 def _fresh_process_state():
     """Every test starts from a fresh process state."""
     forget_process_state()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_as_the_database_owner():
+    """After a transactional test Django empties every table. PostgreSQL truncates them, which the
+    audit trail's row triggers do not see; SQLite deletes the rows, which they refuse. There the
+    flush does what the test database's owner may: drop the triggers, delete, make them again."""
+    from django.db.backends.sqlite3.operations import DatabaseOperations
+
+    migration = importlib.import_module("memories.migrations.0006_api_key_lifecycle_audit_trail")
+    create, drop = migration.TRIGGERS["sqlite"]
+    sql_flush = DatabaseOperations.sql_flush
+
+    def flush_with_the_triggers_lifted(self, style, tables, **kwargs):
+        statements = sql_flush(self, style, tables, **kwargs)
+        return [*drop, *statements, *create] if migration.TABLE in tables else statements
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", flush_with_the_triggers_lifted)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,12 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from memories.models import Memory
+from memories.models import AuditEvent, Memory
 from memories.parts.embedders import get_embedder
 from memories.selectors import memory_vectors_matrix
+from memories.services import audit_record
 from memories.text import LABEL_STOP_WORDS, SPEAKER_LINES, content_words
+from omi_memory.actors import Actor
 from omi_memory.errors import NotFound, ValidationFailed
 
 from ..models import ClusterRun
@@ -44,7 +46,7 @@ class ClusteringFailed(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max: int = 10, user=None) -> ClusterRun:
+def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max: int = 10, actor: Actor) -> ClusterRun:
     """Store a queued run for one user's indexed memories and enqueue it once committed.
 
     `k=None`: k is the one with the best silhouette in k_min..min(k_max, n - 1)."""
@@ -76,7 +78,15 @@ def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max:
             k_requested=k,
             k_min=k_min,
             k_max=k_max,
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by_id=actor.user_id,
+        )
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.CLUSTERS_RUN,
+            uid=uid,
+            target_type="cluster_run",
+            target_ids=[run.id],
+            details={"k": k, "k_min": k_min, "k_max": k_max} if k is None else {"k": k},
         )
         transaction.on_commit(partial(_enqueue, run.id))
     return run

@@ -16,9 +16,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from memories.models import Memory, MemoryVector
+from memories.models import AuditEvent, Memory, MemoryVector
 from memories.selectors import memory_vectors_matrix
-from memories.services import memory_merge_into
+from memories.services import audit_record, memory_merge_into
+from omi_memory.actors import Actor
 from omi_memory.errors import Conflict, NotFound, ValidationFailed
 
 from ..models import DuplicatePair
@@ -185,12 +186,20 @@ def duplicate_check_enqueue(*, memory_ids: list[int], **kwargs) -> None:
     transaction.on_commit(partial(enqueue, list(memory_ids)))
 
 
-def duplicate_scan_enqueue(*, uid: str | None = None, threshold: float | None = None) -> None:
-    """Run `duplicate_scan` in a task once the transaction commits."""
+def duplicate_scan_enqueue(*, uid: str | None = None, threshold: float | None = None, actor: Actor) -> None:
+    """Run `duplicate_scan` in a task once the transaction that records it commits."""
     from ..tasks import scan_duplicates
 
     threshold = _threshold(threshold)
-    transaction.on_commit(partial(scan_duplicates.delay, uid or None, threshold))
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.DUPLICATES_SCAN,
+            uid=uid or "",
+            target_type="user" if uid else "",
+            details={"threshold": threshold, "users": uid or "every user"},
+        )
+        transaction.on_commit(partial(scan_duplicates.delay, uid or None, threshold))
 
 
 def _open_pair_for_update(pair_id: int) -> DuplicatePair:
@@ -202,7 +211,7 @@ def _open_pair_for_update(pair_id: int) -> DuplicatePair:
     return pair
 
 
-def duplicate_pair_merge(*, pair_id: int, keep_id: int, user=None) -> DuplicatePair:
+def duplicate_pair_merge(*, pair_id: int, keep_id: int, actor: Actor) -> DuplicatePair:
     """Keep one memory of an open pair and merge the other into it (`memories.services.
     memory_merge_into`: its action items and events move, it is deleted); the pair becomes
     `merged`, and the other open pairs of the deleted memory are deleted (nobody judged them, and
@@ -221,23 +230,32 @@ def duplicate_pair_merge(*, pair_id: int, keep_id: int, user=None) -> DuplicateP
             Q(memory_a_id=other_id) | Q(memory_b_id=other_id)
         ).exclude(id=pair.id).delete()
         pair.status, pair.kept_id = Pair.MERGED, keep_id
-        pair.resolved_by, pair.resolved_at = _user(user), timezone.now()
+        pair.resolved_by_id, pair.resolved_at = actor.user_id, timezone.now()
         pair.save(update_fields=["status", "kept", "resolved_by", "resolved_at"])
+        _audit_pair(actor, AuditEvent.Action.DUPLICATES_MERGE, pair, kept_memory=keep_id, deleted_memory=other_id)
     logger.info("duplicate pair %s: kept memory %s, merged and deleted memory %s", pair_id, keep_id, other_id)
     return pair
 
 
-def duplicate_pair_dismiss(*, pair_id: int, user=None) -> DuplicatePair:
+def duplicate_pair_dismiss(*, pair_id: int, actor: Actor) -> DuplicatePair:
     """Not duplicates: the pair is dismissed and never raised again."""
     with transaction.atomic():
         pair = _open_pair_for_update(pair_id)
-        pair.status, pair.resolved_by, pair.resolved_at = Pair.DISMISSED, _user(user), timezone.now()
+        pair.status, pair.resolved_by_id, pair.resolved_at = Pair.DISMISSED, actor.user_id, timezone.now()
         pair.save(update_fields=["status", "resolved_by", "resolved_at"])
+        _audit_pair(actor, AuditEvent.Action.DUPLICATES_DISMISS, pair)
     return pair
 
 
-def _user(user):
-    return user if user is not None and user.is_authenticated else None
+def _audit_pair(actor: Actor, action: str, pair: DuplicatePair, **details) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        uid=pair.uid,
+        target_type="duplicate_pair",
+        target_ids=[pair.id],
+        details={"memories": [pair.memory_a_id, pair.memory_b_id], "similarity": round(pair.similarity, 4), **details},
+    )
 
 
 def duplicate_pair_list(*, uid: str = "", status: str = Pair.OPEN):

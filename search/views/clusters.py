@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from omi_memory import charts
+from omi_memory.actors import Actor
 from omi_memory.dashboard import form_errors, render_page
 from omi_memory.errors import NotFound, ValidationFailed
 from omi_memory.roles import admin_view, dashboard_view
@@ -30,7 +31,7 @@ def cluster_run(request):
     form = ClusterRunForm(request.POST)
     if form.is_valid():
         try:
-            run = clusters.cluster_run_create(**form.run_kwargs(), user=request.user)
+            run = clusters.cluster_run_create(**form.run_kwargs(), actor=Actor.from_request(request))
         except ValidationFailed as exc:
             form.add_error(None, exc.message)
         else:

@@ -10,6 +10,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from omi_memory.actors import Actor
 from omi_memory.dashboard import form_errors, render_page
 from omi_memory.errors import ApplicationError
 from omi_memory.roles import admin_view, dashboard_view
@@ -47,7 +48,9 @@ def duplicate_scan(request):
         return redirect(_back(request, form))
     uid = form.cleaned_data["uid"]
     try:
-        duplicates.duplicate_scan_enqueue(uid=uid or None, threshold=form.cleaned_data["threshold"])
+        duplicates.duplicate_scan_enqueue(
+            uid=uid or None, threshold=form.cleaned_data["threshold"], actor=Actor.from_request(request)
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -65,7 +68,9 @@ def duplicate_merge(request, pair_id: int):
         request,
         pair_id,
         form,
-        lambda: duplicates.duplicate_pair_merge(pair_id=pair_id, keep_id=form.cleaned_data["keep"], user=request.user),
+        lambda: duplicates.duplicate_pair_merge(
+            pair_id=pair_id, keep_id=form.cleaned_data["keep"], actor=Actor.from_request(request)
+        ),
         done="Merged: memory {kept} kept, the other deleted.",
     )
 
@@ -77,7 +82,7 @@ def duplicate_dismiss(request, pair_id: int):
         request,
         pair_id,
         ReturnForm(request.POST),
-        lambda: duplicates.duplicate_pair_dismiss(pair_id=pair_id, user=request.user),
+        lambda: duplicates.duplicate_pair_dismiss(pair_id=pair_id, actor=Actor.from_request(request)),
         done="Dismissed: these two will not be raised again.",
     )
 

@@ -8,6 +8,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
 BEFORE_THE_MOVE = [("memories", "0004_memory_version_index"), ("search", "0007_clusters_duplicates")]
+THE_MOVE = [("memories", "0005_vector_models"), ("search", "0008_vector_models_moved")]
 MOVED = ("memoryvector", "localvector", "localvectorversion", "vectorindex")
 
 
@@ -50,11 +51,12 @@ def test_a_database_made_before_the_move_migrates_in_place_and_keeps_its_vectors
     tables_before = set(connection.introspection.table_names())
 
     with CaptureQueriesContext(connection) as queries:
-        _migrate(executor.loader.graph.leaf_nodes())
+        _migrate(THE_MOVE)
 
     schema_changes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("CREATE", "ALTER", "DROP"))]
     assert schema_changes == []
     assert set(connection.introspection.table_names()) == tables_before
+    _migrate(executor.loader.graph.leaf_nodes())
     from memories.models import LocalVector, LocalVectorVersion, MemoryVector, VectorIndex
 
     vector = MemoryVector.objects.get(vector_id=f"alice-{memory.id}")
@@ -67,3 +69,23 @@ def test_a_database_made_before_the_move_migrates_in_place_and_keeps_its_vectors
         moved_type_ids
     )
     assert not ContentType.objects.filter(app_label="search", model__in=MOVED).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_made_before_expiry_and_revocation_keep_working_and_an_inactive_one_is_revoked():
+    from memories.models import ApiKey
+    from memories.selectors import api_key_authenticate
+
+    executor = _migrate(THE_MOVE)
+    old = executor.loader.project_state(THE_MOVE).apps.get_model("memories", "ApiKey")
+    old.objects.create(name="app", prefix="omk_old1", key_hash=ApiKey.hash("omk_old1-secret"), uid="alice")
+    old.objects.create(
+        name="retired", prefix="omk_old2", key_hash=ApiKey.hash("omk_old2-secret"), uid="", is_active=False
+    )
+
+    _migrate(executor.loader.graph.leaf_nodes())
+
+    kept = api_key_authenticate(raw_key="omk_old1-secret")
+    assert kept is not None and (kept.uid, kept.expires_at, kept.state) == ("alice", None, "active")
+    assert api_key_authenticate(raw_key="omk_old2-secret") is None
+    assert ApiKey.objects.get(name="retired").state == "revoked"

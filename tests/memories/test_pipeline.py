@@ -9,6 +9,7 @@ from memories.models import LocalVector, Memory, MemoryVector
 from memories.parts.embedders import get_embedder
 from memories.processing import memory_process
 from memories.services import memory_reprocess
+from tests.support.actors import COMMAND
 from tests.support.parts import CountingEmbedder, FlakyExtractor
 from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST, RECITAL, STANDUP, long_transcript
@@ -128,7 +129,7 @@ def test_reprocessing_unchanged_text_does_not_re_embed(remember, settings):
     get_embedder().clear_cache()
     embedded_before = CountingEmbedder.embedded
     with committed():
-        memory_reprocess(memory=memory)
+        memory_reprocess(memory=memory, actor=COMMAND)
     memory.refresh_from_db()
 
     assert memory.status == Memory.Status.INDEXED
@@ -145,7 +146,7 @@ def test_reprocessing_changed_text_re_embeds_and_drops_windows_it_no_longer_has(
 
     Memory.objects.filter(id=memory.id).update(transcript=BUDGET)  # e.g. a corrected transcript
     with committed():
-        memory_reprocess(memory=memory)
+        memory_reprocess(memory=memory, actor=COMMAND)
 
     assert CountingEmbedder.embedded > embedded_before
     ids = set(LocalVector.objects.filter(memory_id=str(memory.id)).values_list("record_id", flat=True))
@@ -159,7 +160,7 @@ def test_reprocessing_keeps_action_items_the_user_completed(remember):
     item.completed = True
     item.save()
 
-    memory_reprocess(memory=memory)
+    memory_reprocess(memory=memory, actor=COMMAND)
 
     assert memory.action_items.get(description__icontains="book a replacement").completed
     assert not memory.action_items.get(description__icontains="afternoon off").completed

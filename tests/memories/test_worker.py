@@ -7,6 +7,7 @@ import urllib.request
 import pytest
 
 from memories.services import api_key_create
+from omi_memory.actors import Actor
 from tests.support.processes import celery_worker, redis_url_or_skip, service_env, web_server
 from tests.support.transcripts import DENTIST
 
@@ -28,7 +29,7 @@ def call(base: str, key: str, method: str, path: str, body: dict | None = None) 
 
 def test_a_real_worker_takes_a_memory_from_queued_to_indexed(tmp_path):
     env = service_env(redis_url_or_skip())
-    key = api_key_create(name="worker test")[1]
+    key = api_key_create(name="worker test", actor=Actor.command())[1]
 
     with web_server(env, tmp_path / "web.log") as base:
         created = call(base, key, "POST", "/memories", {"uid": "alice", "transcript": DENTIST})

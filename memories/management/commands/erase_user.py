@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from memories.services import user_erase
+from omi_memory.actors import Actor
 
 
 class Command(BaseCommand):
@@ -13,5 +14,5 @@ class Command(BaseCommand):
     def handle(self, *args, uid: str, yes: bool, **options):
         if not yes and input(f"Erase every memory and vector of {uid!r}? [y/N] ").strip().lower() != "y":
             raise CommandError("nothing erased")
-        memories, vectors = user_erase(uid=uid)
+        memories, vectors = user_erase(uid=uid, actor=Actor.command())
         self.stdout.write(self.style.SUCCESS(f"{uid}: {memories} memories deleted, {vectors} vectors removed"))

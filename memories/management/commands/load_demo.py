@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from memories.models import ApiKey, Memory
 from memories.processing import memory_process_now
-from memories.services import api_key_create, memory_create_many
+from memories.services import api_key_create, api_key_revoke, memory_create_many
+from omi_memory.actors import Actor
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "demo_memories.jsonl"
 # The demo conversations name dates of spring 2025 ("Monday, March 24th"); `days_ago` counts back
@@ -102,5 +103,8 @@ class Command(BaseCommand):
         return password
 
     def _api_key(self) -> str:
-        ApiKey.objects.filter(name="demo").update(is_active=False)
-        return api_key_create(name="demo")[1]
+        """A new demo key; the demo keys made before are revoked (and that is recorded)."""
+        actor = Actor.command()
+        for key in ApiKey.objects.filter(name="demo", revoked_at=None):
+            api_key_revoke(key=key, actor=actor)
+        return api_key_create(name="demo", actor=actor)[1]

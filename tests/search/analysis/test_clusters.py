@@ -5,6 +5,7 @@ import pytest
 from omi_memory.errors import ValidationFailed
 from search.analysis.clusters import cluster_run_create
 from search.models import ClusterRun
+from tests.support.actors import COMMAND
 from tests.support.memories import indexed_memory
 from tests.support.transactions import committed
 from tests.support.transcripts import HEALTH, MONEY
@@ -24,7 +25,7 @@ def two_topics(shared_rows):
 
 def _run(**kwargs) -> ClusterRun:
     with committed():  # the task runs (eagerly, without Redis) once the run is committed
-        run = cluster_run_create(**kwargs)
+        run = cluster_run_create(**kwargs, actor=COMMAND)
     run.refresh_from_db()
     return run
 
@@ -73,7 +74,7 @@ def test_fewer_than_three_memories_are_refused_with_a_clear_reason(remember):
     remember("u-few", MONEY[0])
 
     with pytest.raises(ValidationFailed, match="2 indexed memories; clustering needs at least 3"):
-        cluster_run_create(uid="u-few")
+        cluster_run_create(uid="u-few", actor=COMMAND)
     assert not ClusterRun.objects.exists()
 
 
@@ -88,7 +89,7 @@ def test_fewer_than_three_memories_are_refused_with_a_clear_reason(remember):
 )
 def test_bad_requests_are_refused_before_anything_runs(two_topics, kwargs, message):
     with pytest.raises(ValidationFailed) as caught:
-        cluster_run_create(**kwargs)
+        cluster_run_create(**kwargs, actor=COMMAND)
 
     assert message in caught.value.message
     assert not ClusterRun.objects.exists()

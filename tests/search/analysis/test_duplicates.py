@@ -16,6 +16,7 @@ from search.analysis.duplicates import (
     similar_pairs,
 )
 from search.models import DuplicatePair
+from tests.support.actors import COMMAND, dashboard_actor
 from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
@@ -89,11 +90,11 @@ def test_a_dismissed_pair_is_not_raised_again_by_a_scan_or_the_check(remember):
     again = remember("alice", DENTIST_AGAIN)
     pair = DuplicatePair.objects.get()
 
-    duplicate_pair_dismiss(pair_id=pair.id)
+    duplicate_pair_dismiss(pair_id=pair.id, actor=COMMAND)
     counts = duplicate_scan(uid="alice")
     duplicate_check_memory(memory_id=again.id)
     with committed():
-        memory_reprocess(memory=again)  # indexed again: the pipeline checks it again
+        memory_reprocess(memory=again, actor=COMMAND)  # indexed again: the pipeline checks it again
 
     assert Memory.objects.get(id=again.id).status == Memory.Status.INDEXED
     assert counts["kept_closed"] == 1 and counts["created"] == 0
@@ -116,7 +117,7 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     admin = _user("boss")
 
     with committed():  # the merged-away memory's vectors are removed once the merge commits
-        duplicate_pair_merge(pair_id=pair.id, keep_id=keep.id, user=admin)
+        duplicate_pair_merge(pair_id=pair.id, keep_id=keep.id, actor=dashboard_actor(admin))
 
     pair.refresh_from_db()
     assert (pair.status, pair.kept_id, pair.resolved_by, pair.resolved_at is not None) == (
@@ -136,7 +137,7 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     assert len(events) == len(set(events))
     # Reprocessing the kept memory re-extracts its own items and keeps the ones merged into it.
     with committed():
-        memory_reprocess(memory=keep)
+        memory_reprocess(memory=keep, actor=COMMAND)
     assert Memory.objects.get(id=keep.id).status == Memory.Status.INDEXED
     assert "Bring the insurance card" in set(
         ActionItem.objects.filter(memory=keep).values_list("description", flat=True)
@@ -158,12 +159,12 @@ def test_merging_or_dismissing_a_pair_that_is_not_open_is_a_conflict(remember):
     first = remember("alice", DENTIST)
     remember("alice", DENTIST_AGAIN)
     pair = DuplicatePair.objects.get()
-    duplicate_pair_merge(pair_id=pair.id, keep_id=first.id)
+    duplicate_pair_merge(pair_id=pair.id, keep_id=first.id, actor=COMMAND)
 
     with pytest.raises(Conflict):
-        duplicate_pair_merge(pair_id=pair.id, keep_id=first.id)
+        duplicate_pair_merge(pair_id=pair.id, keep_id=first.id, actor=COMMAND)
     with pytest.raises(Conflict):
-        duplicate_pair_dismiss(pair_id=pair.id)
+        duplicate_pair_dismiss(pair_id=pair.id, actor=COMMAND)
     assert DuplicatePair.objects.get().status == "merged"
 
 

@@ -1,0 +1,68 @@
+"""Who does a privileged action and from where: the `Actor` every audited service is given.
+
+Built in one place from what the action came through: a dashboard request (the signed-in user),
+an API request (the API key ninja authenticated, `request.auth`), or a management command (the OS
+user, "command line"). Services record it in the audit trail (`memories.services.audit_record`).
+"""
+
+import getpass
+import ipaddress
+import os
+from dataclasses import dataclass
+
+USER = "user"
+API_KEY = "api_key"
+COMMAND = "command"
+
+DASHBOARD = "dashboard"
+API = "api"
+COMMAND_LINE = "command line"
+
+USER_AGENT_CHARS = 300
+NAME_CHARS = 150
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # USER, API_KEY or COMMAND
+    name: str  # the username, the key's prefix and name, the OS user
+    origin: str  # DASHBOARD, API or COMMAND_LINE
+    user_id: int | None = None
+    api_key_id: int | None = None
+    ip_address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request) -> "Actor":
+        """The API key of an API request, else the dashboard's signed-in user; with the client's
+        address (REMOTE_ADDR: the proxy's own, unless the server in front passes the client's) and
+        user agent."""
+        where = {
+            "ip_address": _ip_address(request.META.get("REMOTE_ADDR")),
+            "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_CHARS],
+        }
+        key = getattr(request, "auth", None)
+        if key is not None:
+            name = f"{key.prefix}… ({key.name})"[:NAME_CHARS]
+            return cls(kind=API_KEY, name=name, origin=API, api_key_id=key.id, **where)
+        user = request.user
+        return cls(kind=USER, name=user.get_username() or "anonymous", origin=DASHBOARD, user_id=user.pk, **where)
+
+    @classmethod
+    def command(cls) -> "Actor":
+        """A management command, run by the OS user of the process."""
+        return cls(kind=COMMAND, name=_os_user(), origin=COMMAND_LINE)
+
+
+def _ip_address(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()[:NAME_CHARS]
+    except (KeyError, OSError):  # no name for this uid (a container's user without a passwd entry)
+        return f"uid {os.getuid()}"
