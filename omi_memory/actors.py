@@ -41,12 +41,13 @@ class Actor:
             "ip_address": _ip_address(request.META.get("REMOTE_ADDR")),
             "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_CHARS],
         }
-        key = getattr(request, "auth", None)
-        if key is not None:
-            name = f"{key.prefix}… ({key.name})"[:NAME_CHARS]
-            return cls(kind=API_KEY, name=name, origin=API, api_key_id=key.id, **where)
+        auth = getattr(request, "auth", None)  # set by the API's authentication
+        if auth is not None and hasattr(auth, "key_hash"):
+            name = f"{auth.prefix}… ({auth.name})"[:NAME_CHARS]
+            return cls(kind=API_KEY, name=name, origin=API, api_key_id=auth.id, **where)
         user = request.user
-        return cls(kind=USER, name=user.get_username() or "anonymous", origin=DASHBOARD, user_id=user.pk, **where)
+        origin = API if auth is not None else DASHBOARD
+        return cls(kind=USER, name=user.get_username() or "anonymous", origin=origin, user_id=user.pk, **where)
 
     @classmethod
     def command(cls) -> "Actor":

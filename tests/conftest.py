@@ -84,7 +84,7 @@ def _flush_as_the_database_owner():
     """After a transactional test Django empties every table. PostgreSQL truncates them, which the
     audit trail's row triggers do not see; SQLite deletes the rows, which they refuse. There the
     flush does what the test database's owner may: drop the triggers, delete, make them again."""
-    from django.db.backends.sqlite3.operations import DatabaseOperations
+    from django.db.backends.sqlite3.base import DatabaseOperations
 
     migration = importlib.import_module("memories.migrations.0006_api_key_lifecycle_audit_trail")
     create, drop = migration.TRIGGERS["sqlite"]

@@ -42,12 +42,12 @@ TRIGGERS = {
 
 def create_triggers(apps, schema_editor):
     for statement in TRIGGERS.get(schema_editor.connection.vendor, ([], []))[0]:
-        schema_editor.execute(statement)
+        schema_editor.execute(statement, params=None)  # no parameters: a % in the SQL is its own
 
 
 def drop_triggers(apps, schema_editor):
     for statement in TRIGGERS.get(schema_editor.connection.vendor, ([], []))[1]:
-        schema_editor.execute(statement)
+        schema_editor.execute(statement, params=None)  # no parameters: a % in the SQL is its own
 
 
 def revoke_inactive_keys(apps, schema_editor):
