@@ -311,9 +311,9 @@ else:
 
 # API throttles per API key (per address for requests without a valid key), by kind of endpoint:
 # a rate `N/s|min|hour|day` or `off` (omi_memory/throttles.py).
-THROTTLE_SEARCH = env_rate("THROTTLE_SEARCH", "600/min")
-THROTTLE_WRITES = env_rate("THROTTLE_WRITES", "600/min")
-THROTTLE_READS = env_rate("THROTTLE_READS", "1200/min")
+THROTTLE_SEARCH = env_rate("THROTTLE_SEARCH", "1200/min")
+THROTTLE_WRITES = env_rate("THROTTLE_WRITES", "1200/min")
+THROTTLE_READS = env_rate("THROTTLE_READS", "2400/min")
 THROTTLE_ANON = env_rate("THROTTLE_ANON", "60/min")
 
 # Embeddings cached in Redis, keyed by model, dimension and a hash of the text.
