@@ -11,6 +11,7 @@ both see the last free request). When the cache cannot be reached the request is
 logged: a throttle is not worth an outage.
 """
 
+import ipaddress
 import logging
 import math
 import threading
@@ -27,16 +28,23 @@ logger = logging.getLogger(__name__)
 PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 
-def client_ip(request: HttpRequest) -> str:
+def client_ip(request: HttpRequest) -> str | None:
     """The caller's address: REMOTE_ADDR, or with TRUSTED_PROXIES set, the address the outermost of
-    those proxies appended to X-Forwarded-For (what a client writes there itself is not believed)."""
-    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
+    those proxies appended to X-Forwarded-For (what a client writes there itself is not believed).
+    Only a valid IP address counts; None when there is none (a request made in code)."""
+    remote = _ip(request.META.get("REMOTE_ADDR", ""))
     proxies = settings.TRUSTED_PROXIES
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if not proxies or not forwarded:
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    if not proxies or not hops:
         return remote
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    return hops[-min(proxies, len(hops))] if hops else remote
+    return _ip(hops[-min(proxies, len(hops))]) or remote
+
+
+def _ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -57,7 +65,7 @@ class RateThrottle(BaseThrottle):
 
     def ident(self, request: HttpRequest) -> str:
         key = getattr(request, "auth", None)
-        return f"key{key.pk}" if key is not None else f"ip{client_ip(request)}"
+        return f"key{key.pk}" if key is not None else f"ip{client_ip(request) or 'unknown'}"
 
     def allow_request(self, request: HttpRequest) -> bool:
         self._local.wait = None

@@ -67,6 +67,18 @@ def test_the_lockout_holds_one_username_from_one_address_only(ana):
     assert sign_in(other_user, PASSWORD, "ben").status_code == 302 and signed_in(other_user)
 
 
+def test_an_address_that_is_not_one_neither_breaks_sign_in_nor_escapes_the_lockout(ana, settings):
+    settings.TRUSTED_PROXIES = 1  # X-Forwarded-For is believed, but only a valid address in it
+
+    def attempt(n: int, password: str = "not the password"):
+        client = Client(REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR=f"not an address {n}")
+        return client.post("/accounts/login/", {"username": "ana", "password": password})
+
+    assert [attempt(n).status_code for n in range(4)] == [200] * 4
+    assert attempt(4).status_code == 429  # all counted against 192.0.2.1
+    assert attempt(5, PASSWORD).status_code == 429
+
+
 def test_a_success_before_the_limit_starts_the_count_again(ana):
     client = Client(REMOTE_ADDR="192.0.2.1")
     fail(client, 4)

@@ -94,6 +94,12 @@ def test_x_forwarded_for_counts_only_as_far_as_trusted_proxies_wrote_it(db, sett
     throttled(guess("6.6.6.3, 198.51.100.9"))
     assert guess("198.51.100.10").status_code == 401  # another client behind the same proxy
 
+    # More proxies trusted than there are: the client's own entry counts only if it is an address;
+    # nonsense there counts for the connection's address (10.0.0.1, over its rate since the start).
+    settings.TRUSTED_PROXIES = 3
+    throttled(guess("nonsense, 198.51.100.9"))
+    assert guess("192.0.2.44, 198.51.100.9").status_code == 401  # an address: believed, as configured
+
 
 def test_a_window_opens_again_when_its_period_ends(api, settings):
     settings.THROTTLE_SEARCH = "2/s"
