@@ -2,6 +2,7 @@
 
 import os
 import platform
+import secrets
 import statistics
 import sys
 from pathlib import Path
@@ -22,6 +23,11 @@ def setup_django(database_url: str | None, redis_url: str | None = None) -> str:
     os.environ.setdefault("TORCH_THREADS", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omi_memory.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # A key of the run's own (the app refuses to start without one), and no throttle on the API the
+    # benchmarks hammer: their servers inherit both.
+    os.environ.setdefault("SECRET_KEY", f"bench-{secrets.token_urlsafe(48)}")
+    for throttle in ("THROTTLE_SEARCH", "THROTTLE_WRITES", "THROTTLE_READS"):
+        os.environ.setdefault(throttle, "off")
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -10,6 +10,7 @@ from pydantic import field_validator, model_validator
 from omi_memory.actors import Actor
 from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
 from omi_memory.errors import Forbidden
+from omi_memory.throttles import ANON, READS, WRITES
 
 from . import selectors, services
 from .models import UID_PATTERN, ApiKey, Category, Memory, Source
@@ -23,7 +24,10 @@ class ApiKeyAuth(APIKeyHeader):
     param_name = "X-API-Key"
 
     def authenticate(self, request: HttpRequest, key: str | None) -> ApiKey | None:
-        return selectors.api_key_authenticate(raw_key=key or "")
+        api_key = selectors.api_key_authenticate(raw_key=key or "")
+        if api_key is None:
+            ANON.check(request)  # 429 instead of 401 once this address has failed too often
+        return api_key
 
 
 class MemoryIn(ApiSchema):
@@ -128,14 +132,14 @@ def _refetch(memory: Memory) -> Memory:
     return selectors.memory_get(memory_id=memory.id, include_deleted=True)
 
 
-@router.post("", response={201: MemoryOut, **ERRORS}, summary="Create a memory from a transcript")
+@router.post("", response={201: MemoryOut, **ERRORS}, summary="Create a memory from a transcript", throttle=WRITES)
 def create_memory(request: HttpRequest, payload: MemoryIn):
     check_uid(request, payload.uid)
     memory = services.memory_create(**payload.dict())
     return Status(201, _refetch(memory))
 
 
-@router.post("/batch", response={201: MemoryBatchOut, **ERRORS}, summary="Create up to 100 memories")
+@router.post("/batch", response={201: MemoryBatchOut, **ERRORS}, summary="Create up to 100 memories", throttle=WRITES)
 def create_memories(request: HttpRequest, payload: MemoryBatchIn):
     for item in payload.memories:
         check_uid(request, item.uid)
@@ -144,7 +148,7 @@ def create_memories(request: HttpRequest, payload: MemoryBatchIn):
     return Status(201, {"items": [fresh[m.id] for m in memories]})
 
 
-@router.get("", response={200: list[MemorySummaryOut], **ERRORS}, summary="List memories")
+@router.get("", response={200: list[MemorySummaryOut], **ERRORS}, summary="List memories", throttle=READS)
 @paginate(LimitOffsetPagination)
 def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
     scoped = key_uid(request)
@@ -155,19 +159,23 @@ def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
     return selectors.memory_list(**values)
 
 
-@router.get("/{int:memory_id}", response={200: MemoryOut, **ERRORS}, summary="Get a memory")
+@router.get("/{int:memory_id}", response={200: MemoryOut, **ERRORS}, summary="Get a memory", throttle=READS)
 def get_memory(request: HttpRequest, memory_id: int):
     return selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
 
 
-@router.delete("/{int:memory_id}", response={204: None, **ERRORS}, summary="Delete a memory and its vectors")
+@router.delete(
+    "/{int:memory_id}", response={204: None, **ERRORS}, summary="Delete a memory and its vectors", throttle=WRITES
+)
 def delete_memory(request: HttpRequest, memory_id: int):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
     services.memory_delete(memory=memory, actor=Actor.from_request(request))
     return Status(204, None)
 
 
-@router.post("/{int:memory_id}/reprocess", response={202: MemoryOut, **ERRORS}, summary="Run the pipeline again")
+@router.post(
+    "/{int:memory_id}/reprocess", response={202: MemoryOut, **ERRORS}, summary="Run the pipeline again", throttle=WRITES
+)
 def reprocess_memory(request: HttpRequest, memory_id: int):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
     services.memory_reprocess(memory=memory, actor=Actor.from_request(request))

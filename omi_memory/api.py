@@ -8,17 +8,23 @@ import logging
 
 from django.http import Http404
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from memories.api import ApiKeyAuth
 from memories.api import router as memories_router
+from omi_memory import throttles
 from omi_memory.errors import ApplicationError, BackendError, error_body
 from search.api import router as search_router
 
 logger = logging.getLogger(__name__)
 
 
-api = NinjaAPI(
+class Api(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        return throttles.document_retry_after(super().get_openapi_schema(**kwargs))
+
+
+api = Api(
     title="omi-memory",
     version="1",
     description="Conversation transcripts in, structured searchable memories out.",
@@ -59,6 +65,16 @@ def _http_error(request, exc: HttpError):
     code = "invalid_json" if "parse" in exc.message.lower() else {400: "bad_request"}.get(exc.status_code, "error")
     message = "the request body is not valid JSON" if code == "invalid_json" else exc.message
     return api.create_response(request, error_body(code, message), status=exc.status_code)
+
+
+@api.exception_handler(Throttled)
+def _throttled(request, exc: Throttled):
+    seconds = throttles.retry_after(exc)
+    who = "this API key" if getattr(request, "auth", None) is not None else "this address without a valid API key"
+    message = f"too many requests from {who}; try again in {seconds} s"
+    response = api.create_response(request, error_body("throttled", message, {"retry_after": seconds}), status=429)
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 @api.exception_handler(Http404)

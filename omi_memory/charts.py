@@ -26,6 +26,12 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def palette_class(index: int) -> str:
+    """The CSS class (static/css/app.css) that gives an HTML element the `index`-th colour as `--colour`
+    (no style attribute: the Content Security Policy forbids them)."""
+    return f"palette-{index % len(PALETTE)}"
+
+
 @dataclass(frozen=True)
 class Line:
     x1: float

@@ -1,4 +1,5 @@
 from django.http import JsonResponse
+from django.utils.cache import patch_cache_control
 
 from .errors import error_body
 
@@ -24,3 +25,26 @@ class ApiErrorShapeMiddleware:
                 shaped["Allow"] = response["Allow"]
             return shaped
         return response
+
+
+class PrivateAnswersMiddleware:
+    """Answers that carry users' memories are kept by no cache, shared or the browser's own:
+    `Cache-Control: private, no-store` on every API answer (the docs and schema aside) and on every
+    page shown to someone signed in (the whole dashboard is transcripts and what was made of them)."""
+
+    PUBLIC_API = ("/api/v1/docs", "/api/v1/openapi.json")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.private(request):
+            patch_cache_control(response, private=True, no_store=True)
+        return response
+
+    def private(self, request) -> bool:
+        if request.path.startswith("/api/"):
+            return not request.path.startswith(self.PUBLIC_API)
+        user = getattr(request, "user", None)
+        return bool(user and user.is_authenticated)

@@ -6,6 +6,7 @@ tasks in-process, the local model, extractor and vector store.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -59,15 +60,43 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A request rate, `N/s`, `N/min`, `N/hour` or `N/day`; `off` for none."""
+    raw = env_str(name, default).strip().lower()
+    if raw in ("off", "none", "0"):
+        return None
+    count, _, period = raw.partition("/")
+    if not (count.isdigit() and int(count) > 0 and period in ("s", "sec", "m", "min", "h", "hour", "d", "day")):
+        raise ImproperlyConfigured(f"{name} must be a rate like 100/min (per s, min, hour or day) or off, got {raw!r}")
+    return f"{int(count)}/{period}"
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set")
-    # Good enough for a laptop; production sets SECRET_KEY (see README).
-    SECRET_KEY = "omi-memory-insecure-local-key-set-SECRET_KEY-in-production"
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DEBUG is off: refusing to start. In production set SECRET_KEY to a long "
+            "random value (python -c 'import secrets; print(secrets.token_urlsafe(50))'); on a laptop `make run` "
+            "keeps one in var/secret_key (export SECRET_KEY=$(cat var/secret_key)), or set DEBUG=1."
+        )
+    SECRET_KEY = "django-insecure-omi-memory-debug-only"  # DEBUG only; `check --deploy` flags it
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# HTTPS, from the environment (off on a laptop, which serves plain HTTP; README: production).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# Behind a proxy that ends TLS: the header it sets to `https`, e.g. X-Forwarded-Proto.
+if _proxy_ssl_header := env_str("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Reverse proxies in front of the app that append to X-Forwarded-For; 0: the client is REMOTE_ADDR
+# (a client's own X-Forwarded-For is never believed). Read by throttles and the sign-in lockout.
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -79,6 +108,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",
+    "axes",
+    "csp",
     "memories",
     "search",
 ]
@@ -93,7 +124,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "omi_memory.middleware.PrivateAnswersMiddleware",
     "omi_memory.middleware.ApiErrorShapeMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omi_memory.urls"
@@ -137,6 +171,56 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/memories/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Passwords: Django's validators (createsuperuser, the admin, password change and reset).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
+# Sign-in lockout (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address lock that pair out for LOGIN_LOCKOUT_MINUTES (0: until an admin unlocks it, in /admin/
+# or `manage.py axes_reset_username NAME`). Attempts are rows in the database: every process sees them.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=0)) or None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "omi_memory.accounts.locked_out"
+AXES_CLIENT_IP_CALLABLE = "omi_memory.throttles.client_ip"
+AXES_VERBOSE = False
+
+# Mail: password reset is offered only when mail can be sent (EMAIL_HOST, or an EMAIL_BACKEND).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "omi-memory@localhost")
+PASSWORD_RESET_ENABLED = bool(EMAIL_HOST or env_str("EMAIL_BACKEND"))
+
+# Content Security Policy (django-csp): everything from this origin, no inline script or style, no
+# eval. Templates follow the rule in templates/base.html.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Requests: a batch of 100 memories of up to MAX_TRANSCRIPT_CHARS each must fit.
 MAX_TRANSCRIPT_CHARS = env_int("MAX_TRANSCRIPT_CHARS", 500_000, minimum=1)
@@ -210,6 +294,28 @@ PINECONE_HOST = env_str("PINECONE_HOST")
 PINECONE_TIMEOUT = env_float("PINECONE_TIMEOUT", 30.0, minimum=0.1)
 PINECONE_UPSERT_CONCURRENCY = env_int("PINECONE_UPSERT_CONCURRENCY", 4, minimum=1)  # batches in flight
 
+# Django's cache: Redis when CACHE_URL (default REDIS_URL) is set, so that every process and host
+# shares it (API throttles count there); otherwise this process's memory.
+CACHE_URL = env_str("CACHE_URL", REDIS_URL)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "omi-memory",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# API throttles per API key (per address for requests without a valid key), by kind of endpoint:
+# a rate `N/s|min|hour|day` or `off` (omi_memory/throttles.py).
+THROTTLE_SEARCH = env_rate("THROTTLE_SEARCH", "1200/min")
+THROTTLE_WRITES = env_rate("THROTTLE_WRITES", "1200/min")
+THROTTLE_READS = env_rate("THROTTLE_READS", "2400/min")
+THROTTLE_ANON = env_rate("THROTTLE_ANON", "60/min")
+
 # Embeddings cached in Redis, keyed by model, dimension and a hash of the text.
 EMBEDDING_CACHE_URL = env_str("EMBEDDING_CACHE_URL", REDIS_URL)
 EMBEDDING_CACHE_TTL = env_int("EMBEDDING_CACHE_TTL", 30 * 24 * 3600, minimum=1)
@@ -224,5 +330,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "sentence_transformers": {"level": "WARNING"},
         "bm25s": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
     },
 }

@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 export TORCH_THREADS="${TORCH_THREADS:-1}"
+# Without SECRET_KEY (and DEBUG off) the app refuses to start: the laptop keeps one of its own,
+# made once in var/secret_key (git ignores var/). Other commands: export SECRET_KEY=$(cat var/secret_key)
+if [ -z "${SECRET_KEY:-}" ]; then
+  mkdir -p var
+  [ -s var/secret_key ] || (umask 077 && $BIN/python -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key)
+  SECRET_KEY="$(cat var/secret_key)"
+  export SECRET_KEY
+fi
 
 $BIN/python manage.py migrate --noinput
 $BIN/python manage.py collectstatic --noinput --verbosity 0

@@ -9,6 +9,7 @@ from memories.api import MemorySummaryOut
 from memories.models import UID_PATTERN, Category, Source
 from memories.parts.vectorstores import SearchFilters
 from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
+from omi_memory.throttles import SEARCH, WRITES
 
 from .selectors import search_log_get
 from .services import feedback_record, search_memories
@@ -88,7 +89,7 @@ class FeedbackOut(Schema):
     note: str
 
 
-@router.post("", response={200: SearchOut, **ERRORS}, summary="Search one user's memories")
+@router.post("", response={200: SearchOut, **ERRORS}, summary="Search one user's memories", throttle=SEARCH)
 def search(request: HttpRequest, payload: SearchIn):
     check_uid(request, payload.uid)
     filters = SearchFilters(
@@ -119,7 +120,9 @@ def search(request: HttpRequest, payload: SearchIn):
     }
 
 
-@router.post("/feedback", response={201: FeedbackOut, **ERRORS}, summary="Judge one result of a search")
+@router.post(
+    "/feedback", response={201: FeedbackOut, **ERRORS}, summary="Judge one result of a search", throttle=WRITES
+)
 def feedback(request: HttpRequest, payload: FeedbackIn):
     search_log = search_log_get(search_id=payload.search_id, uid=key_uid(request))
     judged = feedback_record(

@@ -66,11 +66,17 @@ def signed_in(db):
 
 def forget_process_state() -> None:
     """No vector cached in this process, for any model, and parts built anew (a store remembers
-    its model record for a few seconds: a record from rows since rolled back must not count)."""
+    its model record for a few seconds: a record from rows since rolled back must not count); no
+    request counted by a throttle in this process's cache (a Redis cache is never flushed here)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
     from memories.parts import registry
 
     Embedder._caches.clear()
     registry._forget_parts()
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
 
 
 @pytest.fixture(autouse=True)

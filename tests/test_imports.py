@@ -19,7 +19,7 @@ def test_importing_tasks_and_views_does_not_import_torch():
         cwd=settings.BASE_DIR,
         capture_output=True,
         text=True,
-        env={"DJANGO_SETTINGS_MODULE": "omi_memory.settings", "PATH": "/usr/bin:/bin"},
+        env={"DJANGO_SETTINGS_MODULE": "omi_memory.settings", "SECRET_KEY": "x" * 50, "PATH": "/usr/bin:/bin"},
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -67,7 +67,10 @@ def _coloured(run, result: dict) -> dict:
         x_title="first principal component",
         y_title="second principal component",
     )
-    coloured = [{**cluster, "colour": charts.colour(cluster["index"])} for cluster in result["clusters"]]
+    coloured = [
+        {**cluster, "colour": charts.colour(cluster["index"]), "palette_class": charts.palette_class(cluster["index"])}
+        for cluster in result["clusters"]
+    ]
     return {**result, "clusters": coloured, "cluster_map": cluster_map}
 
 

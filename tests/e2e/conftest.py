@@ -48,27 +48,51 @@ def browser():
         browser.close()
 
 
+# A 4xx answer that a test asks for (a form's error, a 404) is logged by Chromium as a failed resource;
+# it is what the test checks, not a fault of the page.
+ASKED_FOR = re.compile(r"^Failed to load resource: the server responded with a status of 4\d\d\b")
+# Every CSP violation is reported to the console, whatever the page does with the error.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || "inline code"} on ${location.pathname}` +
+  (e.sourceFile ? ` (${e.sourceFile}:${e.lineNumber})` : "")));
+"""
+
+
 @pytest.fixture
 def page(browser, live_server, request):
     """A fresh context and page per test, at the live server; the last page is saved as
-    `screenshots/<test-name>.png` when the test ends (pass or fail)."""
+    `screenshots/<test-name>.png` when the test ends (pass or fail). Any console error, uncaught
+    script error or Content Security Policy violation on any page the test visits fails it
+    (`page.problems` lists them)."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=10_000)
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    context.add_init_script(script=REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.shot = lambda step: _screenshot(page, request, step)
+    page.problems = []
+    page.on("console", lambda message: _console(page, message))
+    page.on("pageerror", lambda error: page.problems.append(f"{page.url}: uncaught {error}"))
     yield page
     _screenshot(page, request, None)
     context.close()
+    assert not page.problems, "the pages logged errors:\n" + "\n".join(page.problems)
+
+
+def _console(page, message) -> None:
+    if message.type == "error" and not ASKED_FOR.match(message.text):
+        page.problems.append(f"{page.url}: {message.text}")
 
 
 def _screenshot(page, request, step: str | None):
     SCREENSHOTS.mkdir(exist_ok=True)
     name = re.sub(r"[^\w.-]+", "_", request.node.name)
     with contextlib.suppress(Exception):  # noqa: BLE001 - a crashed page still lets the test report its failure
-        page.screenshot(path=SCREENSHOTS / f"{name}{'-' + step if step else ''}.png", full_page=True)
+        # caret="initial": Playwright hides the caret with a style of its own, which the CSP refuses.
+        page.screenshot(path=SCREENSHOTS / f"{name}{'-' + step if step else ''}.png", full_page=True, caret="initial")
 
 
 @pytest.fixture(autouse=True)

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -18,7 +19,11 @@ def test_create_api_key_prints_the_key_alone_on_its_last_line():
         cwd=settings.BASE_DIR,
         capture_output=True,
         text=True,
-        env={"DATABASE_URL": database_url_for_subprocess(), "PATH": "/usr/bin:/bin"},
+        env={
+            "DATABASE_URL": database_url_for_subprocess(),
+            "SECRET_KEY": os.environ["SECRET_KEY"],
+            "PATH": "/usr/bin:/bin",
+        },
     )
 
     assert result.returncode == 0, result.stderr
@@ -44,6 +49,7 @@ def test_load_demo_indexes_the_demo_and_prints_a_login_and_a_key_that_work(tmp_p
     import re
 
     from django.contrib.auth import authenticate
+    from django.test import RequestFactory
 
     from memories.models import Memory
 
@@ -58,9 +64,11 @@ def test_load_demo_indexes_the_demo_and_prints_a_login_and_a_key_that_work(tmp_p
     assert "Demo ready: 3 indexed" in second.getvalue()
     assert Memory.objects.count() == 3 and Memory.objects.filter(status="indexed").count() == 3
     password = re.search(r"admin / (\S+)", second.getvalue()).group(1)
-    user = authenticate(username="admin", password=password)
+    sign_in = RequestFactory().post("/accounts/login/")  # the sign-in lockout needs the request
+    user = authenticate(sign_in, username="admin", password=password)
     assert user is not None and user.is_superuser and user.groups.filter(name="admin").exists()
-    analyst = authenticate(username="analyst", password=re.search(r"analyst / (\S+)", second.getvalue()).group(1))
+    analyst_password = re.search(r"analyst / (\S+)", second.getvalue()).group(1)
+    analyst = authenticate(sign_in, username="analyst", password=analyst_password)
     assert (
         analyst is not None
         and not analyst.is_superuser

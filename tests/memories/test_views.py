@@ -271,7 +271,7 @@ def test_the_pipeline_page_counts_statuses_and_lists_failures_with_reasons(signe
     stored(status="queued")
     stored(status="failed", failure_reason="vector store: 503 from pinecone", title="Unlucky")
     page = analyst.get("/pipeline/").content.decode()
-    count = lambda status: re.search(rf'id="count-{status}">.*?font-size:1.8rem">(\d+)<', page, re.S).group(1)  # noqa: E731
+    count = lambda status: re.search(rf'id="count-{status}">.*?class="count">(\d+)<', page, re.S).group(1)  # noqa: E731
     assert (count("indexed"), count("queued"), count("failed"), count("processing")) == ("4", "1", "1", "0")
     assert "3 indexed · 0.05 per minute" in page
     assert "vector store: 503 from pinecone" in page and "Unlucky" in page

@@ -93,8 +93,8 @@ def celery_worker(env: dict, log: Path):
 
 
 @contextmanager
-def web_server(env: dict, log: Path):
-    """gunicorn serving the app; yields its base URL once it answers."""
+def web_server(env: dict, log: Path, *, workers: int = 1):
+    """gunicorn serving the app with `workers` processes; yields its base URL once it answers."""
     port = free_port()
     with running(
         [
@@ -105,7 +105,7 @@ def web_server(env: dict, log: Path):
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "1",
+            str(workers),
             "--threads",
             "4",
         ],

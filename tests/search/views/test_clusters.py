@@ -5,6 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from omi_memory.charts import PALETTE
 from search.models import ClusterRun
 from tests.support.htmx import assert_whole_page_or_fragment
 from tests.support.memories import indexed_memory
@@ -68,9 +69,10 @@ def test_an_admin_runs_a_clustering_and_sees_the_map_and_clusters(signed_in, mem
     colours = dict(re.findall(r'<circle id="point-(\d+)"[^>]*fill="(#[0-9a-f]{6})"', svg))
     assert len(set(colours.values())) == 2  # a colour per cluster, the same as its card's
     for cluster in run.clusters:
-        card = re.search(rf'<section id="cluster-{cluster["index"]}"[^>]*border-top-color: (#[0-9a-f]{{6}})', html)
-        assert {colours[str(m)] for m in cluster["memory_ids"]} == {card.group(1)}
-    assert html.count('class="card cluster-card"') == run.k == 2
+        # the card's colour is a class of app.css (palette-N: PALETTE[N]), not a style attribute
+        card = re.search(rf'<section id="cluster-{cluster["index"]}" class="card cluster-card palette-(\d+)"', html)
+        assert {colours[str(m)] for m in cluster["memory_ids"]} == {PALETTE[int(card.group(1))]}
+    assert html.count('class="card cluster-card palette-') == run.k == 2
     assert "dentist" in html and "budget" in html
     assert 'hx-trigger="every 1s"' not in html
     listing = admin.get(reverse("cluster_list")).content.decode()
