@@ -9,13 +9,14 @@ from playwright.sync_api import expect
 
 from memories.models import Memory
 from memories.services import api_key_create
+from tests.support.actors import COMMAND
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
 
 from .conftest import PASSWORD
 
 
 def test_the_api_docs_come_from_this_server_and_try_it_out_calls_the_api(page, live_server, transactional_db):
-    key = api_key_create(name="docs")[1]
+    key = api_key_create(name="docs", actor=COMMAND)[1]
     Memory.objects.create(uid="alice", title="Cracked crown", transcript="the crown is cracked", status="indexed")
     hosts = set()
     page.on("request", lambda request: hosts.add(urlsplit(request.url).netloc))

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from memories.services import api_key_create
+from tests.support.actors import COMMAND
 from tests.support.processes import redis_url_or_skip, service_env, web_server
 from tests.support.transcripts import BUDGET, DENTIST
 
@@ -71,7 +72,7 @@ def test_requests_without_a_valid_key_are_throttled_per_address_and_a_valid_key_
     throttled(nobody.post("/api/v1/search", "{}", content_type="application/json"))
     assert Client(REMOTE_ADDR="198.51.100.2").get("/api/v1/memories").status_code == 401  # another address
     # A caller with a valid key is not held back by guesses made from its address.
-    key = api_key_create(name="same address")[1]
+    key = api_key_create(name="same address", actor=COMMAND)[1]
     assert Client(headers={"X-API-Key": key}, REMOTE_ADDR="203.0.113.7").get("/api/v1/memories").status_code == 200
 
 
@@ -145,7 +146,7 @@ def _get(base: str, key: str) -> int:
 @pytest.mark.django_db(transaction=True)
 def test_every_worker_process_and_host_counts_in_the_same_redis_and_lets_exactly_the_rate_through(tmp_path):
     env = {**service_env(redis_url_or_skip()), "THROTTLE_READS": "10/min"}
-    key = api_key_create(name="shared count")[1]
+    key = api_key_create(name="shared count", actor=COMMAND)[1]
 
     with (
         web_server(env, tmp_path / "web-a.log", workers=2) as host_a,
