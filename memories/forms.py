@@ -2,7 +2,7 @@ from datetime import UTC, datetime, time
 
 from django import forms
 
-from omi_memory.dashboard import PageForm
+from omi_memory.dashboard import DateField, PageForm, RowIdField, TextField
 
 from .models import Category, Memory, Source
 
@@ -23,13 +23,13 @@ SORTS = {
 class MemoryFilterForm(PageForm):
     """The memory list's filters, sort and page, read from the query string (so URLs keep them)."""
 
-    uid = forms.CharField(required=False, max_length=128)
+    uid = TextField(required=False, max_length=128)
     status = forms.ChoiceField(required=False, choices=[("", "any but deleted"), *Memory.Status.choices])
     category = forms.ChoiceField(required=False, choices=[("", "any"), *Category.choices])
     source = forms.ChoiceField(required=False, choices=[("", "any"), *Source.choices])
-    starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    q = forms.CharField(
+    starts = DateField(required=False, label="From")
+    ends = DateField(required=False, label="To")
+    q = TextField(
         required=False,
         max_length=200,
         label="Text contains",
@@ -71,11 +71,11 @@ class MemoryPartForm(forms.Form):
 class PipelineRetryForm(forms.Form):
     """Retry one failed memory, or (none given) every failed one."""
 
-    memory_id = forms.IntegerField(
+    memory_id = RowIdField(
         required=False,
-        min_value=1,
         error_messages={
             "invalid": "The memory to retry is given by its number.",
             "min_value": "The memory to retry is given by its number.",
+            "max_value": "The memory to retry is given by its number.",
         },
     )
