@@ -1,5 +1,7 @@
 from django.urls import path
 
+from omi_memory import dashboard  # noqa: F401 (registers the <id:...> converter)
+
 from . import views
 
 urlpatterns = [

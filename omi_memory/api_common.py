@@ -20,7 +20,7 @@ Text = Annotated[str, AfterValidator(bounds.clean_text), Field(json_schema_extra
 NotBlank = Annotated[
     str,
     AfterValidator(bounds.clean_not_blank),
-    Field(json_schema_extra={"pattern": f"^[^\\u0000]*[^{bounds.SPACE}\\u0000][^\\u0000]*$"}),
+    Field(json_schema_extra={"pattern": bounds.NOT_BLANK_TEXT_PATTERN}),
 ]
 # A date and time: RFC 3339 with an offset, its UTC value in the accepted range.
 Moment = Annotated[

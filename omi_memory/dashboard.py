@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.urls import register_converter
 from django.utils.cache import patch_vary_headers
 
 from omi_memory import bounds
@@ -109,3 +110,21 @@ class RowIdField(forms.IntegerField):
 
     def __init__(self, **kwargs):
         super().__init__(min_value=1, max_value=bounds.MAX_ROW_ID, **kwargs)
+
+
+class RowIdConverter:
+    """`<id:name>` in a page's path: a row id, 1 to 2**63 - 1; any other number is no such page."""
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 1 <= number <= bounds.MAX_ROW_ID:
+            raise ValueError(value)
+        return number
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(RowIdConverter, "id")  # once, when this module is first imported (the apps' urls.py do)
