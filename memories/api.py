@@ -3,17 +3,17 @@ from datetime import datetime
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from ninja.security import APIKeyHeader
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from omi_memory.actors import Actor
-from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
+from omi_memory.api_common import ApiSchema, Moment, NotBlank, Pagination, RowId, Text, check_uid, errors, key_uid
 from omi_memory.errors import Forbidden
 from omi_memory.throttles import ANON, READS, WRITES
 
 from . import selectors, services
-from .models import UID_PATTERN, ApiKey, Category, Memory, Source
+from .models import EXTERNAL_ID_MAX, LANGUAGE_LENGTH, UID_PATTERN, ApiKey, Category, Memory, Source
 
 router = Router(tags=["memories"])
 
@@ -31,23 +31,18 @@ class ApiKeyAuth(APIKeyHeader):
 
 
 class MemoryIn(ApiSchema):
+    """A memory to create. `finished_at`, when given with `started_at`, is not before it."""
+
     uid: str = Field(..., pattern=UID_PATTERN, description="The user the memory belongs to.")
-    transcript: str = Field(
+    transcript: NotBlank = Field(
         ..., max_length=settings.MAX_TRANSCRIPT_CHARS, description="One turn per line: `Speaker: text`."
     )
     source: Source = Source.OMI
-    language: str = Field("en", min_length=2, max_length=16)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    created_at: datetime | None = Field(None, description="When it happened; defaults to started_at, then now.")
-    external_id: str | None = Field(None, max_length=200, description="Your own id; unique per uid.")
-
-    @field_validator("transcript")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("transcript is empty")
-        return value
+    language: Text = Field("en", min_length=LANGUAGE_LENGTH[0], max_length=LANGUAGE_LENGTH[1])
+    started_at: Moment | None = None
+    finished_at: Moment | None = Field(None, description="Not before started_at.")
+    created_at: Moment | None = Field(None, description="When it happened; defaults to started_at, then now.")
+    external_id: Text | None = Field(None, max_length=EXTERNAL_ID_MAX, description="Your own id; unique per uid.")
 
     @model_validator(mode="after")
     def _times_in_order(self):
@@ -114,12 +109,14 @@ class MemoryBatchOut(Schema):
 
 
 class MemoryFilters(ApiSchema):
+    """Filters of the memory list. `ends_at`, when given with `starts_at`, is not before it."""
+
     uid: str | None = Field(None, pattern=UID_PATTERN)
     status: Memory.Status | None = None
     category: Category | None = None
     source: Source | None = None
-    starts_at: datetime | None = Field(None, description="created_at on or after")
-    ends_at: datetime | None = Field(None, description="created_at on or before")
+    starts_at: Moment | None = Field(None, description="created_at on or after")
+    ends_at: Moment | None = Field(None, description="created_at on or before; not before starts_at")
 
     @model_validator(mode="after")
     def _range_in_order(self):
@@ -132,14 +129,18 @@ def _refetch(memory: Memory) -> Memory:
     return selectors.memory_get(memory_id=memory.id, include_deleted=True)
 
 
-@router.post("", response={201: MemoryOut, **ERRORS}, summary="Create a memory from a transcript", throttle=WRITES)
+@router.post(
+    "", response={201: MemoryOut, **errors(403, 409)}, summary="Create a memory from a transcript", throttle=WRITES
+)
 def create_memory(request: HttpRequest, payload: MemoryIn):
     check_uid(request, payload.uid)
     memory = services.memory_create(**payload.dict())
     return Status(201, _refetch(memory))
 
 
-@router.post("/batch", response={201: MemoryBatchOut, **ERRORS}, summary="Create up to 100 memories", throttle=WRITES)
+@router.post(
+    "/batch", response={201: MemoryBatchOut, **errors(403, 409)}, summary="Create up to 100 memories", throttle=WRITES
+)
 def create_memories(request: HttpRequest, payload: MemoryBatchIn):
     for item in payload.memories:
         check_uid(request, item.uid)
@@ -148,8 +149,8 @@ def create_memories(request: HttpRequest, payload: MemoryBatchIn):
     return Status(201, {"items": [fresh[m.id] for m in memories]})
 
 
-@router.get("", response={200: list[MemorySummaryOut], **ERRORS}, summary="List memories", throttle=READS)
-@paginate(LimitOffsetPagination)
+@router.get("", response={200: list[MemorySummaryOut], **errors(403)}, summary="List memories", throttle=READS)
+@paginate(Pagination)
 def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
     scoped = key_uid(request)
     if scoped is not None and filters.uid not in (None, scoped):
@@ -159,24 +160,27 @@ def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
     return selectors.memory_list(**values)
 
 
-@router.get("/{int:memory_id}", response={200: MemoryOut, **ERRORS}, summary="Get a memory", throttle=READS)
-def get_memory(request: HttpRequest, memory_id: int):
+@router.get("/{int:memory_id}", response={200: MemoryOut, **errors(404)}, summary="Get a memory", throttle=READS)
+def get_memory(request: HttpRequest, memory_id: RowId):
     return selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
 
 
 @router.delete(
-    "/{int:memory_id}", response={204: None, **ERRORS}, summary="Delete a memory and its vectors", throttle=WRITES
+    "/{int:memory_id}", response={204: None, **errors(404)}, summary="Delete a memory and its vectors", throttle=WRITES
 )
-def delete_memory(request: HttpRequest, memory_id: int):
+def delete_memory(request: HttpRequest, memory_id: RowId):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
     services.memory_delete(memory=memory, actor=Actor.from_request(request))
     return Status(204, None)
 
 
 @router.post(
-    "/{int:memory_id}/reprocess", response={202: MemoryOut, **ERRORS}, summary="Run the pipeline again", throttle=WRITES
+    "/{int:memory_id}/reprocess",
+    response={202: MemoryOut, **errors(404, 409)},
+    summary="Run the pipeline again",
+    throttle=WRITES,
 )
-def reprocess_memory(request: HttpRequest, memory_id: int):
+def reprocess_memory(request: HttpRequest, memory_id: RowId):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
     services.memory_reprocess(memory=memory, actor=Actor.from_request(request))
     return Status(202, _refetch(memory))

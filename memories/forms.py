@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from omi_memory.dashboard import PageForm
+from omi_memory.dashboard import DateField, PageForm, RowIdField, TextField
 
 from .models import AuditEvent, Category, Memory, Source
 
@@ -24,8 +24,8 @@ SORTS = {
 class DateRangeForm(PageForm):
     """A paged list's filters with a range of days, `From` and `To` (both included, in UTC)."""
 
-    starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    starts = DateField(required=False, label="From")
+    ends = DateField(required=False, label="To")
 
     def clean(self):
         data = super().clean()
@@ -45,11 +45,11 @@ class DateRangeForm(PageForm):
 class MemoryFilterForm(DateRangeForm):
     """The memory list's filters, sort and page, read from the query string (so URLs keep them)."""
 
-    uid = forms.CharField(required=False, max_length=128)
+    uid = TextField(required=False, max_length=128)
     status = forms.ChoiceField(required=False, choices=[("", "any but deleted"), *Memory.Status.choices])
     category = forms.ChoiceField(required=False, choices=[("", "any"), *Category.choices])
     source = forms.ChoiceField(required=False, choices=[("", "any"), *Source.choices])
-    q = forms.CharField(
+    q = TextField(
         required=False,
         max_length=200,
         label="Text contains",
@@ -83,12 +83,12 @@ class MemoryPartForm(forms.Form):
 class PipelineRetryForm(forms.Form):
     """Retry one failed memory, or (none given) every failed one."""
 
-    memory_id = forms.IntegerField(
+    memory_id = RowIdField(
         required=False,
-        min_value=1,
         error_messages={
             "invalid": "The memory to retry is given by its number.",
             "min_value": "The memory to retry is given by its number.",
+            "max_value": "The memory to retry is given by its number.",
         },
     )
 
@@ -103,8 +103,8 @@ def _start_of_day(day: date) -> datetime:
 class ApiKeyCreateForm(forms.Form):
     """A new key: its name, its scope, and when it expires (in some days, on a date, or never)."""
 
-    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. mobile app backend"}))
-    uid = forms.CharField(
+    name = TextField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. mobile app backend"}))
+    uid = TextField(
         required=False,
         max_length=128,
         label="User",
@@ -117,7 +117,7 @@ class ApiKeyCreateForm(forms.Form):
         label="Expires in (days)",
         widget=forms.NumberInput(attrs={"placeholder": "never"}),
     )
-    expires_on = forms.DateField(required=False, label="or on", widget=forms.DateInput(attrs={"type": "date"}))
+    expires_on = DateField(required=False, label="or on")
 
     def clean(self):
         data = super().clean()
@@ -135,7 +135,7 @@ class ApiKeyCreateForm(forms.Form):
 class ApiKeyExpireForm(forms.Form):
     """The day (from its start, UTC) an existing key stops working."""
 
-    expires_on = forms.DateField(label="Expires on", widget=forms.DateInput(attrs={"type": "date"}))
+    expires_on = DateField(label="Expires on")
 
     def expires_at(self) -> datetime:
         return _start_of_day(self.cleaned_data["expires_on"])
@@ -145,12 +145,12 @@ class AuditFilterForm(DateRangeForm):
     """The audit page's filters and page, read from the query string."""
 
     action = forms.ChoiceField(required=False, choices=[("", "any"), *AuditEvent.Action.choices])
-    actor = forms.CharField(
+    actor = TextField(
         required=False,
         max_length=150,
         widget=forms.TextInput(attrs={"type": "search", "list": "actors", "placeholder": "name, key or command"}),
     )
-    uid = forms.CharField(required=False, max_length=128, label="User")
+    uid = TextField(required=False, max_length=128, label="User")
 
     def selector_filters(self) -> dict:
         data = self.cleaned_data

@@ -7,6 +7,9 @@ from django.utils import timezone
 
 # A user id: what Omi's uids look like, and safe inside a vector id `{uid}-{memory_id}`.
 UID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+# What a memory's own fields may hold (the API, the import and `memory_build` check them).
+LANGUAGE_LENGTH = (2, 16)
+EXTERNAL_ID_MAX = 200
 
 
 class Category(models.TextChoices):
@@ -84,10 +87,10 @@ class Memory(models.Model):
         DELETED = "deleted"
 
     uid = models.CharField(max_length=128, db_index=True)
-    external_id = models.CharField(max_length=200, blank=True, default="")
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX, blank=True, default="")
     transcript = models.TextField()
     source = models.CharField(max_length=32, choices=Source.choices, default=Source.OMI)
-    language = models.CharField(max_length=16, default="en")
+    language = models.CharField(max_length=LANGUAGE_LENGTH[1], default="en")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

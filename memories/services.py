@@ -21,10 +21,21 @@ from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from omi_memory import bounds
 from omi_memory.actors import USER, Actor
 from omi_memory.errors import Conflict, ValidationFailed
 
-from .models import UID_PATTERN, ActionItem, ApiKey, AuditEvent, Event, Memory, Source
+from .models import (
+    EXTERNAL_ID_MAX,
+    LANGUAGE_LENGTH,
+    UID_PATTERN,
+    ActionItem,
+    ApiKey,
+    AuditEvent,
+    Event,
+    Memory,
+    Source,
+)
 from .vectors import memory_vectors_delete, user_vectors_erase
 
 logger = logging.getLogger(__name__)
@@ -89,6 +100,20 @@ def parse_time(value) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _checked(**fields) -> dict:
+    """The fields, if they keep the bounds every memory keeps whichever way it came in
+    (omi_memory.bounds); times in UTC."""
+    for name, value in fields.items():
+        if isinstance(value, str) and (problem := bounds.text_problem(value)):
+            raise ValidationFailed(f"{name} {problem}", details={"field": name})
+        if isinstance(value, datetime):
+            try:
+                fields[name] = bounds.clean_moment(value)
+            except ValueError as exc:
+                raise ValidationFailed(f"{name} {exc}", details={"field": name}) from None
+    return fields
+
+
 def memory_build(
     *,
     uid: str,
@@ -103,7 +128,7 @@ def memory_build(
     """A validated, unsaved memory (ValidationFailed says what is wrong)."""
     if not re.fullmatch(UID_PATTERN, uid or ""):
         raise ValidationFailed(f"uid {uid!r} is not a valid user id", details={"field": "uid"})
-    if not transcript or not transcript.strip():
+    if not transcript or bounds.is_blank(transcript):
         raise ValidationFailed("transcript is empty", details={"field": "transcript"})
     if len(transcript) > settings.MAX_TRANSCRIPT_CHARS:
         raise ValidationFailed(
@@ -112,13 +137,25 @@ def memory_build(
         )
     if source not in Source.values:
         raise ValidationFailed(f"unknown source {source!r}", details={"field": "source", "allowed": Source.values})
+    language = language or "en"
+    if not LANGUAGE_LENGTH[0] <= len(language) <= LANGUAGE_LENGTH[1]:
+        raise ValidationFailed(
+            f"language must have {LANGUAGE_LENGTH[0]} to {LANGUAGE_LENGTH[1]} characters", details={"field": "language"}
+        )
+    if len(external_id or "") > EXTERNAL_ID_MAX:
+        raise ValidationFailed(
+            f"external_id is longer than {EXTERNAL_ID_MAX} characters", details={"field": "external_id"}
+        )
+    _checked(transcript=transcript, language=language, external_id=external_id)
+    times = _checked(started_at=started_at, finished_at=finished_at, created_at=created_at)
+    started_at, finished_at, created_at = times["started_at"], times["finished_at"], times["created_at"]
     if started_at and finished_at and finished_at < started_at:
         raise ValidationFailed("finished_at is before started_at", details={"field": "finished_at"})
     return Memory(
         uid=uid,
         transcript=transcript,
         source=source,
-        language=language or "en",
+        language=language,
         started_at=started_at,
         finished_at=finished_at,
         created_at=created_at or started_at or timezone.now(),
@@ -322,6 +359,8 @@ def _check_expiry(expires_at: datetime | None) -> None:
         raise ValidationFailed(
             "the expiry must be in the future (to stop a key now, revoke it)", details={"field": "expires_at"}
         )
+    if expires_at is not None and not bounds.moment_in_range(expires_at):
+        raise ValidationFailed(f"the expiry must be {bounds.dates_rule()}", details={"field": "expires_at"})
 
 
 def _by(actor: Actor) -> str:

@@ -1,12 +1,14 @@
 from django.urls import path
 
+from omi_memory import dashboard  # noqa: F401 (registers the <id:...> converter)
+
 from . import views
 
 urlpatterns = [
     path("memories/", views.memory_list, name="memory_list"),
-    path("memories/<int:memory_id>/", views.memory_detail, name="memory_detail"),
-    path("memories/<int:memory_id>/reprocess/", views.memory_reprocess, name="memory_reprocess"),
-    path("memories/<int:memory_id>/delete/", views.memory_delete, name="memory_delete"),
+    path("memories/<id:memory_id>/", views.memory_detail, name="memory_detail"),
+    path("memories/<id:memory_id>/reprocess/", views.memory_reprocess, name="memory_reprocess"),
+    path("memories/<id:memory_id>/delete/", views.memory_delete, name="memory_delete"),
     path("pipeline/", views.pipeline, name="pipeline"),
     path("pipeline/retry/", views.pipeline_retry, name="pipeline_retry"),
     path("keys/", views.api_key_list, name="api_key_list"),

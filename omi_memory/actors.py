@@ -10,6 +10,9 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.http import HttpRequest
+
 USER = "user"
 API_KEY = "api_key"
 COMMAND = "command"
@@ -35,10 +38,9 @@ class Actor:
     @classmethod
     def from_request(cls, request) -> "Actor":
         """The API key of an API request, else the dashboard's signed-in user; with the client's
-        address (REMOTE_ADDR: the proxy's own, unless the server in front passes the client's) and
-        user agent."""
+        address (`client_ip`: behind TRUSTED_PROXIES, the one they saw) and user agent."""
         where = {
-            "ip_address": _ip_address(request.META.get("REMOTE_ADDR")),
+            "ip_address": client_ip(request),
             "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_CHARS],
         }
         auth = getattr(request, "auth", None)  # set by the API's authentication
@@ -55,9 +57,21 @@ class Actor:
         return cls(kind=COMMAND, name=_os_user(), origin=COMMAND_LINE)
 
 
-def _ip_address(value: str | None) -> str | None:
+def client_ip(request: HttpRequest) -> str | None:
+    """The caller's address: REMOTE_ADDR, or with TRUSTED_PROXIES set, the address the outermost of
+    those proxies appended to X-Forwarded-For (what a client writes there itself is not believed).
+    Only a valid IP address counts; None when there is none (a request made in code)."""
+    remote = _ip(request.META.get("REMOTE_ADDR", ""))
+    proxies = settings.TRUSTED_PROXIES
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    if not proxies or not hops:
+        return remote
+    return _ip(hops[-min(proxies, len(hops))]) or remote
+
+
+def _ip(text: str) -> str | None:
     try:
-        return str(ipaddress.ip_address((value or "").strip()))
+        return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         return None
 

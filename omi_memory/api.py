@@ -6,13 +6,15 @@ Every error a caller can cause comes back as `{"error": {"code", "message", "det
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from memories.api import ApiKeyAuth
 from memories.api import router as memories_router
-from omi_memory import throttles
+from omi_memory import bounds, throttles
 from omi_memory.errors import ApplicationError, BackendError, error_body
 from search.api import router as search_router
 
@@ -44,14 +46,30 @@ def _validation_error(request, exc: ValidationError):
         # No body where a JSON object is expected: it does not parse, like any other text that is not JSON.
         message = "the request body is empty; a JSON object is expected"
         return api.create_response(request, error_body("invalid_json", message), status=400)
+    # At most MAX_ERROR_DETAILS entries, each part cut short: a body of a million unknown keys (or
+    # one key of a million characters) gets an answer of a few kilobytes.
+    cut = bounds.MAX_ERROR_TEXT
     details = [
-        {"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors
+        {
+            "loc": [str(part)[:cut] for part in e.get("loc", ())[:10]],
+            "msg": str(e.get("msg", ""))[:cut],
+            "type": str(e.get("type", ""))[:cut],
+        }
+        for e in exc.errors[: bounds.MAX_ERROR_DETAILS]
     ]
     first = details[0] if details else {"loc": [], "msg": "invalid input"}
     where = ".".join(part for part in first["loc"] if part not in ("body", "query", "path", "payload"))
     message = f"{where}: {first['msg']}" if where else first["msg"]
+    if len(exc.errors) > len(details):
+        message += f" (and {len(exc.errors) - 1} more errors; details has the first {len(details)})"
     return api.create_response(request, error_body("validation_error", message, details), status=422)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    message = f"the request body is larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)"
+    return api.create_response(request, error_body("request_too_large", message), status=413)
 
 
 @api.exception_handler(AuthenticationError)

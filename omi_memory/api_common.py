@@ -1,14 +1,55 @@
-"""What every API router shares: the input schema base, the error schema, the uid scope of a key.
+"""What every API router shares: the input schema base and the bounded types its fields use (the
+rules are `omi_memory.bounds`), paging, the error schema and the errors each operation documents,
+the uid scope of a key.
 
 (The API-key auth itself is `memories.api.ApiKeyAuth`: keys are memories' models.)"""
 
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Annotated
 
 from django.http import HttpRequest
-from ninja import Schema
-from pydantic import ConfigDict, field_validator
+from ninja import Field, Schema
+from ninja.pagination import LimitOffsetPagination
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, WithJsonSchema
 
+from omi_memory import bounds
 from omi_memory.errors import Forbidden
+
+# Text: any string but NUL and lone surrogates; NotBlank: with at least one character not a space.
+Text = Annotated[str, AfterValidator(bounds.clean_text), Field(json_schema_extra={"pattern": bounds.TEXT_PATTERN})]
+NotBlank = Annotated[
+    str,
+    AfterValidator(bounds.clean_not_blank),
+    Field(json_schema_extra={"pattern": bounds.NOT_BLANK_TEXT_PATTERN}),
+]
+# A date and time: RFC 3339 with an offset, its UTC value in the accepted range.
+Moment = Annotated[
+    datetime,
+    BeforeValidator(bounds.clean_datetime_text),
+    AfterValidator(bounds.clean_moment),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": bounds.datetime_pattern(),
+            "description": f"RFC 3339 with an offset (Z or +HH:MM), {bounds.dates_rule()}.",
+        }
+    ),
+]
+RowId = Annotated[int, Field(ge=1, le=bounds.MAX_ROW_ID)]  # in a path
+
+
+def _json_number(value: object) -> object:
+    """A body's numbers are JSON numbers: not `true`, not `"5"` (pydantic would take both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+# A body's numbers and booleans, as JSON types them (an integer may be written 5.0, as JSON Schema allows).
+Int = Annotated[int, BeforeValidator(_json_number)]
+Float = Annotated[float, BeforeValidator(_json_number)]
+Bool = StrictBool
 
 
 class ErrorDetail(Schema):
@@ -22,19 +63,28 @@ class ErrorOut(Schema):
 
 
 class ApiSchema(Schema):
-    """Input schemas refuse fields they do not know; naive datetimes are taken as UTC."""
+    """Input schemas refuse fields they do not know."""
 
     model_config = ConfigDict(extra="forbid")
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _aware(cls, value):
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+
+class Pagination(LimitOffsetPagination):
+    """`limit` and `offset`, bounded."""
+
+    class Input(Schema):
+        limit: int = Field(bounds.MAX_LIMIT, ge=1, le=bounds.MAX_LIMIT)
+        offset: int = Field(0, ge=0, le=bounds.MAX_OFFSET)
 
 
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+# The errors every operation may answer: a body that is not JSON (400), no valid key (401), a body
+# over DATA_UPLOAD_MAX_MEMORY_SIZE (413), input out of bounds (422), over its rate (429).
+ERRORS = {400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+
+
+def errors(*statuses: int) -> dict:
+    """An operation's documented errors: those of every operation, and its own (403 for another
+    uid, 404 for an unknown id, 409 for a conflict, 503 for a backend that is down)."""
+    return {**ERRORS, **{status: ErrorOut for status in statuses}}
 
 
 def key_uid(request: HttpRequest) -> str | None:

@@ -7,12 +7,17 @@ they say which request headers they depend on (`Vary`): no cache, the browser's 
 out a fragment for a page. Charts are in `omi_memory.charts`; the pager is `templates/_pagination.html`.
 """
 
+from datetime import timedelta
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.urls import register_converter
 from django.utils.cache import patch_vary_headers
+
+from omi_memory import bounds
 
 # A history restore carries HX-Request too: a cache must tell it from a request for a fragment.
 HTMX_HEADERS = ("HX-Request", "HX-History-Restore-Request")
@@ -66,3 +71,60 @@ class PageForm(forms.Form):
     def page_of(self, objects, per_page: int) -> Page:
         """The asked-for page of `objects` (call after `is_valid()`); past the end, the last one."""
         return Paginator(objects, per_page).get_page(self.cleaned_data.get("page"))
+
+
+# Form fields that keep the input bounds (omi_memory.bounds), for every dashboard form.
+
+
+def validate_text(value: str) -> None:
+    problem = bounds.text_problem(value)
+    if problem:
+        raise ValidationError(f"This text {problem}.", code="text")
+
+
+class TextField(forms.CharField):
+    """Text without NUL characters or lone surrogates."""
+
+    default_validators = [validate_text]
+
+
+class DateField(forms.DateField):
+    """A day in the accepted range (DATES_FROM up to DATES_BEFORE); the browser's date picker
+    offers no other."""
+
+    def __init__(self, **kwargs):
+        first, end = bounds.dates_range()
+        last = end.date() - timedelta(days=1)
+        attrs = {"type": "date", "min": first.date().isoformat(), "max": last.isoformat()}
+        super().__init__(widget=forms.DateInput(attrs=attrs), **kwargs)
+
+    def validate(self, value):
+        super().validate(value)
+        problem = value and bounds.date_problem(value)
+        if problem:
+            raise ValidationError(f"{self.label or 'The date'} {problem}.", code="date_range")
+
+
+class RowIdField(forms.IntegerField):
+    """The id of a row (a memory, a search): a whole number from 1 to 2**63 - 1."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=bounds.MAX_ROW_ID, **kwargs)
+
+
+class RowIdConverter:
+    """`<id:name>` in a page's path: a row id, 1 to 2**63 - 1; any other number is no such page."""
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 1 <= number <= bounds.MAX_ROW_ID:
+            raise ValueError(value)
+        return number
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(RowIdConverter, "id")  # once, when this module is first imported (the apps' urls.py do)

@@ -6,7 +6,7 @@ tasks in-process, the local model, extractor and vector store.
 """
 
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -54,6 +54,14 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def env_date(name: str, default: str) -> date:
+    raw = os.environ.get(name) or default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a date such as 1970-01-01, got {raw!r}") from None
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -191,7 +199,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "omi_memory.accounts.locked_out"
-AXES_CLIENT_IP_CALLABLE = "omi_memory.throttles.client_ip"
+AXES_CLIENT_IP_CALLABLE = "omi_memory.actors.client_ip"
 AXES_VERBOSE = False
 
 # Mail: password reset is offered only when mail can be sent (EMAIL_HOST, or an EMAIL_BACKEND).
@@ -226,6 +234,12 @@ CONTENT_SECURITY_POLICY = {
 MAX_TRANSCRIPT_CHARS = env_int("MAX_TRANSCRIPT_CHARS", 500_000, minimum=1)
 MAX_BATCH_SIZE = 100
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
+# Every date and time accepted (API, dashboard, import) lies, in UTC, on or after DATES_FROM and
+# before DATES_BEFORE (omi_memory/bounds.py): every database stores it and reads it back.
+DATES_FROM = env_date("DATES_FROM", "1970-01-01")
+DATES_BEFORE = env_date("DATES_BEFORE", "2100-01-01")
+if not date(1, 1, 2) <= DATES_FROM < DATES_BEFORE <= date(9999, 1, 1):
+    raise ImproperlyConfigured("DATES_FROM must be before DATES_BEFORE, both between 0001-01-02 and 9999-01-01")
 
 # Tasks: Celery on Redis when REDIS_URL is set, otherwise in-process.
 REDIS_URL = env_str("REDIS_URL")

@@ -11,7 +11,6 @@ both see the last free request). When the cache cannot be reached the request is
 logged: a throttle is not worth an outage.
 """
 
-import ipaddress
 import logging
 import math
 import threading
@@ -23,28 +22,11 @@ from django.http import HttpRequest
 from ninja.errors import Throttled
 from ninja.throttling import BaseThrottle
 
+from omi_memory.actors import client_ip
+
 logger = logging.getLogger(__name__)
 
 PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The caller's address: REMOTE_ADDR, or with TRUSTED_PROXIES set, the address the outermost of
-    those proxies appended to X-Forwarded-For (what a client writes there itself is not believed).
-    Only a valid IP address counts; None when there is none (a request made in code)."""
-    remote = _ip(request.META.get("REMOTE_ADDR", ""))
-    proxies = settings.TRUSTED_PROXIES
-    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-    if not proxies or not hops:
-        return remote
-    return _ip(hops[-min(proxies, len(hops))]) or remote
-
-
-def _ip(text: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        return None
 
 
 def parse_rate(rate: str) -> tuple[int, int]:

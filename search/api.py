@@ -1,49 +1,68 @@
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, model_validator
 
 from memories.api import MemorySummaryOut
 from memories.models import UID_PATTERN, Category, Source
 from memories.parts.vectorstores import SearchFilters
-from omi_memory.api_common import ERRORS, ApiSchema, check_uid, key_uid
+from omi_memory import bounds
+from omi_memory.api_common import ApiSchema, Bool, Float, Int, Moment, NotBlank, Text, check_uid, errors, key_uid
 from omi_memory.throttles import SEARCH, WRITES
 
 from .selectors import search_log_get
 from .services import feedback_record, search_memories
-from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
+from .strategies import (
+    DEFAULT_STRATEGY,
+    DEFAULT_TIME_DECAY,
+    FUSIONS,
+    MAX_K,
+    MAX_QUERIES,
+    MAX_QUERY_CHARS,
+    MAX_TIME_DECAY,
+    STRATEGIES,
+)
 
 router = Router(tags=["search"])
 
 
+Query = Annotated[NotBlank, Field(max_length=MAX_QUERY_CHARS)]
+# The rules between fields that JSON Schema can state: a query (or queries), and more than one
+# only for multi_query. (That ends_at is not before starts_at it cannot: the description says it.)
+_QUERY_RULES = {
+    "anyOf": [
+        {"required": ["query"], "properties": {"query": {"type": "string"}}},
+        {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
+    ],
+    "if": {"required": ["strategy"], "properties": {"strategy": {"const": "multi_query"}}},
+    "else": {
+        "not": {
+            "required": ["query", "queries"],
+            "properties": {"query": {"type": "string"}, "queries": {"type": "array"}},
+        },
+        "properties": {"queries": {"maxItems": 1}},
+    },
+}
+
+
 class SearchIn(ApiSchema):
+    """A search of one user's memories: a `query` (or `queries`; more than one only with strategy
+    `multi_query`). `ends_at`, when given with `starts_at`, is not before it."""
+
+    model_config = ConfigDict(json_schema_extra=_QUERY_RULES)
+
     uid: str = Field(..., pattern=UID_PATTERN)
-    query: str | None = Field(None, min_length=1, max_length=2000)
-    queries: list[str] | None = Field(None, min_length=1, max_length=10, description="for multi_query")
+    query: Query | None = None
+    queries: list[Query] | None = Field(None, min_length=1, max_length=MAX_QUERIES, description="for multi_query")
     strategy: Literal[STRATEGIES] = DEFAULT_STRATEGY  # type: ignore[valid-type]
-    k: int = Field(5, ge=1, le=100)
-    starts_at: datetime | None = Field(None, description="created_at on or after")
-    ends_at: datetime | None = Field(None, description="created_at on or before")
+    k: Int = Field(5, ge=1, le=MAX_K)
+    starts_at: Moment | None = Field(None, description="created_at on or after")
+    ends_at: Moment | None = Field(None, description="created_at on or before; not before starts_at")
     categories: list[Category] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
-    time_decay: float = Field(DEFAULT_TIME_DECAY, ge=0, le=10, description="time_weighted: per day")
+    time_decay: Float = Field(DEFAULT_TIME_DECAY, ge=0, le=MAX_TIME_DECAY, description="time_weighted: per day")
     fusion: Literal[FUSIONS] = "sum"  # type: ignore[valid-type]
-
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("query is empty")
-        return value
-
-    @field_validator("queries")
-    @classmethod
-    def _queries_not_blank(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and any(not q.strip() or len(q) > 2000 for q in value):
-            raise ValueError("every query must have 1 to 2000 characters")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -76,10 +95,10 @@ class SearchOut(Schema):
 
 
 class FeedbackIn(ApiSchema):
-    search_id: int
-    memory_id: int
-    relevant: bool
-    note: str = Field("", max_length=2000)
+    search_id: Int = Field(..., ge=1, le=bounds.MAX_ROW_ID)
+    memory_id: Int = Field(..., ge=1, le=bounds.MAX_ROW_ID)
+    relevant: Bool
+    note: Text = Field("", max_length=2000)
 
 
 class FeedbackOut(Schema):
@@ -89,7 +108,9 @@ class FeedbackOut(Schema):
     note: str
 
 
-@router.post("", response={200: SearchOut, **ERRORS}, summary="Search one user's memories", throttle=SEARCH)
+@router.post(
+    "", response={200: SearchOut, **errors(403, 409, 503)}, summary="Search one user's memories", throttle=SEARCH
+)
 def search(request: HttpRequest, payload: SearchIn):
     check_uid(request, payload.uid)
     filters = SearchFilters(
@@ -121,7 +142,7 @@ def search(request: HttpRequest, payload: SearchIn):
 
 
 @router.post(
-    "/feedback", response={201: FeedbackOut, **ERRORS}, summary="Judge one result of a search", throttle=WRITES
+    "/feedback", response={201: FeedbackOut, **errors(404)}, summary="Judge one result of a search", throttle=WRITES
 )
 def feedback(request: HttpRequest, payload: FeedbackIn):
     search_log = search_log_get(search_id=payload.search_id, uid=key_uid(request))

@@ -9,21 +9,22 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from memories.models import Category, Source
 from memories.parts.vectorstores import SearchFilters
-from omi_memory.dashboard import PageForm
+from omi_memory.dashboard import DateField, PageForm, RowIdField, TextField
 
+from . import strategies
+from .analysis.clusters import MAX_CLUSTERS
 from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
 
 SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "time_decay": str(DEFAULT_TIME_DECAY)}
-MAX_QUERIES = 10
 
 
 class SearchForm(forms.Form):
     """The search page's parameters, read from the query string (the URL keeps the state)."""
 
     uid = forms.ChoiceField(label="User")
-    query = forms.CharField(
+    query = TextField(
         required=False,
-        max_length=2000,
+        max_length=strategies.MAX_QUERY_CHARS,
         widget=forms.TextInput(
             attrs={
                 "type": "search",
@@ -33,19 +34,22 @@ class SearchForm(forms.Form):
             }
         ),
     )
-    queries = forms.CharField(
+    queries = TextField(
         required=False,
         label="Extra queries (multi_query)",
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "one per line; used by multi_query"}),
     )
     strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
     fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
-    k = forms.IntegerField(min_value=1, max_value=50, widget=forms.NumberInput(attrs={"size": 3}))
+    k = forms.IntegerField(min_value=1, max_value=strategies.MAX_K, widget=forms.NumberInput(attrs={"size": 3}))
     time_decay = forms.FloatField(
-        min_value=0, max_value=10, label="Time decay (per day)", widget=forms.NumberInput(attrs={"step": "0.01"})
+        min_value=0,
+        max_value=strategies.MAX_TIME_DECAY,
+        label="Time decay (per day)",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
     )
-    starts = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    ends = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    starts = DateField(required=False, label="From")
+    ends = DateField(required=False, label="To")
     categories = forms.MultipleChoiceField(
         required=False, choices=Category.choices, widget=forms.SelectMultiple(attrs={"size": 4})
     )
@@ -73,8 +77,10 @@ class SearchForm(forms.Form):
         queries = [data["query"].strip()] if data.get("query", "").strip() else []
         if data.get("strategy") == "multi_query":
             queries += extra
-        if len(queries) > MAX_QUERIES or any(len(q) > 2000 for q in queries):
-            raise forms.ValidationError(f"At most {MAX_QUERIES} queries of up to 2000 characters each.")
+        if len(queries) > strategies.MAX_QUERIES or any(len(q) > strategies.MAX_QUERY_CHARS for q in queries):
+            raise forms.ValidationError(
+                f"At most {strategies.MAX_QUERIES} queries of up to {strategies.MAX_QUERY_CHARS} characters each."
+            )
         data["all_queries"] = queries
         return data
 
@@ -101,7 +107,7 @@ class SearchForm(forms.Form):
 class ReturnForm(forms.Form):
     """A posted form that leads back to the page it was on (`next`) when done."""
 
-    next = forms.CharField(required=False)
+    next = TextField(required=False)
 
     def next_url(self, request, *, default: str) -> str:
         """`next` when it is a page of this site, else `default` (call after `is_valid()`)."""
@@ -113,23 +119,29 @@ class ReturnForm(forms.Form):
 
 
 class JudgeForm(ReturnForm):
-    search_id = forms.IntegerField()
-    memory_id = forms.IntegerField()
+    search_id = RowIdField()
+    memory_id = RowIdField()
     relevant = forms.TypedChoiceField(choices=[("1", "relevant"), ("0", "not relevant")], coerce=lambda v: v == "1")
-    note = forms.CharField(required=False, max_length=2000)
+    note = TextField(required=False, max_length=2000)
 
 
 class ClusterRunForm(forms.Form):
     """A clustering of one user's memories: k given, or (empty or "auto") chosen by silhouette
     between the smallest and largest k. The service checks the values against the memories."""
 
-    uid = forms.CharField(required=False, max_length=128)
-    k = forms.CharField(required=False, max_length=20)
+    uid = TextField(required=False, max_length=128)
+    k = TextField(required=False, max_length=20)
     k_min = forms.IntegerField(
-        required=False, initial=2, error_messages={"invalid": "The smallest k must be a whole number."}
+        required=False,
+        initial=2,
+        max_value=MAX_CLUSTERS,
+        error_messages={"invalid": "The smallest k must be a whole number."},
     )
     k_max = forms.IntegerField(
-        required=False, initial=10, error_messages={"invalid": "The largest k must be a whole number."}
+        required=False,
+        initial=10,
+        max_value=MAX_CLUSTERS,
+        error_messages={"invalid": "The largest k must be a whole number."},
     )
 
     def clean_k(self) -> int | None:
@@ -165,7 +177,7 @@ class DuplicateFilterForm(PageForm):
     """The duplicate queue's filters and page, read from the query string; open pairs of every
     user by default (a status that is not one of the queue's is the default too)."""
 
-    uid = forms.CharField(required=False, max_length=128)
+    uid = TextField(required=False, max_length=128)
     status = forms.ChoiceField(required=False, choices=DUPLICATE_STATUSES)
 
     def filters(self) -> tuple[str, str]:
@@ -178,7 +190,7 @@ class DuplicateScanForm(ReturnForm):
     """A scan for duplicate pairs: one user's memories (or, no uid, every user's) over a
     threshold (none: the configured one). The service checks the threshold's range."""
 
-    uid = forms.CharField(required=False, max_length=128)
+    uid = TextField(required=False, max_length=128)
     threshold = forms.FloatField(
         required=False, error_messages={"invalid": "The threshold must be a number, such as 0.95."}
     )
@@ -187,11 +199,11 @@ class DuplicateScanForm(ReturnForm):
 class DuplicateMergeForm(ReturnForm):
     """Which memory of a pair to keep (the other is merged into it)."""
 
-    keep = forms.IntegerField(
-        min_value=1,
+    keep = RowIdField(
         error_messages={
             "required": "Choose which memory to keep.",
             "invalid": "Choose which memory to keep.",
             "min_value": "Choose which memory to keep.",
+            "max_value": "Choose which memory to keep.",
         },
     )

@@ -37,8 +37,8 @@ class LexicalIndex:
     categories: np.ndarray
     sources: np.ndarray
     months: np.ndarray  # 1 to 12, of created_at (UTC)
-    retriever: object | None  # bm25s.BM25 over the memories, or None for a user with no memories
-    exchanges: object | None  # bm25s.BM25 over their exchanges
+    retriever: object | None  # bm25s.BM25 over the memories, or None: no memories, or not one word in them
+    exchanges: object | None  # bm25s.BM25 over their exchanges (or None, likewise)
     exchange_starts: np.ndarray  # each memory's first exchange (every memory has at least one)
 
     def scores(self, query: str, filters: SearchFilters) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -57,10 +57,10 @@ class LexicalIndex:
         named = [MONTHS.index(name) + 1 for name in MONTH_NAMES.findall(query)]
         signals = {"month": np.isin(self.months, named).astype(np.float64)}
         tokens = _tokenize([query])[0]
-        if self.retriever is None or not tokens:
-            signals.update(lexical=np.zeros(len(self.memory_ids)), exchanges=np.zeros(len(self.memory_ids)))
-        else:
+        signals["lexical"] = signals["exchanges"] = np.zeros(len(self.memory_ids))
+        if self.retriever is not None and tokens:
             signals["lexical"] = np.asarray(self.retriever.get_scores(tokens), dtype=np.float64)
+        if self.exchanges is not None and tokens:
             exchanges = np.asarray(self.exchanges.get_scores(tokens), dtype=np.float64)
             signals["exchanges"] = np.maximum.reduceat(exchanges, self.exchange_starts)
         return self.memory_ids[keep], {name: values[keep] for name, values in signals.items()}
@@ -84,15 +84,12 @@ def lexical_index(uid: str) -> LexicalIndex:
     retriever = exchanges = None
     starts = []
     if rows:
-        bm25s = _bm25s()
-        retriever = bm25s.BM25()
-        retriever.index(_tokenize([f"{r[4]}\n{r[5]}\n{r[6]}" for r in rows]), show_progress=False)
+        retriever = _bm25(_tokenize([f"{r[4]}\n{r[5]}\n{r[6]}" for r in rows]))
         texts = []
         for row in rows:
             starts.append(len(texts))
             texts.extend(_exchanges(row[6]))
-        exchanges = bm25s.BM25()
-        exchanges.index(_tokenize(texts), show_progress=False)
+        exchanges = _bm25(_tokenize(texts))
     index = LexicalIndex(
         version=version,
         memory_ids=np.array([r[0] for r in rows], dtype=np.int64),
@@ -106,6 +103,16 @@ def lexical_index(uid: str) -> LexicalIndex:
     )
     with _lock:
         _cache[uid] = index
+    return index
+
+
+def _bm25(corpus: list[list[str]]):
+    """A BM25 index of tokenized texts, or None when there is not one word in them (a transcript
+    of numbers and stop words: bm25s cannot index an empty vocabulary)."""
+    if not any(corpus):
+        return None
+    index = _bm25s().BM25()
+    index.index(corpus, show_progress=False)
     return index
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from memories.models import Memory, MemoryVector
 from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import ModelMismatch, SearchFilters, get_vector_store
-from omi_memory.errors import Conflict, ValidationFailed
+from omi_memory.errors import Conflict, NotFound
 
 from . import strategies
 from .models import RelevanceFeedback, SearchLog
@@ -104,9 +104,7 @@ def feedback_record(
 ) -> RelevanceFeedback:
     """Record (or change) a judgment of one result of a search."""
     if memory_id not in [r["memory_id"] for r in search.results]:
-        raise ValidationFailed(
-            f"memory {memory_id} is not a result of search {search.id}", details={"field": "memory_id"}
-        )
+        raise NotFound(f"memory {memory_id} is not a result of search {search.id}", code="not_a_result")
     feedback, _ = RelevanceFeedback.objects.update_or_create(
         search=search,
         memory_id=memory_id,

@@ -30,6 +30,11 @@ STRATEGIES = ("semantic", "time_weighted", "multi_query", "hybrid")
 DEFAULT_STRATEGY = "hybrid"
 FUSIONS = ("sum", "rrf")
 DEFAULT_TIME_DECAY = 0.1
+# A search's bounds (the API and the search page): results, queries and their length, time decay.
+MAX_K = 100
+MAX_QUERIES = 10
+MAX_QUERY_CHARS = 2000
+MAX_TIME_DECAY = 10.0
 RRF_K = 60
 POOL = 50  # candidates re-ranked by time_weighted, per query fused by multi_query
 # hybrid: the signals and their weights (the lexical half split between whole memories and exchanges).

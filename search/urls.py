@@ -1,5 +1,7 @@
 from django.urls import path
 
+from omi_memory import dashboard  # noqa: F401 (registers the <id:...> converter)
+
 from .views import clusters, duplicates, evaluation, search
 
 urlpatterns = [
@@ -8,9 +10,9 @@ urlpatterns = [
     path("evaluation/", evaluation.evaluation, name="evaluation"),
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/run/", clusters.cluster_run, name="cluster_run"),
-    path("clusters/<int:run_id>/", clusters.cluster_detail, name="cluster_detail"),
+    path("clusters/<id:run_id>/", clusters.cluster_detail, name="cluster_detail"),
     path("duplicates/", duplicates.duplicate_list, name="duplicate_list"),
     path("duplicates/scan/", duplicates.duplicate_scan, name="duplicate_scan"),
-    path("duplicates/<int:pair_id>/merge/", duplicates.duplicate_merge, name="duplicate_merge"),
-    path("duplicates/<int:pair_id>/dismiss/", duplicates.duplicate_dismiss, name="duplicate_dismiss"),
+    path("duplicates/<id:pair_id>/merge/", duplicates.duplicate_merge, name="duplicate_merge"),
+    path("duplicates/<id:pair_id>/dismiss/", duplicates.duplicate_dismiss, name="duplicate_dismiss"),
 ]

@@ -31,6 +31,7 @@ from ..models import ClusterRun
 logger = logging.getLogger(__name__)
 
 MIN_MEMORIES = 3  # a silhouette needs 2 <= k <= n - 1
+MAX_CLUSTERS = 100  # the largest k asked for (given, or the top of the range searched)
 LABEL_TERMS = 3
 RANDOM_STATE = 0
 N_INIT = 4
@@ -58,6 +59,8 @@ def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max:
         raise ValidationFailed(f"uid {uid!r} has no indexed memories")
     if n < MIN_MEMORIES:
         raise ValidationFailed(f"uid {uid!r} has {n} indexed memories; clustering needs at least {MIN_MEMORIES}")
+    if max(k or 0, k_min, k_max) > MAX_CLUSTERS:
+        raise ValidationFailed(f"k is at most {MAX_CLUSTERS}")
     if k is not None:
         if k < 2:
             raise ValidationFailed(f"k must be at least 2 (got {k})")

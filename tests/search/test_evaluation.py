@@ -149,7 +149,7 @@ def test_feedback_is_stored_and_scored_per_strategy(api, api_for, remember):
     assert metrics["recall@1"] == 1.0 and metrics["mrr"] == 1.0
 
     other = api.post("/search/feedback", {"search_id": search["search_id"], "memory_id": 999999, "relevant": True})
-    assert other.status_code == 422
+    assert other.status_code == 404 and other.json()["error"]["code"] == "not_a_result"
     foreign = api_for("bob").post(
         "/search/feedback", {"search_id": search["search_id"], "memory_id": dentist.id, "relevant": True}
     )

@@ -167,3 +167,23 @@ def test_a_month_the_query_names_favours_that_months_memories(api, remember):
 
     assert found(api, query="What did the dentist say in March?", k=2) == [march.id, february.id]
     assert found(api, query="What did the dentist say in February?", k=2) == [february.id, march.id]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize(
+    "transcripts",
+    [[], ["A: 0"], ["A: 0", "B: the of and 1 2 3"], [DENTIST], ["A: 0", DENTIST]],
+    ids=["none", "one-without-words", "two-without-words", "one", "one-without-one-with-words"],
+)
+def test_every_strategy_answers_for_a_user_with_no_memory_one_or_none_with_a_word(api, remember, strategy, transcripts):
+    made = [remember("carol", transcript).id for transcript in transcripts]
+    body = {"uid": "carol", "query": "what did the dentist say about 0", "strategy": strategy, "k": 3}
+    if strategy == "multi_query":
+        body["queries"] = ["crown"]
+
+    response = api.post("/search", body)
+
+    assert response.status_code == 200
+    assert {hit["memory"]["id"] for hit in response.json()["results"]} <= set(made)
+    if DENTIST in transcripts:
+        assert response.json()["results"]

@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from memories.models import Category
+from omi_memory.bounds import moment_in_range, scrub_text
 
 EMOJI = {
     "personal": "🙂",
@@ -77,7 +78,7 @@ class Extraction:
         """Bounded lengths, a known category (unknown -> `other`), an emoji, no empty items."""
         category = Category.coerce(self.category)
         items = [
-            ActionItemData(_cut(a.description, MAX_ITEM), a.due_at, bool(a.completed))
+            ActionItemData(_cut(a.description, MAX_ITEM), _in_range(a.due_at), bool(a.completed))
             for a in self.action_items
             if a.description and a.description.strip()
         ][:MAX_ITEMS]
@@ -89,12 +90,12 @@ class Extraction:
                 min(max(int(e.duration_minutes or 30), 1), 24 * 60),
             )
             for e in self.events
-            if e.title and e.title.strip() and e.start
+            if e.title and e.title.strip() and _in_range(e.start)
         ][:MAX_ITEMS]
         return Extraction(
             title=_cut(self.title, MAX_TITLE),
             overview=_cut(self.overview, MAX_OVERVIEW),
-            emoji=(self.emoji or "").strip()[:8] or EMOJI.get(category, "🧠"),
+            emoji=scrub_text(self.emoji or "").strip()[:8] or EMOJI.get(category, "🧠"),
             category=category,
             action_items=items,
             events=events,
@@ -103,8 +104,13 @@ class Extraction:
         )
 
 
+def _in_range(moment: datetime | None) -> datetime | None:
+    """A date the extractor found, if it is one the database keeps (omi_memory.bounds), else None."""
+    return moment if moment is not None and moment_in_range(moment) else None
+
+
 def _cut(text: str, limit: int) -> str:
-    text = " ".join((text or "").split())
+    text = " ".join(scrub_text(text or "").split())
     if len(text) <= limit:
         return text
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"

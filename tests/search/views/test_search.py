@@ -217,7 +217,7 @@ def test_judging_a_memory_outside_the_search_or_an_unknown_search_is_refused(sig
         {"search_id": log.id, "memory_id": memories["dentist"].id, "relevant": "1", "next": "https://evil.example/"},
     )
 
-    assert outside.status_code == 400 and "is not a result of search" in outside.content.decode()
+    assert outside.status_code == 404 and "is not a result of search" in outside.content.decode()
     assert unknown.status_code == 404 and "not found" in unknown.content.decode()
     assert garbled.status_code == 400 and "memory_id" in garbled.content.decode()
     assert offsite.status_code == 302 and offsite["Location"] == "/search/"

@@ -1,0 +1,54 @@
+"""Schemathesis hooks for tests/omi_memory/test_api_fuzz.py (SCHEMATHESIS_HOOKS names this module).
+
+They change no check. They do two things to what the fuzzer generates:
+- the one rule of the API that JSON Schema cannot state, an end not before its start
+  (`finished_at` / `started_at`, `ends_at` / `starts_at`, documented in the schemas'
+  descriptions): two times generated in the wrong order are swapped, so that a request the
+  schema calls valid is one the API must accept (schemathesis checks each case again after a
+  hook, so a case that was invalid for another reason stays a negative case);
+- uids: the fuzzer's key is scoped to one uid (FUZZ_UID), so it can touch no other user's rows;
+  three valid uids (FUZZ_UID_PATTERN) in four become that uid (the rest are answered 403, which is
+  documented); an invalid one stays as it is.
+"""
+
+import os
+import re
+import zlib
+from datetime import datetime
+
+import schemathesis
+
+ORDERED = (("started_at", "finished_at"), ("starts_at", "ends_at"))
+
+
+def _time(value):
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _fix(values):
+    if not isinstance(values, dict):
+        return values
+    for start, end in ORDERED:
+        first, last = _time(values.get(start)), _time(values.get(end))
+        if first and last and first.tzinfo and last.tzinfo and last < first:
+            values[start], values[end] = values[end], values[start]
+    uid = values.get("uid")
+    valid = isinstance(uid, str) and re.fullmatch(os.environ["FUZZ_UID_PATTERN"], uid)
+    if valid and zlib.crc32(uid.encode()) % 4:
+        values["uid"] = os.environ["FUZZ_UID"]
+    if isinstance(values.get("memories"), list):
+        values["memories"] = [_fix(item) for item in values["memories"]]
+    return values
+
+
+@schemathesis.hook
+def map_body(context, body):
+    return _fix(body)
+
+
+@schemathesis.hook
+def map_query(context, query):
+    return _fix(query)
