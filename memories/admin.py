@@ -7,12 +7,14 @@ class ActionItemInline(admin.TabularInline):
     model = ActionItem
     fk_name = "memory"
     extra = 0
+    can_delete = False
 
 
 class EventInline(admin.TabularInline):
     model = Event
     fk_name = "memory"
     extra = 0
+    can_delete = False
 
 
 @admin.register(Memory)
@@ -32,6 +34,11 @@ class MemoryAdmin(admin.ModelAdmin):
         "updated_at",
     )
     inlines = [ActionItemInline, EventInline]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """A memory is deleted through the services (the dashboard, the API, erase_user), which
+        remove its vectors and record it in the audit trail; a row deleted here would do neither."""
+        return False
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -18,6 +18,7 @@ from search.models import DuplicatePair
 from tests.support.actors import COMMAND
 from tests.support.htmx import HTMX, assert_whole_page_or_fragment
 from tests.support.transactions import committed
+from tests.support.transcripts import DENTIST
 
 pytestmark = pytest.mark.django_db
 
@@ -272,6 +273,20 @@ def test_the_admin_shows_records_and_offers_no_add_change_or_delete(client, reco
     assert client.post(f"/admin/memories/auditevent/{record.id}/delete/", {"post": "yes"}).status_code == 403
     client.post(f"/admin/memories/auditevent/{record.id}/change/", {"uid": "bob"})
     assert AuditEvent.objects.get(id=record.id).uid == "alice"
+
+
+def test_the_django_admin_cannot_delete_a_memory_behind_the_services_back(client, remember):
+    memory = remember("alice", DENTIST)
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+
+    assert client.post(f"/admin/memories/memory/{memory.id}/delete/", {"post": "yes"}).status_code == 403
+    changelist = client.post(
+        "/admin/memories/memory/", {"action": "delete_selected", "_selected_action": [memory.id], "post": "yes"}
+    )
+
+    assert changelist.status_code == 200 and "delete_selected" not in changelist.content.decode()  # not offered
+    assert Memory.objects.get(id=memory.id).status == "indexed"
+    assert not AuditEvent.objects.exists()
 
 
 # The page: admins only, filtered, paged.
