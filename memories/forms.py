@@ -80,6 +80,12 @@ class MemoryPartForm(forms.Form):
     part = forms.ChoiceField(required=False, choices=[("status", "status")])
 
 
+class ReconcileForm(forms.Form):
+    """Start a reconciliation of every user's vectors; `repair` puts right what it finds."""
+
+    repair = forms.BooleanField(required=False)
+
+
 class PipelineRetryForm(forms.Form):
     """Retry one failed memory, or (none given) every failed one."""
 

@@ -1,4 +1,5 @@
 import hashlib
+from datetime import timedelta
 
 import numpy as np
 from django.db import IntegrityError, models
@@ -78,6 +79,16 @@ class Source(models.TextChoices):
     ONBOARDING = "onboarding"
 
 
+class MemoryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        """A change of status is a change: it stamps `updated_at` (which `auto_now` does on save()
+        only), so that `updated_at` says since when a memory is in its status (how long it has
+        waited in the queue, when it failed)."""
+        if "status" in kwargs:
+            kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
+
+
 class Memory(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -114,6 +125,8 @@ class Memory(models.Model):
     text_hash = models.CharField(max_length=64, blank=True)
     embedding_model = models.CharField(max_length=128, blank=True)
     embedding_dim = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = MemoryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -243,6 +256,7 @@ class AuditEvent(models.Model):
         API_KEY_CREATE = "api_key.create", "API key created"
         API_KEY_REVOKE = "api_key.revoke", "API key revoked"
         API_KEY_EXPIRE = "api_key.expire", "API key expiry set"
+        VECTORS_RECONCILE = "vectors.reconcile", "vector reconciliation started"
 
     class ActorType(models.TextChoices):
         USER = "user", "dashboard user"
@@ -373,3 +387,53 @@ class VectorIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store}: {self.model} ({self.dim})"
+
+
+class ReconcileRun(models.Model):
+    """One comparison of the database's expected vectors with the vector store
+    (`memories.reconcile`): what it checked, what it found (counts, and the first findings of each
+    kind) and, with `repair`, what it put right. Started by an admin, the `reconcile` command or
+    the periodic task."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        DASHBOARD = "dashboard"
+        COMMAND = "command"
+        SCHEDULE = "schedule"
+
+    STALE_AFTER = timedelta(minutes=15)  # a run under way without progress this long has lost its worker
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)  # the running task's heartbeat
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    started_by = models.CharField(max_length=150, blank=True)  # the dashboard user or OS user; "" for the schedule
+    uid = models.CharField(max_length=128, blank=True)  # "": every user
+    repair = models.BooleanField(default=False)
+    store = models.CharField(max_length=300, blank=True)  # e.g. "local/ns1"
+    progress = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    memories_checked = models.PositiveIntegerField(default=0)
+    vectors_checked = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)  # expected vectors the store lacks
+    orphaned = models.PositiveIntegerField(default=0)  # store vectors of deleted, failed or unknown memories
+    mismatched = models.PositiveIntegerField(default=0)  # store vectors whose metadata differs
+    repaired = models.PositiveIntegerField(default=0)  # vectors upserted again from the database
+    removed = models.PositiveIntegerField(default=0)  # orphans deleted from the store
+    findings = models.JSONField(default=list)  # the first findings of each kind: [{kind, vector_id, ...}]
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"reconciliation #{self.id} of {self.uid or 'every user'} ({self.status})"
+
+    @property
+    def found(self) -> int:
+        return self.missing + self.orphaned + self.mismatched

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from omi_memory.errors import BackendError
+from omi_memory.metrics import PIPELINE_FAILURES, PIPELINE_RETRIES, PIPELINE_STAGE, timed
 
 from .models import ActionItem, Event, Memory
 from .parts.extractors import Extraction, get_extractor
@@ -54,16 +55,20 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, re
     if not memories:
         return outcomes
     failures: dict[int, Exception] = {}
-    extractions = _extract_all(memories, failures)
+    with timed(PIPELINE_STAGE, "extract"):
+        extractions = _extract_all(memories, failures)
     ready = [m for m in memories if m.id in extractions]
     built = {}
     if ready:
         try:
-            built = memory_vectors_build_many(memories=ready)
-            failures.update(memory_vectors_upsert_many(memories=ready, built=built))
+            with timed(PIPELINE_STAGE, "embed"):
+                built = memory_vectors_build_many(memories=ready)
+            with timed(PIPELINE_STAGE, "upsert"):
+                failures.update(memory_vectors_upsert_many(memories=ready, built=built))
         except Exception as exc:  # noqa: BLE001 - recorded on every memory of the step
             failures.update({m.id: exc for m in ready if m.id not in failures})
-    outcomes.update(_finish_indexed([m for m in ready if m.id not in failures], extractions, built, token))
+    with timed(PIPELINE_STAGE, "finish"):
+        outcomes.update(_finish_indexed([m for m in ready if m.id not in failures], extractions, built, token))
     indexed = [memory_id for memory_id, done in outcomes.items() if done == "indexed"]
     if indexed:  # e.g. the duplicate check (search); a receiver's failure must not fail the pipeline
         for receiver, result in memory_indexed.send_robust(sender=Memory, memory_ids=indexed):
@@ -80,9 +85,11 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, re
             _release(memory_id, token, reason)
             outcomes[memory_id] = "retrying"
             retry.append(memory_id)
+            PIPELINE_RETRIES.labels(type(exc).__name__).inc()
         else:
             _finish_failed(memory_id, token, reason, built[memory_id].ids if memory_id in built else [])
             outcomes[memory_id] = "failed"
+            PIPELINE_FAILURES.labels(type(exc).__name__).inc()
     if retry:
         raise RetryLater(f"{len(retry)} memories to retry; first: {failures[retry[0]]}", outcomes=outcomes)
     return outcomes

@@ -4,13 +4,13 @@ that is not scoped)."""
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 from omi_memory.errors import NotFound
 
-from .models import ApiKey, AuditEvent, Memory, MemoryVector
+from .models import ApiKey, AuditEvent, Memory, MemoryVector, ReconcileRun
 from .parts.embedders import get_embedder
 
 
@@ -96,6 +96,30 @@ def pipeline_stats(*, now: datetime | None = None, failed_limit: int = 50) -> di
         "failed": list(failed[:failed_limit]),
         "failed_total": counts["failed"],
     }
+
+
+def reconcile_runs_latest() -> dict:
+    """The pipeline page's reconciliation: the last finished run (`last`) and the one under way,
+    if any (`current`: queued or running, with progress in the last ReconcileRun.STALE_AFTER)."""
+    runs = ReconcileRun.objects.all()
+    finished = runs.filter(status__in=[ReconcileRun.Status.DONE, ReconcileRun.Status.FAILED])
+    under_way = runs.filter(
+        status__in=[ReconcileRun.Status.QUEUED, ReconcileRun.Status.RUNNING],
+        updated_at__gte=timezone.now() - ReconcileRun.STALE_AFTER,
+    )
+    return {"last": finished.first(), "current": under_way.first()}
+
+
+def queue_state(*, now: datetime | None = None) -> dict:
+    """Memories by status, and how long the oldest waiting one (queued or processing) has been in
+    its status, in seconds (0 when none waits): what /metrics reads at each scrape."""
+    now = now or timezone.now()
+    counts = {status: 0 for status in Memory.Status.values}
+    for status, n in Memory.objects.values_list("status").annotate(n=Count("id")).order_by():
+        counts[status] = n
+    waiting = Memory.objects.filter(status__in=[Memory.Status.QUEUED, Memory.Status.PROCESSING])
+    oldest = waiting.aggregate(oldest=Min("updated_at"))["oldest"]
+    return {"counts": counts, "oldest_waiting_seconds": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0}
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:

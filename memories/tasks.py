@@ -11,7 +11,7 @@ from django.conf import settings
 
 from omi_memory.errors import BackendError
 
-from . import processing, services
+from . import processing, reconcile, services
 from .processing import RetryLater
 
 PIPELINE_RETRY = {
@@ -62,6 +62,16 @@ def delete_memory_vectors(self, memory_id: int) -> None:
         if exc.permanent:
             raise
         raise RetryLater(str(exc)) from exc
+
+
+@shared_task(acks_late=True, name="memories.tasks.reconcile_vectors")
+def reconcile_vectors(run_id: int | None = None) -> str:
+    """Compare the database's vectors with the store: a run started from the dashboard
+    (`run_id`), or, from Celery beat, a periodic one (skipped while another is under way)."""
+    if run_id is None:
+        run = reconcile.reconcile_scheduled()
+        return run.status if run is not None else "skipped"
+    return reconcile.reconcile_run_execute(run_id=run_id).status
 
 
 @worker_process_init.connect

@@ -11,6 +11,7 @@ urlpatterns = [
     path("memories/<id:memory_id>/delete/", views.memory_delete, name="memory_delete"),
     path("pipeline/", views.pipeline, name="pipeline"),
     path("pipeline/retry/", views.pipeline_retry, name="pipeline_retry"),
+    path("pipeline/reconcile/", views.pipeline_reconcile, name="pipeline_reconcile"),
     path("keys/", views.api_key_list, name="api_key_list"),
     path("keys/new/", views.api_key_create, name="api_key_create"),
     path("keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),

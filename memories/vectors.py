@@ -65,6 +65,18 @@ def _plan(memory: Memory, embedder) -> tuple[list[str], list[str], list[str]]:
     return texts, ids, kinds
 
 
+def vector_metadata(memory: Memory, kind: str) -> dict:
+    """The metadata a vector of `memory` carries in the store (Omi's, and what it embeds)."""
+    return {
+        "uid": memory.uid,
+        "memory_id": str(memory.id),
+        "created_at": int(memory.created_at.timestamp()),
+        "category": memory.category,
+        "source": memory.source,
+        "kind": kind,
+    }
+
+
 def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) -> dict[int, BuiltVectors]:
     """Embed memories (their structured fields set), all their texts in one embedder call. A
     memory whose text is unchanged since it was indexed gets its stored vectors again, and
@@ -115,16 +127,9 @@ def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, Built
     store.check_model(embedder.model, embedder.dim, record=True)
     records = []
     for memory in memories:
-        metadata = {
-            "uid": memory.uid,
-            "memory_id": str(memory.id),
-            "created_at": int(memory.created_at.timestamp()),
-            "category": memory.category,
-            "source": memory.source,
-        }
         vectors = built[memory.id]
         records += [
-            VectorRecord(id=i, values=v, metadata={**metadata, "kind": kind})
+            VectorRecord(id=i, values=v, metadata=vector_metadata(memory, kind))
             for i, v, kind in zip(vectors.ids, vectors.vectors, vectors.kinds)
         ]
     failed: dict[int, BackendError] = {}

@@ -16,7 +16,7 @@ from omi_memory.dashboard import PageForm, form_errors, render_page, vary_on_htm
 from omi_memory.errors import ApplicationError, Conflict, NotFound
 from omi_memory.roles import admin_view, dashboard_view
 
-from . import selectors, services
+from . import reconcile, selectors, services
 from .forms import (
     ApiKeyCreateForm,
     ApiKeyExpireForm,
@@ -24,6 +24,7 @@ from .forms import (
     MemoryFilterForm,
     MemoryPartForm,
     PipelineRetryForm,
+    ReconcileForm,
 )
 from .models import Memory
 
@@ -110,7 +111,8 @@ def _pipeline_context() -> dict:
         x_title="minutes ago",
         y_title="indexed",
     )
-    return {"stats": stats, "last_hour": last_hour}
+    runs = selectors.reconcile_runs_latest()
+    return {"stats": stats, "last_hour": last_hour, "reconcile": runs, "busy": stats["busy"] or runs["current"]}
 
 
 @require_GET
@@ -134,6 +136,23 @@ def pipeline_retry(request):
         messages.error(request, f"Memory #{memory_id} is not failed; nothing to retry.")
     else:
         messages.success(request, f"{queued} failed {'memory' if queued == 1 else 'memories'} queued again.")
+    if wants_partial(request):
+        return render(request, "memories/pipeline.html#stats", _pipeline_context())
+    return redirect("pipeline")
+
+
+@require_POST
+@admin_view
+def pipeline_reconcile(request):
+    """Start a reconciliation of the database's vectors with the store (done by a task)."""
+    form = ReconcileForm(request.POST)
+    form.is_valid()  # one optional checkbox: always valid
+    try:
+        run = reconcile.reconcile_run_start(repair=form.cleaned_data["repair"], actor=Actor.from_request(request))
+        repairing = " and repair" if run.repair else ""
+        messages.success(request, f"Reconciliation #{run.id} started: it will compare{repairing} every user's vectors.")
+    except Conflict as error:
+        messages.error(request, error.message)
     if wants_partial(request):
         return render(request, "memories/pipeline.html#stats", _pipeline_context())
     return redirect("pipeline")

@@ -5,6 +5,7 @@ a bad value. With no variables set at all, the service runs on its embedded defa
 tasks in-process, the local model, extractor and vector store.
 """
 
+import ipaddress
 import os
 from datetime import date, timedelta
 from pathlib import Path
@@ -68,6 +69,14 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
 
 
+def env_networks(name: str, default: str = "") -> list:
+    """Networks such as `127.0.0.1/32,10.0.0.0/8` (an address alone is a network of one)."""
+    try:
+        return [ipaddress.ip_network(part, strict=False) for part in env_list(name, default)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a comma-separated list of networks: {exc}") from None
+
+
 def env_rate(name: str, default: str) -> str | None:
     """A request rate, `N/s`, `N/min`, `N/hour` or `N/day`; `off` for none."""
     raw = env_str(name, default).strip().lower()
@@ -102,6 +111,8 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 # Behind a proxy that ends TLS: the header it sets to `https`, e.g. X-Forwarded-Proto.
 if _proxy_ssl_header := env_str("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Probes and scrapes may come over plain HTTP from inside the network (a health checker, Prometheus).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Reverse proxies in front of the app that append to X-Forwarded-For; 0: the client is REMOTE_ADDR
 # (a client's own X-Forwarded-For is never believed). Read by throttles and the sign-in lockout.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
@@ -123,6 +134,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "omi_memory.metrics.RequestMetricsMiddleware",  # first: it counts and times every answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -253,6 +265,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 
+# Celery beat (`celery -A omi_memory beat`): the periodic tasks, one entry each.
+CELERY_BEAT_SCHEDULE: dict = {}
+
 # The pipeline.
 PIPELINE_MAX_RETRIES = env_int("PIPELINE_MAX_RETRIES", 3, minimum=0)
 PIPELINE_RETRY_BACKOFF_SECONDS = env_int("PIPELINE_RETRY_BACKOFF_SECONDS", 2, minimum=0)
@@ -261,6 +276,25 @@ PIPELINE_STALE_CLAIM_SECONDS = env_int("PIPELINE_STALE_CLAIM_SECONDS", 600, mini
 CHUNK_TOKENS = env_int("CHUNK_TOKENS", 200, minimum=16)
 # Snippets: smaller windows (a turn or two) with vectors of their own, for precise matches; 0: none.
 SNIPPET_TOKENS = env_int("SNIPPET_TOKENS", 32, minimum=0)
+
+# Reconciliation of the database's vectors with the store (memories/reconcile.py): a periodic run
+# every RECONCILE_EVERY_MINUTES (0: none; `manage.py reconcile` and the pipeline page run one any
+# time), which repairs what it finds when RECONCILE_REPAIR is on, else reports it (pipeline page, /metrics).
+RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 60, minimum=0)
+RECONCILE_REPAIR = env_bool("RECONCILE_REPAIR", False)
+if RECONCILE_EVERY_MINUTES:
+    CELERY_BEAT_SCHEDULE["reconcile-vectors"] = {
+        "task": "memories.tasks.reconcile_vectors",
+        "schedule": timedelta(minutes=RECONCILE_EVERY_MINUTES),
+        "options": {"expires": RECONCILE_EVERY_MINUTES * 60},  # a missed run is not run late, twice
+    }
+
+# Monitoring: /healthz (alive), /readyz (what the service needs answers), /metrics (Prometheus),
+# in memories/monitoring.py and omi_memory/metrics.py. /metrics answers requests from
+# METRICS_NETWORKS (default: this host), or bearing `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_NETWORKS = env_networks("METRICS_NETWORKS", "127.0.0.1/32,::1/128")
+READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 3.0, minimum=0.1)  # seconds each readiness check may take
 
 # Duplicates: two memories of one user whose vectors' cosine is at least this are a pair to review.
 DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)

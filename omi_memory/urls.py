@@ -6,6 +6,7 @@ from .api import api
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="memory_list", permanent=False)),
+    path("", include("memories.monitoring")),  # /healthz, /readyz, /metrics
     path("accounts/", include("omi_memory.accounts")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -8,6 +8,7 @@ from memories.models import Memory, MemoryVector
 from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import ModelMismatch, SearchFilters, get_vector_store
 from omi_memory.errors import Conflict, NotFound
+from omi_memory.metrics import SEARCH_DURATION
 
 from . import strategies
 from .models import RelevanceFeedback, SearchLog
@@ -76,6 +77,7 @@ def search_memories(
         snippet = _snippet(text, " ".join(queries)) if text else memory.overview[:SNIPPET_CHARS]
         hits.append(SearchHit(memory, r.score, r.vector_id, snippet))
     result = SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000)
+    SEARCH_DURATION.labels(strategy).observe(result.took_ms / 1000)
     if log:
         result.search_id = SearchLog.objects.create(
             api_key=api_key,

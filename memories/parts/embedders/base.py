@@ -5,6 +5,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from omi_memory.errors import BackendError
+from omi_memory.metrics import EMBEDDING_CACHE
 
 from .cache import get_embedding_cache
 
@@ -40,6 +41,10 @@ class Embedder:
     def warm_up(self) -> None:
         """Load what the first call would load (a model), so that no request pays for it."""
 
+    def loaded(self) -> bool | None:
+        """Whether the model this process runs is loaded (readiness); None: it runs none."""
+        return None
+
     def count_tokens(self, text: str) -> int:
         raise NotImplementedError
 
@@ -56,6 +61,7 @@ class Embedder:
                 if vector is not None:
                     found[key] = vector
         missing = {key: text for key, text in zip(keys, texts) if key not in found}
+        _count_lookups("process", len(keys) - len(missing), len(missing))
         shared = get_embedding_cache()
         if shared is not None and missing:
             redis_keys = {key: shared.key(self.model, self.dim, key) for key in missing}
@@ -63,6 +69,7 @@ class Embedder:
             from_redis = {key: hits[rk] for key, rk in redis_keys.items() if rk in hits}
             self._remember(from_redis)
             found.update(from_redis)
+            _count_lookups("redis", len(from_redis), len(missing) - len(from_redis))
             missing = {key: text for key, text in missing.items() if key not in from_redis}
         if missing:
             vectors = self._check(self._embed(list(missing.values())), len(missing))
@@ -102,3 +109,10 @@ class Embedder:
         if (norms == 0).any():
             raise BackendError(f"{self.name} embedder returned a zero vector")
         return vectors / norms
+
+
+def _count_lookups(cache: str, hits: int, misses: int) -> None:
+    if hits:
+        EMBEDDING_CACHE.labels(cache, "hit").inc(hits)
+    if misses:
+        EMBEDDING_CACHE.labels(cache, "miss").inc(misses)

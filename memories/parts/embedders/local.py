@@ -179,6 +179,14 @@ class LocalEmbedder(Embedder):
         if _onnx_session() is None:
             _model()
 
+    def loaded(self) -> bool:
+        """Warmed up: the tokenizers and the model (its ONNX session, or torch) are in memory."""
+        if not (_tokenizer.cache_info().currsize and _truncating_tokenizer.cache_info().currsize):
+            return False
+        if not _onnx_session.cache_info().currsize:
+            return False
+        return _onnx_session() is not None or bool(_model.cache_info().currsize)
+
     @property
     def runtime(self) -> str:
         """What runs the model: "onnx" (the export at `onnx_path()`) or "torch"."""

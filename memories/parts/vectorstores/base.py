@@ -1,4 +1,5 @@
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -111,6 +112,22 @@ class VectorStore:
     def dimension(self) -> int | None:
         """The dimension the store itself enforces, if it has one."""
         return None
+
+    # Reconciliation (`memories.reconcile`) and readiness
+
+    def fetch_metadata(self, ids: list[str]) -> dict[str, dict]:
+        """The metadata of the vectors among `ids` that the store holds (in its batches); an id
+        it does not hold is left out. `created_at` as an int, `memory_id` as a str."""
+        raise NotImplementedError
+
+    def list_ids(self, *, uid: str | None = None) -> Iterator[list[str]]:
+        """Pages of vector ids: one user's (a store may add other users' ids whose id starts
+        alike: callers read the metadata), or, with `uid=None`, every id of the namespace."""
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        """Raise BackendError unless the store answers now."""
+        raise NotImplementedError
 
     def check_model(self, model: str, dim: int, *, record: bool = False) -> None:
         """Refuse vectors of another model or dimension than the store's. `record=True` (a write)

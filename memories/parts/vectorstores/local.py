@@ -1,5 +1,6 @@
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,9 @@ class _UserVectors:
     def nbytes(self) -> int:
         return self.matrix.nbytes + 64 * len(self.record_ids)
 
+
+# The metadata the store keeps in columns of its own (what its searches filter on).
+METADATA_COLUMNS = ("uid", "memory_id", "created_at", "category", "source", "kind")
 
 _cache: LRUCache | None = None  # (namespace, uid) -> _UserVectors
 _cache_lock = threading.Lock()
@@ -103,6 +107,34 @@ class LocalVectorStore(VectorStore):
             deleted, _ = LocalVector.objects.filter(namespace=self.namespace, uid=uid).delete()
             self.touch({uid})
         return deleted
+
+    def fetch_metadata(self, ids: list[str]) -> dict[str, dict]:
+        found = {}
+        for start in range(0, len(ids), 1000):
+            rows = LocalVector.objects.filter(
+                namespace=self.namespace, record_id__in=ids[start : start + 1000]
+            ).values_list("record_id", *METADATA_COLUMNS)
+            found.update({row[0]: dict(zip(METADATA_COLUMNS, row[1:])) for row in rows})
+        return found
+
+    def list_ids(self, *, uid: str | None = None) -> Iterator[list[str]]:
+        """Pages of 1,000 ids in the order they were written (by their row's key, so each page is
+        one index range); one user's by the `uid` column."""
+        rows = LocalVector.objects.filter(namespace=self.namespace)
+        if uid is not None:
+            rows = rows.filter(uid=uid)
+        last = 0
+        while page := list(rows.filter(id__gt=last).order_by("id").values_list("id", "record_id")[:1000]):
+            last = page[-1][0]
+            yield [record_id for _, record_id in page]
+
+    def ping(self) -> None:
+        from django.db import DatabaseError
+
+        try:
+            LocalVector.objects.filter(namespace=self.namespace).values_list("id").first()
+        except DatabaseError as exc:
+            raise BackendError(f"local store: {type(exc).__name__}: {exc}") from exc
 
     def clear(self) -> None:
         """Remove every vector of the namespace (a reindex to another dimension starts here)."""

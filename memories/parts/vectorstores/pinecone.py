@@ -8,6 +8,7 @@ The SDK retries 429/5xx/timeouts itself (honouring Retry-After); what still fail
 BackendError that says whether a later retry can help.
 """
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -127,6 +128,34 @@ class PineconeVectorStore(VectorStore):
             ids.update(i for i, v in fetched.vectors.items() if (v.metadata or {}).get("uid") == uid)
         self.delete(sorted(ids))
         return len(ids)
+
+    def fetch_metadata(self, ids: list[str]) -> dict[str, dict]:
+        """Fetched FETCH_BATCH ids at a time (values come along: Pinecone's fetch has no way to
+        leave them out). Pinecone keeps numbers as floats: `created_at` comes back an int."""
+        found = {}
+        for start in range(0, len(ids), FETCH_BATCH):
+            fetched = self._call(
+                "fetch", self.index.fetch, ids=ids[start : start + FETCH_BATCH], namespace=self.namespace
+            )
+            for vector_id, vector in fetched.vectors.items():
+                metadata = dict(vector.metadata or {})
+                if isinstance(metadata.get("created_at"), float) and metadata["created_at"].is_integer():
+                    metadata["created_at"] = int(metadata["created_at"])
+                found[vector_id] = metadata
+        return found
+
+    def list_ids(self, *, uid: str | None = None) -> Iterator[list[str]]:
+        """Pinecone's list, a page (at most 100 ids) at a time; one user's by the prefix `{uid}-`,
+        which also matches users called `{uid}-...`."""
+        pages = self.index.list(prefix=f"{uid}-" if uid is not None else None, namespace=self.namespace)
+        while True:
+            page = self._call("list", next, pages, None)
+            if page is None:
+                return
+            yield [item.id for item in page.vectors if item.id]
+
+    def ping(self) -> None:
+        self._call("describe_index_stats", self.index.describe_index_stats)
 
     def dimension(self) -> int | None:
         return self._call("describe_index_stats", self.index.describe_index_stats).dimension

@@ -168,3 +168,37 @@ def test_namespaces_are_kept_apart(store, settings):
 
     assert found(other, unit(1)) == ["2"]
     assert found(store, unit(1)) == ["1"]
+
+
+def test_fetch_metadata_returns_what_is_held_and_leaves_out_the_rest(store):
+    store.upsert([record("u1-1", unit(1), memory_id="1", created_at=123 * DAY), record("u1-1-c0", unit(2))])
+
+    held = store.fetch_metadata(["u1-1", "u1-9", "u1-1-c0"])
+
+    assert set(held) == {"u1-1", "u1-1-c0"}
+    assert held["u1-1"]["created_at"] == 123 * DAY and isinstance(held["u1-1"]["created_at"], int)
+    assert (held["u1-1"]["uid"], held["u1-1"]["memory_id"], held["u1-1"]["category"]) == ("u1", "1", "work")
+
+
+def test_fetch_metadata_takes_more_ids_than_one_request_holds(store):
+    store.upsert([record(f"u1-{i}", unit(i), memory_id=str(i)) for i in range(250)])
+
+    held = store.fetch_metadata([f"u1-{i}" for i in range(300)])
+
+    assert set(held) == {f"u1-{i}" for i in range(250)}
+
+
+def test_list_ids_pages_through_one_users_ids_or_the_whole_namespace(store):
+    store.upsert([record(f"u1-{i}", unit(i), memory_id=str(i)) for i in range(130)])
+    store.upsert([record("u2-1", unit(500), uid="u2")])
+
+    users_pages = list(store.list_ids(uid="u1"))
+    every_id = [vector_id for page in store.list_ids() for vector_id in page]
+
+    assert all(len(page) <= 1000 for page in users_pages)  # pages, never every id at once
+    assert sorted(i for page in users_pages for i in page) == sorted(f"u1-{i}" for i in range(130))
+    assert sorted(every_id) == sorted([*(f"u1-{i}" for i in range(130)), "u2-1"])
+
+
+def test_ping_answers_when_the_store_does(store):
+    store.ping()
