@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone as dj_timezone
 
-from memories.models import ActionItem, Event, Memory, MemoryVector
+from memories.models import ActionItem, AuditEvent, Event, LocalVector, Memory, MemoryVector, ReconcileRun
 from search.services import search_memories
 from tests.support.htmx import HTMX, assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
@@ -314,3 +314,55 @@ def test_the_last_hour_is_a_chart_with_axes_and_the_count_of_each_5_minutes(sign
     assert written[-1] == ("5 to 0 min ago: 3", "3") and written[-4] == ("20 to 15 min ago: 1", "1")
     assert written[0] == ("60 to 55 min ago: 0", "")  # an empty column writes no 0 over itself
     assert ">minutes ago</text>" in chart and ">indexed</text>" in chart and ">now</text>" in chart
+
+
+# Reconciliation on the pipeline page
+
+
+def test_the_pipeline_page_shows_the_last_reconciliation_and_what_it_found(signed_in):
+    analyst = signed_in("analyst")
+    finding = {"kind": "missing", "vector_id": "alice-7-c1", "uid": "alice", "memory_id": 7, "detail": "memory 7 is"}
+    ReconcileRun.objects.create(
+        trigger="schedule",
+        status="done",
+        store="local/ns1",
+        finished_at=dj_timezone.now(),
+        memories_checked=5,
+        vectors_checked=40,
+        missing=1,
+        findings=[finding],
+    )
+
+    page = analyst.get("/pipeline/").content.decode()
+
+    assert re.search(r"Last reconciliation: #\d+, .* UTC,\s+schedule;", page)
+    assert "every user in local/ns1: 5 indexed memories, 40 vectors checked" in page
+    assert re.search(r'id="reconcile-missing">.*?class="count">1<', page, re.S)
+    assert "alice-7-c1" in page and 'href="/memories/7/"' in page
+    assert "Reconcile now" not in page  # analysts see no button
+    assert analyst.post("/pipeline/reconcile/").status_code == 403
+    assert not ReconcileRun.objects.exclude(status="done").exists()
+
+
+def test_an_admin_reconciles_from_the_pipeline_page_with_repair_and_it_is_audited(signed_in, remember):
+    admin = signed_in("admin")
+    memory = remember("alice", DENTIST)
+    LocalVector.objects.filter(record_id=memory.vector_id).delete()
+    assert "No reconciliation yet" in admin.get("/pipeline/").content.decode()
+
+    body = admin.post("/pipeline/reconcile/", {"repair": "1"}, headers=HTMX).content.decode()
+    assert re.search(r"Reconciliation #\d+ started: it will compare and repair every user", body)
+    assert 'hx-trigger="every 2s"' in body  # under way: the page follows it
+
+    page = admin.get("/pipeline/").content.decode()  # the task ran once the request committed
+    assert re.search(r'id="reconcile-missing">.*?class="count">1<', page, re.S)
+    assert re.search(r'id="reconcile-repaired">.*?class="count">1 · 0<', page, re.S)
+    assert memory.vector_id in page and "dashboard (admin), repairing" in page
+    assert LocalVector.objects.filter(record_id=memory.vector_id).exists()
+    audit = AuditEvent.objects.get(action="vectors.reconcile")
+    assert (audit.actor_name, audit.origin, audit.details["repair"]) == ("admin", "dashboard", True)
+
+    ReconcileRun.objects.create(trigger="command", status="running")
+    refused = admin.post("/pipeline/reconcile/", follow=True).content.decode()
+    assert re.search(r"reconciliation #\d+ is under way", refused)
+    assert AuditEvent.objects.filter(action="vectors.reconcile").count() == 1

@@ -93,8 +93,9 @@ def celery_worker(env: dict, log: Path):
 
 
 @contextmanager
-def web_server(env: dict, log: Path, *, workers: int = 1):
-    """gunicorn serving the app with `workers` processes; yields its base URL once it answers."""
+def web_server(env: dict, log: Path, *, workers: int = 1, wait_for: str = "/api/v1/openapi.json"):
+    """gunicorn serving the app with `workers` processes; yields its base URL once it answers
+    `wait_for` (a path)."""
     port = free_port()
     with running(
         [
@@ -116,7 +117,7 @@ def web_server(env: dict, log: Path, *, workers: int = 1):
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(f"{base}/api/v1/openapi.json", timeout=2)
+                urllib.request.urlopen(f"{base}{wait_for}", timeout=2)
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
