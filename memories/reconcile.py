@@ -134,7 +134,8 @@ def _check_expected(store: VectorStore, report: ReconcileReport, *, uid, batch: 
             want = vector_metadata(memory, kind)
             have = stored.get(vector_id)
             if have is None:
-                findings.append((_finding(MISSING, vector_id, memory, f"memory {memory.id} is indexed"), memory, kind))
+                detail = f"not in the store, a vector of memory {memory.id} (indexed)"
+                findings.append((_finding(MISSING, vector_id, memory, detail), memory, kind))
             elif differences := _differences(want, have):
                 findings.append((_finding(METADATA, vector_id, memory, differences), memory, kind))
         with_vectors = {memory.id for memory, _ in expected.values()}

@@ -106,3 +106,25 @@ def test_admin_sees_delete_and_reprocess_on_a_memory_page(page, sign_in):
     page.goto(f"/memories/{memory.id}/")
     expect(page.get_by_role("button", name="Delete")).to_be_visible()
     expect(page.get_by_role("button", name="Reprocess")).to_be_visible()
+
+
+def test_an_admin_reconciles_the_vectors_from_the_pipeline_page_and_sees_what_was_repaired(page, sign_in):
+    from memories.models import LocalVector
+    from tests.support.memories import indexed_memory
+    from tests.support.transcripts import DENTIST
+
+    memory = indexed_memory("alice", DENTIST)
+    LocalVector.objects.filter(record_id=memory.vector_id).delete()
+    sign_in("admin")
+
+    page.goto("/pipeline/")
+    expect(page.locator("#reconciliation")).to_contain_text("No reconciliation yet")
+    page.get_by_label("and repair").check()
+    page.get_by_role("button", name="Reconcile now").click()
+    expect(page.locator("#reconcile-last")).to_contain_text("dashboard (admin), repairing", timeout=20_000)
+    expect(page.locator("#reconcile-missing .count")).to_have_text("1")
+    expect(page.locator("#reconcile-repaired .count")).to_have_text("1 · 0")
+    expect(page.locator("#reconciliation table")).to_contain_text(memory.vector_id)
+    page.shot("reconciled")
+    assert LocalVector.objects.filter(record_id=memory.vector_id).exists()
+    assert not page.problems, page.problems

@@ -244,7 +244,7 @@ def test_the_command_exits_1_with_what_it_found_and_repairs_with_repair(remember
     with pytest.raises(CommandError, match="1 finding"):
         call_command("reconcile")
     out = capsys.readouterr().out
-    assert f"missing  {memory.vector_id}  (alice) memory {memory.id} is indexed" in out
+    assert f"missing  {memory.vector_id}  (alice) not in the store, a vector of memory {memory.id} (indexed)" in out
     assert "1 missing, 0 orphaned, 0 with other metadata" in out
 
     call_command("reconcile", "--uid", "alice", "--repair")
