@@ -14,7 +14,7 @@ from memories.models import Memory, ReconcileRun
 from memories.parts.embedders import get_embedder
 from memories.parts.embedders.local import LocalEmbedder
 from tests.support.parts import FlakyExtractor
-from tests.support.processes import free_port
+from tests.support.processes import free_port, redis_url_or_skip
 from tests.support.transcripts import BUDGET, DENTIST
 
 
@@ -54,6 +54,16 @@ def test_readyz_is_200_when_the_database_store_and_model_answer():
     assert body["status"] == "ok" and body["failed"] == []
     assert set(body["checks"]) == {"database", "vector_store", "model"}  # no Redis configured: not asked
     assert all(check["ok"] for check in body["checks"].values())
+
+
+@pytest.mark.django_db
+def test_readyz_asks_redis_when_it_is_configured(settings):
+    get_embedder().warm_up()
+    settings.REDIS_URL = redis_url_or_skip()
+
+    response = Client().get("/readyz")
+
+    assert response.status_code == 200 and response.json()["checks"]["redis"]["ok"]
 
 
 @pytest.mark.django_db
