@@ -75,6 +75,11 @@ def load(memories: int, per_memory: int) -> None:
             MemoryVector.objects.bulk_create(vectors, batch_size=2000)
             LocalVector.objects.bulk_create(records, batch_size=2000)
         print(f"  loaded {start + len(rows)} memories", flush=True)
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # what autovacuum would do after such a load
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE memories_memory, search_memoryvector, search_localvector")
 
 
 def plant() -> dict:

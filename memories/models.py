@@ -351,6 +351,8 @@ class LocalVector(models.Model):
         indexes = [
             models.Index(fields=["namespace", "uid", "created_at"]),
             models.Index(fields=["namespace", "memory_id"]),
+            # one user's rows in the order written, a page at a time (reconciliation's listing)
+            models.Index(fields=["namespace", "uid", "id"], name="local_vector_user_rows"),
         ]
 
     def __str__(self) -> str:

@@ -84,6 +84,13 @@ class ReconcileReport:
             self.findings.append(finding)
         self.counts[finding.kind] += 1
 
+    def problem(self, text: str) -> None:
+        """Something that could not be repaired (the first FINDINGS_KEPT are kept)."""
+        if len(self.problems) < FINDINGS_KEPT:
+            self.problems.append(text)
+        elif len(self.problems) == FINDINGS_KEPT:
+            self.problems.append("... and more")
+
     def summary(self) -> str:
         scope = f"uid {self.uid}" if self.uid else "every user"
         text = (
@@ -204,7 +211,7 @@ def _check_listed(store: VectorStore, report: ReconcileReport, *, uid, progress:
                 store.delete(ids)
                 report.removed += len(ids)
             except BackendError as exc:
-                report.problems.append(f"{len(ids)} orphans not removed: {exc}")
+                report.problem(f"{len(ids)} orphans not removed: {exc}")
         progress(report, "listed", len(page), None)
 
 
@@ -272,18 +279,20 @@ def _upsert_again(store: VectorStore, report: ReconcileReport, targets: list[tup
     if not targets:
         return
     wanted = {vector_id: (memory, kind) for vector_id, memory, kind in targets}
-    records = []
+    records, other_models = [], {}
     for vector_id, model, dim, blob in MemoryVector.objects.filter(vector_id__in=wanted).values_list(
         "vector_id", "model", "dim", "vector"
     ):
         memory, kind = wanted[vector_id]
         try:
             store.check_model(model, dim)
-        except BackendError as exc:
-            report.problems.append(f"{vector_id} not upserted again: {exc}")
+        except BackendError as exc:  # made by another model than the store's: never mixed in
+            other_models.setdefault(str(exc), []).append(vector_id)
             continue
         row = MemoryVector(vector=blob)
         records.append(VectorRecord(id=vector_id, values=row.as_array(), metadata=vector_metadata(memory, kind)))
+    for reason, ids in other_models.items():
+        report.problem(f"{len(ids)} vectors ({ids[0]}, ...) not upserted again: {reason}")
     if not records:
         return
     try:
@@ -291,9 +300,9 @@ def _upsert_again(store: VectorStore, report: ReconcileReport, targets: list[tup
         report.repaired += len(records)
     except UpsertIncomplete as exc:
         report.repaired += len(exc.acknowledged & set(wanted))
-        report.problems.append(f"{len(records) - len(exc.acknowledged)} vectors not upserted again: {exc}")
+        report.problem(f"{len(records) - len(exc.acknowledged)} vectors not upserted again: {exc}")
     except BackendError as exc:
-        report.problems.append(f"{len(records)} vectors not upserted again: {exc}")
+        report.problem(f"{len(records)} vectors not upserted again: {exc}")
 
 
 # Runs: stored, started by an admin, the command or the schedule

@@ -281,3 +281,28 @@ def test_the_periodic_task_runs_one_at_a_time_and_gives_up_a_run_whose_worker_di
     run = ReconcileRun.objects.filter(trigger="schedule").get()
     assert (run.status, run.memories_checked, run.found, run.started_by) == ("done", 1, 0, "")
     assert not AuditEvent.objects.filter(action="vectors.reconcile").exists()  # nobody started it
+
+
+def test_a_repair_the_store_refuses_is_kept_on_the_run_and_the_command_exits_1(production_parts):
+    fake_openai, fake_pinecone = production_parts
+    with committed():
+        memory = memory_create(uid="alice", transcript=DENTIST)
+    get_vector_store().delete([memory.vector_id])
+    fake_pinecone.fail_always("/vectors/upsert", "503")
+
+    with pytest.raises(CommandError, match="could not be repaired"):
+        call_command("reconcile", "--repair")
+
+    run = ReconcileRun.objects.get()
+    assert (run.status, run.missing, run.repaired) == ("done", 1, 0)
+    assert run.error.startswith("1 vectors not upserted again") and "pinecone upsert: HTTP 503" in run.error
+
+
+def test_a_store_that_cannot_be_listed_fails_the_run_with_the_reason(production_parts):
+    fake_openai, fake_pinecone = production_parts
+    fake_pinecone.fail_always("/vectors/list", "503")
+
+    with pytest.raises(CommandError, match="failed: BackendError: pinecone list: HTTP 503"):
+        call_command("reconcile")
+
+    assert ReconcileRun.objects.get().status == "failed"
