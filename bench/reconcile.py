@@ -1,13 +1,14 @@
 """Reconciliation of one user with 20,000 memories x 16 vectors in the local store.
 
-    .venv/bin/python bench/reconcile.py [--memories 20000] [--vectors 16] [--database-url URL]
+    .venv/bin/python bench/reconcile.py [--memories 20000] [--vectors 16] [--database-url URL] [--reload]
 
 Loads one user's indexed memories as the pipeline leaves them (`Memory`, `MemoryVector` and the
 local store's `LocalVector`, 384-dim float32 vectors), then plants drift: vectors missing from the
 store, orphans (vectors of a deleted memory and of no memory), metadata that differs. Then times
 `reconcile(uid=...)` (finding), `reconcile(uid=..., repair=True)` and a last `reconcile` that must
-find nothing, and reports the peak of Python memory each took (tracemalloc): the work goes in
-batches, so it stays far below what the user's vectors would take.
+find nothing; then plants the drift again and finds it once more under tracemalloc, for the peak of
+Python memory a run takes (the work goes in batches: far below what the user's vectors would take).
+The user is loaded once (`--reload` loads it again).
 """
 
 import argparse
@@ -85,7 +86,7 @@ def load(memories: int, per_memory: int) -> None:
 def plant() -> dict:
     from memories.models import LocalVector, Memory, MemoryVector
 
-    ids = list(Memory.objects.filter(uid=UID).order_by("id").values_list("id", flat=True))
+    ids = list(Memory.objects.filter(uid=UID, status="indexed").order_by("id").values_list("id", flat=True))
     lost = list(MemoryVector.objects.filter(memory_id__in=ids[100:150], position=1).values_list("vector_id", flat=True))
     LocalVector.objects.filter(record_id__in=lost).delete()
     Memory.objects.filter(id__in=ids[200:205]).update(status="deleted")
@@ -106,17 +107,18 @@ def plant() -> dict:
     return {"missing": len(lost), "orphan": deleted + 7, "metadata": 20}
 
 
-def timed(label: str, **kwargs):
+def timed(label: str, *, trace: bool = False, **kwargs):
     from memories.reconcile import reconcile
 
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     started = time.perf_counter()
     report = reconcile(uid=UID, **kwargs)
     seconds = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
+    peak = f"peak {tracemalloc.get_traced_memory()[1] / 2**20:5.1f} MiB" if trace else ""
     tracemalloc.stop()
     print(
-        f"{label:<22} {seconds:7.1f} s   peak {peak / 2**20:6.1f} MiB   {report.memories_checked} memories, "
+        f"{label:<30} {seconds:6.1f} s {peak:>16}   {report.memories_checked} memories, "
         f"{report.vectors_checked} vectors; found {report.counts}; repaired {report.repaired}, removed {report.removed}"
     )
     return report
@@ -127,10 +129,14 @@ def main() -> None:
     parser.add_argument("--memories", type=int, default=20_000)
     parser.add_argument("--vectors", type=int, default=16)
     parser.add_argument("--database-url")
+    parser.add_argument("--reload", action="store_true", help="load the user again")
     arguments = parser.parse_args()
     url = setup_django(arguments.database_url)
 
-    load(arguments.memories, arguments.vectors)  # anew each time: the run changes what it planted
+    from memories.models import Memory
+
+    if arguments.reload or Memory.objects.filter(uid=UID).count() != arguments.memories:
+        load(arguments.memories, arguments.vectors)
     planted = plant()
     total = arguments.memories * arguments.vectors
     print(f"{machine()}; {database_label(url)}; one user, {arguments.memories} memories x {arguments.vectors} vectors")
@@ -138,8 +144,10 @@ def main() -> None:
     found = timed("find")
     assert found.counts == planted, (found.counts, planted)
     timed("find and repair", repair=True)
-    clean = timed("find (after repair)")
-    assert clean.found == 0
+    assert timed("find (after repair)").found == 0
+    planted = plant()
+    assert timed("find again, under tracemalloc", trace=True).counts == planted
+    timed("repair", repair=True)
 
 
 if __name__ == "__main__":

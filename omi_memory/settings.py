@@ -295,6 +295,10 @@ if RECONCILE_EVERY_MINUTES:
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_NETWORKS = env_networks("METRICS_NETWORKS", "127.0.0.1/32,::1/128")
 READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 3.0, minimum=0.1)  # seconds each readiness check may take
+# Several processes: PROMETHEUS_MULTIPROC_DIR (read by prometheus_client itself) names one directory
+# per host where each process writes its counters; /metrics adds them up. It must exist.
+if _metrics_dir := env_str("PROMETHEUS_MULTIPROC_DIR"):
+    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
 
 # Duplicates: two memories of one user whose vectors' cosine is at least this are a pair to review.
 DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
