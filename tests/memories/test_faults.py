@@ -4,13 +4,11 @@ and started, PostgreSQL's connections killed: each test ends with every memory w
 (indexed, or deleted with its vectors gone) within a bound, the store and the database agreeing,
 and no memory indexed twice.
 
-Leases and sweeps are seconds here (FAST_RECOVERY), so each fault is recovered from in seconds;
-by default a dead worker's memories are processed again within 3 minutes.
+Leases and sweeps are seconds here (tests/support/workers.py FAST_RECOVERY), so each fault is
+recovered from in seconds; by default a dead worker's memories are processed again within 3 minutes.
 """
 
-import re
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -30,71 +28,20 @@ from tests.support.processes import (
     service_env,
     web_server,
 )
-from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
+from tests.support.workers import (
+    BOUND_SECONDS,
+    FAST_RECOVERY,
+    all_indexed,
+    created_ids,
+    indexings,
+    nothing_pending,
+    statuses,
+    transcripts,
+    wait_for,
+)
 
 # Real commits: the server and the workers are other processes.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-FAST_RECOVERY = {
-    "PIPELINE_LEASE_SECONDS": "3",  # renewed every 0.75 s while a worker is on it
-    "PIPELINE_QUEUE_LEASE_SECONDS": "5",
-    "PIPELINE_SWEEP_SECONDS": "1",
-    "PIPELINE_RETRY_BACKOFF_SECONDS": "1",
-    "BROKER_RETRY_AFTER_SECONDS": "1",
-    "EXTRACTOR": "tests.support.parts.SlowExtractor",  # batches long enough to strike mid-way
-    "SLOW_EXTRACT_SECONDS": "0.3",
-}
-TRANSCRIPTS = [DENTIST, BUDGET, STANDUP, RECITAL, GARDEN]
-BOUND_SECONDS = 120  # from the fault's end to every memory done
-
-
-def transcripts(count: int, tag: str) -> list[dict]:
-    """Memories to create: `count` distinct transcripts, for two users."""
-    return [
-        {"uid": ("alice", "ben")[i % 2], "transcript": f"{TRANSCRIPTS[i % 5]}\nAlice: That was note {i} of {tag}."}
-        for i in range(count)
-    ]
-
-
-def created_ids(answer) -> list[int]:
-    assert answer.status == 201, answer.json
-    return [m["id"] for m in answer.json["items"]]
-
-
-def statuses(ids: list[int]) -> dict[int, str]:
-    return dict(Memory.objects.filter(id__in=ids).values_list("id", "status"))
-
-
-def wait_for(condition, seconds: float, what: str, logs: list[Path] = ()) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs if log.exists())
-            pytest.fail(f"not within {seconds} s: {what}\n{tails}")
-        time.sleep(0.1)
-
-
-def all_indexed(ids: list[int]):
-    return lambda: set(statuses(ids).values()) == {"indexed"}
-
-
-def nothing_pending(ids: list[int]):
-    """Done: indexed, or deleted with its vectors removed (no lease left)."""
-    return lambda: (
-        not Memory.objects.filter(id__in=ids)
-        .exclude(status="indexed", lease_until=None)
-        .exclude(status="deleted", lease_until=None)
-        .exists()
-    )
-
-
-def indexings(logs: list[Path]) -> dict[int, int]:
-    """How many times each memory was marked indexed, by the workers' logs."""
-    counts: dict[int, int] = {}
-    for log in logs:
-        for memory_id in re.findall(r"memory (\d+): indexed \(", log.read_text()):
-            counts[int(memory_id)] = counts.get(int(memory_id), 0) + 1
-    return counts
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -63,6 +64,16 @@ class Broker:
 @pytest.fixture
 def broker(monkeypatch) -> Broker:
     return Broker(monkeypatch)
+
+
+def test_beat_sends_the_sweep_and_redis_hands_a_message_to_another_worker_only_after_the_longest_retry_countdown():
+    from omi_memory.celery import app
+
+    assert app.conf.beat_schedule["sweep"]["task"] == tasks.sweep.name
+    assert app.conf.beat_schedule["sweep"]["schedule"] == settings.PIPELINE_SWEEP_SECONDS
+    longest_countdown = tasks.process_memories.retry_backoff_max
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    assert visibility >= longest_countdown + 10 * settings.PIPELINE_LEASE_SECONDS
 
 
 def test_a_queued_memory_whose_message_was_lost_is_processed_by_the_first_sweep_after_its_lease():
