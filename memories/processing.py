@@ -70,7 +70,10 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, at
         raise retry from exc
 
 
-def _process_claimed(memory_ids: list[int], claimed: list[int], token, final_attempt: bool, attempt: int):
+def _process_claimed(
+    memory_ids: list[int], claimed: list[int], token, final_attempt: bool, attempt: int
+) -> dict[int, str]:
+    """The pipeline for what the claim `token` took (`claimed`, of `memory_ids`)."""
     outcomes = {memory_id: "skipped" for memory_id in memory_ids}
     memories = list(Memory.objects.filter(id__in=claimed).order_by("id"))
     if not memories:
