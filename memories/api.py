@@ -82,6 +82,9 @@ class MemorySummaryOut(Schema):
     emoji: str
     category: str
     status: str
+    searchable: bool = Field(
+        ..., description="Search finds it: indexed, or being reprocessed (its old vectors serve until the new ones)."
+    )
     failure_reason: str
     attempts: int
     indexed_at: datetime | None

@@ -121,6 +121,12 @@ class Memory(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.UUIDField(null=True, blank=True)  # who holds the `processing` claim
+    # Until when whoever has the memory's work (a message in the broker, a worker on it) is trusted
+    # with it; past that the sweeper sends it again (memories/processing.py). None: nothing pending.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Its vectors are in the store, so search finds it: also while it is reprocessed (the old vectors
+    # serve until the new ones replace them); no longer once it failed or was deleted.
+    searchable = models.BooleanField(default=False)
     indexed_at = models.DateTimeField(null=True, blank=True)
     text_hash = models.CharField(max_length=64, blank=True)
     embedding_model = models.CharField(max_length=128, blank=True)
@@ -135,6 +141,10 @@ class Memory(models.Model):
             models.Index(fields=["status", "updated_at"]),
             # what a user's lexical index is checked against before each search, read from the index alone
             models.Index(fields=["uid", "status"], include=["indexed_at", "id"], name="memory_uid_status_version"),
+            # the same for what search reads (searchable memories)
+            models.Index(fields=["uid", "searchable"], include=["indexed_at", "id"], name="memory_uid_searchable"),
+            # what the sweeper looks for: work whose lease has passed
+            models.Index(fields=["status", "lease_until"], name="memory_status_lease"),
         ]
         constraints = [
             models.UniqueConstraint(

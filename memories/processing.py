@@ -7,9 +7,17 @@ batches (`memories/vectors.py`), then marks them `indexed` by a conditional upda
 and sends `memory_indexed`. A transient failure before the last attempt puts a memory back to
 `queued` and raises `RetryLater` for the task to retry it (Celery's autoretry, see `tasks.py`); on
 the last attempt, or for a permanent failure, the memory is `failed` with the reason.
+
+Leases: the database, not the broker, says what is left to do. A claim holds its memories for
+PIPELINE_LEASE_SECONDS, renewed by a heartbeat (a thread) every quarter of that while the worker
+is on them, however long the batch; a memory put back for a retry is held for the retry's longest
+countdown. Whatever happens to a message or a worker, once the lease has passed the sweeper
+(`memories.services.pipeline_sweep`, run by Celery beat) sends the memory again. A late original
+cannot finish what another claim took over: every finish is conditional on its own token.
 """
 
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +25,7 @@ from datetime import timedelta
 
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,12 +42,12 @@ logger = logging.getLogger(__name__)
 Status = Memory.Status
 
 
-def memory_process(*, memory_id: int, final_attempt: bool = True, reclaim: bool = False) -> str:
+def memory_process(*, memory_id: int, final_attempt: bool = True, attempt: int = 0) -> str:
     """The pipeline for one memory (see `memory_process_many`); returns what happened to it."""
-    return memory_process_many(memory_ids=[memory_id], final_attempt=final_attempt, reclaim=reclaim)[memory_id]
+    return memory_process_many(memory_ids=[memory_id], final_attempt=final_attempt, attempt=attempt)[memory_id]
 
 
-def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, reclaim: bool = False) -> dict[int, str]:
+def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, attempt: int = 0) -> dict[int, str]:
     """The pipeline: claim, extract (concurrently, for a remote extractor), embed every text in
     one embedder call, upsert in the store's batches, mark `indexed`.
 
@@ -47,9 +55,26 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, re
     claimable: done already, or another worker has it) or `superseded` (deleted or re-claimed
     while it ran). Only a memory whose vectors were all acknowledged is marked `indexed`. A
     transient failure before the last attempt puts the memory back to `queued`, and a
-    `RetryLater` naming those memories is raised at the end for the task to retry them.
+    `RetryLater` naming those memories is raised at the end for the task to retry them (`attempt`:
+    the retries so far, which bound the retry's countdown and so its lease). The claim's lease is
+    renewed while the work goes on; if the database goes away meanwhile, what is still held is put
+    back to `queued` once it answers again (else the lease runs out and the sweeper sends it again).
     """
-    token, claimed = _claim(memory_ids, reclaim=reclaim)
+    token, claimed = _claim(memory_ids)
+    try:
+        with _Heartbeat(token):
+            return _process_claimed(memory_ids, claimed, token, final_attempt, attempt)
+    except (OperationalError, InterfaceError) as exc:
+        retry = _released_after_database_error(token, exc, attempt)
+        if retry is None:
+            raise
+        raise retry from exc
+
+
+def _process_claimed(
+    memory_ids: list[int], claimed: list[int], token, final_attempt: bool, attempt: int
+) -> dict[int, str]:
+    """The pipeline for what the claim `token` took (`claimed`, of `memory_ids`)."""
     outcomes = {memory_id: "skipped" for memory_id in memory_ids}
     memories = list(Memory.objects.filter(id__in=claimed).order_by("id"))
     if not memories:
@@ -82,7 +107,7 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, re
         if not known:
             logger.error("memory %s: pipeline failed", memory_id, exc_info=exc)
         if known and not getattr(exc, "permanent", False) and not final_attempt:
-            _release(memory_id, token, reason)
+            _release(memory_id, token, reason, attempt)
             outcomes[memory_id] = "retrying"
             retry.append(memory_id)
             PIPELINE_RETRIES.labels(type(exc).__name__).inc()
@@ -112,7 +137,9 @@ def memory_process_now(*, memory_ids: list[int]) -> dict[int, str]:
     for attempt in range(settings.PIPELINE_MAX_RETRIES + 1):
         try:
             outcomes.update(
-                memory_process_many(memory_ids=memory_ids, final_attempt=attempt == settings.PIPELINE_MAX_RETRIES)
+                memory_process_many(
+                    memory_ids=memory_ids, final_attempt=attempt == settings.PIPELINE_MAX_RETRIES, attempt=attempt
+                )
             )
             break
         except RetryLater as exc:
@@ -169,6 +196,8 @@ def _finish_indexed(memories: list[Memory], extractions: dict[int, Extraction], 
                 failure_reason="",
                 indexed_at=timezone.now(),
                 claim_token=None,
+                lease_until=None,
+                searchable=True,
                 text_hash=vectors.text_hash,
                 embedding_model=vectors.model,
                 embedding_dim=vectors.dim,
@@ -192,30 +221,101 @@ def _finish_indexed(memories: list[Memory], extractions: dict[int, Extraction], 
     return outcomes
 
 
-def _claim(memory_ids: list[int], *, reclaim: bool) -> tuple[uuid.UUID, list[int]]:
-    """Take memories for processing with one conditional UPDATE; the token marks ours."""
+def _claim(memory_ids: list[int]) -> tuple[uuid.UUID, list[int]]:
+    """Take memories for processing with one conditional UPDATE; the token marks ours. A memory
+    is claimable when queued, or processing under a lease that has passed (its worker is gone)."""
     now = timezone.now()
     token = uuid.uuid4()
-    stale = now - timedelta(seconds=settings.PIPELINE_STALE_CLAIM_SECONDS)
-    claimable = Q(status=Status.QUEUED) | Q(status=Status.PROCESSING, claimed_at__lt=stale)
-    if reclaim:  # the broker redelivered the task: the worker that had it is gone
-        claimable |= Q(status=Status.PROCESSING)
+    claimable = Q(status=Status.QUEUED) | Q(status=Status.PROCESSING, lease_until__lt=now)
     Memory.objects.filter(Q(id__in=memory_ids) & claimable).update(
-        status=Status.PROCESSING, claimed_at=now, claim_token=token, attempts=F("attempts") + 1
+        status=Status.PROCESSING,
+        claimed_at=now,
+        lease_until=now + timedelta(seconds=settings.PIPELINE_LEASE_SECONDS),
+        claim_token=token,
+        attempts=F("attempts") + 1,
     )
     return token, list(Memory.objects.filter(id__in=memory_ids, claim_token=token).values_list("id", flat=True))
 
 
-def _release(memory_id: int, token, reason: str) -> None:
+class _Heartbeat:
+    """Renews the lease on what a claim holds, every quarter lease, in a thread, until the block
+    ends (or nothing of the claim is processing any more)."""
+
+    def __init__(self, token):
+        self.token = token
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        # Inside a transaction the claim is not visible to another connection (and an update from
+        # one would wait for this one's row locks): a lease renewed from outside it means nothing.
+        if not transaction.get_connection().in_atomic_block:
+            self._thread = threading.Thread(target=self._run, name=f"lease-{self.token}", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        lease = settings.PIPELINE_LEASE_SECONDS
+        try:
+            while not self._stop.wait(lease / 4):
+                try:
+                    held = Memory.objects.filter(claim_token=self.token, status=Status.PROCESSING).update(
+                        lease_until=timezone.now() + timedelta(seconds=lease)
+                    )
+                except DatabaseError as exc:  # tried again at the next beat, on a new connection
+                    logger.warning("claim %s: could not renew its lease: %s", self.token, exc)
+                    connection.close()
+                    continue
+                if not held:
+                    return
+        finally:
+            connection.close()  # this thread's own
+
+
+def lease_after_retry(attempt: int) -> timedelta:
+    """How long a memory put back for retry number `attempt + 1` is held by its message: the
+    longest countdown Celery may give it (backoff with full jitter), then a queued memory's lease."""
+    ceiling = min(settings.PIPELINE_RETRY_BACKOFF_SECONDS * 2**attempt, settings.PIPELINE_RETRY_BACKOFF_MAX_SECONDS)
+    return timedelta(seconds=ceiling + settings.PIPELINE_QUEUE_LEASE_SECONDS)
+
+
+def _release(memory_id: int, token, reason: str, attempt: int) -> None:
     Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
-        status=Status.QUEUED, claim_token=None, failure_reason=f"retrying after: {reason}"[:2000]
+        status=Status.QUEUED,
+        claim_token=None,
+        lease_until=timezone.now() + lease_after_retry(attempt),
+        failure_reason=f"retrying after: {reason}"[:2000],
     )
+
+
+def _released_after_database_error(token, exc: Exception, attempt: int) -> "RetryLater | None":
+    """The database went away while a claim was at work: on a new connection, put back to
+    `queued` what the claim still holds and return the `RetryLater` to raise; None when that fails
+    too (or inside a transaction, which cannot reconnect)."""
+    if transaction.get_connection().in_atomic_block:
+        return None
+    connection.close()
+    reason = f"{type(exc).__name__}: {exc}"
+    try:
+        held = list(Memory.objects.filter(claim_token=token, status=Status.PROCESSING).values_list("id", flat=True))
+        for memory_id in held:
+            _release(memory_id, token, reason, attempt)
+    except DatabaseError:
+        logger.warning("claim %s: the database went away (%s); its lease will run out", token, reason)
+        return None
+    logger.warning("claim %s: the database went away (%s); %d memories queued again", token, reason, len(held))
+    return RetryLater(f"database unavailable: {reason}", outcomes={memory_id: "retrying" for memory_id in held})
 
 
 def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) -> None:
     logger.warning("memory %s: failed: %s", memory_id, reason)
     Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
-        status=Status.FAILED, claim_token=None, failure_reason=reason[:2000]
+        status=Status.FAILED, claim_token=None, lease_until=None, searchable=False, failure_reason=reason[:2000]
     )
     if vector_ids:  # some may have been written before the failure: never leave them behind
         try:
@@ -259,5 +359,8 @@ def retry_delay(retries: int) -> int:
     """Seconds before retry number `retries + 1`: exponential backoff with full jitter, as
     Celery's `retry_backoff` / `retry_jitter` compute it for the tasks."""
     return get_exponential_backoff_interval(
-        factor=settings.PIPELINE_RETRY_BACKOFF_SECONDS, retries=retries, maximum=600, full_jitter=True
+        factor=settings.PIPELINE_RETRY_BACKOFF_SECONDS,
+        retries=retries,
+        maximum=settings.PIPELINE_RETRY_BACKOFF_MAX_SECONDS,
+        full_jitter=True,
     )

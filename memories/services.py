@@ -7,23 +7,29 @@ that does it: the action and its record commit together, or neither does.
 
 Processing itself (claim, extract, embed, upsert, finish) is in `memories/processing.py`; the
 vectors of a memory in `memories/vectors.py`.
+
+Work is sent to the task queue after the transaction commits; when the broker cannot take it the
+request still succeeds (the memory is stored, deleted or queued again: the database says so), the
+failure is logged, and `pipeline_sweep` (run by Celery beat) sends it once the broker is back.
 """
 
 import logging
 import re
 import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from omi_memory import bounds
 from omi_memory.actors import USER, Actor
-from omi_memory.errors import Conflict, ValidationFailed
+from omi_memory.breaker import CircuitBreaker
+from omi_memory.errors import BackendError, Conflict, ValidationFailed
 
 from .models import (
     EXTERNAL_ID_MAX,
@@ -36,6 +42,7 @@ from .models import (
     Memory,
     Source,
 )
+from .processing import lease_after_retry
 from .vectors import memory_vectors_delete, user_vectors_erase
 
 logger = logging.getLogger(__name__)
@@ -77,19 +84,29 @@ def memory_create_many(*, items: list[dict], enqueue: bool = True) -> list[Memor
     keys = [(m.uid, m.external_id) for m in memories if m.external_id]
     if len(set(keys)) != len(keys):
         raise Conflict("the same external_id appears twice for one uid in this request")
-    with transaction.atomic():
-        taken = _taken_external_ids(keys)
-        if taken:
-            raise Conflict(
-                "a memory with this external_id already exists for this uid",
-                details=[{"uid": uid, "external_id": ext, "id": id_} for uid, ext, id_ in taken],
-                code="duplicate_external_id",
-            )
-        for memory in memories:
-            memory.save()
-        if enqueue:
-            _enqueue_on_commit([m.id for m in memories])
+    try:
+        with transaction.atomic():
+            _raise_if_taken(keys)
+            for memory in memories:
+                memory.lease_until = timezone.now() + _queue_lease()
+                memory.save()
+            if enqueue:
+                _enqueue_on_commit([m.id for m in memories])
+    except IntegrityError:
+        _raise_if_taken(keys)  # another request stored the same external_id meanwhile
+        raise
     return memories
+
+
+def _raise_if_taken(keys: list[tuple[str, str]]) -> None:
+    """Conflict naming the memories that have one of these (uid, external_id) already."""
+    taken = _taken_external_ids(keys)
+    if taken:
+        raise Conflict(
+            "a memory with this external_id already exists for this uid",
+            details=[{"uid": uid, "external_id": ext, "id": id_} for uid, ext, id_ in taken],
+            code="duplicate_external_id",
+        )
 
 
 def parse_time(value) -> datetime | None:
@@ -176,25 +193,57 @@ def _enqueue_on_commit(memory_ids: list[int]) -> None:
     """After commit: one task for one memory, one batch task for several (batched embedding)."""
     from memories.tasks import process_memories, process_memory
 
-    def enqueue(ids: list[int]) -> None:
-        if len(ids) == 1:
-            process_memory.delay(ids[0])
-        else:
-            process_memories.delay(ids)
+    if len(memory_ids) == 1:
+        transaction.on_commit(partial(_send, process_memory, [memory_ids[0]], memory_ids))
+    else:
+        transaction.on_commit(partial(_send, process_memories, [list(memory_ids)], memory_ids))
 
-    transaction.on_commit(partial(enqueue, list(memory_ids)))
+
+# The task broker: while it fails, sending is skipped for a while (BROKER_RETRY_AFTER_SECONDS).
+_BROKER = CircuitBreaker("task broker", lambda: settings.BROKER_RETRY_AFTER_SECONDS)
+
+
+def _send(task, args: list, memory_ids: list[int]) -> bool:
+    """Send a task for these memories. When the broker cannot take it (down, or failed a moment
+    ago) the memories' lease is ended, so that the next sweep sends it again, and False is returned;
+    the caller's answer stands: the database holds what is to be done."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    if not _BROKER.is_open():
+        try:
+            task.apply_async(args=args)
+            return True
+        except (BrokerError, OSError) as exc:
+            _BROKER.failed(exc, "the work is stored and the sweeper sends it once the broker is back")
+    Memory.objects.filter(id__in=memory_ids).exclude(lease_until=None).update(lease_until=timezone.now())
+    return False
+
+
+def _queue_lease() -> timedelta:
+    """How long a message in the broker holds its memory before the sweeper sends it again."""
+    return timedelta(seconds=settings.PIPELINE_QUEUE_LEASE_SECONDS)
 
 
 def memory_reprocess(*, memory: Memory, actor: Actor) -> Memory:
-    """Queue a memory to run through the pipeline again (unchanged text is not re-embedded)."""
+    """Queue a memory to run through the pipeline again (unchanged text is not re-embedded). An
+    indexed memory stays searchable, with its old vectors, until its new ones replace them."""
     status_before = memory.status
-    stale = timezone.now() - timedelta(seconds=settings.PIPELINE_STALE_CLAIM_SECONDS)
+    now = timezone.now()
     with transaction.atomic():
         updated = (
             Memory.objects.filter(id=memory.id)
-            .filter(Q(status__in=[Status.INDEXED, Status.FAILED, Status.QUEUED]) | Q(claimed_at__lt=stale))
-            .exclude(status=Status.DELETED)
-            .update(status=Status.QUEUED, failure_reason="", attempts=0, claimed_at=None, claim_token=None)
+            .filter(
+                Q(status__in=[Status.INDEXED, Status.FAILED, Status.QUEUED])
+                | Q(status=Status.PROCESSING, lease_until__lt=now)  # its worker is gone
+            )
+            .update(
+                status=Status.QUEUED,
+                failure_reason="",
+                attempts=0,
+                claimed_at=None,
+                claim_token=None,
+                lease_until=now + _queue_lease(),
+            )
         )
         if not updated:
             memory.refresh_from_db()
@@ -214,7 +263,12 @@ def memory_retry_failed(*, memory_ids: list[int] | None = None, actor: Actor, ba
             failed = failed.filter(id__in=memory_ids)
         ids = list(failed.values_list("id", flat=True))
         Memory.objects.filter(id__in=ids).update(
-            status=Status.QUEUED, failure_reason="", attempts=0, claimed_at=None, claim_token=None
+            status=Status.QUEUED,
+            failure_reason="",
+            attempts=0,
+            claimed_at=None,
+            claim_token=None,
+            lease_until=timezone.now() + _queue_lease(),
         )
         for start in range(0, len(ids), batch):
             _enqueue_on_commit(ids[start : start + batch])
@@ -246,23 +300,109 @@ def _audit_memory(actor: Actor, action: str, memory: Memory, *, status_before: s
 
 
 def _memory_soft_delete(memory: Memory) -> bool:
-    """Mark a memory deleted (False: it was already) and, on commit, remove its vectors."""
+    """Mark a memory deleted (False: it was already) and, on commit, remove its vectors (until
+    they are, the memory keeps a lease, so that the sweeper sees to it)."""
     from memories.tasks import delete_memory_vectors
 
     with transaction.atomic():
         deleted = (
             Memory.objects.filter(id=memory.id)
             .exclude(status=Status.DELETED)
-            .update(status=Status.DELETED, claimed_at=None, claim_token=None)
+            .update(
+                status=Status.DELETED,
+                claimed_at=None,
+                claim_token=None,
+                searchable=False,
+                lease_until=timezone.now() + _queue_lease(),
+            )
         )
-        transaction.on_commit(partial(delete_memory_vectors.delay, memory.id))
+        transaction.on_commit(partial(_send, delete_memory_vectors, [memory.id], [memory.id]))
     return bool(deleted)
 
 
-def memory_remove_vectors(*, memory_id: int) -> None:
+def memory_remove_vectors(*, memory_id: int, attempt: int = 0) -> None:
+    """Remove a deleted memory's vectors (store and database); then nothing is pending on it. A
+    transient failure holds it for the retry (`attempt`: the retries so far) before the sweeper may."""
     memory = Memory.objects.filter(id=memory_id, status=Status.DELETED).first()
-    if memory is not None:
+    if memory is None:
+        return
+    try:
         memory_vectors_delete(memory=memory)
+    except BackendError as exc:
+        if not exc.permanent:
+            lease = timezone.now() + lease_after_retry(attempt)
+            Memory.objects.filter(id=memory_id, status=Status.DELETED).update(lease_until=lease)
+        raise
+    Memory.objects.filter(id=memory_id, status=Status.DELETED).update(lease_until=None)
+
+
+@dataclass
+class Sweep:
+    """What a sweep sent again: memories to process, deleted ones whose vectors are to be removed,
+    and those failed because their worker was lost too often."""
+
+    queued: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+WORKER_LOST = "its worker was lost (killed, or out of memory?) each of the {} times it was processed"
+
+
+def pipeline_sweep(*, limit: int = 1000, batch: int = 16) -> Sweep:
+    """Send again the work whose lease has passed, whatever became of its message or worker (the
+    database is the source of truth): memories `queued`, or `processing` by a worker that stopped
+    renewing its lease, are queued again and sent to the pipeline, `batch` per task; deleted
+    memories whose vectors were not removed are sent to have them removed. A memory whose worker
+    was lost while processing it more than PIPELINE_MAX_RETRIES times in a row is `failed`, with
+    the reason. Concurrent sweeps skip each other's rows; at most `limit` memories per sweep."""
+    from memories.tasks import delete_memory_vectors
+
+    now = timezone.now()
+    sweep = Sweep()
+    with transaction.atomic():
+        due = list(
+            Memory.objects.select_for_update(skip_locked=True)
+            .filter(status__in=[Status.QUEUED, Status.PROCESSING, Status.DELETED], lease_until__lt=now)
+            .order_by("lease_until")
+            .values_list("id", "status", "attempts")[:limit]
+        )
+        lost = [(id_, attempts) for id_, status, attempts in due if status == Status.PROCESSING]
+        for memory_id, attempts in lost:
+            if attempts > settings.PIPELINE_MAX_RETRIES:
+                sweep.failed.append(memory_id)
+                Memory.objects.filter(id=memory_id).update(
+                    status=Status.FAILED,
+                    claim_token=None,
+                    lease_until=None,
+                    searchable=False,
+                    failure_reason=WORKER_LOST.format(attempts),
+                )
+        Memory.objects.filter(id__in=[id_ for id_, _ in lost if id_ not in sweep.failed]).update(
+            status=Status.QUEUED,
+            claim_token=None,
+            failure_reason="queued again: the worker processing it stopped renewing its lease",
+        )
+        sweep.queued = [id_ for id_, status, _ in due if status != Status.DELETED and id_ not in sweep.failed]
+        sweep.deleted = [id_ for id_, status, _ in due if status == Status.DELETED]
+        Memory.objects.filter(id__in=sweep.queued + sweep.deleted).update(lease_until=now + _queue_lease())
+        for start in range(0, len(sweep.queued), batch):
+            _enqueue_on_commit(sweep.queued[start : start + batch])
+        for memory_id in sweep.deleted:
+            transaction.on_commit(partial(_send, delete_memory_vectors, [memory_id], [memory_id]))
+    if lost:  # a worker died, or stopped renewing its leases (its database connection went away)
+        logger.warning(
+            "sweep: %d memories whose worker stopped renewing its lease taken back (%d of them failed)",
+            len(lost),
+            len(sweep.failed),
+        )
+    if due:
+        logger.info(
+            "sweep: %d memories sent to the pipeline again, %d deleted ones to have their vectors removed",
+            len(sweep.queued),
+            len(sweep.deleted),
+        )
+    return sweep
 
 
 def user_erase(*, uid: str, actor: Actor) -> tuple[int, int]:
@@ -273,12 +413,20 @@ def user_erase(*, uid: str, actor: Actor) -> tuple[int, int]:
         deleted = (
             Memory.objects.filter(uid=uid)
             .exclude(status=Status.DELETED)
-            .update(status=Status.DELETED, claimed_at=None, claim_token=None)
+            .update(
+                status=Status.DELETED,
+                claimed_at=None,
+                claim_token=None,
+                searchable=False,
+                lease_until=timezone.now() + _queue_lease(),  # the sweeper's, if the store fails below
+            )
         )
         audit_record(
             actor=actor, action=AuditEvent.Action.USER_ERASE, uid=uid, target_type="user", details={"memories": deleted}
         )
-    return deleted, user_vectors_erase(uid=uid)
+    removed = user_vectors_erase(uid=uid)
+    Memory.objects.filter(uid=uid, status=Status.DELETED).update(lease_until=None)
+    return deleted, removed
 
 
 def memory_merge_into(*, memory: Memory, into: Memory) -> None:

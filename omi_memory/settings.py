@@ -170,7 +170,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60)
+    # Persistent connections, checked before each request or task reuses one: after PostgreSQL
+    # restarts (or kills a connection) the web and the workers reconnect by themselves.
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60, conn_health_checks=True
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a worker process started by a test sees the test database.
@@ -263,16 +267,50 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-
-# Celery beat (`celery -A omi_memory beat`): the periodic tasks, one entry each.
-CELERY_BEAT_SCHEDULE: dict = {}
+# When the connection to Redis is lost, the tasks at work cannot be acknowledged any more (their
+# channel is gone; trying crashes the worker): they are stopped, and their memories, whose
+# leases lapse, are sent again by the sweeper. (Celery 6's default.)
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# The database is the source of truth, not the broker: a memory whose message is lost (a worker
+# killed, Redis flushed or restarted, Redis down when it was created) is sent again by the sweeper
+# once its lease has passed (below). So the visibility timeout (after which Redis hands an
+# unacknowledged message to another worker) is not what recovery waits for; it must only exceed
+# the longest countdown of a retry (PIPELINE_RETRY_BACKOFF_MAX_SECONDS: a worker holds a message
+# unacknowledged until its countdown ends) plus the longest task, or a waiting retry would run twice.
+BROKER_VISIBILITY_TIMEOUT = 3600
+BROKER_CONNECT_TIMEOUT = env_float("BROKER_CONNECT_TIMEOUT", 1.0, minimum=0.1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+    # A broker that is down or unreachable costs a request about a second, not a TCP timeout.
+    "socket_connect_timeout": BROKER_CONNECT_TIMEOUT,
+    "socket_timeout": 5,
+}
+# Sending a task: tried twice more at most (0.2 s apart) before the failure is logged and the
+# sweeper left to send it; then the broker is not tried again for BROKER_RETRY_AFTER_SECONDS.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+BROKER_RETRY_AFTER_SECONDS = env_int("BROKER_RETRY_AFTER_SECONDS", 10, minimum=0)
 
 # The pipeline.
 PIPELINE_MAX_RETRIES = env_int("PIPELINE_MAX_RETRIES", 3, minimum=0)
 PIPELINE_RETRY_BACKOFF_SECONDS = env_int("PIPELINE_RETRY_BACKOFF_SECONDS", 2, minimum=0)
-# A memory left in `processing` this long (a worker died mid-task) may be claimed again.
-PIPELINE_STALE_CLAIM_SECONDS = env_int("PIPELINE_STALE_CLAIM_SECONDS", 600, minimum=1)
+PIPELINE_RETRY_BACKOFF_MAX_SECONDS = 600  # the longest countdown before a retry
+# Leases (memories/processing.py): a worker holds the memories it processes for
+# PIPELINE_LEASE_SECONDS and renews that every quarter of it while it works (a heartbeat), however
+# long the batch; a message waiting in the broker holds its memory for PIPELINE_QUEUE_LEASE_SECONDS
+# (a retry, for its countdown too). Every PIPELINE_SWEEP_SECONDS the sweeper (Celery beat; without
+# Redis, `manage.py sweep --every`) sends again the memories whose lease has passed: a dead worker's
+# are processed again within PIPELINE_LEASE_SECONDS + PIPELINE_SWEEP_SECONDS (3 minutes by default).
+PIPELINE_LEASE_SECONDS = env_int("PIPELINE_LEASE_SECONDS", 120, minimum=1)
+PIPELINE_QUEUE_LEASE_SECONDS = env_int("PIPELINE_QUEUE_LEASE_SECONDS", 300, minimum=1)
+PIPELINE_SWEEP_SECONDS = env_int("PIPELINE_SWEEP_SECONDS", 60, minimum=1)
+# Celery beat (`celery -A omi_memory beat`, one per deployment): the periodic tasks, one entry each.
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "memories.tasks.sweep",
+        "schedule": PIPELINE_SWEEP_SECONDS,
+        "options": {"expires": PIPELINE_SWEEP_SECONDS},  # sweeps that no worker took in time are dropped
+    },
+}
 CHUNK_TOKENS = env_int("CHUNK_TOKENS", 200, minimum=16)
 # Snippets: smaller windows (a turn or two) with vectors of their own, for precise matches; 0: none.
 SNIPPET_TOKENS = env_int("SNIPPET_TOKENS", 32, minimum=0)

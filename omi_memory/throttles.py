@@ -8,10 +8,10 @@ answers 429 in the one error shape with `Retry-After`, the seconds until the win
 Counts live in Django's cache, Redis when CACHE_URL (or REDIS_URL) is set, so that every worker
 process and host shares them, and are kept with atomic adds and increments (two processes never
 both see the last free request). When the cache cannot be reached the request is let through, and
-logged: a throttle is not worth an outage.
+logged: a throttle is not worth an outage; the cache is then left alone for a while
+(BROKER_RETRY_AFTER_SECONDS), so that requests do not each wait on it.
 """
 
-import logging
 import math
 import threading
 import time
@@ -23,9 +23,9 @@ from ninja.errors import Throttled
 from ninja.throttling import BaseThrottle
 
 from omi_memory.actors import client_ip
+from omi_memory.breaker import CircuitBreaker
 
-logger = logging.getLogger(__name__)
-
+_CACHE = CircuitBreaker("throttle cache", lambda: settings.BROKER_RETRY_AFTER_SECONDS)
 PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 
@@ -54,13 +54,15 @@ class RateThrottle(BaseThrottle):
         rate = getattr(settings, self.rate_setting)
         if rate is None:
             return True
+        if _CACHE.is_open():
+            return True
         limit, period = parse_rate(rate)
         key = f"throttle:{self.scope}:{period}:{self.ident(request)}"
         now = time.time()
         try:
             started, count = self._count(key, now, period)
-        except Exception:  # noqa: BLE001 - the cache is down: let the request through
-            logger.warning("throttle %s: cache unavailable; request allowed", self.scope, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the cache is down: let the request through
+            _CACHE.failed(exc, "requests are let through unthrottled")
             return True
         if count <= limit:
             return True

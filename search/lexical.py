@@ -4,7 +4,7 @@ a memory also scores as its best exchange: the query's words close together). Th
 function words and question words are left out (`memories.text.SEARCH_STOP_WORDS`).
 
 The index of a user is built on demand and kept in the process; before each use it is checked
-against the database (count, newest indexing time and id sum of the user's indexed memories), so
+against the database (count, newest indexing time and id sum of the user's searchable memories), so
 a memory indexed, reprocessed or deleted by any process makes every process rebuild it.
 """
 
@@ -71,7 +71,7 @@ _lock = threading.Lock()
 
 
 def lexical_index(uid: str) -> LexicalIndex:
-    memories = Memory.objects.filter(uid=uid, status=Memory.Status.INDEXED)
+    memories = Memory.objects.filter(uid=uid, searchable=True)
     stats = memories.aggregate(n=Count("id"), last=Max("indexed_at"), ids=Sum("id"))
     version = (stats["n"], stats["last"], stats["ids"])
     with _lock:

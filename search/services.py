@@ -45,8 +45,9 @@ def search_memories(
     user=None,
     log: bool = True,
 ) -> SearchResult:
-    """The `k` indexed memories of `uid` that best answer `queries` by `strategy`, best first.
-    Every search is logged (`SearchLog`) unless `log=False` (the evaluation's own runs)."""
+    """The `k` searchable memories of `uid` (indexed, or being reprocessed with their old vectors)
+    that best answer `queries` by `strategy`, best first. Every search is logged (`SearchLog`)
+    unless `log=False` (the evaluation's own runs)."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
     embedder, store = get_embedder(), get_vector_store()
@@ -59,7 +60,7 @@ def search_memories(
     )
     ranked = strategies.run(request)
     memories = (
-        Memory.objects.filter(uid=uid, id__in=[r.memory_id for r in ranked], status=Memory.Status.INDEXED)
+        Memory.objects.filter(uid=uid, id__in=[r.memory_id for r in ranked], searchable=True)
         .defer("transcript")
         .in_bulk()
     )

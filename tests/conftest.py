@@ -67,14 +67,19 @@ def signed_in(db):
 def forget_process_state() -> None:
     """No vector cached in this process, for any model, and parts built anew (a store remembers
     its model record for a few seconds: a record from rows since rolled back must not count); no
-    request counted by a throttle in this process's cache (a Redis cache is never flushed here)."""
+    request counted by a throttle in this process's cache (a Redis cache is never flushed here); no
+    broker or cache remembered as down."""
     from django.core.cache import caches
     from django.core.cache.backends.locmem import LocMemCache
 
+    from memories import services
     from memories.parts import registry
+    from omi_memory import throttles
 
     Embedder._caches.clear()
     registry._forget_parts()
+    services._BROKER.reset()
+    throttles._CACHE.reset()
     if isinstance(caches["default"], LocMemCache):
         caches["default"].clear()
 

@@ -99,7 +99,8 @@ def test_reprocess_runs_the_pipeline_again(api):
 
 def test_a_memory_being_processed_cannot_be_reprocessed(api):
     created = api.post("/memories", {"uid": "alice", "transcript": BUDGET}).json()
-    Memory.objects.filter(id=created["id"]).update(status="processing", claimed_at=datetime.now(UTC))
+    lease = datetime.now(UTC) + timedelta(minutes=1)  # its worker is alive: it renews the lease
+    Memory.objects.filter(id=created["id"]).update(status="processing", claimed_at=datetime.now(UTC), lease_until=lease)
 
     response = api.post(f"/memories/{created['id']}/reprocess")
 

@@ -89,3 +89,31 @@ def test_keys_made_before_expiry_and_revocation_keep_working_and_an_inactive_one
     assert kept is not None and (kept.uid, kept.expires_at, kept.state) == ("alice", None, "active")
     assert api_key_authenticate(raw_key="omk_old2-secret") is None
     assert ApiKey.objects.get(name="retired").state == "revoked"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_work_in_flight_before_leases_is_taken_up_by_the_first_sweep_and_indexed_memories_stay_searchable():
+    from memories.models import Memory
+    from memories.services import pipeline_sweep
+
+    before = [("memories", "0006_api_key_lifecycle_audit_trail")]
+    executor = _migrate(before)
+    old = executor.loader.project_state(before).apps
+    made = {
+        status: old.get_model("memories", "Memory").objects.create(uid="alice", transcript="Alice: hi", status=status)
+        for status in ("queued", "processing", "indexed", "failed", "deleted")
+    }
+    cleaned = old.get_model("memories", "Memory").objects.create(uid="alice", transcript="Alice: bye", status="deleted")
+    old.get_model("memories", "MemoryVector").objects.create(
+        memory_id=made["deleted"].id, position=0, vector_id=f"alice-{made['deleted'].id}", model="m", dim=1, vector=b""
+    )
+
+    _migrate(executor.loader.graph.leaf_nodes())
+
+    memories = Memory.objects.in_bulk()
+    assert [m.searchable for m in memories.values()].count(True) == 1 and memories[made["indexed"].id].searchable
+    pending = {m.id for m in memories.values() if m.lease_until is not None}
+    assert pending == {made["queued"].id, made["processing"].id, made["deleted"].id}  # not `cleaned`: no vectors left
+    swept = pipeline_sweep()
+    assert sorted(swept.queued) == [made["queued"].id, made["processing"].id] and swept.deleted == [made["deleted"].id]
+    assert cleaned.id not in swept.deleted

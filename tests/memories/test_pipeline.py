@@ -191,12 +191,15 @@ def test_a_redelivered_task_does_no_harm(remember, settings):
     assert CountingEmbedder.embedded == embedded
 
 
-def test_a_memory_left_processing_by_a_dead_worker_is_claimed_on_redelivery(remember):
+def test_a_memory_processing_under_a_live_lease_is_left_to_its_worker_and_claimed_once_the_lease_passed(remember):
     memory = remember("alice", BUDGET)
-    Memory.objects.filter(id=memory.id).update(status="processing", claimed_at=timezone.now(), claim_token=uuid4())
+    held = Memory.objects.filter(id=memory.id)
+    held.update(status="processing", lease_until=timezone.now() + timedelta(minutes=1), claim_token=uuid4())
 
-    assert memory_process(memory_id=memory.id) == "skipped"  # another worker may still have it
-    assert memory_process(memory_id=memory.id, reclaim=True) == "indexed"  # the broker says it died
+    assert memory_process(memory_id=memory.id) == "skipped"  # its worker renews the lease: it is alive
+
+    held.update(lease_until=timezone.now() - timedelta(seconds=1))  # no heartbeat: the worker is gone
+    assert memory_process(memory_id=memory.id) == "indexed"
 
 
 def test_a_memory_deleted_while_processing_leaves_no_vectors(remember, settings, monkeypatch):

@@ -241,7 +241,8 @@ def test_admin_reprocesses_a_failed_memory_in_place(signed_in):
 
 def test_reprocessing_a_memory_that_is_being_processed_is_explained(signed_in):
     admin = signed_in("admin")
-    memory = stored(status="processing", claimed_at=dj_timezone.now())
+    now = dj_timezone.now()
+    memory = stored(status="processing", claimed_at=now, lease_until=now + timedelta(minutes=1))
     page = admin.post(f"/memories/{memory.id}/reprocess/", follow=True).content.decode()
     assert "cannot be reprocessed now" in page
     memory.refresh_from_db()

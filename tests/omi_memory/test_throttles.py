@@ -11,7 +11,7 @@ import pytest
 
 from memories.services import api_key_create
 from tests.support.actors import COMMAND
-from tests.support.processes import redis_url_or_skip, service_env, web_server
+from tests.support.processes import free_port, redis_url_or_skip, service_env, web_server
 from tests.support.transcripts import BUDGET, DENTIST
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +117,25 @@ def test_a_throttle_set_to_off_counts_nothing(api, settings):
     throttled(api.get("/memories"))
     settings.THROTTLE_READS = None  # THROTTLE_READS=off
     assert [api.get("/memories").status_code for _ in range(3)] == [200] * 3
+
+
+def test_with_the_cache_down_requests_go_through_and_the_cache_is_left_alone_for_a_while(api, settings, monkeypatch):
+    from omi_memory.throttles import RateThrottle
+
+    settings.CACHES = {  # a Redis that is not there
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    count, tried = RateThrottle._count, []
+    monkeypatch.setattr(RateThrottle, "_count", staticmethod(lambda *args: tried.append(args) or count(*args)))
+
+    answers = [api.get("/memories") for _ in range(5)]
+
+    assert [a.status_code for a in answers] == [200] * 5
+    assert len(tried) == 1  # after its failure, the cache is not tried by each request
 
 
 def test_the_openapi_schema_documents_429_with_retry_after_on_every_operation(client):

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def indexed(uid: str, transcript: str) -> Memory:
     return Memory.objects.create(
-        uid=uid, transcript=transcript, status=Memory.Status.INDEXED, indexed_at=timezone.now()
+        uid=uid, transcript=transcript, status=Memory.Status.INDEXED, indexed_at=timezone.now(), searchable=True
     )
 
 

@@ -60,3 +60,17 @@ def _failures(transcript: str) -> int:
 
     match = re.search(r"\[fails (\d+) times\]", transcript)
     return int(match.group(1)) if match else 0
+
+
+class SlowExtractor(LocalExtractor):
+    """The local extractor, taking SLOW_EXTRACT_SECONDS (from the environment: for a real worker)
+    longer per memory, so that a batch is still at work when a test strikes."""
+
+    name = "slow"
+
+    def extract(self, **kwargs):
+        import os
+        import time
+
+        time.sleep(float(os.environ.get("SLOW_EXTRACT_SECONDS", "0.5")))
+        return super().extract(**kwargs)

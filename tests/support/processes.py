@@ -1,10 +1,13 @@
-"""Real processes for tests: a Celery worker and a web server, on the test database."""
+"""Real processes for tests: Celery workers and beat, a web server and a Redis of their own, on
+the test database."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -58,38 +61,137 @@ def running(args: list[str], env: dict, log: Path):
         try:
             yield process
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM a process started in a session of its own, and the processes it started; SIGKILL
+    them if they are still there 20 seconds later."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL a process started by `running` and every process it started (a worker's pool)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def service_env(redis_url: str) -> dict:
     return {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": redis_url, "TORCH_THREADS": "1"}
 
 
-def celery_worker(env: dict, log: Path):
+def celery_worker(env: dict, log: Path, *, concurrency: int | None = None, supervised: bool = False):
+    """A Celery worker: one process (`--pool solo`), or a prefork pool of `concurrency` processes;
+    `supervised`: started again whenever it exits, as a supervisor does in production."""
+    pool = ["--pool", "solo"] if concurrency is None else ["--pool", "prefork", "--concurrency", str(concurrency)]
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "omi_memory",
+        "worker",
+        *pool,
+        "--loglevel",
+        "info",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+    ]
+    return Supervised(args, env, log) if supervised else running(args, env, log)
+
+
+class Supervised:
+    """A process run for the block and started again whenever it exits (as systemd's
+    `Restart=always`, or scripts/run.sh, do); `exits` holds the exit codes seen so far."""
+
+    def __init__(self, args: list[str], env: dict, log: Path):
+        self.args, self.env, self.log = args, env, log
+        self.exits: list[int] = []
+        self._stop = threading.Event()
+
+    def _start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            code = self.process.poll()
+            if code is not None:
+                self.exits.append(code)
+                self._start()
+
+    def __enter__(self) -> "Supervised":
+        self._start()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._watcher.join()
+        stop(self.process)
+
+
+def celery_beat(env: dict, log: Path, schedule: Path):
+    """Celery beat, sending the periodic tasks (the sweeper) every PIPELINE_SWEEP_SECONDS of `env`."""
     return running(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "omi_memory",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "info",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ],
+        [sys.executable, "-m", "celery", "-A", "omi_memory", "beat", "--schedule", str(schedule), "--loglevel", "info"],
         env,
         log,
     )
+
+
+class RedisServer:
+    """A Redis of the test's own on 127.0.0.1:`port`, without persistence (a restart loses every
+    message), for faults that stop it: `start()`, `stop()`; as a context, started and stopped."""
+
+    def __init__(self, port: int, logs: Path):
+        if shutil.which("redis-server") is None:
+            if os.environ.get("REQUIRE_SERVICES"):
+                pytest.fail("redis-server is required but not installed")
+            pytest.skip("redis-server is not installed")
+        self.port, self.logs, self.url = port, logs, f"redis://127.0.0.1:{port}/0"
+        self._running = None
+        self._starts = 0
+
+    def start(self) -> None:
+        import redis
+
+        self._starts += 1
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self._running = running(args, dict(os.environ), self.logs / f"redis-{self._starts}.log")
+        process = self._running.__enter__()
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start; see {self.logs}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.__exit__(None, None, None)
+            self._running = None
+
+    def __enter__(self) -> "RedisServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
 
 @contextmanager
