@@ -200,10 +200,10 @@ def outcomes(memory_ids: list[int]) -> dict[int, tuple[str, str, datetime, datet
 def reconcile_findings() -> dict[str, list[str]]:
     """What the database expects in the vector store against what the store holds.
 
-    A stand-in until `manage.py reconcile` (issue 12, item 2) is in this tree; swap it for that
-    service then. It compares the vector ids kept in the database (`MemoryVector`) of every
-    indexed memory with the records of the local store (`LocalVector`, the bench's store), and
-    each record's metadata with its memory."""
+    Written before `manage.py reconcile` (issue 12, item 2) was in this tree; the bench runs that
+    command too when it exists (`reconcile_command`). Compares the vector ids kept in the database
+    (`MemoryVector`) of every indexed memory with the records of the local store (`LocalVector`,
+    the bench's store), and each record's metadata with its memory."""
     from django.conf import settings
 
     from memories.models import LocalVector, Memory, MemoryVector
@@ -224,6 +224,19 @@ def reconcile_findings() -> dict[str, list[str]]:
         "orphaned": sorted(set(stored) - set(expected)),
         "metadata_differs": sorted(i for i in set(expected) & set(stored) if expected[i] != tuple(stored[i])),
     }
+
+
+def reconcile_command() -> dict | None:
+    """`manage.py reconcile` (without --repair), when the code has it: its exit status (1 when it
+    finds something) and its last lines."""
+    from django.core.management import get_commands
+
+    if "reconcile" not in get_commands():
+        return None
+    result = subprocess.run(
+        [sys.executable, "manage.py", "reconcile"], cwd=ROOT, capture_output=True, text=True, timeout=1800
+    )
+    return {"exit_status": result.returncode, "output": (result.stdout + result.stderr).strip().splitlines()[-5:]}
 
 
 # HTTP (urllib: the bench's own calls, outside the load).
@@ -329,8 +342,9 @@ def read_requests(path: Path, offset: int = 0) -> tuple[list[tuple], int]:
     return rows, offset + end
 
 
-def run_load(args, base: str, key: str, uids: list[str], processes: Processes, request_log: Path) -> None:
-    """The locust clients, for `args.seconds`; each request is a line of `request_log`."""
+def run_load(args, base: str, key: str, uids: list[str], processes: Processes, request_log: Path) -> float:
+    """The locust clients, for `args.seconds`; each request is a line of `request_log`. Returns the
+    mean of the machine's 1-minute load average while they ran."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{ROOT}",
@@ -367,7 +381,7 @@ def run_load(args, base: str, key: str, uids: list[str], processes: Processes, r
     )
     started = time.monotonic()
     progress = Progress()
-    offset, requests, errors, next_rss = 0, 0, 0, args.rss_every
+    offset, requests, errors, next_rss, loads = 0, 0, 0, args.rss_every, []
     while locust.poll() is None:
         time.sleep(1 if progress.tty else 2)
         elapsed = time.monotonic() - started
@@ -375,6 +389,7 @@ def run_load(args, base: str, key: str, uids: list[str], processes: Processes, r
         requests += len(rows)
         errors += sum(1 for row in rows if row[2] != EXPECTED.get(row[1], 200))
         count, age = waiting()
+        loads.append(os.getloadavg()[0])
         progress.show(
             f"load: {elapsed:4.0f}/{args.seconds} s, {requests:,} requests ({requests / elapsed:.1f}/s), "
             f"{errors} errors, {count:,} memories waiting (oldest {age:.0f} s), load average {load_average()}"
@@ -389,6 +404,7 @@ def run_load(args, base: str, key: str, uids: list[str], processes: Processes, r
     progress.done()
     if locust.returncode != 0:
         raise SystemExit(f"locust exited with {locust.returncode}; see {processes.logs / 'locust.log'}")
+    return sum(loads) / len(loads) if loads else os.getloadavg()[0]
 
 
 def drain(timeout: float) -> tuple[float, int, bool]:
@@ -529,7 +545,7 @@ def run(args, processes: Processes) -> int:
     from django.core.management import call_command
 
     out = io.StringIO()
-    call_command("create_api_key", name="load bench", stdout=out)
+    call_command("create_api_key", name="load bench", stdout=out, stderr=io.StringIO())
     key = out.getvalue().strip().splitlines()[-1]
 
     from omi_memory.celery import app
@@ -579,7 +595,7 @@ def run(args, processes: Processes) -> int:
     print(f"seed: {seeded} memories of {args.users} users indexed in {seed_seconds:.0f} s", flush=True)
 
     rss_start = rss_snapshot(processes)
-    run_load(args, base, key, uids, processes, request_log)
+    load_during = run_load(args, base, key, uids, processes, request_log)
     drain_seconds, backlog, drained = drain(args.drain_timeout)
     rss_end = rss_snapshot(processes)
     load_at_end = load_average()
@@ -594,7 +610,8 @@ def run(args, processes: Processes) -> int:
     findings = reconcile_findings()
     figures |= {
         "machine": machine(),
-        "load_average": {"start": load_at_start, "end": load_at_end},
+        "command": " ".join(["bench/load.py", *sys.argv[1:]]),
+        "load_average": {"start": load_at_start, "during": round(load_during, 2), "end": load_at_end},
         "world": world,
         "clients": args.clients,
         "wait": args.wait,
@@ -606,6 +623,7 @@ def run(args, processes: Processes) -> int:
         "created_unacknowledged": unacknowledged,
         "reconcile": {name: len(ids) for name, ids in findings.items()},
         "reconcile_examples": {name: ids[:5] for name, ids in findings.items() if ids},
+        "reconcile_command": reconcile_command(),
         "rss_mb": {
             str(pid): {
                 "process": label,
@@ -623,7 +641,8 @@ def run(args, processes: Processes) -> int:
         f"{figures['lost']} memories lost" if figures["lost"] else "",
         f"{figures['server_errors']} answers 5xx" if figures["server_errors"] else "",
         "no request answered" if not rows else "",
-        "the reconciliation found differences" if any(figures["reconcile"].values()) else "",
+        "the comparison of the database with the store found differences" if any(figures["reconcile"].values()) else "",
+        "manage.py reconcile found differences" if (figures["reconcile_command"] or {}).get("exit_status") else "",
     ]
     if problems := [p for p in problems if p]:
         print(f"FAILED: {'; '.join(problems)}")
@@ -633,9 +652,11 @@ def run(args, processes: Processes) -> int:
 
 def report(args, f: dict) -> None:
     print()
+    print(f"command: {f['command']}")
+    load = f["load_average"]
     print(
-        f"machine: {f['machine']}; load average at the start {f['load_average']['start']}, "
-        f"at the end {f['load_average']['end']}"
+        f"machine: {f['machine']}; load average (1, 5, 15 min) at the start {load['start']}, at the end "
+        f"{load['end']}; 1-minute load average during the load: {load['during']:.2f} on average"
     )
     print(f"world: {f['world']}")
     print(
@@ -670,9 +691,14 @@ def report(args, f: dict) -> None:
     )
     r = f["reconcile"]
     print(
-        f"reconcile (stand-in: MemoryVector ids against the local store): {r['missing']} missing, "
-        f"{r['orphaned']} orphaned, {r['metadata_differs']} with other metadata"
+        f"database against the store (the bench's own comparison of MemoryVector ids with the local store's "
+        f"records): {r['missing']} missing, {r['orphaned']} orphaned, {r['metadata_differs']} with other metadata"
     )
+    command = f["reconcile_command"]
+    if command is None:
+        print("manage.py reconcile: not in this code")
+    else:
+        print(f"manage.py reconcile: exit status {command['exit_status']}; " + " / ".join(command["output"]))
     print()
     print(f"{'RSS (MB)':22} {'pid':>8} {'start':>7} {'end':>7}")
     for pid, row in f["rss_mb"].items():

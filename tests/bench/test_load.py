@@ -47,7 +47,7 @@ def test_a_short_load_loses_no_memory_answers_no_5xx_and_leaves_nothing_behind(t
         [
             sys.executable,
             "bench/load.py",
-            *("--seconds", "20", "--clients", "4", "--users", "4", "--per-user", "5"),
+            *("--seconds", "20", "--clients", "4", "--wait", "0.1", "--users", "4", "--per-user", "5"),
             *("--database-url", database_url, "--redis-url", redis_url),
             *("--json", str(figures_file), "--logs", str(tmp_path / "logs")),
         ],
