@@ -52,7 +52,13 @@ def _ensure_postgres_database(url: str) -> None:
 def percentiles(samples_ms: list[float]) -> dict:
     ordered = sorted(samples_ms)
     pick = lambda q: ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]  # noqa: E731
-    return {"n": len(ordered), "p50": pick(0.50), "p95": pick(0.95), "mean": statistics.fmean(ordered)}
+    return {
+        "n": len(ordered),
+        "p50": pick(0.50),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "mean": statistics.fmean(ordered),
+    }
 
 
 def machine() -> str:
