@@ -10,6 +10,7 @@ LOAD_SEED, LOAD_WAIT (seconds between a client's requests).
 import itertools
 import os
 import random
+import sys
 import time
 
 from load_texts import search_body, transcript
@@ -56,4 +57,6 @@ class ApiClient(FastHttpUser):
                     memory_id = str(response.json()["id"])
             else:
                 response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
+                if not response.status_code:  # no answer: say why in locust.log
+                    print(f"no answer to {name}: {response.error!r}", file=sys.stderr)
         LOG.write(f"{time.time():.3f}\t{name}\t{response.status_code or 0}\t{elapsed_ms:.1f}\t{memory_id}\n")
