@@ -21,7 +21,7 @@ from django.conf import settings
 
 from memories.parts.chunking import windows
 from memories.parts.embedders.local import LocalEmbedder
-from memories.text import SENTENCE_END, SPEAKER, WORD, content_words, split_turns
+from memories.text import SENTENCE_END, SPEAKER, TITLE_STOP_WORDS, WORD, content_words, split_turns
 
 from .base import EMOJI, ActionItemData, EventData, Extraction, Extractor
 
@@ -119,9 +119,14 @@ REACTIONS = frozenset(
     """
 wow woah whoa awesome cool amazing incredible love loved lovely sounds sound glad happy nice super
 totally beautiful gorgeous stunning fantastic wonderful congrats congratulations proud fun exciting
-excited appreciate haha lol yay omg cute sweet inspiring
+excited appreciate haha lol yay omg cute sweet inspiring perfect
 """.split()
 )
+# A title's longest length in words.
+TITLE_WORDS = 10
+# A label before what is said ('Title: "...'), and quote marks.
+LABEL = re.compile(r"^[A-Z][a-z]+(?:\s[a-z]+)?:\s+")
+QUOTES = re.compile(r"[\"“”]")
 # Stage directions in a transcript: "[laughs]", "[shares photo: ...]".
 BRACKETED = re.compile(r"\s*\[[^\]]*\]\s*")
 POSSESSIVE = re.compile(r"'s$")
@@ -141,6 +146,11 @@ NOT_TASKS = re.compile(
     re.I,
 )
 
+# A task whose object points elsewhere: "put this in ...", "go through that", "write this down".
+POINTING = re.compile(r"^\w+(?:\s+(?:through|over|up|down|out|in|on))?\s+(this|that|these|those)\b", re.I)
+# What a task says after it that is no part of it: "... before I forget".
+AFTERTHOUGHT = re.compile(r"\s+(?:before|so)\s+(?:i|we)\s+(?:don't\s+)?forget\b.*$", re.I)
+
 WEEKDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -157,22 +167,51 @@ DATE = (
     rf"{WEEKDAY}(?:\s+{DAYPART})?|"
     rf"in\s+{NUMBER_WORD}\s+(?:days?|weeks?|months?))"
 )
-CLOCK_TIME = r"(?:\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\d{1,2}:\d{2}|noon|midnight)"
-TIME = rf"(?:{CLOCK_TIME}|\d{{1,2}}(?=\s|[.,!?]|$))"
+HOUR_WORDS = {
+    w: i for i, w in enumerate("one two three four five six seven eight nine ten eleven twelve".split(), start=1)
+}
+HOUR = rf"(?:\d{{1,2}}|{'|'.join(HOUR_WORDS)})"
+# A daypart said after the hour: "8 in the morning", "six in the evening".
+MERIDIEM = r"(?:am|pm|a\.m\.|p\.m\.|in\s+the\s+(?:morning|afternoon|evening)|at\s+night)"
+# A time said so that it is one: "6pm", "10:30", "half past nine", "nine-thirty", "9 o'clock", "noon".
+CLOCK_TIME = (
+    rf"(?:(?:half|quarter)\s+(?:past|after|to)\s+{HOUR}(?:\s*{MERIDIEM})?|"
+    rf"{HOUR}(?::\d{{2}}|[\s-](?:thirty|fifteen|forty-five)|\s+o'clock)(?:\s*{MERIDIEM})?|"
+    rf"\d{{1,2}}\s*{MERIDIEM}|{HOUR}\s+{MERIDIEM}|noon|midnight)"
+)
+# After "at", "around" or "by", a bare hour is a time too ("at 8", "at, like, nine").
+TIME = rf"(?:{CLOCK_TIME}|{HOUR}(?=\s|[.,!?]|$))"
+AT = r"(?:at|around)(?:,?\s+(?:like|about),?)?"
 WHEN = re.compile(
-    rf"\b(?:on\s+)?(?P<date>{DATE})(?:\s*,?\s*(?:at|around|by)\s+(?P<time>{TIME})|\s*,\s*(?P<time3>{CLOCK_TIME}))?"
-    rf"|\b(?:at|around)\s+(?P<time2>{TIME})(?:\s+(?:on\s+)?(?P<date2>{DATE}))?",
+    rf"\b(?:on\s+)?(?P<date>{DATE})(?:\s*,?\s*(?:{AT}|by)\s+(?P<time>{TIME})|\s*,\s*(?P<time3>{CLOCK_TIME}))?"
+    rf"|\b{AT}\s+(?P<time2>{TIME})(?:\s+(?:on\s+)?(?P<date2>{DATE}))?"
+    rf"|\b(?P<time4>\d{{1,2}}(?::\d{{2}})?\s*(?:am|pm|a\.m\.|p\.m\.))",
     re.IGNORECASE,
 )
-CLOCK = re.compile(r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>am|pm|a\.m\.|p\.m\.)?", re.I)
+CLOCK = re.compile(
+    rf"(?:(?P<part>half|quarter)\s+(?P<rel>past|after|to)\s+)?(?P<h>{HOUR})"
+    rf"(?::(?P<m>\d{{2}})|[\s-](?P<mw>thirty|fifteen|forty-five)|\s+o'clock)?\s*(?P<ap>{MERIDIEM})?",
+    re.I,
+)
+MINUTE_WORDS = {"thirty": 30, "fifteen": 15, "forty-five": 45}
 EVENT_WORDS = re.compile(
     r"\b(?:meeting|meet|appointment|call|dinner|lunch|breakfast|brunch|party|recital|game|class|"
     r"lesson|session|interview|flight|trip|visit|check-?up|review|standup|stand-up|sync|demo|"
     r"presentation|birthday|concert|deadline|reservation|pick\s?up|drop\s?off|practice|match|"
     r"appointment|cleaning|exam|conference|wedding|show|workshop|coffee|drinks|date|surgery|"
     r"consultation|inspection|delivery|showing|tour|playdate|rehearsal|webinar|due|schedule[d]?|"
-    r"book(?:ed)?|see\s+you|come\s+over|pick\s+(?:you|her|him|them)\s+up)\b",
+    r"book(?:ed)?|calendar|see\s+you|come\s+over|pick\s+(?:you|her|him|them)\s+up)\b",
     re.IGNORECASE,
+)
+# Where a sentence divides into clauses.
+CLAUSE = re.compile(r"\s*(?:[,;:]|\s[-–—])\s+|\s+(?:so|but|because|since|or|and then)\s+", re.I)
+# What a speaker says before naming an event: "and I have a", "there's a", "we'll".
+EVENT_LEAD = re.compile(
+    r"^(?:(?:and|so|then|but|also|plus)\s+)*"
+    r"(?:(?:i|we|you|he|she|they)(?:'ll|'ve|'m|'re|'d)?\s+(?:(?:have|has|got|need|will|am|are|is|was|were)\s+"
+    r"(?:to\s+|thinking\s+)?)?|there(?:'s|\s+is|\s+are)\s+|it's\s+|'s\s+|(?:is|are)\s+)?"
+    r"(?:(?:a|an|the|my|our|your|his|her|their)\s+)?",
+    re.I,
 )
 DAYPART_HOUR = {"morning": 9, "afternoon": 14, "evening": 18, "night": 20, "tonight": 20}
 DURATION = re.compile(
@@ -277,18 +316,36 @@ def _summary(sentences: list[str], speakers: set[str] = frozenset()) -> tuple[st
     top = sorted(ranked[:3], key=lambda c: c[1])
     overview = " ".join(_end(s) for _, _, s in top)
     titles = sorted(candidates, key=lambda c: (-c[0] * _title_fitness(c[2], speakers), c[1]))
-    return _short_title(_drop_vocatives(titles[0][2], speakers)), overview
+    return _headline(_drop_vocatives(titles[0][2], speakers), frequency), overview
+
+
+def _headline(sentence: str, frequency: Counter) -> str:
+    """The sentence without a label ('Title: "...'), quote marks or fillers; when it is long, its
+    clause of four words or more that says most of what the conversation is about."""
+    sentence = FILLERS.sub("", QUOTES.sub("", LABEL.sub("", sentence))).strip()
+    clauses = [c.strip(" ,.!?") for c in CLAUSE.split(sentence) if 4 <= len(c.split()) <= TITLE_WORDS]
+    if len(sentence.split()) > TITLE_WORDS and clauses:
+        sentence = max(clauses, key=lambda c: sum(frequency[w] for w in set(content_words(c))) * _title_fitness(c))
+    return _short_title(sentence)
 
 
 def _title_fitness(sentence: str, speakers: set[str] = frozenset()) -> float:
-    """Titles read best from short statements that name things (names, numbers), not from
-    sentences that lean on what was said before ("It ...", "Then ..."), nor exclamations."""
+    """Titles read best from whole statements of a few words that name things (names), not from
+    sentences that lean on what was said before ("It ...", "Then ..."), exclamations, lists
+    ("Monday the 24th, 10:30, crown"), figures ("Two by eight is $21.48") or labels ('Title: "...')."""
     words = sentence.split()
     fitness = 1.0 if 4 <= len(words) <= 14 else 0.5
     if words[0].lower().strip(",") in LEANING:
         fitness *= 0.5
     if sentence.endswith("!"):
         fitness *= 0.6
+    if LABEL.match(sentence) or QUOTES.search(sentence):
+        fitness *= 0.5
+    pieces = sentence.split(", ")
+    if len(pieces) > 2 and len(words) / len(pieces) < 4:
+        fitness *= 0.3
+    if re.match(rf"[$\d]|{NUMBER_WORD}\b", sentence, re.I):
+        fitness *= 0.5
     named = sum(
         1
         for w in words[1:]
@@ -306,7 +363,7 @@ def _drop_vocatives(sentence: str, speakers: set[str]) -> str:
     return sentence[:1].upper() + sentence[1:] if sentence else sentence
 
 
-def _short_title(sentence: str, words: int = 9) -> str:
+def _short_title(sentence: str, words: int = TITLE_WORDS) -> str:
     parts = sentence.rstrip(".!?").split()
     cut = len(parts) > words
     parts = parts[:words]
@@ -321,9 +378,11 @@ def _end(sentence: str) -> str:
 
 
 def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
+    """Tasks said as such; a task whose object is "this" or "that" ("Put this in my calendar
+    before I forget") names it with the sentence it points to ("...: Monday the 24th, 10:30, crown")."""
     items: list[ActionItemData] = []
     seen: set[str] = set()
-    for sentence in sentences:
+    for index, sentence in enumerate(sentences):
         if sentence.endswith("?"):
             continue
         for pattern in ACTION_PATTERNS:
@@ -336,6 +395,13 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
             key = task.lower()
             if key not in seen:
                 seen.add(key)
+                pointer = POINTING.match(task)
+                if pointer:
+                    task = AFTERTHOUGHT.sub("", task)
+                    step = 1 if pointer.group(1).lower() in ("this", "these") else -1
+                    near = sentences[index + step] if 0 <= index + step < len(sentences) else ""
+                    if len(content_words(near)) > 1 and not near.endswith("?"):
+                        task += ": " + near.rstrip(".!")
                 when = _when(task, base)
                 items.append(ActionItemData(description=task[0].upper() + task[1:], due_at=when))
             break
@@ -343,41 +409,85 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
 
 
 def _events(sentences: list[str], base: datetime) -> list[EventData]:
-    """A future time expression in a sentence that, with its neighbours, plans something. A time
-    said just after a day ("this Saturday ... it starts at 2pm") completes that day's event."""
+    """A future time expression in a sentence that, with its neighbours, plans something. A clock
+    time said just after a day ("this Saturday ... it starts at 2pm", "tomorrow night ... 6pm")
+    completes that day's event. The title is what the event's own clause names; an event said
+    again at the same time ("Perfect, March 24th, 10:30 ... Monday the 24th, 10:30, crown") keeps
+    the first title its own clause gave."""
     events: list[EventData] = []
-    last: tuple[int, EventData, bool] | None = None  # sentence index, event, whether it has a time
+    borrowed: list[EventData] = []  # events whose title came from an event word nearby
+    last: tuple[int, EventData, bool] | None = None  # sentence index, event, whether a clock time was said
     for index, sentence in enumerate(sentences):
         found = _when_parts(sentence, base)
         if found is None:
             continue
         start, dated, timed = found
-        if not dated and timed and last and index - last[0] <= 2 and not last[2]:
+        if (
+            timed
+            and last
+            and not last[2]
+            and index - last[0] <= 3
+            and (not dated or start.date() == last[1].start.date())
+        ):
             event = last[1]
             event.start = event.start.replace(hour=start.hour, minute=start.minute)
             event.description += " " + _end(sentence)
             last = (index, event, True)
             continue
-        if start < base or any(e.start == start for e in events):
+        if start < base:
             continue
         context = sentences[max(index - 1, 0) : index + 2]
         planning = [s for s in context if EVENT_WORDS.search(s)]
         if not planning:
             continue
-        span = WHEN.search(sentence)
-        title = " ".join((sentence[: span.start()] + sentence[span.end() :]).split()).replace(" ,", ",")
-        title = FILLERS.sub("", title).strip(" ,.!?")
-        if len(content_words(title)) < 2:
-            title = planning[0] if planning[0] is not sentence else title or sentence
+        name = _event_name(sentence, WHEN.search(sentence))
+        same = next((e for e in events if e.start == start), None)
+        if same is not None:
+            if name and same in borrowed:
+                same.title = name
+                borrowed.remove(same)
+            continue
         event = EventData(
-            title=_short_title(title.strip(" ,.!?"), words=8),
+            title=name or _event_word_phrase([sentence, *planning]),
             start=start,
             description=" ".join(_end(s) for s in context if s is sentence or s in planning),
             duration_minutes=_duration(" ".join(context)),
         )
+        if not name:
+            borrowed.append(event)
         events.append(event)
         last = (index, event, timed)
     return events
+
+
+def _event_name(sentence: str, span: re.Match) -> str:
+    """What the clause of the time expression names, without the times and the speaker's lead
+    ("Mom's party is tomorrow night" -> "Mom's party", "I have a dentist appointment Monday" ->
+    "Dentist appointment"); when it names nothing, the clause beside it, one with an event word
+    first, else the one after it ("Monday the 24th, 10:30, crown")."""
+    clauses = CLAUSE.split(sentence[: span.start()] + "\0" + sentence[span.end() :])
+    at = next(i for i, clause in enumerate(clauses) if "\0" in clause)
+    beside = sorted([*clauses[at + 1 : at + 2], *clauses[max(at - 1, 0) : at]], key=lambda c: not EVENT_WORDS.search(c))
+    for clause in [clauses[at], *beside]:
+        name = " ".join(WHEN.sub(" ", clause.replace("\0", " ")).split())
+        name = EVENT_LEAD.sub("", FILLERS.sub("", name)).strip(" ,.!?")
+        named = [w for w in content_words(name) if w not in REACTIONS]
+        if len(named) > 1 or (named and not named[0].endswith("ly")):
+            return _short_title(name, words=8)
+    return ""
+
+
+def _event_word_phrase(sentences: list[str]) -> str:
+    """An event word of `sentences` with the words before it that name it ("the seat appointment"),
+    one of two words or more first."""
+    phrases = []
+    for sentence in sentences:
+        for match in EVENT_WORDS.finditer(sentence):
+            before = CLAUSE.split(sentence[: match.start()])[-1].split()[-2:]
+            while before and before[0].lower() in TITLE_STOP_WORDS:
+                before.pop(0)
+            phrases.append(_short_title(" ".join([*before, match.group()])))
+    return max(phrases, key=lambda p: len(p.split()) > 1)
 
 
 def _when(text: str, base: datetime) -> datetime | None:
@@ -387,15 +497,15 @@ def _when(text: str, base: datetime) -> datetime | None:
 
 
 def _when_parts(text: str, base: datetime) -> tuple[datetime, bool, bool] | None:
-    """The first time expression in `text`: (when, whether it named a day, whether a time)."""
+    """The first time expression in `text`: (when, whether it named a day, whether a clock time)."""
     import dateparser
 
     match = WHEN.search(text)
     if not match:
         return None
     date_text = match.group("date") or match.group("date2")
-    time_text = match.group("time") or match.group("time2") or match.group("time3")
-    if not date_text and not (time_text and re.search(r"\d.*(?:am|pm|a\.m|p\.m)|:\d\d|noon", time_text, re.I)):
+    time_text = match.group("time") or match.group("time2") or match.group("time3") or match.group("time4")
+    if not date_text and not (time_text and re.fullmatch(CLOCK_TIME, time_text, re.I)):
         return None  # a bare "at 5" names no day and may not be a time at all
     day = base
     day_of_month = re.fullmatch(rf"{WEEKDAY},?\s+the\s+(\d{{1,2}})(?:st|nd|rd|th)?", date_text or "", re.I)
@@ -418,9 +528,8 @@ def _when_parts(text: str, base: datetime) -> tuple[datetime, bool, bool] | None
         if parsed is None:
             return None
         day = parsed.replace(tzinfo=base.tzinfo)
-    hour, minute = _clock(time_text, date_text or "")
-    timed = hour is not None
-    if not timed:
+    hour, minute, timed = _clock(time_text, date_text or "")
+    if hour is None:
         if date_text and re.match(r"in\s", date_text, re.I):
             return day.replace(second=0, microsecond=0), True, False
         hour, minute = 9, 0
@@ -440,29 +549,33 @@ def _next_day_of_month(base: datetime, day: int) -> datetime | None:
     return None
 
 
-def _clock(time_text: str | None, date_text: str) -> tuple[int | None, int]:
+def _clock(time_text: str | None, date_text: str) -> tuple[int | None, int, bool]:
+    """The hour and minute said (a bare hour read by the daypart named, else 7 to 11 as morning
+    and 12 to 6 as afternoon), and whether a clock time was said; else the daypart's hour."""
+    daypart = next((hour for part, hour in DAYPART_HOUR.items() if part in date_text.lower()), None)
     if time_text:
         lowered = time_text.lower()
-        if lowered == "noon":
-            return 12, 0
-        if lowered == "midnight":
-            return 0, 0
-        match = CLOCK.match(time_text)
+        if lowered in ("noon", "midnight"):
+            return (12 if lowered == "noon" else 0), 0, True
+        match = CLOCK.match(lowered)
         if match:
-            hour, minute = int(match.group("h")), int(match.group("m") or 0)
-            ampm = (match.group("ap") or "").replace(".", "").lower()
-            if ampm == "pm" and hour < 12:
+            hour = HOUR_WORDS.get(match.group("h")) or int(match.group("h"))
+            minute = int(match.group("m") or MINUTE_WORDS.get(match.group("mw") or "", 0))
+            if match.group("part"):
+                minute = 30 if match.group("part") == "half" else 15
+                if match.group("rel") == "to":
+                    hour, minute = hour - 1, 60 - minute
+            said = (match.group("ap") or "").replace(".", "")
+            evening = said in ("pm", "at night") or "afternoon" in said or "evening" in said
+            if not said:
+                evening = daypart >= 12 if daypart is not None else 1 <= hour <= 6
+            if evening and hour < 12:
                 hour += 12
-            elif ampm == "am" and hour == 12:
+            elif said and not evening and hour == 12:
                 hour = 0
-            elif not ampm and 1 <= hour <= 6:
-                hour += 12  # "at 3" said of a meeting is 3 in the afternoon
             if 0 <= hour <= 23 and 0 <= minute <= 59:
-                return hour, minute
-    for part, hour in DAYPART_HOUR.items():
-        if part in date_text.lower():
-            return hour, 0
-    return None, 0
+                return hour, minute, True
+    return daypart, 0, False
 
 
 def _duration(sentence: str) -> int:

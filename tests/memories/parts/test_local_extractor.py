@@ -99,3 +99,89 @@ def test_a_vocative_is_dropped_from_a_title():
     assert _drop_vocatives("Wow Evan, that's an awesome painting", {"evan"}) == "That's an awesome painting"
     assert _drop_vocatives("I finished the painting, Evan!", {"evan"}) == "I finished the painting!"
     assert _drop_vocatives("Evan Almighty is on tonight", {"evan"}) == "Evan Almighty is on tonight"
+
+
+WEDNESDAY_EVENING = datetime(2025, 4, 9, 19, 0, tzinfo=UTC)
+
+
+def extract_at(transcript: str, started_at: datetime = WEDNESDAY_EVENING):
+    return LocalExtractor().extract(transcript=transcript, started_at=started_at)
+
+
+def test_an_event_is_at_the_time_said_6pm_is_18_00():
+    result = extract_at(
+        "Alice: So, big weekend. Mom's party is tomorrow night.\n"
+        "Priya: Oh right, the seventieth! At Giorgio's?\n"
+        "Alice: Yeah, 6pm, the back room. Eighteen people.\n"
+    )
+
+    assert [(e.title, e.start) for e in result.events] == [("Mom's party", datetime(2025, 4, 10, 18, 0, tzinfo=UTC))]
+
+
+@pytest.mark.parametrize(
+    "said, hour, minute",
+    [
+        ("tomorrow at half past nine", 9, 30),
+        ("tomorrow at nine-thirty", 9, 30),
+        ("tomorrow at noon", 12, 0),
+        ("tomorrow at quarter to five", 16, 45),
+        ("tomorrow at 8 in the evening", 20, 0),
+        ("tomorrow night at nine", 21, 0),
+        ("tomorrow at eight", 8, 0),
+        ("tomorrow at 12am", 0, 0),
+    ],
+)
+def test_times_are_read_as_people_say_them(said, hour, minute):
+    result = extract_at(f"Dana: The dentist appointment is {said}.\n")
+
+    assert [e.start for e in result.events] == [datetime(2025, 4, 10, hour, minute, tzinfo=UTC)]
+
+
+def test_relative_days_count_from_when_the_memory_was_made():
+    result = extract_at("Ben: My flight is on Friday at 4:40pm.\n")
+
+    assert result.events[0].start == datetime(2025, 4, 11, 16, 40, tzinfo=UTC)
+
+
+CROWN = """Speaker 2: For the permanent crown the doctor wants you back in two weeks.
+Alice: Um, the 24th at 10:30 is good.
+Speaker 2: Perfect, Monday March 24th, 10:30. Your estimated portion today is $287.50 for the prep, \
+and the other half is at the seat appointment.
+Alice: Great. I need to put this in my calendar before I forget. Monday the 24th, 10:30, crown.
+Speaker 2: We'll also send you a text reminder two days before.
+"""
+
+
+def test_an_event_is_titled_by_its_own_clause_not_a_sentence_beside_it():
+    result = extract_at(CROWN, datetime(2025, 3, 16, 8, 15, tzinfo=UTC))
+
+    assert [(e.title, e.start) for e in result.events] == [("Crown", datetime(2025, 3, 24, 10, 30, tzinfo=UTC))]
+
+
+def test_an_event_title_drops_the_speakers_lead():
+    result = extract_at("Carmen: And I have a dentist appointment on Monday at 9am, so I'll be late.\n")
+
+    assert [e.title for e in result.events] == ["Dentist appointment"]
+
+
+def test_an_action_item_names_what_this_points_to():
+    items = [a.description for a in extract_at(CROWN, datetime(2025, 3, 16, 8, 15, tzinfo=UTC)).action_items]
+
+    assert items == ["Put this in my calendar: Monday the 24th, 10:30, crown"]
+
+
+LABELLED = """Dmitri: Okay, blog post idea. Title: "The Nurse Who Got the Notification Late." \
+It's about the queue incident.
+Anna: That's actually a good title for the queue incident post.
+Dmitri: The nurse got the notification late because the queue backed up.
+"""
+
+
+def test_a_title_has_no_label_quote_marks_or_list_of_fragments():
+    labelled = extract_at(LABELLED).title
+    listed = extract_at(
+        "Alice: Monday the 24th, 10:30, crown.\nAlice: The dentist said the crown covers the whole cracked molar.\n"
+    ).title
+
+    assert not labelled.startswith("Title") and '"' not in labelled and "nurse" in labelled.lower()
+    assert listed == "The dentist said the crown covers the whole cracked molar"
