@@ -304,7 +304,7 @@ def scatter(
     *, title: str, points: Sequence[Point], x_title: str, y_title: str, width: int = 640, height: int = 400
 ) -> Chart:
     """`points` placed on axes that span their x and y, each drawn as a circle of its colour with
-    its tooltip, linking to its `href`."""
+    its tooltip, linking to its `href`; points that would cover one another are moved apart."""
     left, top, right, bottom = TITLE_SPACE + 34, 12, width - 12, height - TICK_SPACE - 22
     pad = max((p.r for p in points), default=0) + 2  # a point at the end of an axis stays inside
 
@@ -326,8 +326,23 @@ def scatter(
         x_grid=True,
         y_grid=True,
     )
-    placed = tuple(replace(p, cx=to_x(p.x), cy=to_y(p.y)) for p in points)
-    return Chart(title, width, height, tuple(lines), tuple(texts), points=placed)
+    placed = _apart([replace(p, cx=to_x(p.x), cy=to_y(p.y)) for p in points])
+    return Chart(title, width, height, tuple(lines), tuple(texts), points=tuple(placed))
+
+
+def _apart(points: list[Point]) -> list[Point]:
+    """The points, each moved (along a small spiral, a few pixels) until its centre is at least its
+    radius from every point before it: points at one place all stay visible and can be hovered."""
+    placed: list[Point] = []
+    for p in points:
+        cx, cy = p.cx, p.cy
+        for step in range(1, 200):
+            if all(math.hypot(cx - q.cx, cy - q.cy) >= p.r for q in placed):
+                break
+            angle, radius = step * 2.39996, p.r * math.sqrt(step) * 0.6  # the golden angle: an even spread
+            cx, cy = round(p.cx + radius * math.cos(angle), 1), round(p.cy + radius * math.sin(angle), 1)
+        placed.append(replace(p, cx=cx, cy=cy))
+    return placed
 
 
 def lines(

@@ -103,3 +103,19 @@ def test_lines_break_where_a_series_has_no_value_and_every_value_has_a_tooltip()
     highest, lowest = chart.points[1], chart.points[2]
     assert highest.cy < chart.points[0].cy < lowest.cy  # up is more
     assert labels(chart) == ["10:00", "11:00", "12:00", "13:00", "0", "50", "100"]
+
+
+def test_points_at_one_place_are_moved_apart_so_that_each_stays_visible():
+    import math
+
+    points = [Point(x=0.5, y=0.5, colour=PALETTE[0], title=f"memory {i}") for i in range(6)]
+    points.append(Point(x=1.0, y=1.0, colour=PALETTE[1], title="far"))
+
+    chart = scatter(title="map", points=points, x_title="pc 1", y_title="pc 2")
+
+    assert [p.title for p in chart.points] == [p.title for p in points]
+    drawn = chart.points
+    for i, a in enumerate(drawn):
+        for b in drawn[i + 1 :]:
+            assert math.hypot(a.cx - b.cx, a.cy - b.cy) >= a.r
+    assert all(math.hypot(p.cx - drawn[0].cx, p.cy - drawn[0].cy) < 4 * p.r for p in drawn[:6])  # still there
