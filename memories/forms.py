@@ -166,3 +166,10 @@ class AuditFilterForm(DateRangeForm):
             "uid": (data.get("uid") or "").strip(),
             **self.date_range(),
         }
+
+
+class VectorLookupForm(forms.Form):
+    """The index view's look-up: a memory, and which of its vectors to find the neighbours of."""
+
+    memory = RowIdField(required=False, label="Memory id")
+    vector = TextField(required=False, max_length=300, widget=forms.HiddenInput)

@@ -8,10 +8,11 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
-from omi_memory.errors import NotFound
+from omi_memory.errors import BackendError, NotFound
 
-from .models import ApiKey, AuditEvent, Memory, MemoryVector, ReconcileRun
+from .models import ApiKey, AuditEvent, Memory, MemoryVector, ReconcileRun, VectorIndex
 from .parts.embedders import get_embedder
+from .parts.vectorstores import SearchFilters, get_vector_store
 
 
 def memory_list(
@@ -226,3 +227,68 @@ def memory_vector_summary(*, memory) -> list[dict]:
     """The vectors a memory has, by kind: how many, and of which model and dimension."""
     rows = MemoryVector.objects.filter(memory=memory).values("kind", "model", "dim").annotate(count=Count("id"))
     return list(rows.order_by("kind", "model"))
+
+
+def vector_index_overview() -> dict:
+    """The index view: the configured store and namespace, its model record (model, dimension) and
+    what it says of itself (`stats`, or the `error` it answered), the model records of every store
+    and namespace, and from the database: the vectors by kind and the memories of each user."""
+    store = get_vector_store()
+    try:
+        stats, error = store.stats(), ""
+    except BackendError as exc:
+        stats, error = None, str(exc)
+    expected = dict(MemoryVector.objects.values_list("kind").annotate(n=Count("id")).order_by())
+    kinds = sorted(set(expected) | set((stats.by_kind or {}) if stats else {}))
+    users = (
+        Memory.objects.exclude(status=Memory.Status.DELETED)
+        .values("uid")
+        .annotate(
+            memories=Count("id", distinct=True),
+            indexed=Count("id", filter=Q(status=Memory.Status.INDEXED), distinct=True),
+            vectors=Count("vectors", distinct=True),
+        )
+        .order_by("uid")
+    )
+    return {
+        "store": store,
+        "record": VectorIndex.objects.filter(store=store.identity).first(),
+        "records": list(VectorIndex.objects.order_by("store")),
+        "stats": stats,
+        "store_vectors": stats.namespaces.get(store.namespace, 0) if stats else None,
+        "error": error,
+        "kinds": [
+            {"kind": kind, "database": expected.get(kind, 0), "store": stats.by_kind.get(kind, 0)}
+            if stats and stats.by_kind is not None
+            else {"kind": kind, "database": expected.get(kind, 0), "store": None}
+            for kind in kinds
+        ],
+        "database_vectors": sum(expected.values()),
+        "users": list(users),
+    }
+
+
+def memory_vector_lookup(*, memory: Memory, vector_id: str = "", k: int = 10) -> dict:
+    """A memory's vectors as the database keeps them, each with the metadata the store holds for it
+    (None: the store lacks it), and the `k` vectors of the same user nearest to one of them
+    (`vector_id`, by default the memory's own), as the store finds them, with their memories."""
+    store = get_vector_store()
+    rows = list(MemoryVector.objects.filter(memory=memory).order_by("position"))
+    chosen = next((row for row in rows if row.vector_id == vector_id), rows[0] if rows else None)
+    held, neighbours, error = {}, [], ""
+    try:
+        held = store.fetch_metadata([row.vector_id for row in rows])
+        if chosen is not None:
+            neighbours = store.query_vectors(chosen.as_array(), uid=memory.uid, top_k=k, filters=SearchFilters())
+    except BackendError as exc:
+        error = str(exc)
+    found = Memory.objects.in_bulk([int(n.memory_id) for n in neighbours if n.memory_id.isdigit()])
+    return {
+        "memory": memory,
+        "vectors": [{"row": row, "metadata": held.get(row.vector_id)} for row in rows],
+        "chosen": chosen,
+        "neighbours": [
+            {"match": n, "memory": found.get(int(n.memory_id)) if n.memory_id.isdigit() else None} for n in neighbours
+        ],
+        "error": error,
+    }

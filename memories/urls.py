@@ -10,6 +10,7 @@ urlpatterns = [
     path("memories/<id:memory_id>/reprocess/", views.memory_reprocess, name="memory_reprocess"),
     path("memories/<id:memory_id>/delete/", views.memory_delete, name="memory_delete"),
     path("pipeline/", views.pipeline, name="pipeline"),
+    path("vectors/", views.vector_index, name="vector_index"),
     path("pipeline/retry/", views.pipeline_retry, name="pipeline_retry"),
     path("pipeline/reconcile/", views.pipeline_reconcile, name="pipeline_reconcile"),
     path("keys/", views.api_key_list, name="api_key_list"),

@@ -25,6 +25,7 @@ from .forms import (
     MemoryPartForm,
     PipelineRetryForm,
     ReconcileForm,
+    VectorLookupForm,
 )
 from .models import Memory
 
@@ -250,3 +251,19 @@ def audit_list(request):
         partial="results",
         whole=lambda: {"actors": selectors.audit_actor_names()},
     )
+
+
+@require_GET
+@admin_view
+def vector_index(request):
+    """The index view: the vector store's figures, and one memory's vectors and their neighbours."""
+    form = VectorLookupForm(request.GET)
+    context = {"form": form, **selectors.vector_index_overview()}
+    if form.is_valid() and form.cleaned_data["memory"]:
+        try:
+            memory = selectors.memory_get(memory_id=form.cleaned_data["memory"], include_deleted=True)
+        except NotFound:
+            form.add_error("memory", f"There is no memory #{form.cleaned_data['memory']}.")
+        else:
+            context["lookup"] = selectors.memory_vector_lookup(memory=memory, vector_id=form.cleaned_data["vector"])
+    return render(request, "memories/vector_index.html", context)

@@ -7,6 +7,8 @@ written beside it, and every bar and point has a `<title>` (its tooltip).
 - `horizontal_bars`: groups of bars, one bar per series (e.g. metrics of each strategy).
 - `columns`: one vertical bar per value (e.g. memories indexed in each 5 minutes of an hour).
 - `scatter`: points at (x, y), each with a colour, a tooltip and a link (e.g. memories on a map).
+- `lines`: a line per series over labelled steps (e.g. latency percentiles per strategy per hour),
+  a point with its tooltip at each value, and a legend (each series' colour and dash).
 """
 
 import math
@@ -93,6 +95,25 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Series:
+    """A line of a `lines` chart: a value per step (None: no value there, the line breaks)."""
+
+    name: str
+    values: Sequence[float | None]
+    colour: str
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class Path:
+    """A polyline through `points` ("x,y x,y ...")."""
+
+    points: str
+    colour: str
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
 class Chart:
     title: str  # what the chart shows, for screen readers
     width: float
@@ -102,6 +123,8 @@ class Chart:
     swatches: tuple[Swatch, ...] = ()
     bars: tuple[Bar, ...] = ()
     points: tuple[Point, ...] = ()
+    paths: tuple[Path, ...] = ()
+    legend: tuple[Series, ...] = ()  # drawn under the chart, in HTML (it wraps on a phone)
 
 
 def nice_ticks(low: float, high: float, *, count: int = 5, whole: bool = False, within: bool = False) -> list[float]:
@@ -281,7 +304,7 @@ def scatter(
     *, title: str, points: Sequence[Point], x_title: str, y_title: str, width: int = 640, height: int = 400
 ) -> Chart:
     """`points` placed on axes that span their x and y, each drawn as a circle of its colour with
-    its tooltip, linking to its `href`."""
+    its tooltip, linking to its `href`; points that would cover one another are moved apart."""
     left, top, right, bottom = TITLE_SPACE + 34, 12, width - 12, height - TICK_SPACE - 22
     pad = max((p.r for p in points), default=0) + 2  # a point at the end of an axis stays inside
 
@@ -303,5 +326,81 @@ def scatter(
         x_grid=True,
         y_grid=True,
     )
-    placed = tuple(replace(p, cx=to_x(p.x), cy=to_y(p.y)) for p in points)
-    return Chart(title, width, height, tuple(lines), tuple(texts), points=placed)
+    placed = _apart([replace(p, cx=to_x(p.x), cy=to_y(p.y)) for p in points])
+    return Chart(title, width, height, tuple(lines), tuple(texts), points=tuple(placed))
+
+
+def _apart(points: list[Point]) -> list[Point]:
+    """The points, each moved (along a small spiral, a few pixels) until its centre is at least its
+    radius from every point before it: points at one place all stay visible and can be hovered."""
+    placed: list[Point] = []
+    for p in points:
+        cx, cy = p.cx, p.cy
+        for step in range(1, 200):
+            if all(math.hypot(cx - q.cx, cy - q.cy) >= p.r for q in placed):
+                break
+            angle, radius = step * 2.39996, p.r * math.sqrt(step) * 0.6  # the golden angle: an even spread
+            cx, cy = round(p.cx + radius * math.cos(angle), 1), round(p.cy + radius * math.sin(angle), 1)
+        placed.append(replace(p, cx=cx, cy=cy))
+    return placed
+
+
+def lines(
+    *,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    x_title: str,
+    y_title: str,
+    unit: str = "",
+    width: int = 640,
+    plot_height: int = 160,
+    max_labels: int = 8,
+) -> Chart:
+    """A line per series over the steps named by `labels` (at most `max_labels` of them written
+    under the x axis, evenly spread), from 0 to the largest value; each value is a point whose
+    tooltip names the series, the step and the value (with `unit`)."""
+    left, top, right = TITLE_SPACE + 34, 10, width - 24
+    bottom = top + plot_height
+    height = bottom + TICK_SPACE + 18
+    largest = max((v for s in series for v in s.values if v is not None), default=0.0)
+    ticks = nice_ticks(0.0, largest, count=4)
+    slot = (right - left) / max(len(labels), 1)
+
+    def at(i: int, value: float) -> tuple[float, float]:
+        return round(left + (i + 0.5) * slot, 1), round(bottom - plot_height * value / ticks[-1], 1)
+
+    paths, points = [], []
+    for s in series:
+        run: list[str] = []
+        for i, value in enumerate([*s.values, None]):
+            if value is None:
+                if run:
+                    paths.append(Path(" ".join(run), s.colour, s.dashed))
+                run = []
+                continue
+            cx, cy = at(i, value)
+            run.append(f"{cx},{cy}")
+            tip = f"{s.name}, {labels[i]}: {number(value)}{unit}"
+            points.append(Point(x=i, y=value, colour=s.colour, title=tip, cx=cx, cy=cy, r=3))
+    every = math.ceil(len(labels) / max_labels) if labels else 1
+    lines_, texts = _axes(
+        box=(left, top, right, bottom),
+        height=height,
+        x_ticks=[(at(i, 0)[0], label) for i, label in enumerate(labels) if i % every == 0],
+        y_ticks=[(at(0, t)[1], number(t)) for t in ticks],
+        x_title=x_title,
+        y_title=y_title,
+        x_grid=False,
+        y_grid=True,
+    )
+    return Chart(
+        title,
+        width,
+        height,
+        tuple(lines_),
+        tuple(texts),
+        points=tuple(points),
+        paths=tuple(paths),
+        legend=tuple(series),
+    )

@@ -1,12 +1,13 @@
 """The dashboard's search forms: parameters read from the query string (search, the duplicate
 queue), and what is posted (judgments, cluster runs, duplicate scans, merges)."""
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from memories.forms import DateRangeForm
 from memories.models import Category, Source
 from memories.parts.vectorstores import SearchFilters
 from omi_memory.dashboard import DateField, PageForm, RowIdField, TextField
@@ -207,3 +208,32 @@ class DuplicateMergeForm(ReturnForm):
             "max_value": "Choose which memory to keep.",
         },
     )
+
+
+class AnalyticsForm(DateRangeForm):
+    """The analytics page's time range: the last 24 hours, 7 or 30 days, or the days From..To
+    (both included, in UTC; one of them alone: 30 days from or up to it)."""
+
+    PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+    period = forms.ChoiceField(
+        label="Time range",
+        required=False,
+        choices=[
+            ("24h", "last 24 hours"),
+            ("7d", "last 7 days"),
+            ("30d", "last 30 days"),
+            ("custom", "days from … to …"),
+        ],
+    )
+
+    def time_range(self, now: datetime) -> tuple[datetime, datetime]:
+        """[starts_at, ends_at) of the searches to read; the last 7 days when the form is not valid."""
+        data = getattr(self, "cleaned_data", {}) if not self.errors else {}
+        if data.get("period") != "custom":
+            return now - self.PERIODS.get(data.get("period") or "7d", self.PERIODS["7d"]), now
+        starts, ends = data.get("starts"), data.get("ends")
+        if not starts:
+            ends = ends or now.date()
+            starts = ends - timedelta(days=29)
+        ends = ends or starts + timedelta(days=29)
+        return datetime.combine(starts, time.min, UTC), datetime.combine(ends + timedelta(days=1), time.min, UTC)

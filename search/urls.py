@@ -2,12 +2,13 @@ from django.urls import path
 
 from omi_memory import dashboard  # noqa: F401 (registers the <id:...> converter)
 
-from .views import clusters, duplicates, evaluation, search
+from .views import analytics, clusters, duplicates, evaluation, search
 
 urlpatterns = [
     path("search/", search.search_page, name="search"),
     path("search/judge/", search.search_judge, name="search_judge"),
     path("evaluation/", evaluation.evaluation, name="evaluation"),
+    path("analytics/", analytics.analytics, name="analytics"),
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/run/", clusters.cluster_run, name="cluster_run"),
     path("clusters/<id:run_id>/", clusters.cluster_detail, name="cluster_detail"),

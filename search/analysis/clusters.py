@@ -22,7 +22,7 @@ from memories.models import AuditEvent, Memory
 from memories.parts.embedders import get_embedder
 from memories.selectors import memory_vectors_matrix
 from memories.services import audit_record
-from memories.text import LABEL_STOP_WORDS, SPEAKER_LINES, content_words
+from memories.text import LABEL_STOP_WORDS, SENTENCE_END, SPEAKER_LINES, WORD
 from omi_memory.actors import Actor
 from omi_memory.errors import NotFound, ValidationFailed
 
@@ -31,6 +31,8 @@ from ..models import ClusterRun
 logger = logging.getLogger(__name__)
 
 MIN_MEMORIES = 3  # a silhouette needs 2 <= k <= n - 1
+MIN_CLUSTER_SIZE = 2  # auto k passes over a k that leaves a memory alone, if another k does not
+MEMORIES_PER_CLUSTER = 3  # auto k tries at most n / 3 clusters (and 2 in any case)
 MAX_CLUSTERS = 100  # the largest k asked for (given, or the top of the range searched)
 LABEL_TERMS = 3
 RANDOM_STATE = 0
@@ -50,7 +52,8 @@ class ClusteringFailed(Exception):
 def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max: int = 10, actor: Actor) -> ClusterRun:
     """Store a queued run for one user's indexed memories and enqueue it once committed.
 
-    `k=None`: k is the one with the best silhouette in k_min..min(k_max, n - 1)."""
+    `k=None`: k is the one with the best silhouette in k_min..min(k_max, n / 3) among those whose
+    clusters all have MIN_CLUSTER_SIZE memories or more (any, when none has)."""
     uid = (uid or "").strip()
     if not uid:
         raise ValidationFailed("choose a uid")
@@ -145,11 +148,12 @@ def _cluster(run: ClusterRun, *, report) -> dict:
         if run.k_requested >= n:
             raise ClusteringFailed(f"k={run.k_requested} needs more than {n} indexed memories")
     else:
-        candidates = list(range(run.k_min, min(run.k_max, n - 1) + 1))
+        top = min(run.k_max, n - 1, max(run.k_min, n // MEMORIES_PER_CLUSTER))
+        candidates = list(range(run.k_min, top + 1))
         if not candidates:
             raise ClusteringFailed(f"no k in {run.k_min}..{run.k_max} is smaller than the {n} indexed memories")
 
-    silhouettes, labelings = {}, {}
+    silhouettes, labelings, smallest = {}, {}, {}
     for step, k in enumerate(candidates, start=1):
         labels = KMeans(n_clusters=k, random_state=RANDOM_STATE, n_init=N_INIT).fit_predict(matrix)
         distinct = len(set(labels.tolist()))
@@ -159,9 +163,10 @@ def _cluster(run: ClusterRun, *, report) -> dict:
             if 2 <= distinct <= n - 1
             else -1.0
         )
-        silhouettes[str(k)], labelings[k] = round(score, 4), labels
+        silhouettes[str(k)], labelings[k], smallest[k] = round(score, 4), labels, int(np.bincount(labels).min())
         report(f"k={k}: silhouette {score:.2f} ({step}/{len(candidates)})")
-    k = max(candidates, key=lambda c: (silhouettes[str(c)], -c))  # ties: the fewer clusters
+    # No cluster of one where another k avoids it; then the best silhouette; ties: the fewer clusters.
+    k = max(candidates, key=lambda c: (smallest[c] >= MIN_CLUSTER_SIZE, silhouettes[str(c)], -c))
     report(f"k={k}: labelling clusters and drawing the map")
 
     # Clusters numbered by size, largest first, so colours and cards read in a stable order.
@@ -201,29 +206,65 @@ def _cluster(run: ClusterRun, *, report) -> dict:
 
 def _memory_texts(ids: list[int]) -> dict[int, str]:
     rows = Memory.objects.filter(id__in=ids).values_list("id", "title", "overview", "transcript")
-    return {
-        id_: f"{title}\n{overview}\n{SPEAKER_LINES.sub('', transcript)}" for id_, title, overview, transcript in rows
-    }
+    return {id_: f"{title}\n{overview}\n{transcript}" for id_, title, overview, transcript in rows}
+
+
+def names(texts: list[str]) -> set[str]:
+    """People's names and other proper nouns, lowercased: every word of a speaker's name ("Dr.
+    Patel: ..."), and each word that is written capitalised wherever it appears, once at least
+    in the middle of a sentence ("with Sofia", "this Saturday")."""
+    found, lower, inside = set(), set(), set()
+    for text in texts:
+        for speaker in SPEAKER_LINES.findall(text):
+            found.update(_word(w) for w in WORD.findall(speaker) if w[0].isupper())
+        for sentence in SENTENCE_END.split(SPEAKER_LINES.sub("", text)):
+            for position, word in enumerate(WORD.findall(sentence)):
+                (lower if word[0].islower() else inside if position else set()).add(_word(word))
+    return found | (inside - lower)
+
+
+def _word(word: str) -> str:
+    """A word as labels count it: lowercased, without a possessive ("Sofia's" is "sofia")."""
+    return word.lower().removesuffix("'s")
+
+
+def _terms(text: str, stop: frozenset) -> list[str]:
+    """A text's words that may name a topic (as memories.text.content_words), and the pairs of
+    them that stand next to each other in it ("crown replacement")."""
+    terms = []
+    for line in SPEAKER_LINES.sub("", text).splitlines():
+        for sentence in SENTENCE_END.split(line):
+            words = [_word(w) for w in WORD.findall(sentence)]
+            keep = [len(w) > 2 and w not in stop for w in words]
+            terms += [w for w, k in zip(words, keep) if k]
+            terms += [f"{a} {b}" for (a, b), k in zip(zip(words, words[1:]), zip(keep, keep[1:])) if all(k)]
+    return terms
 
 
 def cluster_terms(members: list[list[int]], texts: dict[int, str], *, top: int = LABEL_TERMS) -> list[list[str]]:
-    """Each cluster's most distinctive terms, c-TF-IDF style: a cluster's members form one
-    document; a term weighs its frequency there times log(1 + average words per cluster / its
-    frequency in all clusters), so words every cluster uses sink. Words that name no topic (function
-    words, talk) are left out."""
-    counts = [
-        Counter(w for m in cluster for w in content_words(texts.get(m, ""), LABEL_STOP_WORDS)) for cluster in members
-    ]
+    """Each cluster's most distinctive terms (words and pairs of words), c-TF-IDF style: a
+    cluster's members form one document; a term weighs its frequency there times log(1 + average
+    terms per cluster / its frequency in all clusters), so terms every cluster uses sink. Words
+    that name no topic (function words, talk) and people's names are left out; a word already in
+    a chosen pair is not chosen again, nor a pair that repeats a chosen word."""
+    stop = LABEL_STOP_WORDS | names(list(texts.values()))
+    counts = [Counter(t for m in cluster for t in _terms(texts.get(m, ""), stop)) for cluster in members]
     overall = sum(counts, Counter())
     average = sum(overall.values()) / max(len(counts), 1)
     labels = []
     for count in counts:
         total = sum(count.values()) or 1
         scored = sorted(
-            ((count[t] / total * math.log(1 + average / overall[t]), t) for t in count),
-            key=lambda pair: (-pair[0], pair[1]),
+            ((count[t] / total * math.log(1 + average / overall[t]), t) for t in count if count[t] > 1 or " " not in t),
+            key=lambda pair: (-round(pair[0], 12), -pair[1].count(" "), pair[1]),  # ties: the phrase
         )
-        labels.append([t for _, t in scored[:top]])
+        chosen: list[str] = []
+        for _, term in scored:
+            if len(chosen) == top:
+                break
+            if not set(term.split()) & {w for c in chosen for w in c.split()}:
+                chosen.append(term)
+        labels.append(chosen)
     return labels
 
 

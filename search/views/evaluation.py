@@ -12,6 +12,7 @@ from ..selectors import eval_runs_latest, judged_search_counts
 
 EVAL_RUNS_PER_PAGE = 25
 CHART_METRICS = (("ndcg@10", "nDCG@10"), ("recall@5", "R@5"))
+RELIABLE_SEARCHES = 30  # judged metrics from fewer scored searches carry a warning
 
 
 @require_GET
@@ -36,6 +37,7 @@ def _summaries() -> dict:
             "judged_searches": searches.get(name, 0),
             **values,
             "metric_values": [values.get(metric) for metric in METRICS],
+            "unreliable": 0 < values["queries"] < RELIABLE_SEARCHES,
         }
         for name, values in feedback_metrics().items()
     ]
@@ -49,9 +51,12 @@ def _summaries() -> dict:
             y_title="strategy · split",
         ),
         "judged_rows": judged_rows,
+        "reliable_searches": RELIABLE_SEARCHES,
         "judged_chart": _metrics_chart(
             "nDCG@10 and R@5 per strategy, from judgments",
-            groups=[row["strategy"] for row in scored],
+            groups=[
+                f"{row['strategy']} ({row['queries']} search{'es' if row['queries'] != 1 else ''})" for row in scored
+            ],
             rows=scored,
             y_title="strategy",
         ),

@@ -80,3 +80,42 @@ def test_a_scatter_keeps_every_point_inside_its_axes_in_order():
     assert labels(chart, "title") == ["pc 1", "pc 2"] and "0" in labels(chart)
     same = scatter(title="one", points=points[:1], x_title="x", y_title="y").points[0]
     assert left < same.cx < right and top < same.cy < bottom  # a single point: no span, no division by 0
+
+
+def test_lines_break_where_a_series_has_no_value_and_every_value_has_a_tooltip():
+    from omi_memory.charts import Series, lines
+
+    chart = lines(
+        title="latency",
+        labels=["10:00", "11:00", "12:00", "13:00"],
+        series=[Series("hybrid p95", [40.0, None, 80.0, 20.0], PALETTE[0], dashed=True)],
+        x_title="hour",
+        y_title="ms",
+        unit=" ms",
+    )
+
+    assert [len(path.points.split()) for path in chart.paths] == [1, 2] and chart.paths[0].dashed
+    assert [p.title for p in chart.points] == [
+        "hybrid p95, 10:00: 40 ms",
+        "hybrid p95, 12:00: 80 ms",
+        "hybrid p95, 13:00: 20 ms",
+    ]
+    highest, lowest = chart.points[1], chart.points[2]
+    assert highest.cy < chart.points[0].cy < lowest.cy  # up is more
+    assert labels(chart) == ["10:00", "11:00", "12:00", "13:00", "0", "50", "100"]
+
+
+def test_points_at_one_place_are_moved_apart_so_that_each_stays_visible():
+    import math
+
+    points = [Point(x=0.5, y=0.5, colour=PALETTE[0], title=f"memory {i}") for i in range(6)]
+    points.append(Point(x=1.0, y=1.0, colour=PALETTE[1], title="far"))
+
+    chart = scatter(title="map", points=points, x_title="pc 1", y_title="pc 2")
+
+    assert [p.title for p in chart.points] == [p.title for p in points]
+    drawn = chart.points
+    for i, a in enumerate(drawn):
+        for b in drawn[i + 1 :]:
+            assert math.hypot(a.cx - b.cx, a.cy - b.cy) >= a.r
+    assert all(math.hypot(p.cx - drawn[0].cx, p.cy - drawn[0].cy) < 4 * p.r for p in drawn[:6])  # still there

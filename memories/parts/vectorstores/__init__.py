@@ -1,6 +1,15 @@
 from memories.parts.registry import load
 
-from .base import MemoryMatch, ModelMismatch, SearchFilters, UpsertIncomplete, VectorMatch, VectorRecord, VectorStore
+from .base import (
+    MemoryMatch,
+    ModelMismatch,
+    SearchFilters,
+    StoreStats,
+    UpsertIncomplete,
+    VectorMatch,
+    VectorRecord,
+    VectorStore,
+)
 
 VECTOR_STORES = {
     "local": "memories.parts.vectorstores.local.LocalVectorStore",
@@ -16,6 +25,7 @@ __all__ = [
     "MemoryMatch",
     "ModelMismatch",
     "SearchFilters",
+    "StoreStats",
     "UpsertIncomplete",
     "VectorMatch",
     "VectorRecord",

@@ -45,6 +45,17 @@ class VectorMatch:
     kind: str = ""
 
 
+@dataclass
+class StoreStats:
+    """What a store says of itself: the dimension it holds (None: it has none yet), how many
+    vectors each namespace holds, and of the store's own namespace how many of each kind (None:
+    the store cannot count by metadata)."""
+
+    dimension: int | None
+    namespaces: dict[str, int]
+    by_kind: dict[str, int] | None
+
+
 class UpsertIncomplete(BackendError):
     """Some batches of an upsert were not acknowledged; `acknowledged` holds the ids that were."""
 
@@ -127,6 +138,10 @@ class VectorStore:
 
     def ping(self) -> None:
         """Raise BackendError unless the store answers now."""
+        raise NotImplementedError
+
+    def stats(self) -> StoreStats:
+        """Counts for the index view (read-only; BackendError when the store does not answer)."""
         raise NotImplementedError
 
     def check_model(self, model: str, dim: int, *, record: bool = False) -> None:

@@ -7,11 +7,13 @@ import numpy as np
 from cachetools import LRUCache
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
+from django.db.models.functions import Length
 
 from memories.models import LocalVector, LocalVectorVersion
 from omi_memory.errors import BackendError
 
-from .base import SearchFilters, VectorMatch, VectorRecord, VectorStore
+from .base import SearchFilters, StoreStats, VectorMatch, VectorRecord, VectorStore
 
 
 @dataclass
@@ -135,6 +137,14 @@ class LocalVectorStore(VectorStore):
             LocalVector.objects.filter(namespace=self.namespace).values_list("id").first()
         except DatabaseError as exc:
             raise BackendError(f"local store: {type(exc).__name__}: {exc}") from exc
+
+    def stats(self) -> StoreStats:
+        """Counted in the database; the dimension read from one of the namespace's vectors."""
+        namespaces = dict(LocalVector.objects.values_list("namespace").annotate(n=Count("id")).order_by())
+        mine = LocalVector.objects.filter(namespace=self.namespace)
+        size = mine.annotate(size=Length("values")).values_list("size", flat=True).first()
+        by_kind = dict(mine.values_list("kind").annotate(n=Count("id")).order_by())
+        return StoreStats(dimension=size // 4 if size else None, namespaces=namespaces, by_kind=by_kind)
 
     def clear(self) -> None:
         """Remove every vector of the namespace (a reindex to another dimension starts here)."""

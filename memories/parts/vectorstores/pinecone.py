@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from omi_memory.errors import BackendError
 
-from .base import SearchFilters, UpsertIncomplete, VectorMatch, VectorRecord, VectorStore
+from .base import SearchFilters, StoreStats, UpsertIncomplete, VectorMatch, VectorRecord, VectorStore
 
 UPSERT_BATCH = 100
 DELETE_BATCH = 1000
@@ -156,6 +156,13 @@ class PineconeVectorStore(VectorStore):
 
     def ping(self) -> None:
         self._call("describe_index_stats", self.index.describe_index_stats)
+
+    def stats(self) -> StoreStats:
+        """From `describe_index_stats`: the index's dimension and each namespace's count (the
+        default namespace as "__default__"). Pinecone refuses a filter there: no count by kind."""
+        described = self._call("describe_index_stats", self.index.describe_index_stats)
+        namespaces = {name: summary.vector_count for name, summary in described.namespaces.items()}
+        return StoreStats(dimension=described.dimension, namespaces=namespaces, by_kind=None)
 
     def dimension(self) -> int | None:
         return self._call("describe_index_stats", self.index.describe_index_stats).dimension

@@ -202,3 +202,15 @@ def test_list_ids_pages_through_one_users_ids_or_the_whole_namespace(store):
 
 def test_ping_answers_when_the_store_does(store):
     store.ping()
+
+
+def test_stats_count_the_namespaces_vectors_and_say_the_dimension(store, settings):
+    assert store.stats().namespaces.get(settings.VECTOR_NAMESPACE, 0) == 0
+    store.upsert([record(f"u1-{i}", unit(i), memory_id=str(i)) for i in range(3)] + [record("u2-9", unit(9), uid="u2")])
+    store.delete(["u1-0"])
+
+    stats = store.stats()
+
+    assert stats.namespaces[settings.VECTOR_NAMESPACE] == 3 and stats.dimension == DIMENSIONS
+    if store.name == "local":  # Pinecone's statistics take no filter: it cannot count by kind
+        assert stats.by_kind == {"": 3}

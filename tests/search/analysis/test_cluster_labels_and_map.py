@@ -39,3 +39,21 @@ def test_the_map_spreads_the_memories_along_their_main_difference_from_left_to_r
 
     assert np.ptp(xy[:, 0]) > 5 * np.ptp(xy[:, 1])
     assert list(np.argsort(xy[:, 0])) == [0, 1, 2, 3, 4]
+
+
+def test_a_label_prefers_the_phrase_a_cluster_repeats_and_leaves_peoples_names_and_weekdays_out():
+    texts = {
+        1: "Alice: Sofia's piano recital is this Saturday.\nBen: The piano recital starts at noon, Sofia is nervous.",
+        2: "Alice: Sofia practised the piano recital pieces again, um, for Saturday.",
+        3: "Ben: The sewer line backed up again.\nAlice: Call the plumber about the sewer line on Saturday.",
+        4: "Ben: The plumber fixed the sewer line, like, finally.",
+    }
+
+    labels = cluster_terms([[1, 2], [3, 4]], texts)
+
+    assert labels[0][0] == "piano recital" and labels[1][0] == "sewer line"
+    assert labels[1][1] == "plumber"
+    words = {word for label in labels for term in label for word in term.split()}
+    assert not words & {"alice", "ben", "sofia", "saturday", "um", "like"}
+    for label in labels:  # no word twice in a label
+        assert len({word for term in label for word in term.split()}) == sum(len(term.split()) for term in label)

@@ -37,13 +37,26 @@ def test_auto_k_finds_the_two_topics_and_labels_them(two_topics):
 
     assert run.status == ClusterRun.Status.DONE, run.error
     assert run.k == 2
-    assert set(run.silhouettes) == {"2", "3", "4", "5"}
+    assert set(run.silhouettes) == {"2"}  # at most 8 / 3 clusters are tried
     groups = sorted((sorted(c["memory_ids"]) for c in run.clusters), key=lambda ids: ids[0])
     assert groups == sorted([sorted(health), sorted(money)], key=lambda ids: ids[0])
     labels = {c["memory_ids"][0] in health: " ".join(c["terms"]) for c in run.clusters}
     assert any(word in labels[True] for word in ("dentist", "tooth", "teeth", "crown", "molar", "gums", "cavity"))
     assert any(word in labels[False] for word in ("budget", "money", "savings", "dollars", "bill"))
     assert run.memories == 8 and run.embedding_model and run.finished_at is not None
+
+
+def test_auto_k_on_a_small_user_tries_at_most_a_third_as_many_clusters_and_leaves_no_memory_alone(two_topics, remember):
+    from tests.support.transcripts import GARDEN, RECITAL
+
+    for text in HEALTH + MONEY[:3] + [GARDEN, RECITAL]:  # 9 memories, two of them on topics of their own
+        remember("u-small", text)
+
+    run = _run(uid="u-small", k_min=2, k_max=10)
+
+    assert run.status == ClusterRun.Status.DONE, run.error
+    assert set(run.silhouettes) == {"2", "3"}
+    assert min(c["size"] for c in run.clusters) >= 2
 
 
 def test_every_memory_gets_one_point_on_the_map(two_topics):

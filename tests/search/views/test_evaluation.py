@@ -131,5 +131,27 @@ def test_judgments_are_scored_and_counted_per_strategy(signed_in, remember):
     semantic_rank = [r["memory_id"] for r in semantic_crown.results].index(budget.id)  # budget judged relevant
     assert row("semantic")[:3] == ["2", "2", "1"]
     assert row("semantic")[6] == f"{1 / (semantic_rank + 1):.3f}"  # MRR
-    assert ("hybrid", "nDCG@10", "1.000") in bars(page)
-    assert {g for g, _, _ in bars(page)} == {"hybrid", "semantic"}
+    assert ("hybrid (1 search)", "nDCG@10", "1.000") in bars(page)
+    assert {g for g, _, _ in bars(page)} == {"hybrid (1 search)", "semantic (1 search)"}
+    hybrid_row = page[page.index('id="judged-hybrid"') :]
+    assert "based on 1 search: not reliable" in hybrid_row[: hybrid_row.index("</tr>")]
+
+
+def test_judged_metrics_from_30_searches_or_more_carry_no_warning(signed_in):
+    from memories.models import Memory
+
+    memory = Memory.objects.create(uid="alice", transcript="the crown")
+    for n in range(30):
+        log = SearchLog.objects.create(
+            uid="alice",
+            queries=[f"q{n}"],
+            strategy="hybrid",
+            results=[{"memory_id": memory.id, "score": 0.9}],
+            latency_ms=1,
+        )
+        RelevanceFeedback.objects.create(search=log, memory=memory, relevant=True)
+
+    page = signed_in("analyst").get("/evaluation/").content.decode()
+
+    row = page[page.index('id="judged-hybrid"') :]
+    assert "not reliable" not in row[: row.index("</tr>")] and ">30<" in row[: row.index("</tr>")]
