@@ -19,30 +19,6 @@ document.addEventListener("htmx:beforeSwap", (event) => {
   }
 });
 
-// A GET form whose fields are kept in the URL (hx-push-url): after back, forward or a reload its
-// fields say what the URL says, whatever the browser restored (its own form restore, its
-// back/forward cache, htmx's history restore), so the next keystroke keeps the other filters.
-// A parameter the URL lacks leaves the field as the server rendered it (its default).
-function fieldsFromUrl() {
-  const params = new URLSearchParams(location.search);
-  for (const form of document.querySelectorAll("form[hx-push-url][method=get]")) {
-    for (const field of form.elements) {
-      if (!field.name || !params.has(field.name) || ["submit", "button"].includes(field.type)) continue;
-      const values = params.getAll(field.name);
-      if (field.type === "checkbox" || field.type === "radio") {
-        field.checked = values.includes(field.value);
-      } else if (field.tagName === "SELECT") {
-        const known = [...field.options].some((option) => values.includes(option.value));
-        for (const option of field.options) option.selected = known ? values.includes(option.value) : option.defaultSelected;
-      } else {
-        field.value = values[0];
-      }
-    }
-  }
-}
-window.addEventListener("pageshow", fieldsFromUrl);
-document.addEventListener("htmx:historyRestore", fieldsFromUrl);
-
 // Keyboard focus survives a swap: the control just used (a button in a result's form, say), when
 // the swap replaced it, is found again in the new content (by its id, or by its name and value
 // inside the nearest element with an id) and focused, instead of focus falling to <body>.

@@ -123,3 +123,18 @@ def test_judging_a_result_by_keyboard_keeps_focus_on_the_button(page, sign_in, r
     page.keyboard.press("Enter")
     expect(result.locator(".badge.not-relevant")).to_have_text("judged not relevant")
     expect(result.get_by_role("button", name="👎 Not relevant")).to_be_focused()
+
+
+def test_on_a_phone_each_memory_of_the_list_is_a_card_with_its_fields_labelled(page, sign_in):
+    memory = Memory.objects.create(uid="alice", title="Cracked crown", transcript="crown", status="indexed")
+    page.set_viewport_size(PHONE)
+    sign_in("analyst")
+    row = page.locator(f"tr#memory-{memory.id}")
+    expect(page.locator("#results thead")).not_to_be_in_viewport()
+    user = row.locator("td", has_text="alice")
+    label = user.evaluate("cell => getComputedStyle(cell, '::before').content")
+    assert label == '"User"', label
+    cells = row.locator("td").all()
+    tops = [cell.bounding_box()["y"] for cell in cells]
+    assert tops == sorted(tops) and len(set(tops)) == len(tops), "the cells are not stacked"
+    page.shot("card")
