@@ -18,3 +18,41 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+
+// Keyboard focus survives a swap: the control just used (a button in a result's form, say), when
+// the swap replaced it, is found again in the new content (by its id, or by its name and value
+// inside the nearest element with an id) and focused, instead of focus falling to <body>.
+let focusedBeforeSwap = null;
+document.addEventListener("htmx:beforeSwap", () => {
+  const control = document.activeElement;
+  focusedBeforeSwap = control && control !== document.body ? locator(control) : null;
+});
+document.addEventListener("htmx:afterSettle", () => {
+  const wanted = focusedBeforeSwap;
+  focusedBeforeSwap = null;
+  if (!wanted || (document.activeElement && document.activeElement !== document.body)) return;
+  document.querySelector(wanted)?.focus();
+});
+
+function locator(element) {
+  if (element.id) return `#${CSS.escape(element.id)}`;
+  const holder = element.parentElement?.closest("[id]");
+  if (!holder || !element.name) return null;
+  const value = element.value === undefined ? "" : `[value="${CSS.escape(element.value)}"]`;
+  return `#${CSS.escape(holder.id)} [name="${CSS.escape(element.name)}"]${element.type === "submit" ? value : ""}`;
+}
+
+// <table class="cards">: on a phone each row is a card (app.css); each cell carries its column's
+// name in data-label, taken from the table's header, for content that htmx swaps in too.
+document.addEventListener("htmx:load", (event) => {
+  const content = event.detail.elt; // the page at first, then each piece swapped in (a row, say)
+  const tables = content.closest("table.cards") ? [content.closest("table.cards")] : content.querySelectorAll("table.cards");
+  for (const table of tables) {
+    const labels = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    for (const row of table.querySelectorAll("tbody tr")) {
+      [...row.cells].forEach((cell, i) => {
+        if (labels[i]) cell.dataset.label = labels[i];
+      });
+    }
+  }
+});
