@@ -2,9 +2,10 @@
 
 # Seconds an idle keep-alive connection is held open. gunicorn's default (2 s) races a client that
 # reuses its connection after pausing about 2 s: the server closes the socket as the request is
-# sent, and the client gets a reset with no answer (seen by bench/load.py with 2 s between
-# requests). Behind a proxy, keep this above the proxy's own upstream idle timeout.
-keepalive = 75
+# sent, and the client gets a reset with no answer (5 of 966 requests in bench/load.py's soak, with
+# 2 s between a client's requests). gunicorn's docs advise 1 to 5 s when clients connect directly;
+# a held connection stays with one worker process, so longer would spread clients less evenly.
+keepalive = 5
 
 
 def post_worker_init(worker):
