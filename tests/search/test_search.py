@@ -1,7 +1,9 @@
 import pytest
 from django.conf import settings
 
+from search.lexical import query_terms
 from search.models import SearchLog
+from search.services import SearchHit
 from tests.support.memories import alices_five_and_bobs_one, february
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, long_transcript
 
@@ -168,3 +170,18 @@ def test_a_conversation_recorded_twice_is_one_result_with_the_other_under_it(api
     assert head in (first.id, again.id) and sorted(rest) == sorted(others)  # three distinct results of k=3
     assert results[0]["also"] == [again.id if head == first.id else first.id]
     assert all(hit["also"] == [] for hit in results[1:])
+
+
+def test_a_snippets_parts_mark_the_query_words_and_leave_the_rest_as_text():
+    hit = SearchHit(
+        memory=None, score=1.0, vector_id="", snippet="<b>Crowns</b> & the crown.", terms=query_terms("crown")
+    )
+
+    assert hit.snippet_parts == [
+        ("<b>", False),
+        ("Crowns", True),
+        ("</b> & the ", False),
+        ("crown", True),
+        (".", False),
+    ]
+    assert hit.highlights == [(3, 9), (20, 25)]
