@@ -342,8 +342,9 @@ if _metrics_dir := env_str("PROMETHEUS_MULTIPROC_DIR"):
 DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
 
 # Search: a result whose best vector's cosine with the query is under this is marked weak (see
-# search/services.py; measured in docs/benchmarks.md).
-SEARCH_RELEVANCE_FLOOR = env_float("SEARCH_RELEVANCE_FLOOR", 0.3)
+# search/services.py). 0.35 lies between nonsense and real answers for the local model (MiniLM) on
+# LoCoMo dev (docs/benchmarks.md, bench/relevance_floor.py); another embedder needs its own.
+SEARCH_RELEVANCE_FLOOR = env_float("SEARCH_RELEVANCE_FLOOR", 0.35, minimum=0.0)
 
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")
