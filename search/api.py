@@ -31,9 +31,11 @@ router = Router(tags=["search"])
 
 
 Query = Annotated[NotBlank, Field(max_length=MAX_QUERY_CHARS)]
-# The rules between fields that JSON Schema can state: a query (or queries), and more than one
-# only for multi_query. (That ends_at is not before starts_at it cannot: the description says it.)
+# The rules between fields that JSON Schema can state: a query (or queries), more than one only for
+# multi_query, and not both forms of the decay. (That ends_at is not before starts_at it cannot: the
+# description says it.)
 _QUERY_RULES = {
+    "allOf": [{"not": {"required": ["half_life_days", "time_decay"]}}],
     "anyOf": [
         {"required": ["query"], "properties": {"query": {"type": "string"}}},
         {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
@@ -95,7 +97,7 @@ class SearchIn(ApiSchema):
             raise ValueError("give a query (or queries)")
         if self.strategy != "multi_query" and len(self.all_queries()) > 1:
             raise ValueError("several queries need strategy multi_query")
-        if self.half_life_days is not None and self.time_decay is not None:
+        if {"half_life_days", "time_decay"} <= self.model_fields_set:
             raise ValueError("give half_life_days or time_decay, not both")
         return self
 
