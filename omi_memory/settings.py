@@ -341,6 +341,11 @@ if _metrics_dir := env_str("PROMETHEUS_MULTIPROC_DIR"):
 # Duplicates: two memories of one user whose vectors' cosine is at least this are a pair to review.
 DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
 
+# Search: a result whose best vector's cosine with the query is under this is marked weak (see
+# search/services.py). 0.35 lies between nonsense and real answers for the local model (MiniLM) on
+# LoCoMo dev (docs/benchmarks.md, bench/relevance_floor.py); another embedder needs its own.
+SEARCH_RELEVANCE_FLOOR = env_float("SEARCH_RELEVANCE_FLOOR", 0.35, minimum=0.0)
+
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")
 EMBEDDER = env_str("EMBEDDER", "local")

@@ -3,7 +3,9 @@ found nothing or only weak results, how long searches took per strategy over tim
 of what was shown analysts judged.
 
 A query is its first text, lowercased (the first of a multi_query). A search's results are weak
-when its best score is under the relevance floor (`SEARCH_RELEVANCE_FLOOR`, default WEAK_SCORE).
+when its first result was marked weak as it was logged (search/services.py: its best vector's cosine
+with the query under the relevance floor, `SEARCH_RELEVANCE_FLOOR`); a strategy's own scores are on
+scales of their own (hybrid's are relative to its best), so no threshold is applied to them here.
 """
 
 from dataclasses import dataclass
@@ -17,12 +19,8 @@ from django.db.models.functions import Cast, Lower
 
 from .models import RelevanceFeedback, SearchLog
 
-WEAK_SCORE = 0.4  # the relevance floor when SEARCH_RELEVANCE_FLOOR is not set
 TOP_QUERIES = 20
-
-
-def relevance_floor() -> float:
-    return float(getattr(settings, "SEARCH_RELEVANCE_FLOOR", WEAK_SCORE))
+WEAK = Q(results__0__weak=True)
 
 
 class JSONArrayLength(Func):
@@ -87,7 +85,6 @@ def _percentiles(values: list[float]) -> tuple[float, float] | tuple[None, None]
 
 def search_analytics(*, starts_at: datetime, ends_at: datetime, limit: int = TOP_QUERIES) -> dict:
     """What the analytics page shows for the searches made in [starts_at, ends_at)."""
-    floor = relevance_floor()
     logs = _annotated(SearchLog.objects.filter(created_at__gte=starts_at, created_at__lt=ends_at).order_by())
     buckets = Buckets.spanning(starts_at, ends_at)
 
@@ -99,7 +96,7 @@ def search_analytics(*, starts_at: datetime, ends_at: datetime, limit: int = TOP
         for row in logs.values("strategy").annotate(
             searches=Count("id"),
             empty=Count("id", filter=Q(top__isnull=True)),
-            weak=Count("id", filter=Q(top__lt=floor)),
+            weak=Count("id", filter=WEAK),
         )
     }
     judged = dict(
@@ -130,11 +127,11 @@ def search_analytics(*, starts_at: datetime, ends_at: datetime, limit: int = TOP
     ).count()
     judged_searches = sum(judged.values())
     return {
-        "floor": floor,
+        "floor": settings.SEARCH_RELEVANCE_FLOOR,
         "searches": searches,
         "top_queries": _by_query(logs, limit=limit),
         "no_results": _by_query(logs.filter(top__isnull=True), limit=limit),
-        "weak_results": _by_query(logs.filter(top__lt=floor), limit=limit),
+        "weak_results": _by_query(logs.filter(WEAK), limit=limit),
         "strategies": strategies,
         "bucket_labels": buckets.labels(),
         "bucket_size": buckets.size,

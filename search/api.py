@@ -14,23 +14,28 @@ from omi_memory.throttles import SEARCH, WRITES
 from .selectors import search_log_get
 from .services import feedback_record, search_memories
 from .strategies import (
+    DEFAULT_HALF_LIFE_DAYS,
     DEFAULT_STRATEGY,
-    DEFAULT_TIME_DECAY,
     FUSIONS,
+    MAX_HALF_LIFE_DAYS,
     MAX_K,
     MAX_QUERIES,
     MAX_QUERY_CHARS,
     MAX_TIME_DECAY,
+    MIN_HALF_LIFE_DAYS,
     STRATEGIES,
+    half_life_from_rate,
 )
 
 router = Router(tags=["search"])
 
 
 Query = Annotated[NotBlank, Field(max_length=MAX_QUERY_CHARS)]
-# The rules between fields that JSON Schema can state: a query (or queries), and more than one
-# only for multi_query. (That ends_at is not before starts_at it cannot: the description says it.)
+# The rules between fields that JSON Schema can state: a query (or queries), more than one only for
+# multi_query, and not both forms of the decay. (That ends_at is not before starts_at it cannot: the
+# description says it.)
 _QUERY_RULES = {
+    "allOf": [{"not": {"required": ["half_life_days", "time_decay"]}}],
     "anyOf": [
         {"required": ["query"], "properties": {"query": {"type": "string"}}},
         {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
@@ -61,8 +66,28 @@ class SearchIn(ApiSchema):
     ends_at: Moment | None = Field(None, description="created_at on or before; not before starts_at")
     categories: list[Category] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
-    time_decay: Float = Field(DEFAULT_TIME_DECAY, ge=0, le=MAX_TIME_DECAY, description="time_weighted: per day")
+    half_life_days: Float | None = Field(
+        None,
+        ge=MIN_HALF_LIFE_DAYS,
+        le=MAX_HALF_LIFE_DAYS,
+        description=f"time_weighted: a memory this many days older counts half (default {DEFAULT_HALF_LIFE_DAYS:g})",
+    )
+    time_decay: Float | None = Field(
+        None,
+        ge=0,
+        le=MAX_TIME_DECAY,
+        description="time_weighted, the seed's form: a rate per day, read as half_life_days = ln 2 / time_decay "
+        "(0: no decay); not with half_life_days",
+        json_schema_extra={"deprecated": True},
+    )
     fusion: Literal[FUSIONS] = "sum"  # type: ignore[valid-type]
+    relevance_floor: Float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="a result whose best vector's cosine with the query is under this is marked weak "
+        "(default: the setting SEARCH_RELEVANCE_FLOOR)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -72,15 +97,29 @@ class SearchIn(ApiSchema):
             raise ValueError("give a query (or queries)")
         if self.strategy != "multi_query" and len(self.all_queries()) > 1:
             raise ValueError("several queries need strategy multi_query")
+        if {"half_life_days", "time_decay"} <= self.model_fields_set:
+            raise ValueError("give half_life_days or time_decay, not both")
         return self
+
+    def half_life(self) -> float | None:
+        """In days; None: no decay."""
+        if self.time_decay is not None:
+            return half_life_from_rate(self.time_decay)
+        return DEFAULT_HALF_LIFE_DAYS if self.half_life_days is None else self.half_life_days
 
     def all_queries(self) -> list[str]:
         return ([self.query] if self.query else []) + list(self.queries or [])
 
 
 class SearchHitOut(Schema):
-    score: float
+    score: float = Field(..., description="0..1, 1 the best the strategy can give (README, Strategies)")
+    similarity: float = Field(..., description="the best cosine of the memory's vectors with the query")
+    weak: bool = Field(..., description="similarity under the relevance floor: nothing of it resembles the query")
     snippet: str
+    highlights: list[tuple[int, int]] = Field(
+        ..., description="[start, end) of each word of the snippet that matches a word of the query"
+    )
+    also: list[int] = Field(..., description="ids of near-duplicates of this memory ranked below it, left out")
     memory: MemorySummaryOut
 
 
@@ -90,6 +129,8 @@ class SearchOut(Schema):
     queries: list[str]
     strategy: str
     k: int
+    half_life_days: float | None = Field(..., description="the decay time_weighted used (null: none)")
+    relevance_floor: float
     took_ms: float
     results: list[SearchHitOut]
 
@@ -126,8 +167,9 @@ def search(request: HttpRequest, payload: SearchIn):
         k=payload.k,
         filters=filters,
         strategy=payload.strategy,
-        time_decay=payload.time_decay,
+        half_life_days=payload.half_life(),
         fusion=payload.fusion,
+        relevance_floor=payload.relevance_floor,
         api_key=request.auth,
     )
     return {
@@ -136,8 +178,21 @@ def search(request: HttpRequest, payload: SearchIn):
         "queries": queries,
         "strategy": payload.strategy,
         "k": payload.k,
+        "half_life_days": payload.half_life(),
+        "relevance_floor": result.relevance_floor,
         "took_ms": round(result.took_ms, 2),
-        "results": [{"score": h.score, "snippet": h.snippet, "memory": h.memory} for h in result.hits],
+        "results": [
+            {
+                "score": h.score,
+                "similarity": h.similarity,
+                "weak": h.weak,
+                "snippet": h.snippet,
+                "highlights": h.highlights,
+                "also": h.also,
+                "memory": h.memory,
+            }
+            for h in result.hits
+        ],
     }
 
 

@@ -4,6 +4,7 @@ queue), and what is posted (judgments, cluster runs, duplicate scans, merges).""
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
+from django.conf import settings
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -14,9 +15,9 @@ from omi_memory.dashboard import DateField, PageForm, RowIdField, TextField
 
 from . import strategies
 from .analysis.clusters import MAX_CLUSTERS
-from .strategies import DEFAULT_STRATEGY, DEFAULT_TIME_DECAY, FUSIONS, STRATEGIES
+from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, FUSIONS, STRATEGIES, half_life_from_rate
 
-SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "time_decay": str(DEFAULT_TIME_DECAY)}
+SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "half_life": f"{DEFAULT_HALF_LIFE_DAYS:g}"}
 
 
 class SearchForm(forms.Form):
@@ -43,11 +44,16 @@ class SearchForm(forms.Form):
     strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
     fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
     k = forms.IntegerField(min_value=1, max_value=strategies.MAX_K, widget=forms.NumberInput(attrs={"size": 3}))
-    time_decay = forms.FloatField(
+    # Scores: time_weighted's decay (the seed's `time_decay` rate in a link is read as its half-life),
+    # and the relevance floor under which a result is marked weak.
+    half_life = forms.FloatField(
         min_value=0,
-        max_value=strategies.MAX_TIME_DECAY,
-        label="Time decay (per day)",
-        widget=forms.NumberInput(attrs={"step": "0.01"}),
+        max_value=strategies.MAX_HALF_LIFE_DAYS,
+        label="Half-life (days; 0: no decay)",
+        widget=forms.NumberInput(attrs={"step": "any"}),
+    )
+    floor = forms.FloatField(
+        min_value=0, max_value=1, label="Relevance floor", widget=forms.NumberInput(attrs={"step": "0.01"})
     )
     starts = DateField(required=False, label="From")
     ends = DateField(required=False, label="To")
@@ -58,17 +64,20 @@ class SearchForm(forms.Form):
         required=False, choices=Source.choices, widget=forms.SelectMultiple(attrs={"size": 4})
     )
 
-    ADVANCED = ("queries", "fusion", "time_decay", "starts", "ends", "categories", "sources")
+    ADVANCED = ("queries", "fusion", "half_life", "floor", "starts", "ends", "categories", "sources")
 
     def __init__(self, query_string, *, uids: list[tuple[str, int]]):
         data = query_string.copy()
-        defaults = {**SEARCH_DEFAULTS, "uid": uids[0][0] if uids else ""}
-        for name, value in defaults.items():
+        rate = data.pop("time_decay", [""])[-1]
+        if rate and not data.get("half_life"):
+            data["half_life"] = _half_life_of(rate)
+        defaults = {**SEARCH_DEFAULTS, "floor": f"{settings.SEARCH_RELEVANCE_FLOOR:g}"}
+        for name, value in {**defaults, "uid": uids[0][0] if uids else ""}.items():
             if not data.get(name):
                 data[name] = value
         super().__init__(data)
         self.fields["uid"].choices = [(uid, f"{uid} ({count})") for uid, count in uids]
-        self.advanced_open = any(data.get(name, "") not in ("", SEARCH_DEFAULTS.get(name)) for name in self.ADVANCED)
+        self.advanced_open = any(data.get(name, "") not in ("", defaults.get(name)) for name in self.ADVANCED)
 
     def clean(self):
         data = super().clean()
@@ -100,9 +109,19 @@ class SearchForm(forms.Form):
             "k": data["k"],
             "filters": filters,
             "strategy": data["strategy"],
-            "time_decay": data["time_decay"],
+            "half_life_days": data["half_life"] or None,
             "fusion": data["fusion"],
+            "relevance_floor": data["floor"],
         }
+
+
+def _half_life_of(rate: str) -> str:
+    """The half-life (days, 0 for none) of a decay rate from an old link; not a number: as given,
+    for the field to refuse."""
+    try:
+        return f"{half_life_from_rate(float(rate)) or 0:.4g}"
+    except ValueError:
+        return rate
 
 
 class ReturnForm(forms.Form):

@@ -27,6 +27,7 @@ CACHED_USERS = 2048
 EXCHANGE_TURNS = 2
 MONTHS = ("January February March April May June July August September October November December").split()
 MONTH_NAMES = re.compile(r"\b(" + "|".join(MONTHS) + r")\b")
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # a word to BM25 (bm25s's pattern, given it explicitly)
 
 
 @dataclass
@@ -132,8 +133,32 @@ def _bm25s():
 
 def _tokenize(texts: list[str]) -> list[list[str]]:
     return _bm25s().tokenize(
-        texts, stopwords=sorted(SEARCH_STOP_WORDS), stemmer=_stemmer(), return_ids=False, show_progress=False
+        texts,
+        token_pattern=TOKEN.pattern,
+        stopwords=sorted(SEARCH_STOP_WORDS),
+        stemmer=_stemmer(),
+        return_ids=False,
+        show_progress=False,
     )
+
+
+def query_terms(query: str) -> frozenset[str]:
+    """The terms BM25 looks for: the query's words, lowercased, stop words out, stemmed."""
+    return frozenset(_tokenize([query])[0])
+
+
+def matched_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+    """(start, end) of each word of `text` that BM25 matches to one of `terms` (see `query_terms`):
+    "Crowns" matches the query "crown", "the" nothing."""
+    if not terms:
+        return []
+    stemmer = _stemmer()
+    spans = []
+    for match in TOKEN.finditer(text):
+        word = match.group().lower()
+        if word not in SEARCH_STOP_WORDS and stemmer.stemWord(word) in terms:
+            spans.append(match.span())
+    return spans
 
 
 @functools.cache

@@ -12,8 +12,8 @@ class SearchLog(models.Model):
     uid = models.CharField(max_length=128, db_index=True)
     queries = models.JSONField()
     strategy = models.CharField(max_length=32)
-    params = models.JSONField(default=dict)  # k, time_decay, fusion, filters
-    results = models.JSONField(default=list)  # [{"memory_id", "score"}], best first
+    params = models.JSONField(default=dict)  # k, half_life_days, fusion, relevance_floor, filters
+    results = models.JSONField(default=list)  # [{"memory_id", "score", "weak"}], best first
     latency_ms = models.FloatField()
 
     class Meta:

@@ -4,7 +4,7 @@ from django.db.models import Count, Max
 
 from omi_memory.errors import NotFound
 
-from .models import EvalRun, SearchLog
+from .models import DuplicatePair, EvalRun, SearchLog
 
 
 def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
@@ -35,3 +35,17 @@ def eval_runs_latest() -> list[EvalRun]:
         EvalRun.objects.order_by().values("strategy", "split").annotate(last=Max("id")).values_list("last", flat=True)
     )
     return list(EvalRun.objects.filter(id__in=list(newest)).order_by("split", "strategy"))
+
+
+def near_duplicates(*, memory_ids: list[int]) -> dict[int, set[int]]:
+    """Among these memories, the others each is a near-duplicate of (an open or confirmed pair)."""
+    linked: dict[int, set[int]] = {}
+    pairs = DuplicatePair.objects.filter(
+        memory_a_id__in=memory_ids,
+        memory_b_id__in=memory_ids,
+        status__in=[DuplicatePair.Status.OPEN, DuplicatePair.Status.CONFIRMED],
+    ).values_list("memory_a_id", "memory_b_id")
+    for a, b in pairs:
+        linked.setdefault(a, set()).add(b)
+        linked.setdefault(b, set()).add(a)
+    return linked

@@ -14,6 +14,7 @@ from omi_memory.roles import dashboard_view
 from ..forms import JudgeForm, SearchForm
 from ..selectors import search_log_get
 from ..services import SNIPPET_CHARS, feedback_record, search_memories
+from ..strategies import SCORE_SCALES
 
 
 @require_GET
@@ -34,7 +35,11 @@ def search_page(request):
             context["error"] = f"The search could not reach its backend ({exc}). Try again in a moment."
         else:
             _show_transcript_starts(result.hits)
-            context["result"] = result
+            context.update(
+                result=result,
+                weak=sum(hit.weak for hit in result.hits),
+                score_scale=SCORE_SCALES[form.cleaned_data["strategy"], form.cleaned_data["fusion"]],
+            )
     return render_page(request, "search/search.html", context, partial="results", status=status)
 
 

@@ -1,7 +1,11 @@
 import pytest
+from django.conf import settings
 
+from search.lexical import query_terms
+from search.models import SearchLog
+from search.services import SearchHit
 from tests.support.memories import alices_five_and_bobs_one, february
-from tests.support.transcripts import BUDGET, long_transcript
+from tests.support.transcripts import BUDGET, DENTIST, GARDEN, long_transcript
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +88,30 @@ class TestOverAlicesFiveMemories:
     def test_a_user_with_no_memories_gets_no_results(self, api, memories):
         assert ids(api.post("/search", {"uid": "nobody", "query": "dentist"})) == []
 
+    def test_nonsense_is_marked_weak_and_a_real_question_is_not(self, api, memories):
+        nonsense = api.post("/search", {"uid": "alice", "query": "xyzzy qwerty"}).json()
+        real = api.post("/search", {"uid": "alice", "query": "how much will the new tooth crown cost"}).json()
+
+        assert len(nonsense["results"]) == 5 and all(hit["weak"] for hit in nonsense["results"])
+        assert real["results"][0]["weak"] is False and real["results"][0]["memory"]["id"] == memories["dentist"].id
+        assert nonsense["relevance_floor"] == settings.SEARCH_RELEVANCE_FLOOR
+        log = SearchLog.objects.get(id=nonsense["search_id"])
+        assert [r["weak"] for r in log.results] == [True] * 5 and log.params["relevance_floor"] > 0
+
+    def test_the_relevance_floor_is_settable_per_search(self, api, memories):
+        body = {"uid": "alice", "query": "xyzzy qwerty", "relevance_floor": 0}
+        assert not any(hit["weak"] for hit in api.post("/search", body).json()["results"])
+        body = {"uid": "alice", "query": "how much will the new tooth crown cost", "relevance_floor": 1}
+        assert all(hit["weak"] for hit in api.post("/search", body).json()["results"])
+
+    def test_the_query_words_are_located_in_the_snippet_as_bm25_matches_them(self, api, memories):
+        hit = api.post("/search", {"uid": "alice", "query": "CROWNS and the replacement", "k": 1}).json()["results"][0]
+
+        marked = [hit["snippet"][start:end] for start, end in hit["highlights"]]
+        assert hit["memory"]["id"] == memories["dentist"].id
+        assert {word.lower() for word in marked} >= {"crown", "replacement"}  # stemmed, any case
+        assert not {"and", "the"} & {word.lower() for word in marked}  # stop words never
+
 
 def test_a_fact_deep_in_a_long_transcript_is_found_through_its_window(api, remember):
     transcript = long_transcript(40).replace(
@@ -129,3 +157,31 @@ def test_a_search_body_that_is_not_json_is_a_400(api):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_a_conversation_recorded_twice_is_one_result_with_the_other_under_it(api, remember):
+    first = remember("alice", DENTIST)
+    again = remember("alice", DENTIST)  # the duplicate check pairs it with the first on indexing
+    others = [remember("alice", transcript).id for transcript in (BUDGET, GARDEN)]
+
+    results = api.post("/search", {"uid": "alice", "query": "cracked crown", "k": 3}).json()["results"]
+
+    head, *rest = [hit["memory"]["id"] for hit in results]
+    assert head in (first.id, again.id) and sorted(rest) == sorted(others)  # three distinct results of k=3
+    assert results[0]["also"] == [again.id if head == first.id else first.id]
+    assert all(hit["also"] == [] for hit in results[1:])
+
+
+def test_a_snippets_parts_mark_the_query_words_and_leave_the_rest_as_text():
+    hit = SearchHit(
+        memory=None, score=1.0, vector_id="", snippet="<b>Crowns</b> & the crown.", terms=query_terms("crown")
+    )
+
+    assert hit.snippet_parts == [
+        ("<b>", False),
+        ("Crowns", True),
+        ("</b> & the ", False),
+        ("crown", True),
+        (".", False),
+    ]
+    assert hit.highlights == [(3, 9), (20, 25)]

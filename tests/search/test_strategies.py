@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from search.models import SearchLog
+from search.models import DuplicatePair, SearchLog
 from search.strategies import STRATEGIES
 from tests.support.memories import alices_five_and_bobs_one
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
@@ -19,22 +19,47 @@ def found(api, uid="alice", **body) -> list[int]:
     return [hit["memory"]["id"] for hit in response.json()["results"]]
 
 
-def test_recency_decides_between_two_equal_matches(api, remember):
-    old = remember("alice", DENTIST, created_at=NOW - timedelta(days=30))
+def scores(api, **body) -> list[float]:
+    response = api.post("/search", {"uid": "alice", "query": "cracked crown", **body})
+    assert response.status_code == 200, response.content
+    return [hit["score"] for hit in response.json()["results"]]
+
+
+def test_recency_decides_between_two_equal_matches_by_a_half_life(api, remember):
+    old = remember("alice", DENTIST, created_at=NOW - timedelta(days=31))
     new = remember("alice", DENTIST, created_at=NOW - timedelta(days=1))
+    DuplicatePair.objects.update(status=DuplicatePair.Status.DISMISSED)  # not duplicates: both are listed
 
     assert found(api, query="cracked crown", strategy="time_weighted", k=2) == [new.id, old.id]
-    scores = [
-        h["score"]
-        for h in api.post(
-            "/search", {"uid": "alice", "query": "cracked crown", "k": 2, "strategy": "time_weighted"}
-        ).json()["results"]
-    ]
-    assert scores[1] == pytest.approx(scores[0] * 2.718281828 ** (-0.1 * 29), rel=0.02)
-    no_decay = api.post(
-        "/search", {"uid": "alice", "query": "cracked crown", "k": 2, "strategy": "time_weighted", "time_decay": 0}
-    ).json()["results"]
-    assert no_decay[0]["score"] == pytest.approx(no_decay[1]["score"])
+    default = scores(api, strategy="time_weighted", k=2)  # a half-life of 30 days
+    assert default[1] == pytest.approx(default[0] / 2, rel=0.01)
+    week = scores(api, strategy="time_weighted", k=2, half_life_days=7.5)
+    assert week[1] == pytest.approx(week[0] / 16, rel=0.01)
+    # the seed's rate per day still works: exp(-0.1 x 30 days) = 0.5 ** (30 / (ln 2 / 0.1))
+    seed = scores(api, strategy="time_weighted", k=2, time_decay=0.1)
+    assert seed[1] == pytest.approx(seed[0] * 2.718281828 ** (-0.1 * 30), rel=0.01)
+    no_decay = scores(api, strategy="time_weighted", k=2, time_decay=0)
+    assert no_decay[0] == pytest.approx(no_decay[1])
+
+
+def test_old_memories_keep_readable_time_weighted_scores(api, remember):
+    """Counted from the newest result, not from today: two years old, the closest still scores as
+    its similarity (the seed's exp(-0.1 x 730 days) showed 0.000 for everything)."""
+    remember("alice", DENTIST, created_at=NOW - timedelta(days=730))
+    remember("alice", BUDGET, created_at=NOW - timedelta(days=740))
+
+    weighted = scores(api, strategy="time_weighted", k=1)
+    assert weighted == pytest.approx(scores(api, strategy="semantic", k=1)) and weighted[0] > 0.3
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_scores_on_zero_to_one_best_first(api, remember, strategy):
+    for transcript in (DENTIST, BUDGET, GARDEN):
+        remember("alice", transcript)
+
+    found_scores = scores(api, strategy=strategy, k=3, **({"queries": ["crown"]} if strategy == "multi_query" else {}))
+    assert len(found_scores) == 3 and found_scores == sorted(found_scores, reverse=True)
+    assert all(0 <= score <= 1 for score in found_scores)
 
 
 def test_fused_queries_find_what_neither_query_finds_alone(api, remember):
@@ -69,7 +94,7 @@ def test_a_keyword_only_match_is_found_by_hybrid(api, remember):
 
 def body(strategy: str, **extra) -> dict:
     query = {"queries": ["dentist crown", "family piano"]} if strategy == "multi_query" else {"query": "dentist crown"}
-    return {"strategy": strategy, "k": 10, "time_decay": 0.01, **query, **extra}
+    return {"strategy": strategy, "k": 10, "half_life_days": 70, **query, **extra}
 
 
 @pytest.fixture(scope="class")
@@ -117,6 +142,9 @@ class TestEveryStrategyOverFiveMemories:
         {"strategy": "keyword"},
         {"fusion": "max"},
         {"time_decay": -1},
+        {"half_life_days": 0},
+        {"half_life_days": 30, "time_decay": 0.1},
+        {"relevance_floor": 1.5},
         {"queries": ["a", "b"]},
         {"queries": []},
         {"queries": ["ok", "  "], "strategy": "multi_query"},
@@ -164,6 +192,7 @@ def test_lexical_scores_a_memory_by_its_best_exchange_too(remember):
 def test_a_month_the_query_names_favours_that_months_memories(api, remember):
     february = remember("alice", DENTIST, created_at=datetime(2026, 2, 10, 12, tzinfo=UTC))
     march = remember("alice", DENTIST, created_at=datetime(2026, 3, 10, 12, tzinfo=UTC))
+    DuplicatePair.objects.update(status=DuplicatePair.Status.DISMISSED)  # not duplicates: both are listed
 
     assert found(api, query="What did the dentist say in March?", k=2) == [march.id, february.id]
     assert found(api, query="What did the dentist say in February?", k=2) == [february.id, march.id]

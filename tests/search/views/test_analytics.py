@@ -19,7 +19,8 @@ def logged(query: str, *, scores=(0.8,), strategy="hybrid", latency=10.0, ago=ti
         uid=uid,
         queries=[query],
         strategy=strategy,
-        results=[{"memory_id": m.id, "score": s} for m, s in zip(memories, scores)],
+        # marked weak as a search with a relevance floor of 0.5 marks them
+        results=[{"memory_id": m.id, "score": s, "weak": s < 0.5} for m, s in zip(memories, scores)],
         latency_ms=latency,
     )
     SearchLog.objects.filter(id=log.id).update(created_at=timezone.now() - ago)

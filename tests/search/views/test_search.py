@@ -54,7 +54,7 @@ def test_the_closest_memory_comes_first_with_its_score_title_and_snippet(signed_
     assert memories["dentist"].title in first
     assert re.search(r'class="score"[^>]*>\d\.\d{3}<', first)
     snippet = html.unescape(re.search(r'<blockquote class="snippet">(.*?)</blockquote>', first, re.S)[1])
-    assert snippet.replace("<br>", "\n").rstrip("…") in DENTIST  # a passage of the transcript
+    assert re.sub(r"</?mark>", "", snippet).rstrip("…") in DENTIST  # a passage of the transcript
     assert f'href="/memories/{memories["dentist"].id}/"' in first
     assert "<html" in page  # the whole page, with the form
     assert 'name="query"' in page and 'value="how much will the new tooth crown cost"' in page
@@ -130,6 +130,57 @@ def test_another_users_memories_never_appear(signed_in, memories):
         found = result_ids(search(analyst, query="Bob dentist crown", strategy=strategy, k="50"))
         assert found and memories["bob"].id not in found, strategy
     assert result_ids(search(analyst, uid="bob", query="garden tomatoes", k="50")) == [memories["bob"].id]
+
+
+def results_of(response) -> list[str]:
+    """Each result's <li> element, as HTML."""
+    return re.findall(r'<li id="result-\d+".*?</li>', response.content.decode(), re.S)
+
+
+def test_nonsense_gets_results_dimmed_and_labelled_weak_and_the_scale_is_stated(signed_in, memories):
+    analyst = signed_in("analyst")
+
+    nonsense = search(analyst, query="xyzzy qwerty")
+    real = search(analyst, query="how much will the new tooth crown cost")
+
+    assert len(results_of(nonsense)) == 5
+    assert all('class="card result weak"' in li and ">weak</span>" in li for li in results_of(nonsense))
+    assert "5 results, 5 weak, for" in nonsense.content.decode()
+    assert "Scores run from 0 to 1" in nonsense.content.decode()
+    assert 'class="card result"' in results_of(real)[0] and ">weak</span>" not in results_of(real)[0]
+
+
+def test_the_relevance_floor_and_half_life_are_options_of_the_page(signed_in, memories):
+    analyst = signed_in("analyst")
+
+    response = search(analyst, query="xyzzy qwerty", floor="0", strategy="time_weighted", half_life="7")
+
+    assert not any(" weak" in li for li in results_of(response))
+    page = response.content.decode()
+    assert re.search(r"<details open>", page)  # options away from their defaults are shown
+    assert SearchLog.objects.get().params | {"filters": None} == {
+        "k": 10,
+        "half_life_days": 7.0,
+        "fusion": "sum",
+        "relevance_floor": 0.0,
+        "filters": None,
+    }
+
+
+def test_an_old_link_with_the_seeds_time_decay_is_read_as_its_half_life(signed_in, memories):
+    response = search(signed_in("analyst"), query="crown", strategy="time_weighted", time_decay="0.1")
+
+    assert response.status_code == 200 and result_ids(response)
+    assert re.search(r'name="half_life" value="6.931"', response.content.decode())  # ln 2 / 0.1 days
+    assert SearchLog.objects.get().params["half_life_days"] == pytest.approx(6.931, abs=1e-3)
+    assert search(signed_in("admin"), query="crown", time_decay="fast").status_code == 400
+
+
+def test_the_query_words_are_marked_in_the_snippet_in_any_case_and_form(signed_in, memories):
+    first = results_of(search(signed_in("analyst"), query="CROWNS replacements", k="1"))[0]
+
+    snippet = re.search(r'<blockquote class="snippet">(.*?)</blockquote>', first, re.S)[1]
+    assert {word.lower() for word in re.findall(r"<mark>(.*?)</mark>", snippet)} >= {"crown", "replacement"}
 
 
 def test_bad_parameters_are_explained_in_the_results_area(signed_in, memories):
