@@ -9,7 +9,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from memories.models import Category, Source
 from memories.parts.vectorstores import SearchFilters
-from omi_memory.dashboard import DateField, PageForm, RowIdField, TextField
+from omi_memory.dashboard import REVERSED_DATES, DateField, PageForm, RowIdField, TextField
 
 from . import strategies
 from .analysis.clusters import MAX_CLUSTERS
@@ -41,15 +41,17 @@ class SearchForm(forms.Form):
     )
     strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
     fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
-    k = forms.IntegerField(min_value=1, max_value=strategies.MAX_K, widget=forms.NumberInput(attrs={"size": 3}))
+    k = forms.IntegerField(
+        label="k", min_value=1, max_value=strategies.MAX_K, widget=forms.NumberInput(attrs={"size": 3})
+    )
     time_decay = forms.FloatField(
         min_value=0,
         max_value=strategies.MAX_TIME_DECAY,
         label="Time decay (per day)",
         widget=forms.NumberInput(attrs={"step": "0.01"}),
     )
-    starts = DateField(required=False, label="From")
-    ends = DateField(required=False, label="To")
+    starts = DateField(required=False, label="Start date")
+    ends = DateField(required=False, label="End date")
     categories = forms.MultipleChoiceField(
         required=False, choices=Category.choices, widget=forms.SelectMultiple(attrs={"size": 4})
     )
@@ -72,7 +74,7 @@ class SearchForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("starts") and data.get("ends") and data["ends"] < data["starts"]:
-            raise forms.ValidationError("'To' is before 'From'.")
+            self.add_error("ends", REVERSED_DATES)
         extra = [line.strip() for line in data.get("queries", "").splitlines() if line.strip()]
         queries = [data["query"].strip()] if data.get("query", "").strip() else []
         if data.get("strategy") == "multi_query":
