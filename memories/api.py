@@ -5,10 +5,21 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from ninja.security import APIKeyHeader
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from omi_memory.actors import Actor
-from omi_memory.api_common import ApiSchema, Moment, NotBlank, Pagination, RowId, Text, check_uid, errors, key_uid
+from omi_memory.api_common import (
+    ApiSchema,
+    Moment,
+    NotBlank,
+    Pagination,
+    RowId,
+    Text,
+    check_uid,
+    documented_example,
+    errors,
+    key_uid,
+)
 from omi_memory.errors import Forbidden
 from omi_memory.throttles import ANON, READS, WRITES
 
@@ -30,8 +41,21 @@ class ApiKeyAuth(APIKeyHeader):
         return api_key
 
 
+# What the API docs offer to try (tests/memories/test_api_docs.py posts each).
+MEMORY_EXAMPLE = {
+    "uid": "alice",
+    "transcript": "Alice: The dentist says my crown is cracked.\nDr. Patel: Come back next Tuesday at 3pm.",
+    "source": "omi",
+    "language": "en",
+    "started_at": "2026-03-02T14:30:00Z",
+    "finished_at": "2026-03-02T14:45:00Z",
+}
+
+
 class MemoryIn(ApiSchema):
     """A memory to create. `finished_at`, when given with `started_at`, is not before it."""
+
+    model_config = ConfigDict(json_schema_extra=documented_example(MEMORY_EXAMPLE))
 
     uid: str = Field(..., pattern=UID_PATTERN, description="The user the memory belongs to.")
     transcript: NotBlank = Field(
@@ -52,6 +76,12 @@ class MemoryIn(ApiSchema):
 
 
 class MemoryBatchIn(ApiSchema):
+    model_config = ConfigDict(
+        json_schema_extra=documented_example(
+            {"memories": [MEMORY_EXAMPLE, {**MEMORY_EXAMPLE, "transcript": "Alice: Buy milk on the way home."}]}
+        )
+    )
+
     memories: list[MemoryIn] = Field(..., min_length=1, max_length=settings.MAX_BATCH_SIZE)
 
 

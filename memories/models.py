@@ -131,10 +131,15 @@ class Memory(models.Model):
     text_hash = models.CharField(max_length=64, blank=True)
     embedding_model = models.CharField(max_length=128, blank=True)
     embedding_dim = models.PositiveIntegerField(null=True, blank=True)
+    # Set while the memory is merged away into another (a duplicate merge); cleared by an unmerge.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_memories"
+    )
 
     objects = MemoryQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = "memories"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["uid", "created_at"]),
@@ -260,6 +265,7 @@ class AuditEvent(models.Model):
         MEMORY_RETRY_FAILED = "memory.retry_failed", "failed memories retried"
         USER_ERASE = "user.erase", "user erased"
         DUPLICATES_MERGE = "duplicates.merge", "duplicates merged"
+        DUPLICATES_UNMERGE = "duplicates.unmerge", "duplicates unmerged"
         DUPLICATES_DISMISS = "duplicates.dismiss", "duplicates dismissed"
         DUPLICATES_SCAN = "duplicates.scan", "duplicate scan started"
         CLUSTERS_RUN = "clusters.run", "clustering started"
@@ -396,6 +402,7 @@ class VectorIndex(models.Model):
 
     class Meta:
         db_table = "search_vectorindex"
+        verbose_name_plural = "vector indexes"
 
     def __str__(self) -> str:
         return f"{self.store}: {self.model} ({self.dim})"
@@ -441,6 +448,7 @@ class ReconcileRun(models.Model):
     findings = models.JSONField(default=list)  # the first findings of each kind: [{kind, vector_id, ...}]
 
     class Meta:
+        verbose_name = "reconciliation run"
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:

@@ -219,6 +219,18 @@ def _send(task, args: list, memory_ids: list[int]) -> bool:
     return False
 
 
+def _requeued() -> dict:
+    """The fields of a memory queued to run through the pipeline again, from the start."""
+    return dict(
+        status=Status.QUEUED,
+        failure_reason="",
+        attempts=0,
+        claimed_at=None,
+        claim_token=None,
+        lease_until=timezone.now() + _queue_lease(),
+    )
+
+
 def _queue_lease() -> timedelta:
     """How long a message in the broker holds its memory before the sweeper sends it again."""
     return timedelta(seconds=settings.PIPELINE_QUEUE_LEASE_SECONDS)
@@ -236,14 +248,7 @@ def memory_reprocess(*, memory: Memory, actor: Actor) -> Memory:
                 Q(status__in=[Status.INDEXED, Status.FAILED, Status.QUEUED])
                 | Q(status=Status.PROCESSING, lease_until__lt=now)  # its worker is gone
             )
-            .update(
-                status=Status.QUEUED,
-                failure_reason="",
-                attempts=0,
-                claimed_at=None,
-                claim_token=None,
-                lease_until=now + _queue_lease(),
-            )
+            .update(**_requeued())
         )
         if not updated:
             memory.refresh_from_db()
@@ -262,14 +267,7 @@ def memory_retry_failed(*, memory_ids: list[int] | None = None, actor: Actor, ba
         if memory_ids is not None:
             failed = failed.filter(id__in=memory_ids)
         ids = list(failed.values_list("id", flat=True))
-        Memory.objects.filter(id__in=ids).update(
-            status=Status.QUEUED,
-            failure_reason="",
-            attempts=0,
-            claimed_at=None,
-            claim_token=None,
-            lease_until=timezone.now() + _queue_lease(),
-        )
+        Memory.objects.filter(id__in=ids).update(**_requeued())
         for start in range(0, len(ids), batch):
             _enqueue_on_commit(ids[start : start + batch])
         if ids:
@@ -432,7 +430,8 @@ def user_erase(*, uid: str, actor: Actor) -> tuple[int, int]:
 def memory_merge_into(*, memory: Memory, into: Memory) -> None:
     """Merge one memory of a user into another of the same user: its action items and events move
     to `into` (except those `into` has already: the same description; the same title and start),
-    each remembering where it came from, and `memory` is deleted (its vectors removed). Call it
+    each remembering where it came from, and `memory` is deleted (its vectors removed) and
+    remembers `into` (`merged_into`; `memory_unmerge` undoes it all). Call it
     in a transaction that holds both rows (`select_for_update`)."""
     if memory.uid != into.uid or memory.id == into.id:
         raise ValidationFailed(f"memory {memory.id} cannot be merged into memory {into.id}")
@@ -445,7 +444,31 @@ def memory_merge_into(*, memory: Memory, into: Memory) -> None:
     have = set(Event.objects.filter(memory_id=into.id).values_list("title", "start"))
     events = Event.objects.filter(memory_id=memory.id).values_list("id", "title", "start")
     Event.objects.filter(id__in=[id_ for id_, title, start in events if (title, start) not in have]).update(**moved)
+    Memory.objects.filter(id=memory.id).update(merged_into=into)
     _memory_soft_delete(memory)
+
+
+def memory_unmerge(*, memory: Memory) -> None:
+    """Undo `memory_merge_into`: the action items and events that came from the merged-away
+    `memory` go back to it, and it is queued through the pipeline again: its vectors are built and
+    stored again (search finds it again; the duplicate check that follows its indexing raises its
+    pairs again), and its own items are extracted again (a completed one stays completed; those
+    merged into it from others are kept). Call it in a transaction that holds the row."""
+    if memory.status != Status.DELETED or memory.merged_into_id is None:
+        raise Conflict(f"memory {memory.id} is not merged into another")
+    # Its own items, and those of the memories merged into it before (an item remembers its first
+    # origin), wherever later merges took them.
+    origins, found = {memory.id}, [memory.id]
+    while found:
+        found = list(
+            Memory.objects.filter(merged_into_id__in=found).exclude(id__in=origins).values_list("id", flat=True)
+        )
+        origins.update(found)
+    for items in (ActionItem.objects, Event.objects):
+        items.filter(merged_from_id__in=origins).exclude(memory_id=memory.id).update(memory_id=memory.id)
+        items.filter(memory_id=memory.id, merged_from_id=memory.id).update(merged_from_id=None)
+    Memory.objects.filter(id=memory.id).update(merged_into=None, **_requeued())
+    _enqueue_on_commit([memory.id])
 
 
 # API keys

@@ -11,11 +11,13 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.security import APIKeyCookie
 
 from memories.api import ApiKeyAuth
 from memories.api import router as memories_router
 from omi_memory import bounds, throttles
 from omi_memory.errors import ApplicationError, BackendError, error_body
+from omi_memory.roles import is_admin
 from search.api import router as search_router
 
 logger = logging.getLogger(__name__)
@@ -26,11 +28,25 @@ class Api(NinjaAPI):
         return throttles.document_retry_after(super().get_openapi_schema(**kwargs))
 
 
+class AdminSessionAuth(APIKeyCookie):
+    """A dashboard admin's session, with its CSRF token (the API docs' "Try it out" sends both):
+    acts for every user. Anyone else is left to the API key, without a CSRF check."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def _get_key(self, request) -> str | None:
+        return super()._get_key(request) if is_admin(request.user) else None
+
+    def authenticate(self, request, key: str | None):
+        return request.user if key and is_admin(request.user) else None
+
+
 api = Api(
     title="omi-memory",
     version="1",
-    description="Conversation transcripts in, structured searchable memories out.",
-    auth=ApiKeyAuth(),
+    description="Conversation transcripts in, structured searchable memories out. Send an API key in "
+    "`X-API-Key`; a dashboard admin signed in may try the API here with their session.",
+    auth=[AdminSessionAuth(), ApiKeyAuth()],
     urls_namespace="api-v1",
 )
 

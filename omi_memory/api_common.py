@@ -88,8 +88,20 @@ def errors(*statuses: int) -> dict:
 
 
 def key_uid(request: HttpRequest) -> str | None:
-    """The uid the caller's key is scoped to, or None for a key that may act for every user."""
-    return request.auth.uid or None
+    """The uid the caller's key is scoped to, or None for a key (or a signed-in admin, in the API
+    docs) that may act for every user."""
+    return getattr(request.auth, "uid", "") or None
+
+
+def api_caller(request: HttpRequest) -> dict:
+    """Who made the request, as the search log and judgments record it: `api_key`, or `user` (a
+    signed-in admin trying the API in its docs)."""
+    return {"api_key": request.auth} if hasattr(request.auth, "key_hash") else {"user": request.auth}
+
+
+def documented_example(value: dict) -> dict:
+    """A schema's example (`json_schema_extra`), under the key Swagger UI reads and JSON Schema's."""
+    return {"example": value, "examples": [value]}
 
 
 def check_uid(request: HttpRequest, uid: str) -> None:

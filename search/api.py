@@ -8,7 +8,20 @@ from memories.api import MemorySummaryOut
 from memories.models import UID_PATTERN, Category, Source
 from memories.parts.vectorstores import SearchFilters
 from omi_memory import bounds
-from omi_memory.api_common import ApiSchema, Bool, Float, Int, Moment, NotBlank, Text, check_uid, errors, key_uid
+from omi_memory.api_common import (
+    ApiSchema,
+    Bool,
+    Float,
+    Int,
+    Moment,
+    NotBlank,
+    Text,
+    api_caller,
+    check_uid,
+    documented_example,
+    errors,
+    key_uid,
+)
 from omi_memory.throttles import SEARCH, WRITES
 
 from .selectors import search_log_get
@@ -55,7 +68,12 @@ class SearchIn(ApiSchema):
     """A search of one user's memories: a `query` (or `queries`; more than one only with strategy
     `multi_query`). `ends_at`, when given with `starts_at`, is not before it."""
 
-    model_config = ConfigDict(json_schema_extra=_QUERY_RULES)
+    model_config = ConfigDict(
+        json_schema_extra={
+            **_QUERY_RULES,
+            **documented_example({"uid": "alice", "query": "what did the dentist say", "strategy": "hybrid", "k": 5}),
+        }
+    )
 
     uid: str = Field(..., pattern=UID_PATTERN)
     query: Query | None = None
@@ -136,6 +154,10 @@ class SearchOut(Schema):
 
 
 class FeedbackIn(ApiSchema):
+    model_config = ConfigDict(
+        json_schema_extra=documented_example({"search_id": 1, "memory_id": 1, "relevant": True, "note": "the visit"})
+    )
+
     search_id: Int = Field(..., ge=1, le=bounds.MAX_ROW_ID)
     memory_id: Int = Field(..., ge=1, le=bounds.MAX_ROW_ID)
     relevant: Bool
@@ -170,7 +192,7 @@ def search(request: HttpRequest, payload: SearchIn):
         half_life_days=payload.half_life(),
         fusion=payload.fusion,
         relevance_floor=payload.relevance_floor,
-        api_key=request.auth,
+        **api_caller(request),
     )
     return {
         "search_id": result.search_id,
@@ -206,7 +228,7 @@ def feedback(request: HttpRequest, payload: FeedbackIn):
         memory_id=payload.memory_id,
         relevant=payload.relevant,
         note=payload.note,
-        api_key=request.auth,
+        **api_caller(request),
     )
     return Status(
         201,

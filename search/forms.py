@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from memories.forms import DateRangeForm
 from memories.models import Category, Source
 from memories.parts.vectorstores import SearchFilters
-from omi_memory.dashboard import DateField, PageForm, RowIdField, TextField
+from omi_memory.dashboard import REVERSED_DATES, DateField, PageForm, RowIdField, TextField
 
 from . import strategies
 from .analysis.clusters import MAX_CLUSTERS
@@ -43,7 +43,9 @@ class SearchForm(forms.Form):
     )
     strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
     fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
-    k = forms.IntegerField(min_value=1, max_value=strategies.MAX_K, widget=forms.NumberInput(attrs={"size": 3}))
+    k = forms.IntegerField(
+        label="k", min_value=1, max_value=strategies.MAX_K, widget=forms.NumberInput(attrs={"size": 3})
+    )
     # Scores: time_weighted's decay (the seed's `time_decay` rate in a link is read as its half-life),
     # and the relevance floor under which a result is marked weak.
     half_life = forms.FloatField(
@@ -55,8 +57,8 @@ class SearchForm(forms.Form):
     floor = forms.FloatField(
         min_value=0, max_value=1, label="Relevance floor", widget=forms.NumberInput(attrs={"step": "0.01"})
     )
-    starts = DateField(required=False, label="From")
-    ends = DateField(required=False, label="To")
+    starts = DateField(required=False, label="Start date")
+    ends = DateField(required=False, label="End date")
     categories = forms.MultipleChoiceField(
         required=False, choices=Category.choices, widget=forms.SelectMultiple(attrs={"size": 4})
     )
@@ -82,7 +84,7 @@ class SearchForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("starts") and data.get("ends") and data["ends"] < data["starts"]:
-            raise forms.ValidationError("'To' is before 'From'.")
+            self.add_error("ends", REVERSED_DATES)
         extra = [line.strip() for line in data.get("queries", "").splitlines() if line.strip()]
         queries = [data["query"].strip()] if data.get("query", "").strip() else []
         if data.get("strategy") == "multi_query":

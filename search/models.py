@@ -35,6 +35,7 @@ class RelevanceFeedback(models.Model):
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "judgment"
         constraints = [models.UniqueConstraint(fields=["search", "memory"], name="one_judgment_per_result")]
 
     def __str__(self) -> str:
@@ -54,6 +55,7 @@ class EvalRun(models.Model):
     seconds = models.FloatField()
 
     class Meta:
+        verbose_name = "evaluation run"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

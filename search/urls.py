@@ -14,6 +14,8 @@ urlpatterns = [
     path("clusters/<id:run_id>/", clusters.cluster_detail, name="cluster_detail"),
     path("duplicates/", duplicates.duplicate_list, name="duplicate_list"),
     path("duplicates/scan/", duplicates.duplicate_scan, name="duplicate_scan"),
+    path("duplicates/<id:pair_id>/", duplicates.duplicate_pair, name="duplicate_pair"),
     path("duplicates/<id:pair_id>/merge/", duplicates.duplicate_merge, name="duplicate_merge"),
+    path("duplicates/<id:pair_id>/unmerge/", duplicates.duplicate_unmerge, name="duplicate_unmerge"),
     path("duplicates/<id:pair_id>/dismiss/", duplicates.duplicate_dismiss, name="duplicate_dismiss"),
 ]

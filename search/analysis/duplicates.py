@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from memories.models import AuditEvent, Memory, MemoryVector
 from memories.selectors import memory_vectors_matrix
-from memories.services import audit_record, memory_merge_into
+from memories.services import audit_record, memory_merge_into, memory_unmerge
 from omi_memory.actors import Actor
 from omi_memory.errors import Conflict, NotFound, ValidationFailed
 
@@ -234,6 +234,29 @@ def duplicate_pair_merge(*, pair_id: int, keep_id: int, actor: Actor) -> Duplica
         pair.save(update_fields=["status", "kept", "resolved_by", "resolved_at"])
         _audit_pair(actor, AuditEvent.Action.DUPLICATES_MERGE, pair, kept_memory=keep_id, deleted_memory=other_id)
     logger.info("duplicate pair %s: kept memory %s, merged and deleted memory %s", pair_id, keep_id, other_id)
+    return pair
+
+
+def duplicate_pair_unmerge(*, pair_id: int, actor: Actor) -> DuplicatePair:
+    """Undo a merge (`memories.services.memory_unmerge`): the merged-away memory is processed
+    again (searchable again once indexed, its other pairs raised again by the duplicate check that
+    follows), its action items and events go back to it, and the pair is open again."""
+    with transaction.atomic():
+        pair = DuplicatePair.objects.select_for_update().filter(id=pair_id).first()
+        if pair is None:
+            raise NotFound(f"duplicate pair {pair_id} not found")
+        if pair.status != Pair.MERGED:
+            raise Conflict(f"duplicate pair {pair_id} is {pair.status}, not merged")
+        kept_id = pair.kept_id
+        other_id = pair.memory_b_id if kept_id == pair.memory_a_id else pair.memory_a_id
+        memory = Memory.objects.select_for_update().get(id=other_id)
+        if kept_id is None or memory.merged_into_id != kept_id:
+            raise Conflict(f"memory {other_id} is not merged into memory {kept_id} any more")
+        memory_unmerge(memory=memory)
+        pair.status, pair.kept_id, pair.resolved_by_id, pair.resolved_at = Pair.OPEN, None, None, None
+        pair.save(update_fields=["status", "kept", "resolved_by", "resolved_at"])
+        _audit_pair(actor, AuditEvent.Action.DUPLICATES_UNMERGE, pair, kept_memory=kept_id, restored_memory=other_id)
+    logger.info("duplicate pair %s: memory %s unmerged from memory %s", pair_id, other_id, kept_id)
     return pair
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from omi_memory.actors import Actor
 from omi_memory.dashboard import form_errors, render_page
 from omi_memory.errors import ApplicationError
-from omi_memory.roles import admin_view, dashboard_view
+from omi_memory.roles import admin_view, dashboard_view, is_admin
 
 from ..analysis import duplicates
 from ..forms import DUPLICATE_STATUSES, DuplicateFilterForm, DuplicateMergeForm, DuplicateScanForm, ReturnForm
@@ -60,6 +60,24 @@ def duplicate_scan(request):
     return redirect(_back(request, form))
 
 
+@require_GET
+@dashboard_view
+def duplicate_pair(request, pair_id: int):
+    """One pair's card; with `keep` (an admin's merge button), the card asks to confirm the merge.
+    htmx gets the card alone, a plain request a page with it."""
+    try:
+        pair = duplicates.duplicate_pair_get(pair_id=pair_id)
+    except ApplicationError:
+        raise Http404("no such pair") from None
+    form = DuplicateMergeForm(request.GET)
+    keep = form.cleaned_data["keep"] if form.is_valid() else None
+    context = {"pair": pair, "back": _back(request, form)}
+    if keep in (pair.memory_a_id, pair.memory_b_id) and is_admin(request.user) and pair.status == "open":
+        context["confirm_keep"] = keep
+        context["confirm_merge"] = pair.memory_b_id if keep == pair.memory_a_id else pair.memory_a_id
+    return render_page(request, "search/duplicate_pair.html", context, partial="pair")
+
+
 @require_POST
 @admin_view
 def duplicate_merge(request, pair_id: int):
@@ -72,6 +90,18 @@ def duplicate_merge(request, pair_id: int):
             pair_id=pair_id, keep_id=form.cleaned_data["keep"], actor=Actor.from_request(request)
         ),
         done="Merged: memory {kept} kept, the other deleted.",
+    )
+
+
+@require_POST
+@admin_view
+def duplicate_unmerge(request, pair_id: int):
+    return _duplicate_resolve(
+        request,
+        pair_id,
+        ReturnForm(request.POST),
+        lambda: duplicates.duplicate_pair_unmerge(pair_id=pair_id, actor=Actor.from_request(request)),
+        done="Unmerged: both memories are back and the pair is open again.",
     )
 
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from memories.selectors import memory_transcript_starts, memory_uids
-from omi_memory.dashboard import render_page
+from omi_memory.dashboard import form_errors, render_page
 from omi_memory.errors import ApplicationError, BackendError, NotFound
 from omi_memory.roles import dashboard_view
 
@@ -21,10 +21,12 @@ from ..strategies import SCORE_SCALES
 @dashboard_view
 def search_page(request):
     uids = memory_uids()
-    form = SearchForm(request.GET, uids=uids)
+    form = SearchForm(request.GET, uids=uids) if uids else None  # none: an empty install, nothing to search
     context = {"form": form, "uids": uids, "result": None, "error": "", "next_url": request.get_full_path()}
     status = 200
-    if not form.is_valid():
+    if form is None:
+        pass
+    elif not form.is_valid():
         status = 400
     elif form.cleaned_data["all_queries"]:
         try:
@@ -57,7 +59,7 @@ def _show_transcript_starts(hits) -> None:
 def search_judge(request):
     form = JudgeForm(request.POST)
     if not form.is_valid():
-        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        problems = form_errors(form)
         return HttpResponse(f"Cannot record this judgment: {problems}", status=400, content_type="text/plain")
     data = form.cleaned_data
     next_url = form.next_url(request, default=reverse("search"))

@@ -24,6 +24,7 @@ def test_admin_merges_a_duplicate_pair_and_the_merged_memory_leaves_the_list(pag
     expect(page.locator("#pair-count")).to_have_text("1 pair for erin, open.")
     pair = pairs.first
     expect(pair.locator(".badge.open")).to_have_text("open")
+    first, second = sorted([first, second], key=lambda memory: memory.id)  # the card shows the older on the left
     expect(pair.locator(f'a[href="/memories/{first.id}/"]')).to_have_count(1)
     expect(pair.locator(f'a[href="/memories/{second.id}/"]')).to_have_count(1)
     expect(pair.locator(f'a[href="/memories/{other.id}/"]')).to_have_count(0)
@@ -33,6 +34,14 @@ def test_admin_merges_a_duplicate_pair_and_the_merged_memory_leaves_the_list(pag
     page.evaluate("window.stillTheSamePage = true")
     pair.get_by_role("button", name="Keep left, merge right").click()
     card = page.locator(f"article#{pair_id}")
+    expect(card.get_by_text(f"Merge #{second.id} into #{first.id}?")).to_be_visible()  # nothing merged yet
+    card.get_by_role("link", name="Cancel").click()
+    expect(card.get_by_role("button", name="Confirm merge")).to_have_count(0)
+    assert Memory.objects.get(id=second.id).status == Memory.Status.INDEXED
+    card.get_by_role("button", name="Keep left, merge right").click()
+    expect(card.get_by_role("button", name="Confirm merge")).to_be_visible()
+    page.shot("confirm")
+    card.get_by_role("button", name="Confirm merge").click()
     expect(card.locator(".badge.merged").first).to_be_visible()
     expect(card.locator(".row .badge").first).to_have_text("merged")
     expect(card.get_by_role("button", name="Keep left, merge right")).to_have_count(0)
@@ -50,6 +59,20 @@ def test_admin_merges_a_duplicate_pair_and_the_merged_memory_leaves_the_list(pag
     expect(page.locator("#results tbody tr")).to_have_count(2)
     expect(page.locator(f"tr#memory-{kept_id}")).to_be_visible()
     expect(page.locator(f"tr#memory-{gone_id}")).to_have_count(0)
+
+    # The merged-away memory links to the kept one; unmerging brings it back, into search too.
+    page.goto(f"/memories/{gone_id}/")
+    expect(page.locator("#merged-into")).to_contain_text("Merged into")
+    page.locator("#merged-into").get_by_role("link", name="Duplicates").click()
+    merged = page.locator(f"article#{pair_id}")
+    merged.get_by_role("button", name="Unmerge").click()
+    expect(merged.locator(".row .badge").first).to_have_text("open")
+    expect(merged.get_by_role("button", name="Keep left, merge right")).to_be_visible()
+    page.shot("unmerged")
+    page.goto(f"/memories/{kept_id}/")
+    expect(page.locator("#merged-memories")).to_have_count(0)
+    page.goto("/search/?uid=erin&query=dentist+next+Tuesday")
+    expect(page.locator(f"#results a[href='/memories/{gone_id}/']").first).to_be_visible()
 
 
 def test_the_queue_survives_back_and_forward_after_an_htmx_navigation(page, sign_in):

@@ -148,12 +148,11 @@ def test_bad_filter_values_are_explained_not_a_crash(signed_in):
     response = analyst.get("/memories/?starts=not-a-date&status=bogus&sort=evil")
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Enter a valid date" in page and "Select a valid choice" in page
+    assert "Start date: Enter a valid date." in page and "Status: Select a valid choice" in page
     assert titles(response) == ["Dentist visit"]  # the valid filters still apply (none here)
-    assert (
-        "&#x27;From&#x27; is after &#x27;To&#x27;"
-        in analyst.get("/memories/?starts=2025-05-01&ends=2025-04-01").content.decode()
-    )
+    reversed_range = analyst.get("/memories/?starts=2025-03-01&ends=2025-02-01")
+    assert "End date: End date is before start date." in reversed_range.content.decode()
+    assert titles(reversed_range) == ["Dentist visit"]  # like a bad date: shown, and left out of the filters
 
 
 def test_sorting_by_a_column_and_back(signed_in):
@@ -367,3 +366,16 @@ def test_an_admin_reconciles_from_the_pipeline_page_with_repair_and_it_is_audite
     refused = admin.post("/pipeline/reconcile/", follow=True).content.decode()
     assert re.search(r"reconciliation #\d+ is under way", refused)
     assert AuditEvent.objects.filter(action="vectors.reconcile").count() == 1
+
+
+def test_each_count_on_the_pipeline_page_links_to_the_memory_list_of_that_status(signed_in):
+    analyst = signed_in("analyst")
+    stored(status="failed", failure_reason="boom", title="Unlucky")
+    stored(title="Lucky")
+
+    page = analyst.get("/pipeline/").content.decode()
+    failed_list = analyst.get("/memories/?status=failed").content.decode()
+
+    for status in Memory.Status.values:
+        assert f'href="/memories/?status={status}" title="the {status} memories" id="count-{status}"' in page
+    assert "Unlucky" in failed_list and "Lucky</" not in failed_list

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from memories.models import ActionItem, Event, Memory, MemoryVector
+from memories.models import ActionItem, AuditEvent, Event, Memory, MemoryVector
 from memories.parts.vectorstores import get_vector_store
 from memories.parts.vectorstores.base import SearchFilters
 from memories.services import memory_reprocess
@@ -12,10 +12,12 @@ from search.analysis.duplicates import (
     duplicate_check_memory,
     duplicate_pair_dismiss,
     duplicate_pair_merge,
+    duplicate_pair_unmerge,
     duplicate_scan,
     similar_pairs,
 )
 from search.models import DuplicatePair
+from search.services import search_memories
 from tests.support.actors import COMMAND, dashboard_actor
 from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
@@ -153,6 +155,43 @@ def test_merge_moves_items_deletes_the_other_with_its_vectors_and_closes_its_pai
     # Its other open pair is closed; the kept memory's pair with the third stays open.
     assert pairs_of("alice", status="open") == {(keep.id, third.id)}
     assert not DuplicatePair.objects.filter(memory_a=other, memory_b=third).exists()
+
+
+def test_unmerge_restores_the_memory_its_vectors_items_and_other_pairs(remember):
+    keep = remember("alice", DENTIST)
+    other = remember("alice", DENTIST_AGAIN)
+    third = remember("alice", DENTIST_THIRD)
+    own = ActionItem.objects.filter(memory=other).exclude(description__in=keep.action_items.values("description"))
+    own.update(completed=True)  # what only this copy has moves to the kept memory, and comes back as it was
+    items = set(ActionItem.objects.filter(memory=other).values_list("description", "completed"))
+    events = set(Event.objects.filter(memory=other).values_list("title", "start"))
+    pair = DuplicatePair.objects.get(memory_a=keep, memory_b=other)
+    admin = _user("boss")
+    with committed():
+        duplicate_pair_merge(pair_id=pair.id, keep_id=keep.id, actor=dashboard_actor(admin))
+    assert Memory.objects.get(id=other.id).merged_into_id == keep.id
+    assert ActionItem.objects.filter(memory=keep, merged_from=other, completed=True).exists()
+    query = "insurance card crown dentist"
+    assert other.id not in [r.memory.id for r in search_memories(uid="alice", queries=[query], k=10).hits]
+
+    with committed():  # the memory goes through the pipeline again once the unmerge commits
+        duplicate_pair_unmerge(pair_id=pair.id, actor=dashboard_actor(admin))
+
+    restored = Memory.objects.get(id=other.id)
+    assert (restored.status, restored.merged_into_id, restored.searchable) == (Memory.Status.INDEXED, None, True)
+    assert MemoryVector.objects.filter(memory=other).exists()
+    assert other.id in [r.memory.id for r in search_memories(uid="alice", queries=[query], k=10).hits]
+    assert set(ActionItem.objects.filter(memory=other).values_list("description", "completed")) == items
+    assert set(Event.objects.filter(memory=other).values_list("title", "start")) == events
+    assert not ActionItem.objects.filter(memory=keep, merged_from=other).exists()
+    # The pair is open again, and so is its pair with the third copy (the check after indexing).
+    assert pairs_of("alice", status="open") == {(keep.id, other.id), (keep.id, third.id), (other.id, third.id)}
+    actions = list(
+        AuditEvent.objects.filter(uid="alice").values_list("action", "actor_name", "details__restored_memory")
+    )
+    assert actions[:2] == [("duplicates.unmerge", "boss", other.id), ("duplicates.merge", "boss", None)]
+    with pytest.raises(Conflict):  # once: it is open again
+        duplicate_pair_unmerge(pair_id=pair.id, actor=COMMAND)
 
 
 def test_merging_or_dismissing_a_pair_that_is_not_open_is_a_conflict(remember):

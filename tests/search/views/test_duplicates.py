@@ -226,3 +226,45 @@ def test_every_answer_of_the_queue_varies_on_htmx_and_a_history_restore_gets_the
         signed_in("analyst"), reverse("duplicate_list") + "?uid=alice&status=open", fragment='<section id="results">'
     )
     assert f'id="pair-{pair.id}"' in results
+
+
+def test_a_merge_button_asks_to_confirm_in_the_card_and_changes_nothing_until_then(signed_in, pair):
+    admin = signed_in("admin")
+    url = reverse("duplicate_pair", args=[pair.id])
+    back = reverse("duplicate_list") + "?uid=alice"
+
+    card = admin.get(url, {"keep": pair.memory_a_id, "next": back}, **HTMX).content.decode()
+    page = admin.get(url, {"keep": pair.memory_a_id}).content.decode()  # without JavaScript: a page
+    cancelled = admin.get(url, {"next": back}, **HTMX).content.decode()
+    analysts = signed_in("analyst").get(url, {"keep": pair.memory_a_id}, **HTMX).content.decode()
+
+    assert card.lstrip().startswith(f'<article class="card pair" id="pair-{pair.id}"')
+    assert f"Merge #{pair.memory_b_id} into #{pair.memory_a_id}?" in card and "Confirm merge" in card
+    assert f'name="keep" value="{pair.memory_a_id}"' in card and f'value="{back}"' in card
+    assert "<html" in page and "Confirm merge" in page
+    assert "Confirm merge" not in cancelled and "Keep left, merge right" in cancelled
+    assert "Confirm merge" not in analysts and "Keep left" not in analysts
+    assert DuplicatePair.objects.get().status == "open"
+    assert not Memory.objects.filter(status=Memory.Status.DELETED).exists()
+    assert admin.get(reverse("duplicate_pair", args=[999999])).status_code == 404
+
+
+def test_the_merged_memory_links_to_the_kept_one_and_an_unmerge_brings_it_back(signed_in, pair):
+    admin = signed_in("admin")
+    gone, kept = pair.memory_a_id, pair.memory_b_id
+    admin.post(merge_url(pair), {"keep": kept})
+
+    gone_page = admin.get(reverse("memory_detail", args=[gone])).content.decode()
+    kept_page = admin.get(reverse("memory_detail", args=[kept])).content.decode()
+    merged_card = admin.get(reverse("duplicate_pair", args=[pair.id]), **HTMX).content.decode()
+    assert "Merged into" in gone_page and f'href="{reverse("memory_detail", args=[kept])}"' in gone_page
+    assert "Merged into this memory" in kept_page and f'href="{reverse("memory_detail", args=[gone])}"' in kept_page
+    assert "Unmerge" in merged_card
+    assert "Unmerge" not in signed_in("analyst").get(reverse("duplicate_pair", args=[pair.id]), **HTMX).content.decode()
+
+    body = admin.post(reverse("duplicate_unmerge", args=[pair.id]), **HTMX).content.decode()
+
+    assert "Keep left, merge right" in body and "Unmerge" not in body  # the pair is open again
+    assert Memory.objects.get(id=gone).status == Memory.Status.INDEXED  # processed again once the request commits
+    assert "Merged into" not in admin.get(reverse("memory_detail", args=[gone])).content.decode()
+    assert "is open, not merged" in admin.post(reverse("duplicate_unmerge", args=[pair.id]), **HTMX).content.decode()

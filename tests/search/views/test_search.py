@@ -187,9 +187,9 @@ def test_bad_parameters_are_explained_in_the_results_area(signed_in, memories):
     analyst = signed_in("analyst")
 
     for params, message in [
-        ({"k": "0"}, "k:"),
-        ({"starts": "2026-02-05", "ends": "2026-02-01"}, "before"),
-        ({"uid": "nobody-here"}, "uid:"),
+        ({"k": "0"}, "k: Ensure this value is greater than or equal to 1."),
+        ({"starts": "2026-02-05", "ends": "2026-02-01"}, "End date: End date is before start date."),
+        ({"uid": "nobody-here"}, "User: Select a valid choice"),
     ]:
         response = search(analyst, query="crown", htmx=True, **params)
         assert response.status_code == 400 and "Cannot search" in response.content.decode()
@@ -270,7 +270,7 @@ def test_judging_a_memory_outside_the_search_or_an_unknown_search_is_refused(sig
 
     assert outside.status_code == 404 and "is not a result of search" in outside.content.decode()
     assert unknown.status_code == 404 and "not found" in unknown.content.decode()
-    assert garbled.status_code == 400 and "memory_id" in garbled.content.decode()
+    assert garbled.status_code == 400 and "Memory id" in garbled.content.decode()
     assert offsite.status_code == 302 and offsite["Location"] == "/search/"
     assert list(RelevanceFeedback.objects.values_list("memory_id", flat=True)) == [memories["dentist"].id]
 

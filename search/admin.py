@@ -1,0 +1,43 @@
+"""The search app's rows in /admin/: read-only, each with filters and search (searches, judgments,
+evaluations, clusterings and duplicate pairs are made by the services, never by hand)."""
+
+from django.contrib import admin
+
+from memories.admin import ReadOnlyAdmin
+
+from .models import ClusterRun, DuplicatePair, EvalRun, RelevanceFeedback, SearchLog
+
+
+@admin.register(SearchLog)
+class SearchLogAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "uid", "strategy", "queries", "latency_ms", "user", "api_key")
+    list_filter = ("strategy", "created_at")
+    search_fields = ("uid", "queries")
+
+
+@admin.register(RelevanceFeedback)
+class RelevanceFeedbackAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "search", "memory", "relevant", "user", "note")
+    list_filter = ("relevant", "search__strategy")
+    search_fields = ("search__uid", "note", "user__username")
+
+
+@admin.register(EvalRun)
+class EvalRunAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "strategy", "dataset", "split", "embedding_model", "seconds")
+    list_filter = ("strategy", "split", "embedding_model")
+    search_fields = ("dataset", "strategy")
+
+
+@admin.register(ClusterRun)
+class ClusterRunAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "uid", "status", "k", "memories", "created_by")
+    list_filter = ("status",)
+    search_fields = ("uid",)
+
+
+@admin.register(DuplicatePair)
+class DuplicatePairAdmin(ReadOnlyAdmin):
+    list_display = ("id", "uid", "memory_a", "memory_b", "similarity", "status", "kept", "resolved_by")
+    list_filter = ("status",)
+    search_fields = ("uid",)
