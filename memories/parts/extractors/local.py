@@ -21,7 +21,15 @@ from django.conf import settings
 
 from memories.parts.chunking import windows
 from memories.parts.embedders.local import LocalEmbedder
-from memories.text import SENTENCE_END, SPEAKER, TITLE_STOP_WORDS, WORD, content_words, split_turns
+from memories.text import (
+    MORE_STOP_WORDS,
+    SENTENCE_END,
+    SPEAKER,
+    TITLE_STOP_WORDS,
+    WORD,
+    content_words,
+    split_turns,
+)
 
 from .base import EMOJI, ActionItemData, EventData, Extraction, Extractor
 
@@ -130,6 +138,58 @@ QUOTES = re.compile(r"[\"“”]")
 # Stage directions in a transcript: "[laughs]", "[shares photo: ...]".
 BRACKETED = re.compile(r"\s*\[[^\]]*\]\s*")
 POSSESSIVE = re.compile(r"'s$")
+# A headline's longest length in characters.
+HEADLINE_CHARS = 60
+
+
+def _forms(words: str) -> frozenset[str]:
+    """Each verb with its -s, -ed and -ing forms ("book": books, booked, booking)."""
+    forms = set()
+    for word in words.split():
+        stem = word[:-1] if word.endswith("e") else word
+        forms |= {word, word + "s", stem + "ed", stem + "ing", word + "es"}
+    return frozenset(forms)
+
+
+# Common verbs and their forms, irregular ones too: a headline names things, and with no
+# part-of-speech tagger at hand a verb is known by this list ("the doctor wants" is no phrase).
+VERBS = _forms(
+    """ask book bring buy call check decide drive eat feel figure finish fix forget give hang hear
+help hope keep leave like look love make meet miss move need pay pick play put read register
+remember remind run send sign start stay stop take talk tell try turn use wait walk want work write worry plan wonder
+happen guess mention agree promise suppose sound seem believe expect handle deal skip slip end back
+suggest report ship push open close cover last die kill bet care"""
+) | frozenset(
+    """said told got gotten went gone made took taken gave given came saw seen thought wrote written
+bought brought felt found kept left met paid sent ran heard held sat spent built began begun
+done does doing did knew known understood became""".split()
+)
+# Words of time: they date a conversation, they do not name what it is about.
+TIME_WORDS = frozenset(
+    """today tomorrow tonight yesterday day days week weeks weekend weekends morning mornings
+afternoon evening night nights month months year years time times minute minutes hour hours
+monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays
+fridays saturdays sundays january february march april june july august september october
+november december noon midnight am pm""".split()
+)
+# Nouns that name nothing in particular.
+VAGUE = frozenset(
+    """way kind sort part point idea question guys people person everybody folks bunch couple
+piece side end start number half thousand million percent dollars bucks pounds minus due
+ha bye sorry god cheers""".split()
+)
+# Common adjectives of talk: they describe, a headline names ("fine", "whole", "big").
+ADJECTIVES = frozenset(
+    """fine slow fast long short weird whole big little small large huge new old bad worse better
+best real final clear late early hard easy cheap busy nervous excellent top free full ready able
+sorry true wrong different same important special extra quick happy sad tired sick worth""".split()
+)
+# Words a phrase ends at: the determiners, possessive pronouns and prepositions before a noun.
+DETERMINERS = frozenset("a an the my our your his her their this that these those".split())
+# A token of a sentence: a word (with its apostrophes and hyphens, or letters and digits: "10K",
+# "70th") or a mark that ends a phrase.
+ORDINAL_WORD = re.compile(r"\d+(?:st|nd|rd|th|s)?")
+TOKEN = re.compile(r"[^\W_][\w'’-]*|[^\w\s]")
 
 ACTION_PATTERNS = [
     re.compile(r"\b(?:i|we)\s+(?:really\s+|still\s+|also\s+)?(?:need|have|got)\s+to\s+(?P<task>.+)", re.I),
@@ -316,7 +376,97 @@ def _summary(sentences: list[str], speakers: set[str] = frozenset()) -> tuple[st
     top = sorted(ranked[:3], key=lambda c: c[1])
     overview = " ".join(_end(s) for _, _, s in top)
     titles = sorted(candidates, key=lambda c: (-c[0] * _title_fitness(c[2], speakers), c[1]))
-    return _headline(_drop_vocatives(titles[0][2], speakers), frequency), overview
+    central = [s for _, _, s in titles[:2]]
+    title = _topic_headline(sentences, central, speakers) or _headline(
+        _drop_vocatives(titles[0][2], speakers), frequency
+    )
+    return title, overview
+
+
+def _stem(word: str) -> str:
+    """ "Crowns", "crown's" and "crown" are one word."""
+    word = POSSESSIVE.sub("", word.lower().replace("’", "'"))
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[str]]:
+    """The runs of words in `sentence` that name things: words that are neither function, talk,
+    time or vague words, nor common verbs (a verb right after a determiner is a noun: "a call"),
+    nor the speakers' names, nor reactions; a mark, a number alone or any other word ends a run
+    ("For the permanent crown the doctor wants you back" -> "permanent crown", "doctor")."""
+    ignore = TITLE_STOP_WORDS | MORE_STOP_WORDS | REACTIONS | TIME_WORDS | VAGUE | ADJECTIVES | speakers
+    phrases, run, previous = [], [], ""
+    for token in TOKEN.findall(BRACKETED.sub(" ", sentence)):
+        lower = POSSESSIVE.sub("", token.lower().replace("’", "'"))
+        verb = lower in VERBS or (lower.endswith("ed") and len(lower) > 4)
+        adverb = lower.endswith("ly") and lower != "family" and not token[:1].isupper()
+        naming = (
+            any(ch.isalpha() for ch in token)
+            and len(lower) > 1
+            and lower not in ignore
+            and not ORDINAL_WORD.fullmatch(lower)
+            and not adverb
+            and (not verb or previous in DETERMINERS)
+        )
+        if naming:
+            run.append(token)
+        elif run:
+            phrases.append(run[-4:])
+            run = []
+        previous = token.lower()
+    if run:
+        phrases.append(run[-4:])
+    return phrases
+
+
+def _topic_headline(sentences: list[str], central: list[str], speakers: set[str]) -> str:
+    """A headline: the conversation's topic, then the central sentences' key phrase ("Permanent
+    crown: seat appointment"). A phrase weighs the number of sentences that say each of its words
+    (so a phrase of words said throughout the conversation weighs most); the topic is the heaviest
+    phrase of the conversation, the key phrase the heaviest of the central sentences that shares no
+    word with the topic. When no word is said twice, the longest phrase of the central sentence;
+    empty when no sentence names a thing."""
+    said = Counter(w for s in sentences for w in {_stem(t) for p in _noun_phrases(s, speakers) for t in p})
+
+    def repeated(word: str) -> bool:
+        return said[_stem(word)] > 1
+
+    def weight(phrase: list[str]) -> tuple[int, int]:
+        return sum(said[_stem(w)] for w in phrase if repeated(w)), len(phrase)
+
+    order = {}
+    for sentence in sentences:
+        for phrase in _noun_phrases(sentence, speakers):
+            while len(phrase) > 1 and not repeated(phrase[0]):  # "barely conversational"
+                phrase = phrase[1:]
+            order.setdefault(" ".join(phrase), phrase)
+    if not order:
+        return ""
+    if max(said.values()) < 2:  # nothing said twice: the longest phrase of the central sentence
+        phrases = [p for s in central[:1] for p in _noun_phrases(s, speakers)]
+        return _phrase_text(max(phrases, key=len), set()) if phrases else ""
+    topic = max(order.values(), key=weight)  # the first of the heaviest
+    stems = {_stem(w) for w in topic}
+    keys = [
+        p
+        for s in central
+        for p in _noun_phrases(s, speakers)
+        if not stems & {_stem(w) for w in p} and (len(p) > 1 or repeated(p[0]))
+    ]
+    common = {t for s in sentences for t in TOKEN.findall(s) if t.islower()}
+    title = _phrase_text(topic, common)
+    if keys:
+        key = _phrase_text(max(keys, key=weight), common)
+        if len(title) + len(key) + 2 <= HEADLINE_CHARS:
+            title += ": " + key
+    return title[:1].upper() + title[1:]
+
+
+def _phrase_text(phrase: list[str], common: set[str]) -> str:
+    """The words as said; a word capitalised only because it began a sentence is lowercased
+    ("Direction" when "direction" is said too), a name is kept ("Pacific Carton")."""
+    first = phrase[0].lower() if phrase[0].lower() in common and phrase[0][1:].islower() else phrase[0]
+    return " ".join([first, *phrase[1:]])
 
 
 def _headline(sentence: str, frequency: Counter) -> str:

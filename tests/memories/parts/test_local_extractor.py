@@ -183,5 +183,5 @@ def test_a_title_has_no_label_quote_marks_or_list_of_fragments():
         "Alice: Monday the 24th, 10:30, crown.\nAlice: The dentist said the crown covers the whole cracked molar.\n"
     ).title
 
-    assert not labelled.startswith("Title") and '"' not in labelled and "nurse" in labelled.lower()
-    assert listed == "The dentist said the crown covers the whole cracked molar"
+    assert not labelled.startswith("Title") and '"' not in labelled and "queue incident" in labelled.lower()
+    assert listed == "Crown"
