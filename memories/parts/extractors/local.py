@@ -153,13 +153,14 @@ def _forms(words: str) -> frozenset[str]:
 
 # Common verbs and their forms, irregular ones too: a headline names things, and with no
 # part-of-speech tagger at hand a verb is known by this list ("the doctor wants" is no phrase).
-VERBS = _forms(
+VERB_BASES = frozenset(
     """ask book bring buy call check decide drive eat feel figure finish fix forget give hang hear
 help hope keep leave like look love make meet miss move need pay pick play put read register
 remember remind run send sign start stay stop take talk tell try turn use wait walk want work write worry plan wonder
-happen guess mention agree promise suppose sound seem believe expect handle deal skip slip end back
-suggest report ship push open close cover last die kill bet care"""
-) | frozenset(
+happen guess mention agree promise suppose sound seem believe expect handle deal skip end review think cut
+suggest report ship push open close cover last die kill bet care""".split()
+)
+VERBS = _forms(" ".join(VERB_BASES)) | frozenset(
     """said told got gotten went gone made took taken gave given came saw seen thought wrote written
 bought brought felt found kept left met paid sent ran heard held sat spent built began begun
 done does doing did knew known understood became""".split()
@@ -176,7 +177,7 @@ november december noon midnight am pm""".split()
 VAGUE = frozenset(
     """way kind sort part point idea question guys people person everybody folks bunch couple
 piece side end start number half thousand million percent dollars bucks pounds minus due
-ha bye sorry god cheers""".split()
+ha bye sorry god cheers back mr mrs ms dr jr st""".split()
 )
 # Common adjectives of talk: they describe, a headline names ("fine", "whole", "big").
 ADJECTIVES = frozenset(
@@ -263,6 +264,16 @@ EVENT_WORDS = re.compile(
     r"book(?:ed)?|calendar|see\s+you|come\s+over|pick\s+(?:you|her|him|them)\s+up)\b",
     re.IGNORECASE,
 )
+# Nouns that name an event, as `_stem` gives them: a noun phrase ending in one names the event.
+EVENT_NOUNS = frozenset(
+    """meeting appointment call dinner lunch breakfast brunch party recital game clas lesson session
+interview flight trip visit checkup check-up review standup stand-up sync demo presentation birthday
+concert deadline reservation practice match cleaning exam conference wedding show workshop coffee
+drink date surgery consultation inspection delivery showing tour playdate rehearsal webinar launch
+retro race closing kickoff lab recheck test shift offer""".split()
+)
+# Verbs that are events ("I'll call the yard Monday" -> "Call: yard").
+EVENT_VERBS = {"call": "Call", "meet": "Meeting", "review": "Review", "visit": "Visit", "interview": "Interview"}
 # Where a sentence divides into clauses.
 CLAUSE = re.compile(r"\s*(?:[,;:]|\s[-–—])\s+|\s+(?:so|but|because|since|or|and then)\s+", re.I)
 # What a speaker says before naming an event: "and I have a", "there's a", "we'll".
@@ -301,7 +312,8 @@ class LocalExtractor(Extractor):
     def extract(self, *, transcript: str, started_at: datetime, language: str = "en") -> Extraction:
         turns = split_turns(transcript)
         sentences = _sentences(turns)
-        title, overview = _summary(sentences, _speakers(turns))
+        speakers = _speakers(turns)
+        title, overview = _summary(sentences, speakers)
         category = self.categorize(transcript)
         return Extraction(
             title=title,
@@ -309,7 +321,7 @@ class LocalExtractor(Extractor):
             emoji=EMOJI[category],
             category=category,
             action_items=_action_items(sentences, started_at),
-            events=_events(sentences, started_at),
+            events=_events(sentences, started_at, speakers, title.split(": ")[0]),
             extractor=self.name,
         ).cleaned()
 
@@ -406,7 +418,7 @@ def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[
             and lower not in ignore
             and not ORDINAL_WORD.fullmatch(lower)
             and not adverb
-            and (not verb or previous in DETERMINERS)
+            and (not verb or previous in DETERMINERS or (run and lower in VERB_BASES))
         )
         if naming:
             run.append(token)
@@ -444,7 +456,7 @@ def _topic_headline(sentences: list[str], central: list[str], speakers: set[str]
         return ""
     if max(said.values()) < 2:  # nothing said twice: the longest phrase of the central sentence
         phrases = [p for s in central[:1] for p in _noun_phrases(s, speakers)]
-        return _phrase_text(max(phrases, key=len), set()) if phrases else ""
+        return _title_case(max(phrases, key=len)) if phrases else ""
     topic = max(order.values(), key=weight)  # the first of the heaviest
     stems = {_stem(w) for w in topic}
     keys = [
@@ -529,7 +541,9 @@ def _end(sentence: str) -> str:
 
 def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
     """Tasks said as such; a task whose object is "this" or "that" ("Put this in my calendar
-    before I forget") names it with the sentence it points to ("...: Monday the 24th, 10:30, crown")."""
+    before I forget") names it with the sentence it points to ("...: Monday the 24th, 10:30, crown");
+    a reminder that names only a time ("Remind me tonight at nine") takes its task from the
+    statement before it ("Just the outline (tonight at nine)"), and is dropped if there is none."""
     items: list[ActionItemData] = []
     seen: set[str] = set()
     for index, sentence in enumerate(sentences):
@@ -540,8 +554,17 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
             if not match:
                 continue
             task = FILLERS.sub("", match.group("task")).strip(" .!,;")
+            due = None
             if len(task.split()) < 3 or NOT_TASKS.match(task):
                 break
+            if not _noun_phrases(WHEN.sub(" ", task)):  # "remind me tonight at nine": what?
+                near = next((s for s in sentences[max(index - 2, 0) : index][::-1] if _noun_phrases(s)), "")
+                if not near or near.endswith("?"):
+                    break
+                due = _when(sentence, base)
+                task = near.rstrip(".!")
+                if due is not None:
+                    task += f" ({WHEN.search(sentence).group().strip()})"
             key = task.lower()
             if key not in seen:
                 seen.add(key)
@@ -552,13 +575,13 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
                     near = sentences[index + step] if 0 <= index + step < len(sentences) else ""
                     if len(content_words(near)) > 1 and not near.endswith("?"):
                         task += ": " + near.rstrip(".!")
-                when = _when(task, base)
+                when = due or _when(task, base)
                 items.append(ActionItemData(description=task[0].upper() + task[1:], due_at=when))
             break
     return items
 
 
-def _events(sentences: list[str], base: datetime) -> list[EventData]:
+def _events(sentences: list[str], base: datetime, speakers: set[str] = frozenset(), topic: str = "") -> list[EventData]:
     """A future time expression in a sentence that, with its neighbours, plans something. A clock
     time said just after a day ("this Saturday ... it starts at 2pm", "tomorrow night ... 6pm")
     completes that day's event. The title is what the event's own clause names; an event said
@@ -590,7 +613,7 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
         planning = [s for s in context if EVENT_WORDS.search(s)]
         if not planning:
             continue
-        name = _event_name(sentence, WHEN.search(sentence))
+        name = _event_name(sentence, WHEN.search(sentence), speakers)
         same = next((e for e in events if e.start == start), None)
         if same is not None:
             if name and same in borrowed:
@@ -598,7 +621,7 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
                 borrowed.remove(same)
             continue
         event = EventData(
-            title=name or _event_word_phrase([sentence, *planning]),
+            title=name or _event_word_phrase(planning, speakers) or topic or "Event",
             start=start,
             description=" ".join(_end(s) for s in context if s is sentence or s in planning),
             duration_minutes=_duration(" ".join(context)),
@@ -610,34 +633,50 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
     return events
 
 
-def _event_name(sentence: str, span: re.Match) -> str:
-    """What the clause of the time expression names, without the times and the speaker's lead
-    ("Mom's party is tomorrow night" -> "Mom's party", "I have a dentist appointment Monday" ->
-    "Dentist appointment"); when it names nothing, the clause beside it, one with an event word
-    first, else the one after it ("Monday the 24th, 10:30, crown")."""
+def _event_name(sentence: str, span: re.Match, speakers: set[str] = frozenset()) -> str:
+    """A noun phrase that names the event, from the clause of the time expression ("Mom's party is
+    tomorrow night" -> "Mom's party", "I have a dentist appointment Monday" -> "Dentist appointment",
+    "I'll call the listing agent tomorrow" -> "Call: listing agent"); when that clause names nothing,
+    the clause beside it, one with an event word first, else the one after it ("Monday the 24th,
+    10:30, crown"); then the phrase of the sentence nearest the time. A phrase ending in an event
+    word ("architecture review") comes first. Empty when the sentence names nothing."""
     clauses = CLAUSE.split(sentence[: span.start()] + "\0" + sentence[span.end() :])
     at = next(i for i, clause in enumerate(clauses) if "\0" in clause)
     beside = sorted([*clauses[at + 1 : at + 2], *clauses[max(at - 1, 0) : at]], key=lambda c: not EVENT_WORDS.search(c))
     for clause in [clauses[at], *beside]:
-        name = " ".join(WHEN.sub(" ", clause.replace("\0", " ")).split())
-        name = EVENT_LEAD.sub("", FILLERS.sub("", name)).strip(" ,.!?")
-        named = [w for w in content_words(name) if w not in REACTIONS]
-        if len(named) > 1 or (named and not named[0].endswith("ly")):
-            return _short_title(name, words=8)
-    return ""
+        text = EVENT_LEAD.sub("", FILLERS.sub("", " ".join(WHEN.sub(" ", clause.replace("\0", " ")).split())))
+        phrases = _noun_phrases(text, speakers)
+        named = next((p for p in phrases if _stem(p[-1]) in EVENT_NOUNS), None)
+        if named:
+            return _title_case(named)
+        verb = next(iter(WORD.findall(text)), "").lower()
+        if verb in EVENT_VERBS and phrases:
+            return f"{EVENT_VERBS[verb]}: {' '.join(phrases[0])}"
+        if phrases:
+            return _title_case(phrases[0])
+    middle = (span.start() + span.end()) / 2
+    found = [(abs(m.start() - middle), m.group()) for m in TOKEN.finditer(sentence)]
+    phrases = _noun_phrases(WHEN.sub(lambda m: " " * len(m.group()), sentence), speakers)
+    if not phrases:
+        return ""
+    words = {w for p in phrases for w in p}
+    near = min((d for d, w in found if w in words), default=0)
+    return _title_case(next(p for p in phrases if any(d == near and w in p for d, w in found)))
 
 
-def _event_word_phrase(sentences: list[str]) -> str:
-    """An event word of `sentences` with the words before it that name it ("the seat appointment"),
-    one of two words or more first."""
-    phrases = []
+def _title_case(phrase: list[str]) -> str:
+    """ "inspection's" (is) -> "Inspection"."""
+    text = POSSESSIVE.sub("", " ".join(phrase).replace("’", "'"))
+    return text[:1].upper() + text[1:]
+
+
+def _event_word_phrase(sentences: list[str], speakers: set[str] = frozenset()) -> str:
+    """The first noun phrase of `sentences` that ends in an event word ("the seat appointment")."""
     for sentence in sentences:
-        for match in EVENT_WORDS.finditer(sentence):
-            before = CLAUSE.split(sentence[: match.start()])[-1].split()[-2:]
-            while before and before[0].lower() in TITLE_STOP_WORDS:
-                before.pop(0)
-            phrases.append(_short_title(" ".join([*before, match.group()])))
-    return max(phrases, key=lambda p: len(p.split()) > 1)
+        for phrase in _noun_phrases(sentence, speakers):
+            if _stem(phrase[-1]) in EVENT_NOUNS:
+                return _title_case(phrase)
+    return ""
 
 
 def _when(text: str, base: datetime) -> datetime | None:
