@@ -418,7 +418,7 @@ def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[
             and lower not in ignore
             and not ORDINAL_WORD.fullmatch(lower)
             and not adverb
-            and (not verb or previous in DETERMINERS or (run and lower in VERB_BASES))
+            and (not verb or previous in DETERMINERS or (run and lower in EVENT_NOUNS))
         )
         if naming:
             run.append(token)
