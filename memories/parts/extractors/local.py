@@ -194,7 +194,7 @@ TOKEN = re.compile(r"[^\W_][\w'’-]*|[^\w\s]")
 
 ACTION_PATTERNS = [
     re.compile(r"\b(?:i|we)\s+(?:really\s+|still\s+|also\s+)?(?:need|have|got)\s+to\s+(?P<task>.+)", re.I),
-    re.compile(r"\bremind\s+me\s+(?:to\s+|that\s+|about\s+)?(?P<task>.+)", re.I),
+    REMIND := re.compile(r"\bremind\s+me\s+(?:to\s+|that\s+|about\s+)?(?P<task>.+)", re.I),
     re.compile(r"\b(?:don'?t|do\s+not)\s+(?:let\s+me\s+)?forget\s+(?:to\s+|about\s+)?(?P<task>.+)", re.I),
     re.compile(r"\bmake\s+sure\s+(?:to\s+|you\s+|we\s+|i\s+)?(?P<task>.+)", re.I),
     re.compile(r"\blet'?s\s+(?P<task>.+)", re.I),
@@ -557,7 +557,8 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
             due = None
             if len(task.split()) < 3 or NOT_TASKS.match(task):
                 break
-            if not _noun_phrases(WHEN.sub(" ", task)):  # "remind me tonight at nine": what?
+            if pattern is REMIND and not [w for w in content_words(WHEN.sub(" ", task)) if w not in TIME_WORDS]:
+                # "remind me tonight at nine": of what?
                 near = next((s for s in sentences[max(index - 2, 0) : index][::-1] if _noun_phrases(s)), "")
                 if not near or near.endswith("?"):
                     break

@@ -234,3 +234,9 @@ def test_a_sentence_does_not_end_after_an_abbreviation():
     ).action_items
 
     assert [a.description for a in items] == ["Write the incident summary for St. Vincent's"]
+
+
+def test_only_a_reminder_without_a_task_borrows_one_other_tasks_stay_as_said():
+    said = extract_at("Alice: Not polished, but clickable. Let's review them next Tuesday at 3pm, all of us.\n")
+
+    assert [a.description for a in said.action_items] == ["Review them next Tuesday at 3pm, all of us"]
