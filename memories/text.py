@@ -20,8 +20,15 @@ import re
 SPEAKER = re.compile(r"^([^:\n]{1,40}):\s+")
 # The same, at the start of every line of a whole transcript.
 SPEAKER_LINES = re.compile(SPEAKER.pattern, re.MULTILINE)
-# The space after a sentence's end ("It's done. Next" splits before "Next").
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# The space after a sentence's end ("It's done. Next" splits before "Next"), but not after a title
+# or a Latin abbreviation ("Dr. Patel", "St. Louis", "e.g. this"), nor after "a.m." or "p.m." unless
+# a capital follows ("at 6 p.m. on Friday" is one sentence, "at 6 p.m. Then" two).
+ABBREVIATIONS = ("Dr", "St", "Mr", "Mrs", "Ms", "Jr", "e.g", "i.e", "E.g", "I.e")
+SENTENCE_END = re.compile(
+    r"(?<=[.!?])"
+    + "".join(rf"(?<!\b{re.escape(a)}\.)" for a in ABBREVIATIONS)
+    + r"(?:(?<![ap]\.m\.)\s+|(?<=[ap]\.m\.)\s+(?=[A-Z]))"
+)
 # A word: a letter, then letters, apostrophes and hyphens ("don't", "check-up"; also "kids'").
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 # A term of a query: letters, digits and apostrophes ("Caroline's", "2022").

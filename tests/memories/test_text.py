@@ -46,6 +46,19 @@ def test_sentences_end_at_a_stop_followed_by_space_not_inside_numbers():
     assert SENTENCE_END.split("It costs 3.50 now. Really?  Yes!Go on") == ["It costs 3.50 now.", "Really?", "Yes!Go on"]
 
 
+@pytest.mark.parametrize(
+    "text, sentences",
+    [
+        ("Dr. Patel said so. St. Louis is far.", ["Dr. Patel said so.", "St. Louis is far."]),
+        ("Mr. and Mrs. Lee, Jr. came. Ms. Ortiz too.", ["Mr. and Mrs. Lee, Jr. came.", "Ms. Ortiz too."]),
+        ("Bring snacks, e.g. fruit, i.e. healthy. Okay.", ["Bring snacks, e.g. fruit, i.e. healthy.", "Okay."]),
+        ("At 6 p.m. on Friday. Or 7 a.m. Then go.", ["At 6 p.m. on Friday.", "Or 7 a.m.", "Then go."]),
+    ],
+)
+def test_sentences_do_not_end_after_common_abbreviations(text, sentences):
+    assert SENTENCE_END.split(text) == sentences
+
+
 def test_words_keep_inner_apostrophes_and_hyphens_and_leave_out_numbers():
     assert WORD.findall("Don't skip the check-up at 3pm, Chris's idea: 42 laps") == [
         "Don't",

@@ -21,7 +21,15 @@ from django.conf import settings
 
 from memories.parts.chunking import windows
 from memories.parts.embedders.local import LocalEmbedder
-from memories.text import SENTENCE_END, SPEAKER, TITLE_STOP_WORDS, WORD, content_words, split_turns
+from memories.text import (
+    MORE_STOP_WORDS,
+    SENTENCE_END,
+    SPEAKER,
+    TITLE_STOP_WORDS,
+    WORD,
+    content_words,
+    split_turns,
+)
 
 from .base import EMOJI, ActionItemData, EventData, Extraction, Extractor
 
@@ -130,10 +138,63 @@ QUOTES = re.compile(r"[\"“”]")
 # Stage directions in a transcript: "[laughs]", "[shares photo: ...]".
 BRACKETED = re.compile(r"\s*\[[^\]]*\]\s*")
 POSSESSIVE = re.compile(r"'s$")
+# A headline's longest length in characters.
+HEADLINE_CHARS = 60
+
+
+def _forms(words: str) -> frozenset[str]:
+    """Each verb with its -s, -ed and -ing forms ("book": books, booked, booking)."""
+    forms = set()
+    for word in words.split():
+        stem = word[:-1] if word.endswith("e") else word
+        forms |= {word, word + "s", stem + "ed", stem + "ing", word + "es"}
+    return frozenset(forms)
+
+
+# Common verbs and their forms, irregular ones too: a headline names things, and with no
+# part-of-speech tagger at hand a verb is known by this list ("the doctor wants" is no phrase).
+VERB_BASES = frozenset(
+    """ask book bring buy call check decide drive eat feel figure finish fix forget give hang hear
+help hope keep leave like look love make meet miss move need pay pick play put read register
+remember remind run send sign start stay stop take talk tell try turn use wait walk want work write worry plan wonder
+happen guess mention agree promise suppose sound seem believe expect handle deal skip end review think cut
+suggest report ship push open close cover last die kill bet care""".split()
+)
+VERBS = _forms(" ".join(VERB_BASES)) | frozenset(
+    """said told got gotten went gone made took taken gave given came saw seen thought wrote written
+bought brought felt found kept left met paid sent ran heard held sat spent built began begun
+done does doing did knew known understood became""".split()
+)
+# Words of time: they date a conversation, they do not name what it is about.
+TIME_WORDS = frozenset(
+    """today tomorrow tonight yesterday day days week weeks weekend weekends morning mornings
+afternoon evening night nights month months year years time times minute minutes hour hours
+monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays
+fridays saturdays sundays january february march april june july august september october
+november december noon midnight am pm""".split()
+)
+# Nouns that name nothing in particular.
+VAGUE = frozenset(
+    """way kind sort part point idea question guys people person everybody folks bunch couple
+piece side end start number half thousand million percent dollars bucks pounds minus due
+ha bye sorry god cheers back mr mrs ms dr jr st""".split()
+)
+# Common adjectives of talk: they describe, a headline names ("fine", "whole", "big").
+ADJECTIVES = frozenset(
+    """fine slow fast long short weird whole big little small large huge new old bad worse better
+best real final clear late early hard easy cheap busy nervous excellent top free full ready able
+sorry true wrong different same important special extra quick happy sad tired sick worth""".split()
+)
+# Words a phrase ends at: the determiners, possessive pronouns and prepositions before a noun.
+DETERMINERS = frozenset("a an the my our your his her their this that these those".split())
+# A token of a sentence: a word (with its apostrophes and hyphens, or letters and digits: "10K",
+# "70th") or a mark that ends a phrase.
+ORDINAL_WORD = re.compile(r"\d+(?:st|nd|rd|th|s)?")
+TOKEN = re.compile(r"[^\W_][\w'’-]*|[^\w\s]")
 
 ACTION_PATTERNS = [
     re.compile(r"\b(?:i|we)\s+(?:really\s+|still\s+|also\s+)?(?:need|have|got)\s+to\s+(?P<task>.+)", re.I),
-    re.compile(r"\bremind\s+me\s+(?:to\s+|that\s+|about\s+)?(?P<task>.+)", re.I),
+    REMIND := re.compile(r"\bremind\s+me\s+(?:to\s+|that\s+|about\s+)?(?P<task>.+)", re.I),
     re.compile(r"\b(?:don'?t|do\s+not)\s+(?:let\s+me\s+)?forget\s+(?:to\s+|about\s+)?(?P<task>.+)", re.I),
     re.compile(r"\bmake\s+sure\s+(?:to\s+|you\s+|we\s+|i\s+)?(?P<task>.+)", re.I),
     re.compile(r"\blet'?s\s+(?P<task>.+)", re.I),
@@ -203,6 +264,16 @@ EVENT_WORDS = re.compile(
     r"book(?:ed)?|calendar|see\s+you|come\s+over|pick\s+(?:you|her|him|them)\s+up)\b",
     re.IGNORECASE,
 )
+# Nouns that name an event, as `_stem` gives them: a noun phrase ending in one names the event.
+EVENT_NOUNS = frozenset(
+    """meeting appointment call dinner lunch breakfast brunch party recital game clas lesson session
+interview flight trip visit checkup check-up review standup stand-up sync demo presentation birthday
+concert deadline reservation practice match cleaning exam conference wedding show workshop coffee
+drink date surgery consultation inspection delivery showing tour playdate rehearsal webinar launch
+retro race closing kickoff lab recheck test shift offer""".split()
+)
+# Verbs that are events ("I'll call the yard Monday" -> "Call: yard").
+EVENT_VERBS = {"call": "Call", "meet": "Meeting", "review": "Review", "visit": "Visit", "interview": "Interview"}
 # Where a sentence divides into clauses.
 CLAUSE = re.compile(r"\s*(?:[,;:]|\s[-–—])\s+|\s+(?:so|but|because|since|or|and then)\s+", re.I)
 # What a speaker says before naming an event: "and I have a", "there's a", "we'll".
@@ -241,7 +312,8 @@ class LocalExtractor(Extractor):
     def extract(self, *, transcript: str, started_at: datetime, language: str = "en") -> Extraction:
         turns = split_turns(transcript)
         sentences = _sentences(turns)
-        title, overview = _summary(sentences, _speakers(turns))
+        speakers = _speakers(turns)
+        title, overview = _summary(sentences, speakers)
         category = self.categorize(transcript)
         return Extraction(
             title=title,
@@ -249,7 +321,7 @@ class LocalExtractor(Extractor):
             emoji=EMOJI[category],
             category=category,
             action_items=_action_items(sentences, started_at),
-            events=_events(sentences, started_at),
+            events=_events(sentences, started_at, speakers, title.split(": ")[0]),
             extractor=self.name,
         ).cleaned()
 
@@ -316,7 +388,97 @@ def _summary(sentences: list[str], speakers: set[str] = frozenset()) -> tuple[st
     top = sorted(ranked[:3], key=lambda c: c[1])
     overview = " ".join(_end(s) for _, _, s in top)
     titles = sorted(candidates, key=lambda c: (-c[0] * _title_fitness(c[2], speakers), c[1]))
-    return _headline(_drop_vocatives(titles[0][2], speakers), frequency), overview
+    central = [s for _, _, s in titles[:2]]
+    title = _topic_headline(sentences, central, speakers) or _headline(
+        _drop_vocatives(titles[0][2], speakers), frequency
+    )
+    return title, overview
+
+
+def _stem(word: str) -> str:
+    """ "Crowns", "crown's" and "crown" are one word."""
+    word = POSSESSIVE.sub("", word.lower().replace("’", "'"))
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[str]]:
+    """The runs of words in `sentence` that name things: words that are neither function, talk,
+    time or vague words, nor common verbs (a verb right after a determiner is a noun: "a call"),
+    nor the speakers' names, nor reactions; a mark, a number alone or any other word ends a run
+    ("For the permanent crown the doctor wants you back" -> "permanent crown", "doctor")."""
+    ignore = TITLE_STOP_WORDS | MORE_STOP_WORDS | REACTIONS | TIME_WORDS | VAGUE | ADJECTIVES | speakers
+    phrases, run, previous = [], [], ""
+    for token in TOKEN.findall(BRACKETED.sub(" ", sentence)):
+        lower = POSSESSIVE.sub("", token.lower().replace("’", "'"))
+        verb = lower in VERBS or (lower.endswith("ed") and len(lower) > 4)
+        adverb = lower.endswith("ly") and lower != "family" and not token[:1].isupper()
+        naming = (
+            any(ch.isalpha() for ch in token)
+            and len(lower) > 1
+            and lower not in ignore
+            and not ORDINAL_WORD.fullmatch(lower)
+            and not adverb
+            and (not verb or previous in DETERMINERS or (run and lower in EVENT_NOUNS))
+        )
+        if naming:
+            run.append(token)
+        elif run:
+            phrases.append(run[-4:])
+            run = []
+        previous = token.lower()
+    if run:
+        phrases.append(run[-4:])
+    return phrases
+
+
+def _topic_headline(sentences: list[str], central: list[str], speakers: set[str]) -> str:
+    """A headline: the conversation's topic, then the central sentences' key phrase ("Permanent
+    crown: seat appointment"). A phrase weighs the number of sentences that say each of its words
+    (so a phrase of words said throughout the conversation weighs most); the topic is the heaviest
+    phrase of the conversation, the key phrase the heaviest of the central sentences that shares no
+    word with the topic. When no word is said twice, the longest phrase of the central sentence;
+    empty when no sentence names a thing."""
+    said = Counter(w for s in sentences for w in {_stem(t) for p in _noun_phrases(s, speakers) for t in p})
+
+    def repeated(word: str) -> bool:
+        return said[_stem(word)] > 1
+
+    def weight(phrase: list[str]) -> tuple[int, int]:
+        return sum(said[_stem(w)] for w in phrase if repeated(w)), len(phrase)
+
+    order = {}
+    for sentence in sentences:
+        for phrase in _noun_phrases(sentence, speakers):
+            while len(phrase) > 1 and not repeated(phrase[0]):  # "barely conversational"
+                phrase = phrase[1:]
+            order.setdefault(" ".join(phrase), phrase)
+    if not order:
+        return ""
+    if max(said.values()) < 2:  # nothing said twice: the longest phrase of the central sentence
+        phrases = [p for s in central[:1] for p in _noun_phrases(s, speakers)]
+        return _title_case(max(phrases, key=len)) if phrases else ""
+    topic = max(order.values(), key=weight)  # the first of the heaviest
+    stems = {_stem(w) for w in topic}
+    keys = [
+        p
+        for s in central
+        for p in _noun_phrases(s, speakers)
+        if not stems & {_stem(w) for w in p} and (len(p) > 1 or repeated(p[0]))
+    ]
+    common = {t for s in sentences for t in TOKEN.findall(s) if t.islower()}
+    title = _phrase_text(topic, common)
+    if keys:
+        key = _phrase_text(max(keys, key=weight), common)
+        if len(title) + len(key) + 2 <= HEADLINE_CHARS:
+            title += ": " + key
+    return title[:1].upper() + title[1:]
+
+
+def _phrase_text(phrase: list[str], common: set[str]) -> str:
+    """The words as said; a word capitalised only because it began a sentence is lowercased
+    ("Direction" when "direction" is said too), a name is kept ("Pacific Carton")."""
+    first = phrase[0].lower() if phrase[0].lower() in common and phrase[0][1:].islower() else phrase[0]
+    return " ".join([first, *phrase[1:]])
 
 
 def _headline(sentence: str, frequency: Counter) -> str:
@@ -379,7 +541,9 @@ def _end(sentence: str) -> str:
 
 def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
     """Tasks said as such; a task whose object is "this" or "that" ("Put this in my calendar
-    before I forget") names it with the sentence it points to ("...: Monday the 24th, 10:30, crown")."""
+    before I forget") names it with the sentence it points to ("...: Monday the 24th, 10:30, crown");
+    a reminder that names only a time ("Remind me tonight at nine") takes its task from the
+    statement before it ("Just the outline (tonight at nine)"), and is dropped if there is none."""
     items: list[ActionItemData] = []
     seen: set[str] = set()
     for index, sentence in enumerate(sentences):
@@ -390,8 +554,18 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
             if not match:
                 continue
             task = FILLERS.sub("", match.group("task")).strip(" .!,;")
+            due = None
             if len(task.split()) < 3 or NOT_TASKS.match(task):
                 break
+            if pattern is REMIND and not [w for w in content_words(WHEN.sub(" ", task)) if w not in TIME_WORDS]:
+                # "remind me tonight at nine": of what?
+                near = next((s for s in sentences[max(index - 2, 0) : index][::-1] if _noun_phrases(s)), "")
+                if not near or near.endswith("?"):
+                    break
+                due = _when(sentence, base)
+                task = near.rstrip(".!")
+                if due is not None:
+                    task += f" ({WHEN.search(sentence).group().strip()})"
             key = task.lower()
             if key not in seen:
                 seen.add(key)
@@ -402,13 +576,13 @@ def _action_items(sentences: list[str], base: datetime) -> list[ActionItemData]:
                     near = sentences[index + step] if 0 <= index + step < len(sentences) else ""
                     if len(content_words(near)) > 1 and not near.endswith("?"):
                         task += ": " + near.rstrip(".!")
-                when = _when(task, base)
+                when = due or _when(task, base)
                 items.append(ActionItemData(description=task[0].upper() + task[1:], due_at=when))
             break
     return items
 
 
-def _events(sentences: list[str], base: datetime) -> list[EventData]:
+def _events(sentences: list[str], base: datetime, speakers: set[str] = frozenset(), topic: str = "") -> list[EventData]:
     """A future time expression in a sentence that, with its neighbours, plans something. A clock
     time said just after a day ("this Saturday ... it starts at 2pm", "tomorrow night ... 6pm")
     completes that day's event. The title is what the event's own clause names; an event said
@@ -440,7 +614,7 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
         planning = [s for s in context if EVENT_WORDS.search(s)]
         if not planning:
             continue
-        name = _event_name(sentence, WHEN.search(sentence))
+        name = _event_name(sentence, WHEN.search(sentence), speakers)
         same = next((e for e in events if e.start == start), None)
         if same is not None:
             if name and same in borrowed:
@@ -448,7 +622,7 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
                 borrowed.remove(same)
             continue
         event = EventData(
-            title=name or _event_word_phrase([sentence, *planning]),
+            title=name or _event_word_phrase(planning, speakers) or topic or "Event",
             start=start,
             description=" ".join(_end(s) for s in context if s is sentence or s in planning),
             duration_minutes=_duration(" ".join(context)),
@@ -460,34 +634,50 @@ def _events(sentences: list[str], base: datetime) -> list[EventData]:
     return events
 
 
-def _event_name(sentence: str, span: re.Match) -> str:
-    """What the clause of the time expression names, without the times and the speaker's lead
-    ("Mom's party is tomorrow night" -> "Mom's party", "I have a dentist appointment Monday" ->
-    "Dentist appointment"); when it names nothing, the clause beside it, one with an event word
-    first, else the one after it ("Monday the 24th, 10:30, crown")."""
+def _event_name(sentence: str, span: re.Match, speakers: set[str] = frozenset()) -> str:
+    """A noun phrase that names the event, from the clause of the time expression ("Mom's party is
+    tomorrow night" -> "Mom's party", "I have a dentist appointment Monday" -> "Dentist appointment",
+    "I'll call the listing agent tomorrow" -> "Call: listing agent"); when that clause names nothing,
+    the clause beside it, one with an event word first, else the one after it ("Monday the 24th,
+    10:30, crown"); then the phrase of the sentence nearest the time. A phrase ending in an event
+    word ("architecture review") comes first. Empty when the sentence names nothing."""
     clauses = CLAUSE.split(sentence[: span.start()] + "\0" + sentence[span.end() :])
     at = next(i for i, clause in enumerate(clauses) if "\0" in clause)
     beside = sorted([*clauses[at + 1 : at + 2], *clauses[max(at - 1, 0) : at]], key=lambda c: not EVENT_WORDS.search(c))
     for clause in [clauses[at], *beside]:
-        name = " ".join(WHEN.sub(" ", clause.replace("\0", " ")).split())
-        name = EVENT_LEAD.sub("", FILLERS.sub("", name)).strip(" ,.!?")
-        named = [w for w in content_words(name) if w not in REACTIONS]
-        if len(named) > 1 or (named and not named[0].endswith("ly")):
-            return _short_title(name, words=8)
-    return ""
+        text = EVENT_LEAD.sub("", FILLERS.sub("", " ".join(WHEN.sub(" ", clause.replace("\0", " ")).split())))
+        phrases = _noun_phrases(text, speakers)
+        named = next((p for p in phrases if _stem(p[-1]) in EVENT_NOUNS), None)
+        if named:
+            return _title_case(named)
+        verb = next(iter(WORD.findall(text)), "").lower()
+        if verb in EVENT_VERBS and phrases:
+            return f"{EVENT_VERBS[verb]}: {' '.join(phrases[0])}"
+        if phrases:
+            return _title_case(phrases[0])
+    middle = (span.start() + span.end()) / 2
+    found = [(abs(m.start() - middle), m.group()) for m in TOKEN.finditer(sentence)]
+    phrases = _noun_phrases(WHEN.sub(lambda m: " " * len(m.group()), sentence), speakers)
+    if not phrases:
+        return ""
+    words = {w for p in phrases for w in p}
+    near = min((d for d, w in found if w in words), default=0)
+    return _title_case(next(p for p in phrases if any(d == near and w in p for d, w in found)))
 
 
-def _event_word_phrase(sentences: list[str]) -> str:
-    """An event word of `sentences` with the words before it that name it ("the seat appointment"),
-    one of two words or more first."""
-    phrases = []
+def _title_case(phrase: list[str]) -> str:
+    """ "inspection's" (is) -> "Inspection"."""
+    text = POSSESSIVE.sub("", " ".join(phrase).replace("’", "'"))
+    return text[:1].upper() + text[1:]
+
+
+def _event_word_phrase(sentences: list[str], speakers: set[str] = frozenset()) -> str:
+    """The first noun phrase of `sentences` that ends in an event word ("the seat appointment")."""
     for sentence in sentences:
-        for match in EVENT_WORDS.finditer(sentence):
-            before = CLAUSE.split(sentence[: match.start()])[-1].split()[-2:]
-            while before and before[0].lower() in TITLE_STOP_WORDS:
-                before.pop(0)
-            phrases.append(_short_title(" ".join([*before, match.group()])))
-    return max(phrases, key=lambda p: len(p.split()) > 1)
+        for phrase in _noun_phrases(sentence, speakers):
+            if _stem(phrase[-1]) in EVENT_NOUNS:
+                return _title_case(phrase)
+    return ""
 
 
 def _when(text: str, base: datetime) -> datetime | None:

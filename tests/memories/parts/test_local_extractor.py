@@ -183,5 +183,60 @@ def test_a_title_has_no_label_quote_marks_or_list_of_fragments():
         "Alice: Monday the 24th, 10:30, crown.\nAlice: The dentist said the crown covers the whole cracked molar.\n"
     ).title
 
-    assert not labelled.startswith("Title") and '"' not in labelled and "nurse" in labelled.lower()
-    assert listed == "The dentist said the crown covers the whole cracked molar"
+    assert not labelled.startswith("Title") and '"' not in labelled and "queue incident" in labelled.lower()
+    assert listed == "Crown"
+
+
+@pytest.mark.parametrize("transcript", [DENTIST, BUDGET, STANDUP, RECITAL, GARDEN, CHAT, CROWN])
+def test_a_title_is_a_headline_not_a_sentence_picked_from_the_talk(transcript):
+    title = extract_at(transcript).title
+
+    assert title and len(title) <= 60 and not title.endswith(("…", ".", "?", "!")) and title[0].isupper()
+    assert title.split()[0].lower() not in {"i", "i'll", "since", "for", "last", "we", "you", "so", "and", "it"}
+
+
+def test_a_headline_names_the_topic_then_the_central_sentences_key_phrase():
+    assert extract_at(BUDGET).title == "Mortgage payment: lower rate"
+    assert extract_at(RECITAL).title == "Sofia's piano recital"  # no word said twice: the central phrase
+
+
+@pytest.mark.parametrize(
+    "said, title",
+    [
+        ("Ben: I'll call the listing agent about the sewer credit tomorrow.\n", "Call: listing agent"),
+        ("Raj: I have the architecture review until 3:25 on Tuesday.\n", "Architecture review"),
+        ("Ben: Saturday same time?\nPriya: Saturday, 7am, by the coffee cart.\n", "Coffee cart"),
+    ],
+)
+def test_an_event_title_is_a_noun_phrase_that_names_the_event(said, title):
+    assert [e.title for e in extract_at(said).events][:1] == [title]
+
+
+def test_an_event_is_named_by_its_own_clause_not_the_reason_beside_it():
+    said = "Alice: I was thinking dinner on Saturday the 12th, since her actual birthday is a Thursday.\n"
+
+    assert [e.title for e in extract_at(said).events] == ["Dinner"]
+
+
+def test_a_reminder_that_names_only_a_time_takes_its_task_from_the_sentence_before_it():
+    said = extract_at("Dmitri: Tonight, after the kids are down. Just the outline. Remind me tonight at, like, nine.\n")
+    bare = extract_at("Dmitri: Remind me tomorrow at, like, nine.\n")
+
+    assert [(a.description, a.due_at) for a in said.action_items] == [
+        ("Just the outline (tonight at, like, nine)", datetime(2025, 4, 9, 21, 0, tzinfo=UTC))
+    ]
+    assert bare.action_items == []
+
+
+def test_a_sentence_does_not_end_after_an_abbreviation():
+    items = extract_at(
+        "Dmitri: I need to write the incident summary for St. Vincent's. Marcus, send it.\n"
+    ).action_items
+
+    assert [a.description for a in items] == ["Write the incident summary for St. Vincent's"]
+
+
+def test_only_a_reminder_without_a_task_borrows_one_other_tasks_stay_as_said():
+    said = extract_at("Alice: Not polished, but clickable. Let's review them next Tuesday at 3pm, all of us.\n")
+
+    assert [a.description for a in said.action_items] == ["Review them next Tuesday at 3pm, all of us"]
