@@ -49,6 +49,14 @@ def _json_number(value: object) -> object:
 # A body's numbers and booleans, as JSON types them (an integer may be written 5.0, as JSON Schema allows).
 Int = Annotated[int, BeforeValidator(_json_number)]
 Float = Annotated[float, BeforeValidator(_json_number)]
+
+
+def float_between(low: float, high: float):
+    """A JSON number in [low, high] that may also be left out (`float_between(0, 1) | None`): the
+    bounds go before the validator, or the OpenAPI document loses them inside the optional type."""
+    return Annotated[float, Field(ge=low, le=high), BeforeValidator(_json_number)]
+
+
 Bool = StrictBool
 
 

@@ -11,7 +11,6 @@ from omi_memory import bounds
 from omi_memory.api_common import (
     ApiSchema,
     Bool,
-    Float,
     Int,
     Moment,
     NotBlank,
@@ -20,6 +19,7 @@ from omi_memory.api_common import (
     check_uid,
     documented_example,
     errors,
+    float_between,
     key_uid,
 )
 from omi_memory.throttles import SEARCH, WRITES
@@ -84,25 +84,19 @@ class SearchIn(ApiSchema):
     ends_at: Moment | None = Field(None, description="created_at on or before; not before starts_at")
     categories: list[Category] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
-    half_life_days: Float | None = Field(
+    half_life_days: float_between(MIN_HALF_LIFE_DAYS, MAX_HALF_LIFE_DAYS) | None = Field(
         None,
-        ge=MIN_HALF_LIFE_DAYS,
-        le=MAX_HALF_LIFE_DAYS,
         description=f"time_weighted: a memory this many days older counts half (default {DEFAULT_HALF_LIFE_DAYS:g})",
     )
-    time_decay: Float | None = Field(
+    time_decay: float_between(0, MAX_TIME_DECAY) | None = Field(
         None,
-        ge=0,
-        le=MAX_TIME_DECAY,
         description="time_weighted, the seed's form: a rate per day, read as half_life_days = ln 2 / time_decay "
         "(0: no decay); not with half_life_days",
         json_schema_extra={"deprecated": True},
     )
     fusion: Literal[FUSIONS] = "sum"  # type: ignore[valid-type]
-    relevance_floor: Float | None = Field(
+    relevance_floor: float_between(0, 1) | None = Field(
         None,
-        ge=0,
-        le=1,
         description="a result whose best vector's cosine with the query is under this is marked weak "
         "(default: the setting SEARCH_RELEVANCE_FLOOR)",
     )

@@ -65,3 +65,14 @@ def test_every_example_in_the_docs_is_accepted(api):
     statuses = {path: api.post(path, example).status_code for path, example in posted.items()}
 
     assert statuses == {"/memories": 201, "/memories/batch": 201, "/search": 200, "/search/feedback": 201}
+
+
+def test_every_bound_of_a_number_is_stated_as_json_schema_states_it(client):
+    """A client (or a fuzzer) reads `minimum`/`maximum`; a bound written as pydantic's `ge`/`le`
+    is an unknown key to it, so an out-of-range value would look valid (seen: a negative half-life)."""
+    document = client.get("/api/v1/openapi.json").json()
+    half_life = document["components"]["schemas"]["SearchIn"]["properties"]["half_life_days"]["anyOf"][0]
+
+    assert (half_life["minimum"], half_life["maximum"]) == (0.01, 36500)
+    text = json.dumps(document)
+    assert [key for key in ('"ge":', '"le":', '"gt":', '"lt":') if key in text] == []
