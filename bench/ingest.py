@@ -193,7 +193,7 @@ def compare(old: str, rounds: int, n: int, database_url: str | None) -> None:
                 url = base.replace(".sqlite3", f"{suffix}.sqlite3") if base.endswith(".sqlite3") else base + suffix
                 env = {**os.environ, "MODEL_CACHE_DIR": str(ROOT / "var" / "models")}
                 command = [sys.executable, __file__, "--measure", str(tree), "--n", str(n), "--database-url", url]
-                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
                 if done.returncode:
                     raise SystemExit(f"{label}: {done.stderr[-3000:]}")
                 results[label].append(json.loads(done.stdout.splitlines()[-1]))
