@@ -172,7 +172,7 @@ def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, Built
     longer have. Returns the memories whose vectors were not all acknowledged, with the error."""
     store = get_vector_store()
     embedder = get_embedder()
-    store.check_model(embedder.model, embedder.dim, record=True)
+    store.check_model(embedder.model, embedder.dim, record=True, chunking=chunking(embedder))
     records = []
     for memory in memories:
         vectors = built[memory.id]

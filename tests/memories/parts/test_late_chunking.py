@@ -75,8 +75,9 @@ def test_token_offsets_give_each_snippet_its_own_text_words_and_speakers_whole()
     assert not any(t.endswith(("antidis", "establishment")) for t in texts)
     ben = [t for t in texts if "Point" in t]
     assert len(ben) >= 3 and all(t.startswith("Ben: Point ") for t in ben)  # pieces of a long turn keep the speaker
-    assert " ".join(t.removeprefix("Ben: ") for t in ben) == MIXED.splitlines()[1].removeprefix("Ben: ")
-    assert texts[-1] == "Zoë: Ok."
+    ben_turn = " ".join(t.splitlines()[0].removeprefix("Ben: ") for t in ben)
+    assert ben_turn == MIXED.splitlines()[1].removeprefix("Ben: ")
+    assert texts[-1].endswith("budget.\nZoë: Ok.")  # the short last turn packed with the piece before it
     assert all(any(ra <= a and b <= rb for ra, rb in reads) for a, b in windows)  # nested: never across a read
     assert all(any(wa <= a and b <= wb for wa, wb in windows) for a, b in snippets)
 
