@@ -319,6 +319,9 @@ SNIPPET_TOKENS = env_int("SNIPPET_TOKENS", 32, minimum=0)
 # `texts`, each embedded as a text of its own (every token read about 2.5 times: the plan before
 # late chunking); `none`, no snippets. See memories/vectors.py.
 SNIPPET_VECTORS = env_str("SNIPPET_VECTORS", "late")
+# Late chunking: the most tokens the model reads at once (up to its 254): whole windows when they
+# fit, else each window's snippets packed (less context in a snippet's vector).
+LATE_READ_TOKENS = env_int("LATE_READ_TOKENS", 128, minimum=8)
 if SNIPPET_VECTORS not in ("late", "texts", "none"):
     raise ImproperlyConfigured(f"SNIPPET_VECTORS must be late, texts or none, got {SNIPPET_VECTORS!r}")
 

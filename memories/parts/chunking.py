@@ -158,16 +158,20 @@ def span_text(transcript: str, offsets: list[Span], levels: list[int], span: Spa
 
 
 def nested_spans(
-    levels: list[int], *, snippet_tokens: int, window_tokens: int, model_tokens: int
+    levels: list[int], *, snippet_tokens: int, window_tokens: int, read_tokens: int
 ) -> tuple[list[Span], list[Span], list[Span]]:
-    """(model windows, windows, snippets) of a tokenized transcript: windows of whole turns of at
-    most `window_tokens`, each cut into snippets of whole turns of at most `snippet_tokens` (0:
-    none), windows packed into what the model reads at once, at most `model_tokens`."""
-    windows = token_spans(levels, max_tokens=min(window_tokens, model_tokens))
-    snippets = [
-        snippet
-        for start, end in windows
-        for snippet in token_spans(levels, max_tokens=snippet_tokens, start=start, end=end)
-        if snippet_tokens
-    ]
-    return pack(windows, max_tokens=model_tokens), windows, snippets
+    """(reads, windows, snippets) of a tokenized transcript: windows of whole turns of at most
+    `window_tokens`, each cut into snippets of whole turns of at most `snippet_tokens` (0: none);
+    reads, what the model reads at once (at most `read_tokens`): whole windows packed when a window
+    fits, else each window's snippets packed."""
+    windows = token_spans(levels, max_tokens=window_tokens)
+    whole = window_tokens <= read_tokens
+    reads = pack(windows, max_tokens=read_tokens) if whole else []
+    snippets: list[Span] = []
+    for start, end in windows:
+        if snippet_tokens:
+            snippets += token_spans(levels, max_tokens=min(snippet_tokens, read_tokens), start=start, end=end)
+        if not whole:
+            pieces = snippets if snippet_tokens else token_spans(levels, max_tokens=read_tokens, start=start, end=end)
+            reads += pack([s for s in pieces if start <= s[0] < end], max_tokens=read_tokens)
+    return reads, windows, snippets

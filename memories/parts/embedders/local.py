@@ -222,7 +222,8 @@ class LocalEmbedder(Embedder):
         return "onnx" if _onnx_session() is not None else "torch"
 
     def embed_late(self, transcript: str) -> LateChunks:
-        key = (hashlib.sha256(transcript.encode()).hexdigest(), settings.SNIPPET_TOKENS, settings.CHUNK_TOKENS)
+        sizes = (settings.SNIPPET_TOKENS, settings.CHUNK_TOKENS, settings.LATE_READ_TOKENS)
+        key = (hashlib.sha256(transcript.encode()).hexdigest(), *sizes)
         with self._cache_lock:
             chunks = self._late_cache.get(key)
         if chunks is None:
@@ -239,7 +240,7 @@ class LocalEmbedder(Embedder):
             levels,
             snippet_tokens=settings.SNIPPET_TOKENS,
             window_tokens=settings.CHUNK_TOKENS,
-            model_tokens=self.max_tokens - 2,
+            read_tokens=min(settings.LATE_READ_TOKENS, self.max_tokens - 2),
         )
         cls, sep = _tokenizer().token_to_id("[CLS]"), _tokenizer().token_to_id("[SEP]")
         states = np.empty((len(ids), self.dim), dtype=np.float32)

@@ -30,11 +30,11 @@ def late(settings):
     LocalEmbedder._late_cache.clear()
 
 
-def _spans(transcript: str, snippet_tokens: int, window_tokens: int = 200, model_tokens: int = 254):
+def _spans(transcript: str, snippet_tokens: int, window_tokens: int = 200, read_tokens: int = 254):
     encoding = _tokenizer().encode(transcript, add_special_tokens=False)
     levels = breaks(transcript, encoding.offsets)
     reads, windows, snippets = nested_spans(
-        levels, snippet_tokens=snippet_tokens, window_tokens=window_tokens, model_tokens=model_tokens
+        levels, snippet_tokens=snippet_tokens, window_tokens=window_tokens, read_tokens=read_tokens
     )
     return encoding, levels, reads, windows, snippets
 
@@ -80,6 +80,16 @@ def test_token_offsets_give_each_snippet_its_own_text_words_and_speakers_whole()
     assert texts[-1].endswith("budget.\nZoë: Ok.")  # the short last turn packed with the piece before it
     assert all(any(ra <= a and b <= rb for ra, rb in reads) for a, b in windows)  # nested: never across a read
     assert all(any(wa <= a and b <= wb for wa, wb in windows) for a, b in snippets)
+
+
+def test_reads_shorter_than_a_window_pack_its_snippets_and_never_cross_it():
+    encoding, levels, reads, windows, snippets = _spans(long_transcript(20), snippet_tokens=32, read_tokens=64)
+
+    assert all(b - a <= 64 for a, b in reads) and all(b - a <= 200 for a, b in windows)
+    assert [a for a, _ in reads] == [0, *(b for _, b in reads[:-1])] and reads[-1][1] == len(encoding.ids)
+    assert all(any(wa <= a and b <= wb for wa, wb in windows) for a, b in reads)
+    assert all(any(ra <= a and b <= rb for ra, rb in reads) for a, b in snippets)
+    assert len(reads) > len(windows)
 
 
 def test_a_transcript_shorter_than_one_snippet_is_one_snippet_and_stores_none(late, remember):
