@@ -64,7 +64,8 @@ def chunking(embedder) -> str:
     plan = snippet_plan(embedder)
     if plan == "none":
         return f"windows {settings.CHUNK_TOKENS}, no snippets"
-    return f"{plan}: windows {settings.CHUNK_TOKENS}, snippets {settings.SNIPPET_TOKENS}"
+    reads = f", reads {settings.LATE_READ_TOKENS}" if plan == "late" else ""
+    return f"{plan}: windows {settings.CHUNK_TOKENS}, snippets {settings.SNIPPET_TOKENS}{reads}"
 
 
 @dataclass

@@ -4,5 +4,6 @@
 - `embedders/` (EMBEDDER): texts -> unit vectors (with a per-process and a Redis cache);
 - `vectorstores/` (VECTOR_STORE): vectors with metadata, queried per user;
 - `chunking.py`: transcript windows of whole turns (as texts, or as token ranges for late
-  chunking); `registry.py`: how a setting picks a part; `openai_client.py`: the OpenAI client the openai extractor and embedder share.
+  chunking); `registry.py`: how a setting picks a part; `openai_client.py`: the OpenAI client
+  the openai extractor and embedder share.
 """
