@@ -37,7 +37,10 @@ def test_recency_decides_between_two_equal_matches(api, remember):
     assert no_decay[0]["score"] == pytest.approx(no_decay[1]["score"])
 
 
-def test_fused_queries_find_what_neither_query_finds_alone(api, remember):
+def test_fused_queries_find_what_neither_query_finds_alone(api, remember, settings):
+    # memories of a few turns, each snippet embedded alone: with late chunking a short memory's
+    # snippets all read the whole memory, and the one about both topics is no longer apart
+    settings.SNIPPET_VECTORS = "texts"
     remember("alice", DENTIST)
     remember("alice", BUDGET)
     both = remember(

@@ -72,7 +72,7 @@ def _states_torch(ids: list[int]) -> np.ndarray:
     import torch
 
     tensor = torch.tensor([ids])
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: tensors it caches in the model would break a later export
         return (
             _model()[0]
             .auto_model(
