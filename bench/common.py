@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 
 
-def setup_django(database_url: str | None, redis_url: str | None = None) -> str:
-    """Point Django at the benchmark's database (never the dev one) and set it up; returns the URL."""
+def setup_django(database_url: str | None, redis_url: str | None = None, root: Path = ROOT) -> str:
+    """Point Django at the benchmark's database (never the dev one) and set it up, with the code of
+    `root` (another revision's tree, to compare); returns the URL."""
     OUT.mkdir(parents=True, exist_ok=True)
     url = database_url or os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{OUT / 'bench.sqlite3'}"
     os.environ["DATABASE_URL"] = url
@@ -28,7 +29,7 @@ def setup_django(database_url: str | None, redis_url: str | None = None) -> str:
     os.environ.setdefault("SECRET_KEY", f"bench-{secrets.token_urlsafe(48)}")
     for throttle in ("THROTTLE_SEARCH", "THROTTLE_WRITES", "THROTTLE_READS"):
         os.environ.setdefault(throttle, "off")
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(root))
     import django
 
     django.setup()

@@ -1,10 +1,16 @@
 """Memories per second through the local pipeline: in-process, and with Celery workers on Redis.
 
     .venv/bin/python bench/ingest.py [--n 200] [--workers 2] [--database-url URL] [--redis-url URL]
+    .venv/bin/python bench/ingest.py --old REV [--rounds 2] [--n 40] [--database-url URL]
 
 The transcripts are the demo conversations, cycled over many users. The model loads before the
 clock starts (its load time is printed apart). The worker run needs Redis (default
 redis://127.0.0.1:6379/14); without it, only the in-process figure is printed.
+
+`--old REV` runs the in-process path for the code of REV and for this tree, side by side (each in
+a process of its own, on a database of its own, alternately for `--rounds`), counting at the
+runtime (ONNX Runtime's `run`) the tokens the model reads and its time, next to the model's own
+time for reading each transcript token once (in windows of 254 tokens), and the load average.
 """
 
 import argparse
@@ -14,8 +20,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 from common import ROOT, database_label, machine, setup_django
 
 
@@ -118,13 +127,107 @@ def clear() -> None:
     LocalVector.objects.filter(uid__startswith="bench-").delete()
 
 
+def measure(tree: Path, n: int, database_url: str | None) -> dict:
+    """The in-process path with the code of `tree`: memories/s, and what the model read and took
+    (every `InferenceSession.run`), then the same model reading each transcript token once."""
+    setup_django(database_url, root=tree)
+    import onnxruntime
+
+    from memories.parts.embedders import get_embedder
+    from memories.parts.embedders.local import _onnx_session, _tokenizer
+    from memories.parts.extractors.local import LocalExtractor
+
+    model = {"tokens": 0, "seconds": 0.0}
+    run = onnxruntime.InferenceSession.run
+
+    def counted(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            model["seconds"] += time.perf_counter() - started
+            model["tokens"] += int(args[1]["input_ids"].size)
+
+    onnxruntime.InferenceSession.run = counted
+    clear()
+    items = transcripts(n)
+    LocalExtractor().categorize("Alice: warm up the model.")
+    get_embedder().embed_query("warm up")
+    get_embedder().clear_cache()
+    model.update(tokens=0, seconds=0.0)
+    seconds = run_in_process(items)
+    pipeline = dict(model)
+    clear()
+
+    model.update(tokens=0, seconds=0.0)
+    session, tokenizer = _onnx_session(), _tokenizer()
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    transcript_tokens = 0
+    for item in items:
+        ids = tokenizer.encode(item["transcript"], add_special_tokens=False).ids
+        transcript_tokens += len(ids)
+        for start in range(0, len(ids), 254):
+            session.run(None, {"input_ids": np.array([[cls, *ids[start : start + 254], sep]], dtype=np.int64)})
+    return {
+        "seconds": seconds,
+        "model_tokens": pipeline["tokens"],
+        "model_seconds": pipeline["seconds"],
+        "transcript_tokens": transcript_tokens,
+        "read_once_seconds": model["seconds"],
+        "load": os.getloadavg()[0],
+    }
+
+
+def compare(old: str, rounds: int, n: int, database_url: str | None) -> None:
+    """`measure` for REV's code and this tree's, alternately, each in a process (and database) of its own."""
+    from test_suite import export_revision
+
+    base = database_url or f"sqlite:///{ROOT / 'bench' / 'out' / 'bench.sqlite3'}"
+    results: dict[str, list[dict]] = {old: [], "this tree": []}
+    with tempfile.TemporaryDirectory() as directory:
+        trees = {old: Path(directory), "this tree": ROOT}
+        export_revision(old, trees[old])
+        for _ in range(rounds):
+            for label, tree in trees.items():
+                suffix = "_old" if label == old else "_new"
+                url = base.replace(".sqlite3", f"{suffix}.sqlite3") if base.endswith(".sqlite3") else base + suffix
+                env = {**os.environ, "MODEL_CACHE_DIR": str(ROOT / "var" / "models")}
+                command = [sys.executable, __file__, "--measure", str(tree), "--n", str(n), "--database-url", url]
+                done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"{label}: {done.stderr[-3000:]}")
+                results[label].append(json.loads(done.stdout.splitlines()[-1]))
+    print(f"machine: {machine()}; database: {database_label(base)}; {n} memories, in-process, {rounds} rounds")
+    print(
+        f"{'code':12} {'memories/s':>10} {'tokens/transcript':>17} {'model s/memory':>14} "
+        f"{'read-once s/memory':>18} {'load avg':>8}"
+    )
+    for label, runs in results.items():
+        for r in runs:
+            print(
+                f"{label:12} {n / r['seconds']:10.2f} {r['model_tokens'] / r['transcript_tokens']:17.2f} "
+                f"{r['model_seconds'] / n:14.3f} {r['read_once_seconds'] / n:18.3f} {r['load']:8.1f}"
+            )
+    rate = {label: sum(n / r["seconds"] for r in runs) / len(runs) for label, runs in results.items()}
+    print(f"this tree / {old}: {rate['this tree'] / rate[old]:.2f}x memories/s (mean of the rounds)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2, help="worker concurrency (processes)")
     parser.add_argument("--database-url")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--old", help="compare the in-process path with the code of this revision")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # one side of --old, in a process of its own
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.n, args.database_url)))
+        return
+    if args.old:
+        compare(args.old, args.rounds, args.n, args.database_url)
+        return
 
     database_url = setup_django(args.database_url, args.redis_url)
     from memories.parts.embedders import get_embedder

@@ -393,11 +393,14 @@ class LocalVectorVersion(models.Model):
 
 class VectorIndex(models.Model):
     """Which embedding model and dimension built a vector store (one row per store and namespace):
-    a query or upsert with another model is refused, never silently mixed in."""
+    a query or upsert with another model is refused, never silently mixed in. `chunking` notes what
+    its vectors were cut from (`memories.vectors.chunking`; empty: before it was noted); vectors of
+    another chunking still answer searches, and `reindex` moves them to the current one."""
 
     store = models.CharField(max_length=300, unique=True)  # e.g. "local/ns1", "pinecone/<host>/ns1"
     model = models.CharField(max_length=128)
     dim = models.PositiveIntegerField()
+    chunking = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -21,6 +21,10 @@ from .parts.vectorstores import UpsertIncomplete, VectorRecord, get_vector_store
 
 # What a vector embeds: the memory's own text (structured fields + transcript), a transcript window
 # of about CHUNK_TOKENS, or a snippet of about SNIPPET_TOKENS (a turn or two: precise matches).
+# With late chunking (the local model) windows and snippets are pooled from the transcript's token
+# states, read once in windows of whole turns as long as the model reads: each vector also carries
+# the context around it, and each transcript token goes through the model once (plus the memory's
+# own text, which reads its start again after the title and overview).
 VECTOR_KINDS = {"memory": "", "window": "c", "snippet": "s"}  # kind -> id suffix letter
 
 
@@ -45,24 +49,72 @@ def embedding_text(memory: Memory) -> str:
     return f"{head}\n{memory.transcript}"
 
 
-def _plan(memory: Memory, embedder) -> tuple[list[str], list[str], list[str]]:
-    """What is embedded for a memory: (texts, vector ids, kinds)."""
+def snippet_plan(embedder) -> str:
+    """How this embedder's snippets are made (SNIPPET_VECTORS): `late`, pooled from the token
+    states of the transcript read once; `texts`, each snippet and window embedded as a text of its
+    own; `none`, no snippets. `late` needs a model that runs here: a remote embedder cannot pool
+    token states, so there it means `none` (windows only; BM25 covers much of what snippets add)."""
+    plan = settings.SNIPPET_VECTORS if settings.SNIPPET_TOKENS else "none"
+    return "none" if plan == "late" and not embedder.late_chunking else plan
+
+
+def chunking(embedder) -> str:
+    """What a memory's vectors are cut from, as the index version notes it (and a memory's text
+    hash includes it)."""
+    plan = snippet_plan(embedder)
+    if plan == "none":
+        return f"windows {settings.CHUNK_TOKENS}, no snippets"
+    reads = f", reads {settings.LATE_READ_TOKENS}" if plan == "late" else ""
+    return f"{plan}: windows {settings.CHUNK_TOKENS}, snippets {settings.SNIPPET_TOKENS}{reads}"
+
+
+@dataclass
+class _Plan:
+    """What is embedded for a memory: texts (vectors of None: to embed), vector ids, kinds."""
+
+    texts: list[str]
+    vectors: list[np.ndarray | None]
+    ids: list[str]
+    kinds: list[str]
+
+
+def _plan(memory: Memory, embedder) -> _Plan:
     main = embedding_text(memory)
-    parts = windows(memory.transcript, max_tokens=settings.CHUNK_TOKENS, count_tokens=embedder.count_tokens_batch)
+    plan = snippet_plan(embedder)
+    snippets, snippet_vectors = [], []
+    if plan == "late":
+        chunks = embedder.embed_late(memory.transcript)
+        parts, part_vectors = chunks.windows, list(chunks.window_vectors)
+        snippets, snippet_vectors = chunks.snippets, list(chunks.snippet_vectors)
+    else:
+        count = embedder.count_tokens_batch
+        parts = windows(memory.transcript, max_tokens=settings.CHUNK_TOKENS, count_tokens=count)
+        part_vectors = [None] * len(parts)
+        if plan == "texts":
+            snippets = windows(memory.transcript, max_tokens=settings.SNIPPET_TOKENS, count_tokens=count)
+            snippet_vectors = [None] * len(snippets)
     if len(parts) <= 1 and embedder.count_tokens(main) <= embedder.max_tokens:
-        parts = []  # the memory's own vector already reads the whole transcript
-    snippets = []
-    if settings.SNIPPET_TOKENS:
-        snippets = windows(
-            memory.transcript, max_tokens=settings.SNIPPET_TOKENS, count_tokens=embedder.count_tokens_batch
-        )
-        snippets = snippets if len(snippets) > 1 else []
-    texts = [main, *parts, *snippets]
-    kinds = ["memory"] + ["window"] * len(parts) + ["snippet"] * len(snippets)
-    ids = [memory.vector_id]
-    ids += [f"{memory.vector_id}-c{i}" for i in range(len(parts))]
-    ids += [f"{memory.vector_id}-s{i}" for i in range(len(snippets))]
-    return texts, ids, kinds
+        parts, part_vectors = [], []  # the memory's own vector already reads the whole transcript
+    if len(snippets) <= 1:
+        snippets, snippet_vectors = [], []
+    return _Plan(
+        texts=[main, *parts, *snippets],
+        vectors=[None, *part_vectors, *snippet_vectors],
+        ids=[
+            memory.vector_id,
+            *(f"{memory.vector_id}-c{i}" for i in range(len(parts))),
+            *(f"{memory.vector_id}-s{i}" for i in range(len(snippets))),
+        ],
+        kinds=["memory"] + ["window"] * len(parts) + ["snippet"] * len(snippets),
+    )
+
+
+def _text_hash(memory: Memory, embedder) -> str:
+    """What a memory's vectors depend on: the model, the chunking, its own text and transcript."""
+    digest = hashlib.sha256(f"{embedder.model}|{embedder.dim}|{chunking(embedder)}".encode())
+    for text in (embedding_text(memory), memory.transcript):
+        digest.update(b"\x1e" + text.encode())
+    return digest.hexdigest()
 
 
 def vector_metadata(memory: Memory, kind: str) -> dict:
@@ -78,44 +130,41 @@ def vector_metadata(memory: Memory, kind: str) -> dict:
 
 
 def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) -> dict[int, BuiltVectors]:
-    """Embed memories (their structured fields set), all their texts in one embedder call. A
-    memory whose text is unchanged since it was indexed gets its stored vectors again, and
+    """Embed memories (their structured fields set): every text to embed in one embedder call,
+    snippets and windows pooled from the transcript read once (SNIPPET_VECTORS=late). A memory
+    whose text and chunking are unchanged since it was indexed gets its stored vectors again, and
     nothing of it is embedded (`force=True` embeds anyway)."""
     embedder = get_embedder()
-    plans: dict[int, tuple[list[str], list[str], list[str], str]] = {}
-    for memory in memories:
-        texts, ids, kinds = _plan(memory, embedder)
-        digest = hashlib.sha256(f"{embedder.model}|{embedder.dim}".encode())
-        for text in texts:
-            digest.update(b"\x1e" + text.encode())
-        plans[memory.id] = (texts, ids, kinds, digest.hexdigest())
-
+    hashes = {memory.id: _text_hash(memory, embedder) for memory in memories}
     built: dict[int, BuiltVectors] = {}
-    unchanged = [m for m in memories if not force and m.text_hash == plans[m.id][3]]
+    unchanged = [m for m in memories if not force and m.text_hash == hashes[m.id]]
     stored: dict[int, list[MemoryVector]] = {}
     for vector in MemoryVector.objects.filter(memory__in=unchanged).order_by("memory_id", "position"):
         stored.setdefault(vector.memory_id, []).append(vector)
     for memory in unchanged:
-        texts, ids, kinds, text_hash = plans[memory.id]
         rows = stored.get(memory.id, [])
-        if [v.vector_id for v in rows] == ids and all(
-            v.model == embedder.model and v.dim == embedder.dim for v in rows
-        ):
-            vectors = np.stack([v.as_array() for v in rows])
+        if rows and all(v.model == embedder.model and v.dim == embedder.dim for v in rows):
             built[memory.id] = BuiltVectors(
-                text_hash, embedder.model, embedder.dim, ids, texts, vectors, kinds, reused=True
+                hashes[memory.id],
+                embedder.model,
+                embedder.dim,
+                [v.vector_id for v in rows],
+                [v.text for v in rows],
+                np.stack([v.as_array() for v in rows]),
+                [v.kind for v in rows],
+                reused=True,
             )
 
     todo = [m for m in memories if m.id not in built]
-    all_texts = [text for m in todo for text in plans[m.id][0]]
-    vectors = embedder.embed_documents(all_texts) if all_texts else None
-    offset = 0
+    plans = {memory.id: _plan(memory, embedder) for memory in todo}
+    to_embed = [text for m in todo for text, v in zip(plans[m.id].texts, plans[m.id].vectors) if v is None]
+    embedded = iter(embedder.embed_documents(to_embed)) if to_embed else iter(())
     for memory in todo:
-        texts, ids, kinds, text_hash = plans[memory.id]
+        plan = plans[memory.id]
+        vectors = np.stack([next(embedded) if v is None else v for v in plan.vectors])
         built[memory.id] = BuiltVectors(
-            text_hash, embedder.model, embedder.dim, ids, texts, vectors[offset : offset + len(texts)], kinds
+            hashes[memory.id], embedder.model, embedder.dim, plan.ids, plan.texts, vectors, plan.kinds
         )
-        offset += len(texts)
     return built
 
 
@@ -124,7 +173,7 @@ def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, Built
     longer have. Returns the memories whose vectors were not all acknowledged, with the error."""
     store = get_vector_store()
     embedder = get_embedder()
-    store.check_model(embedder.model, embedder.dim, record=True)
+    store.check_model(embedder.model, embedder.dim, record=True, chunking=chunking(embedder))
     records = []
     for memory in memories:
         vectors = built[memory.id]

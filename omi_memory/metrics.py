@@ -74,6 +74,10 @@ EMBEDDING_CACHE = Counter(
     "Texts looked up in an embedding cache (process: this process's memory; redis: shared), by result",
     ["cache", "result"],
 )
+MODEL_TOKENS = Counter(
+    f"{PREFIX}model_tokens",
+    "Tokens the local model read, special tokens included (each forward pass of the runtime)",
+)
 
 
 @contextmanager

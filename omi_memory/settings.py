@@ -314,6 +314,16 @@ CELERY_BEAT_SCHEDULE = {
 CHUNK_TOKENS = env_int("CHUNK_TOKENS", 200, minimum=16)
 # Snippets: smaller windows (a turn or two) with vectors of their own, for precise matches; 0: none.
 SNIPPET_TOKENS = env_int("SNIPPET_TOKENS", 32, minimum=0)
+# How snippet (and window) vectors are made: `late`, pooled from the token states of the
+# transcript read once by the local model (a remote embedder cannot: it stores windows only);
+# `texts`, each embedded as a text of its own (every token read about 2.5 times: the plan before
+# late chunking); `none`, no snippets. See memories/vectors.py.
+SNIPPET_VECTORS = env_str("SNIPPET_VECTORS", "late")
+# Late chunking: the most tokens the model reads at once (up to its 254): whole windows when they
+# fit, else each window's snippets packed (less context in a snippet's vector).
+LATE_READ_TOKENS = env_int("LATE_READ_TOKENS", 128, minimum=8)
+if SNIPPET_VECTORS not in ("late", "texts", "none"):
+    raise ImproperlyConfigured(f"SNIPPET_VECTORS must be late, texts or none, got {SNIPPET_VECTORS!r}")
 
 # Reconciliation of the database's vectors with the store (memories/reconcile.py): a periodic run
 # every RECONCILE_EVERY_MINUTES (0: none; `manage.py reconcile` and the pipeline page run one any

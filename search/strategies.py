@@ -10,7 +10,10 @@
   text, by their best vector; snippets, by the mean of their best two), plus a nudge for memories
   created in a month the query names; by a weighted sum of scores scaled to [0, 1] per search
   (`fusion=sum`) or weighted reciprocal rank fusion (`fusion=rrf`). The weights were chosen on
-  LoCoMo's dev split (docs/benchmarks.md).
+  LoCoMo's dev split (docs/benchmarks.md). With late chunking (SNIPPET_VECTORS=late) a memory's
+  windows and snippets are pooled from the same reads of its transcript, so a snippet's vector
+  already carries its window's context: the windows signal mostly repeats the snippets' and weighs
+  half as much.
 
 All take the same filters, and every one is scoped to one uid. Every score is on 0..1, 1 the best a
 strategy can give: the cosine similarity (semantic; in practice 0..1), times the decay (time_weighted),
@@ -28,6 +31,7 @@ import numpy as np
 from memories.models import Memory
 from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import SearchFilters, VectorMatch, get_vector_store
+from memories.vectors import snippet_plan
 
 from .lexical import lexical_index
 
@@ -46,6 +50,8 @@ RRF_K = 60
 POOL = 50  # candidates re-ranked by time_weighted, per query fused by multi_query
 # hybrid: the signals and their weights (the lexical half split between whole memories and exchanges).
 HYBRID_WEIGHTS = {"lexical": 0.25, "exchanges": 0.25, "snippets": 0.3, "windows": 0.2, "month": 0.1}
+# late chunking: windows and snippets pooled from the same reads, the windows signal counts for less
+HYBRID_WEIGHTS_LATE = {**HYBRID_WEIGHTS, "windows": 0.1}
 HYBRID_RRF_K = 10
 HYBRID_MAX_VECTORS = 1000  # a store that cannot score every vector of a user returns this many
 
@@ -135,6 +141,11 @@ def multi_query(request: SearchRequest) -> list[Ranked]:
     ]
 
 
+def hybrid_weights(embedder) -> dict[str, float]:
+    """The hybrid signals' weights for how this embedder's windows and snippets are made."""
+    return HYBRID_WEIGHTS_LATE if snippet_plan(embedder) == "late" else HYBRID_WEIGHTS
+
+
 def hybrid(request: SearchRequest) -> list[Ranked]:
     query = request.queries[0]
     memory_ids, lexical = lexical_index(request.uid).scores(query, request.filters)
@@ -142,8 +153,9 @@ def hybrid(request: SearchRequest) -> list[Ranked]:
     windows: dict[int, float] = {}
     snippets: dict[int, list[float]] = defaultdict(list)
     best: dict[int, VectorMatch] = {}
+    embedder = get_embedder()
     matches = get_vector_store().query_vectors(
-        get_embedder().embed_query(query), uid=request.uid, top_k=HYBRID_MAX_VECTORS, filters=request.filters
+        embedder.embed_query(query), uid=request.uid, top_k=HYBRID_MAX_VECTORS, filters=request.filters
     )
     for match in matches:  # best first
         memory_id = int(match.memory_id)
@@ -159,8 +171,9 @@ def hybrid(request: SearchRequest) -> list[Ranked]:
     if not candidates:
         return []
     total = np.zeros(len(candidates))
-    top = sum(HYBRID_WEIGHTS.values()) * (1.0 if request.fusion == "sum" else 1 / (HYBRID_RRF_K + 1))
-    for name, weight in HYBRID_WEIGHTS.items():
+    weights = hybrid_weights(embedder)
+    top = sum(weights.values()) * (1.0 if request.fusion == "sum" else 1 / (HYBRID_RRF_K + 1))
+    for name, weight in weights.items():
         values = signals[name]
         if not values:
             continue

@@ -1,10 +1,13 @@
-"""Transcript windows: whole turns packed up to a token budget.
+"""Transcript windows and snippets: whole turns packed up to a token budget.
 
 A memory's own vector sees only the start of a long transcript (a model reads so many tokens),
 and summary-only vectors lose names, dates and numbers; so a transcript longer than one window is
 also cut into windows of consecutive whole turns that get vectors of their own. A turn longer than
 a window is split at sentence ends (or, failing that, between words), each piece keeping its
 speaker.
+
+`windows` cuts text for an embedder that reads texts; late chunking (below) cuts the tokens of a
+transcript that the local model reads once, for vectors pooled from its token states.
 """
 
 import math
@@ -83,3 +86,92 @@ def _split_words(text: str, tokens: int, budget: int, count_tokens: CountTokens)
         else:
             result.extend(_split_words(chunk, n, budget, count_tokens))
     return result
+
+
+# Late chunking: the transcript is tokenized once and read by the model in windows of whole turns;
+# snippets and windows are ranges of its tokens, pooled from the token states of the model window
+# that holds them. Ranges nest: snippets in windows in model windows, never across one.
+Span = tuple[int, int]  # tokens [start, end) of the transcript
+TURN, SENTENCE, WORD_START, INSIDE_WORD = 3, 2, 1, 0  # what a token starts: where a range may begin
+
+
+def breaks(transcript: str, offsets: list[Span]) -> list[int]:
+    """For each token (its character `offsets` in `transcript`), what it starts: a turn (a new
+    line), a sentence (after . ! or ? and a space), a word (after a space), or nothing (a piece of
+    a word, or punctuation stuck to it)."""
+    levels = []
+    previous_end = 0
+    for start, end in offsets:
+        gap = transcript[previous_end:start]
+        if not levels or "\n" in gap:
+            levels.append(TURN)
+        elif gap.strip() == "" and gap and transcript[previous_end - 1] in ".!?":
+            levels.append(SENTENCE)
+        elif gap:
+            levels.append(WORD_START)
+        else:
+            levels.append(INSIDE_WORD)
+        previous_end = end
+    return levels
+
+
+def token_spans(levels: list[int], *, max_tokens: int, start: int = 0, end: int | None = None) -> list[Span]:
+    """The tokens (those of [start, end)) as ranges of whole turns packed up to `max_tokens`; a
+    longer turn is cut at sentence ends, a longer sentence between words, a longer word between
+    its pieces."""
+    end = len(levels) if end is None else end
+    if start >= end:
+        return []
+    return pack(list(_units(levels, start, end, max_tokens, TURN)), max_tokens=max_tokens)
+
+
+def _units(levels: list[int], start: int, end: int, max_tokens: int, level: int):
+    cuts = [start, *(i for i in range(start + 1, end) if levels[i] >= level), end]
+    for a, b in zip(cuts, cuts[1:]):
+        if b - a <= max_tokens or level == INSIDE_WORD:
+            yield (a, b)
+        else:
+            yield from _units(levels, a, b, max_tokens, level - 1)
+
+
+def pack(spans: list[Span], *, max_tokens: int) -> list[Span]:
+    """Consecutive ranges joined while the join holds at most `max_tokens` tokens."""
+    packed: list[Span] = []
+    for start, end in spans:
+        if packed and end - packed[-1][0] <= max_tokens:
+            packed[-1] = (packed[-1][0], end)
+        else:
+            packed.append((start, end))
+    return packed
+
+
+def span_text(transcript: str, offsets: list[Span], levels: list[int], span: Span) -> str:
+    """The transcript's text of a range of tokens; a range that starts inside a turn is given the
+    turn's speaker label ("Ben: "), as a window of a split turn is."""
+    start, end = span
+    text = transcript[offsets[start][0] : offsets[end - 1][1]]
+    if levels[start] == TURN:
+        return text
+    line_start = transcript.rfind("\n", 0, offsets[start][0]) + 1
+    match = SPEAKER.match(transcript[line_start:].lstrip())
+    return f"{match.group(0)}{text}" if match else text
+
+
+def nested_spans(
+    levels: list[int], *, snippet_tokens: int, window_tokens: int, read_tokens: int
+) -> tuple[list[Span], list[Span], list[Span]]:
+    """(reads, windows, snippets) of a tokenized transcript: windows of whole turns of at most
+    `window_tokens`, each cut into snippets of whole turns of at most `snippet_tokens` (0: none);
+    reads, what the model reads at once (at most `read_tokens`): whole windows packed when a window
+    fits, else each window's snippets packed."""
+    windows = token_spans(levels, max_tokens=window_tokens)
+    whole = window_tokens <= read_tokens
+    reads = pack(windows, max_tokens=read_tokens) if whole else []
+    snippets: list[Span] = []
+    for start, end in windows:
+        if snippet_tokens:
+            snippets += token_spans(levels, max_tokens=min(snippet_tokens, read_tokens), start=start, end=end)
+        if not whole:
+            pieces = snippets if snippet_tokens else token_spans(levels, max_tokens=read_tokens, start=start, end=end)
+            reads += pack([s for s in pieces if start <= s[0] < end], max_tokens=read_tokens)
+    return reads, windows, snippets

@@ -195,8 +195,9 @@ def test_vectors_of_another_model_are_not_upserted_again(remember):
 # The Pinecone store (a local fake, through the real SDK)
 
 
-def test_on_pinecone_each_kind_is_found_by_fetch_and_list_and_repaired_without_embedding(production_parts):
+def test_on_pinecone_each_kind_is_found_by_fetch_and_list_and_repaired_without_embedding(production_parts, settings):
     fake_openai, fake_pinecone = production_parts
+    settings.SNIPPET_VECTORS = "texts"  # snippets too (a remote embedder stores windows only): pages of ids
     with committed():
         made = [memory_create(uid="alice", transcript=long_transcript(10 + i)) for i in range(6)]
         other = memory_create(uid="alice-2", transcript=DENTIST)  # a user whose ids start with "alice-"

@@ -4,8 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from memories.parts.embedders.base import Embedder
+from memories.parts.embedders.local import LocalEmbedder
 from search.models import DuplicatePair, SearchLog
-from search.strategies import STRATEGIES
+from search.strategies import HYBRID_WEIGHTS, STRATEGIES, hybrid_weights
 from tests.support.memories import alices_five_and_bobs_one
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
@@ -62,7 +64,10 @@ def test_every_strategy_scores_on_zero_to_one_best_first(api, remember, strategy
     assert all(0 <= score <= 1 for score in found_scores)
 
 
-def test_fused_queries_find_what_neither_query_finds_alone(api, remember):
+def test_fused_queries_find_what_neither_query_finds_alone(api, remember, settings):
+    # memories of a few turns, each snippet embedded alone: with late chunking a short memory's
+    # snippets all read the whole memory, and the one about both topics is no longer apart
+    settings.SNIPPET_VECTORS = "texts"
     remember("alice", DENTIST)
     remember("alice", BUDGET)
     both = remember(
@@ -216,3 +221,17 @@ def test_every_strategy_answers_for_a_user_with_no_memory_one_or_none_with_a_wor
     assert {hit["memory"]["id"] for hit in response.json()["results"]} <= set(made)
     if DENTIST in transcripts:
         assert response.json()["results"]
+
+
+def test_hybrid_weighs_windows_less_when_they_and_the_snippets_share_their_reads(settings):
+    # late chunking pools a memory's windows and snippets from the same reads: the windows signal
+    # mostly repeats the snippets' and weighs half as much; snippets embedded apart keep the weights
+    settings.SNIPPET_VECTORS = "late"
+    late = hybrid_weights(LocalEmbedder())
+    assert late["windows"] == HYBRID_WEIGHTS["windows"] / 2
+    assert {k: v for k, v in late.items() if k != "windows"} == {
+        k: v for k, v in HYBRID_WEIGHTS.items() if k != "windows"
+    }
+    assert hybrid_weights(Embedder()) == HYBRID_WEIGHTS  # a remote embedder: windows only
+    settings.SNIPPET_VECTORS = "texts"
+    assert hybrid_weights(LocalEmbedder()) == HYBRID_WEIGHTS

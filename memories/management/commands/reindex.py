@@ -6,14 +6,15 @@ from tqdm import tqdm
 from memories.models import Memory, VectorIndex
 from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import get_vector_store
-from memories.vectors import memory_vectors_reindex
+from memories.vectors import chunking, memory_vectors_reindex
 
 
 class Command(BaseCommand):
     help = (
-        "Re-embed the indexed memories (all, or one user's) with the configured embedder, in batches, "
-        "and record the new model on the vector store. To change models: set EMBEDDER (and, for a new "
-        "dimension on Pinecone, PINECONE_HOST of an index of that dimension), then run this."
+        "Re-embed the indexed memories (all, or one user's) with the configured embedder and chunking, in "
+        "batches, and record them on the vector store. To change models: set EMBEDDER (and, for a new "
+        "dimension on Pinecone, PINECONE_HOST of an index of that dimension), then run this; to change "
+        "chunking (CHUNK_TOKENS, SNIPPET_TOKENS, SNIPPET_VECTORS), the same: searches go on meanwhile."
     )
 
     def add_arguments(self, parser):
@@ -41,7 +42,10 @@ class Command(BaseCommand):
             )
             if record.dim != embedder.dim and hasattr(store, "clear"):
                 store.clear()  # vectors of another dimension cannot stay beside the new ones
-        store.set_model(embedder.model, embedder.dim)
+        cut = chunking(embedder)
+        if record is not None and record.chunking != cut:
+            self.stdout.write(f"moving {store.identity} from chunking {record.chunking or 'not noted'!r} to {cut!r}")
+        store.set_model(embedder.model, embedder.dim, cut)
 
         memories = Memory.objects.filter(status=Memory.Status.INDEXED).order_by("id")
         if uid:
@@ -54,6 +58,6 @@ class Command(BaseCommand):
             for memory_id, exc in problems.items():
                 failed += 1
                 self.stderr.write(f"memory {memory_id}: not reindexed: {exc}")
-        self.stdout.write(self.style.SUCCESS(f"reindexed {len(ids) - failed} memories with {embedder.model}"))
+        self.stdout.write(self.style.SUCCESS(f"reindexed {len(ids) - failed} memories with {embedder.model} ({cut})"))
         if failed:
             raise CommandError(f"{failed} memories could not be reindexed: run the command again")

@@ -1,5 +1,6 @@
 import hashlib
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 from cachetools import LRUCache
@@ -8,6 +9,17 @@ from omi_memory.errors import BackendError
 from omi_memory.metrics import EMBEDDING_CACHE
 
 from .cache import get_embedding_cache
+
+
+@dataclass
+class LateChunks:
+    """A transcript's windows and snippets (their texts) with vectors pooled from the token
+    states of the model window that holds them."""
+
+    windows: list[str]
+    window_vectors: np.ndarray
+    snippets: list[str]
+    snippet_vectors: np.ndarray
 
 
 class Embedder:
@@ -24,6 +36,7 @@ class Embedder:
     model = ""
     dim = 0
     max_tokens = 0
+    late_chunking = False  # whether `embed_late` can pool token states (a model that runs here)
     cache_size = 4096
     _caches: dict[str, LRUCache] = {}  # by model and dimension
     _cache_lock = threading.Lock()
@@ -36,6 +49,11 @@ class Embedder:
         return self._caches[key]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_late(self, transcript: str) -> LateChunks:
+        """The transcript read once by the model, in windows of whole turns; its CHUNK_TOKENS
+        windows and SNIPPET_TOKENS snippets pooled from their tokens' states (late chunking)."""
         raise NotImplementedError
 
     def warm_up(self) -> None:

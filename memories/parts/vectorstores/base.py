@@ -144,9 +144,9 @@ class VectorStore:
         """Counts for the index view (read-only; BackendError when the store does not answer)."""
         raise NotImplementedError
 
-    def check_model(self, model: str, dim: int, *, record: bool = False) -> None:
+    def check_model(self, model: str, dim: int, *, record: bool = False, chunking: str = "") -> None:
         """Refuse vectors of another model or dimension than the store's. `record=True` (a write)
-        records this model when the store has none yet."""
+        records this model (and `chunking`) when the store has none yet."""
         from memories.models import VectorIndex
 
         fetched_at, known = self._guard
@@ -163,7 +163,9 @@ class VectorStore:
                     f"the {self.name} index has dimension {enforced}; the embedder {model!r} makes {dim}: "
                     "use an index of that dimension"
                 )
-            VectorIndex.objects.get_or_create(store=self.identity, defaults={"model": model, "dim": dim})
+            VectorIndex.objects.get_or_create(
+                store=self.identity, defaults={"model": model, "dim": dim, "chunking": chunking}
+            )
             self._guard = (-np.inf, None)
             return self.check_model(model, dim)
         if known != (model, dim):
@@ -172,9 +174,11 @@ class VectorStore:
                 f"this embedder is {model!r} ({dim} dims): run `manage.py reindex` to move to it"
             )
 
-    def set_model(self, model: str, dim: int) -> None:
-        """Record that the store is (being re)built with this model: for `reindex`."""
+    def set_model(self, model: str, dim: int, chunking: str = "") -> None:
+        """Record that the store is (being re)built with this model and chunking: for `reindex`."""
         from memories.models import VectorIndex
 
-        VectorIndex.objects.update_or_create(store=self.identity, defaults={"model": model, "dim": dim})
+        VectorIndex.objects.update_or_create(
+            store=self.identity, defaults={"model": model, "dim": dim, "chunking": chunking}
+        )
         self._guard = (-np.inf, None)

@@ -1,5 +1,7 @@
 """The store knows which model built it: another model is refused until `reindex` moves it."""
 
+import io
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -61,3 +63,24 @@ def test_reindexing_one_user_cannot_change_the_model(indexed_with_minilm, settin
     with pytest.raises(CommandError, match="reindex every user"):
         call_command("reindex", "--uid", "alice")
     assert VectorIndex.objects.get(store="local/ns1").model == "all-MiniLM-L6-v2"
+
+
+def test_vectors_of_the_plan_before_late_chunking_answer_searches_until_reindex_moves_them(api, settings):
+    settings.SNIPPET_VECTORS = "texts"  # each snippet embedded as a text of its own, as before
+    memory_id = api.post("/memories", {"uid": "alice", "transcript": DENTIST + "\n" + BUDGET}).json()["id"]
+    VectorIndex.objects.update(chunking="")  # a store made before the index noted its chunking
+    before = dict(MemoryVector.objects.filter(kind="snippet").values_list("vector_id", "vector"))
+    settings.SNIPPET_VECTORS = "late"
+
+    hits = api.post("/search", {"uid": "alice", "query": "how much is the crown"}).json()["results"]
+    assert [h["memory"]["id"] for h in hits] == [memory_id] and hits[0]["snippet"]
+    out = io.StringIO()
+    call_command("reindex", stdout=out)
+
+    assert "from chunking 'not noted' to 'late: windows 200, snippets 32, reads 128'" in out.getvalue()
+    assert VectorIndex.objects.get(store="local/ns1").chunking == "late: windows 200, snippets 32, reads 128"
+    after = dict(MemoryVector.objects.filter(kind="snippet").values_list("vector_id", "vector"))
+    common = set(after) & set(before)
+    assert len(common) >= 4 and all(bytes(after[i]) != bytes(before[i]) for i in common)
+    hits = api.post("/search", {"uid": "alice", "query": "how much is the crown"}).json()["results"]
+    assert [h["memory"]["id"] for h in hits] == [memory_id] and hits[0]["snippet"]
