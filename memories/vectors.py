@@ -42,15 +42,11 @@ class BuiltVectors:
     reused: bool = False
 
 
-def memory_head(memory: Memory) -> str:
-    """The structured fields a memory's own vector reads first."""
-    return "\n".join(part for part in (memory.title, memory.overview, f"Category: {memory.category}") if part)
-
-
 def embedding_text(memory: Memory) -> str:
     """Omi's embedding text: the structured fields and the transcript. The summary comes first
     because a model reads only so many tokens: a long transcript's tail is what gets cut."""
-    return f"{memory_head(memory)}\n{memory.transcript}"
+    head = "\n".join(part for part in (memory.title, memory.overview, f"Category: {memory.category}") if part)
+    return f"{head}\n{memory.transcript}"
 
 
 def snippet_plan(embedder) -> str:
@@ -68,7 +64,7 @@ def chunking(embedder) -> str:
     plan = snippet_plan(embedder)
     if plan == "none":
         return f"windows {settings.CHUNK_TOKENS}, no snippets"
-    reads = f", reads {settings.LATE_READ_TOKENS}, memory vector of its fields" if plan == "late" else ""
+    reads = f", reads {settings.LATE_READ_TOKENS}" if plan == "late" else ""
     return f"{plan}: windows {settings.CHUNK_TOKENS}, snippets {settings.SNIPPET_TOKENS}{reads}"
 
 
@@ -83,10 +79,8 @@ class _Plan:
 
 
 def _plan(memory: Memory, embedder) -> _Plan:
+    main = embedding_text(memory)
     plan = snippet_plan(embedder)
-    # With late chunking the transcript is read whole by the reads that make its windows and
-    # snippets, so the memory's own vector reads its structured fields alone, not the transcript again.
-    main = memory_head(memory) if plan == "late" else embedding_text(memory)
     snippets, snippet_vectors = [], []
     if plan == "late":
         chunks = embedder.embed_late(memory.transcript)
@@ -99,7 +93,7 @@ def _plan(memory: Memory, embedder) -> _Plan:
         if plan == "texts":
             snippets = windows(memory.transcript, max_tokens=settings.SNIPPET_TOKENS, count_tokens=count)
             snippet_vectors = [None] * len(snippets)
-    if plan != "late" and len(parts) <= 1 and embedder.count_tokens(main) <= embedder.max_tokens:
+    if len(parts) <= 1 and embedder.count_tokens(main) <= embedder.max_tokens:
         parts, part_vectors = [], []  # the memory's own vector already reads the whole transcript
     if len(snippets) <= 1:
         snippets, snippet_vectors = [], []

@@ -153,8 +153,7 @@ def test_reprocessing_changed_text_re_embeds_and_drops_windows_it_no_longer_has(
     assert CountingEmbedder.embedded > embedded_before
     ids = set(LocalVector.objects.filter(memory_id=str(memory.id)).values_list("record_id", flat=True))
     assert ids == set(MemoryVector.objects.filter(memory=memory).values_list("vector_id", flat=True))
-    windows = {i for i in ids if "-c" in i}
-    assert f"alice-{memory.id}" in ids and windows == {f"alice-{memory.id}-c0"}  # the short text has one window
+    assert f"alice-{memory.id}" in ids and not [i for i in ids if "-c" in i]  # the short text has no windows
 
 
 def test_reprocessing_keeps_action_items_the_user_completed(remember):

@@ -92,14 +92,13 @@ def test_reads_shorter_than_a_window_pack_its_snippets_and_never_cross_it():
     assert len(reads) > len(windows)
 
 
-def test_a_transcript_shorter_than_one_snippet_is_one_snippet_and_stores_no_snippet(late, remember):
+def test_a_transcript_shorter_than_one_snippet_is_one_snippet_and_stores_none(late, remember):
     chunks = late.embed_late("Alice: Dinner at six?")
     assert chunks.snippets == ["Alice: Dinner at six?"] and chunks.windows == ["Alice: Dinner at six?"]
     assert late.embed_late("  \n ").snippets == []
 
     memory = remember("alice", "Alice: Dinner at six?")
-    # the memory's own vector (its fields) and the transcript's one window, pooled from its one read
-    assert list(MemoryVector.objects.filter(memory=memory).values_list("kind", flat=True)) == ["memory", "window"]
+    assert list(MemoryVector.objects.filter(memory=memory).values_list("kind", flat=True)) == ["memory"]
 
 
 def test_onnx_and_torch_give_the_same_late_chunks(late, monkeypatch):
