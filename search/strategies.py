@@ -57,8 +57,9 @@ HYBRID_MAX_VECTORS = 1000  # a store that cannot score every vector of a user re
 
 
 def half_life_from_rate(rate: float) -> float | None:
-    """The half-life in days of the seed's decay rate per day (exp(-rate x days)); None for 0."""
-    return math.log(2) / rate if rate else None
+    """The half-life in days of the seed's decay rate per day (exp(-rate x days)); None for 0. A rate
+    so small that its half-life is beyond MAX_HALF_LIFE_DAYS (even infinite: ln 2 / 5e-324) gets that."""
+    return min(math.log(2) / rate, MAX_HALF_LIFE_DAYS) if rate else None
 
 
 # What a score of each strategy (and fusion) is, on 0..1, for people reading it.

@@ -42,6 +42,8 @@ def test_recency_decides_between_two_equal_matches_by_a_half_life(api, remember)
     assert seed[1] == pytest.approx(seed[0] * 2.718281828 ** (-0.1 * 30), rel=0.01)
     no_decay = scores(api, strategy="time_weighted", k=2, time_decay=0)
     assert no_decay[0] == pytest.approx(no_decay[1])
+    # a rate too small for any half-life (ln 2 / 5e-324 overflows) decays as little as the longest one
+    assert scores(api, strategy="time_weighted", k=2, time_decay=5e-324) == pytest.approx(no_decay, rel=1e-3)
 
 
 def test_old_memories_keep_readable_time_weighted_scores(api, remember):
