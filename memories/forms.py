@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from omi_memory.dashboard import REVERSED_DATES, DateField, PageForm, RowIdField, TextField
+from omi_memory.dashboard import DateField, DateRangeFields, PageForm, RowIdField, TextField
 
 from .models import AuditEvent, Category, Memory, Source
 
@@ -21,17 +21,8 @@ SORTS = {
 }
 
 
-class DateRangeForm(PageForm):
+class DateRangeForm(DateRangeFields, PageForm):
     """A paged list's filters with a range of days, `From` and `To` (both included, in UTC)."""
-
-    starts = DateField(required=False, label="Start date")
-    ends = DateField(required=False, label="End date")
-
-    def clean(self):
-        data = super().clean()
-        if data.get("starts") and data.get("ends") and data["starts"] > data["ends"]:
-            self.add_error("ends", REVERSED_DATES)
-        return data
 
     def date_range(self) -> dict:
         """`starts_at` (the start of `From`) and `ends_at` (the end of `To`), None when not given."""

@@ -115,6 +115,20 @@ class DateField(forms.DateField):
             raise ValidationError(f"This date {problem}.", code="date_range")
 
 
+class DateRangeFields(forms.Form):
+    """A start and an end date (both included, in UTC), and the dashboard's one rule for them: an
+    end before the start is an error at the end date (a date that is not one, at its own field)."""
+
+    starts = DateField(required=False, label="Start date")
+    ends = DateField(required=False, label="End date")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("starts") and data.get("ends") and data["ends"] < data["starts"]:
+            self.add_error("ends", REVERSED_DATES)
+        return data
+
+
 class RowIdField(forms.IntegerField):
     """The id of a row (a memory, a search): a whole number from 1 to 2**63 - 1."""
 

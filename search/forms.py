@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from memories.forms import DateRangeForm
 from memories.models import Category, Source
 from memories.parts.vectorstores import SearchFilters
-from omi_memory.dashboard import REVERSED_DATES, DateField, PageForm, RowIdField, TextField
+from omi_memory.dashboard import DateRangeFields, PageForm, RowIdField, TextField
 
 from . import strategies
 from .analysis.clusters import MAX_CLUSTERS
@@ -20,7 +20,7 @@ from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, FUSIONS, STRAT
 SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "half_life": f"{DEFAULT_HALF_LIFE_DAYS:g}"}
 
 
-class SearchForm(forms.Form):
+class SearchForm(DateRangeFields):
     """The search page's parameters, read from the query string (the URL keeps the state)."""
 
     uid = forms.ChoiceField(label="User")
@@ -57,8 +57,6 @@ class SearchForm(forms.Form):
     floor = forms.FloatField(
         min_value=0, max_value=1, label="Relevance floor", widget=forms.NumberInput(attrs={"step": "0.01"})
     )
-    starts = DateField(required=False, label="Start date")
-    ends = DateField(required=False, label="End date")
     categories = forms.MultipleChoiceField(
         required=False, choices=Category.choices, widget=forms.SelectMultiple(attrs={"size": 4})
     )
@@ -83,8 +81,6 @@ class SearchForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("starts") and data.get("ends") and data["ends"] < data["starts"]:
-            self.add_error("ends", REVERSED_DATES)
         extra = [line.strip() for line in data.get("queries", "").splitlines() if line.strip()]
         queries = [data["query"].strip()] if data.get("query", "").strip() else []
         if data.get("strategy") == "multi_query":
