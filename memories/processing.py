@@ -16,6 +16,7 @@ countdown. Whatever happens to a message or a worker, once the lease has passed 
 cannot finish what another claim took over: every finish is conditional on its own token.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -161,11 +162,15 @@ def _extract_all(memories: list[Memory], failures: dict[int, Exception]) -> dict
 
     workers = min(extractor.concurrency or settings.EXTRACT_CONCURRENCY, len(memories))
     extractions: dict[int, Extraction] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {memory.id: pool.submit(extract, memory) for memory in memories}
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {memory.id: pool.submit(extract, memory) for memory in memories}
+        results = {memory_id: future.result for memory_id, future in futures.items()}
+    else:  # one at a time: no threads to start
+        results = {memory.id: functools.partial(extract, memory) for memory in memories}
     for memory in memories:
         try:
-            extraction = futures[memory.id].result()
+            extraction = results[memory.id]()
         except Exception as exc:  # noqa: BLE001 - recorded on the memory
             failures[memory.id] = exc
             continue
