@@ -12,19 +12,22 @@ model to read, and the API's JSON (`MemoryOut`, ...) as structured content.
 
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
 from django.db import close_old_connections, connections
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from ninja.errors import Throttled
 from pydantic import Field, ValidationError
 
 from omi_memory import bounds
 from omi_memory.actors import MCP, Actor
 from omi_memory.api_common import RowId, check_scope
 from omi_memory.errors import ApplicationError, BackendError, Unauthorized
+from omi_memory.throttles import ANON, READS, WRITES, RateThrottle, retry_after
 
 from . import selectors, services
 from .api import MemoryFilters, MemoryIn, MemoryOut, MemorySummaryOut
@@ -47,26 +50,41 @@ Uid = Annotated[
 Moment = Annotated[str | None, Field(description="RFC 3339 with an offset, e.g. 2025-04-02T15:00:00Z")]
 
 
-def authenticate(raw_key: str) -> ApiKey | None:
-    """The active key of this raw key, or None (checked as the API checks `X-API-Key`); run as a
-    request is, off the event loop: database connections checked before and closed after."""
+def authenticate(raw_key: str, meta: Mapping | None = None) -> ApiKey | None:
+    """The active key of this raw key, or None (checked as the API checks `X-API-Key`: a failure
+    counts against the address of `meta`, a request's WSGI environ, and past THROTTLE_ANON raises
+    `Throttled`); run as a request is: database connections checked before and closed after."""
     close_old_connections()
     try:
-        return selectors.api_key_authenticate(raw_key=raw_key)
+        key = selectors.api_key_authenticate(raw_key=raw_key)
+        if key is None and meta is not None:
+            ANON.check(ThrottledCall(auth=None, META=meta))
+        return key
     finally:
         connections.close_all()
 
 
-def caller(ctx: Context) -> tuple[ApiKey, Actor]:
-    """The key this tool call acts with, and the actor the audit trail records."""
+@dataclass
+class ThrottledCall:
+    """What the API's throttles read of a request (`omi_memory.throttles`): its key and META, so
+    that a tool call counts against the same rates as the key's API requests."""
+
+    auth: ApiKey | None
+    META: Mapping
+
+
+def caller(ctx: Context, throttle: RateThrottle) -> tuple[ApiKey, Actor]:
+    """The key this tool call acts with, and the actor the audit trail records; the call counts
+    against the key's `throttle` (SEARCH, WRITES or READS, shared with the API), `Throttled` past it."""
     request = ctx.request_context.request
     if request is not None:  # streamable HTTP: authenticated before the request reached the server
-        key = request.scope[SCOPE_KEY]
-        return key, Actor.from_api_key(key, origin=MCP, meta=request.scope.get("wsgi_environ"))
-    key = selectors.api_key_authenticate(raw_key=STDIO_KEY.get())
-    if key is None:
-        raise Unauthorized("the API key of this server is not valid (unknown, revoked or expired)")
-    return key, Actor.from_api_key(key, origin=MCP)
+        key, meta = request.scope[SCOPE_KEY], request.scope.get("wsgi_environ") or {}
+    else:
+        key, meta = selectors.api_key_authenticate(raw_key=STDIO_KEY.get()), {}
+        if key is None:
+            raise Unauthorized("the API key of this server is not valid (unknown, revoked or expired)")
+    throttle.check(ThrottledCall(auth=key, META=meta))
+    return key, Actor.from_api_key(key, origin=MCP, meta=meta)
 
 
 def acting_uid(key: ApiKey, uid: str | None, *, required: bool = True) -> str | None:
@@ -94,6 +112,9 @@ def tool(fn: Callable) -> Callable:
             raise ToolError(f"validation_error: {validation_message(exc)}") from None
         except ApplicationError as exc:
             raise ToolError(f"{exc.code}: {exc.message}") from None
+        except Throttled as exc:
+            message = f"throttled: too many requests from this API key; try again in {retry_after(exc)} s"
+            raise ToolError(message) from None
         except BackendError:
             raise ToolError(
                 "backend_unavailable: a backend service (embedder or vector store) is unavailable; try again later"
@@ -164,7 +185,7 @@ def add_memory(
 ) -> CallToolResult:
     """Store a memory from a transcript (or a plain text): it is structured (title, overview,
     category, action items, events) and indexed so that search_memories finds it."""
-    key, _ = caller(ctx)
+    key, _ = caller(ctx, WRITES)
     if (transcript is None) == (text is None):
         raise ToolError("validation_error: give either transcript or text (one of them)")
     payload = MemoryIn(
@@ -183,7 +204,7 @@ def add_memory(
 def get_memory(ctx: Context, memory_id: RowId, uid: Uid = None) -> CallToolResult:
     """One memory with its structured data (title, overview, action items, events), status and
     transcript."""
-    key, _ = caller(ctx)
+    key, _ = caller(ctx, READS)
     memory = selectors.memory_get(memory_id=memory_id, uid=acting_uid(key, uid, required=False))
     return result(memory_text(memory), memory_out(memory))
 
@@ -200,7 +221,7 @@ def list_memories(
 ) -> CallToolResult:
     """A user's memories, newest first, optionally of one category and created within dates
     (`starts_at`, `ends_at`); `limit` and `offset` page through them."""
-    key, _ = caller(ctx)
+    key, _ = caller(ctx, READS)
     filters = MemoryFilters(
         uid=acting_uid(key, uid, required=False), category=category, starts_at=starts_at, ends_at=ends_at
     )
@@ -216,7 +237,7 @@ def list_memories(
 @tool
 def delete_memory(ctx: Context, memory_id: RowId, uid: Uid = None) -> CallToolResult:
     """Delete a memory and its vectors (recorded in the audit trail)."""
-    key, actor = caller(ctx)
+    key, actor = caller(ctx, WRITES)
     memory = selectors.memory_get(memory_id=memory_id, uid=acting_uid(key, uid, required=False))
     services.memory_delete(memory=memory, actor=actor)
     deleted = {"id": memory.id, "uid": memory.uid, "deleted": True}

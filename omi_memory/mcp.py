@@ -20,11 +20,13 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from ninja.errors import Throttled
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
 from memories import mcp as memory_tools
 from omi_memory.errors import error_body
+from omi_memory.throttles import retry_after
 from search import mcp as search_tools
 
 PATH = "/mcp"
@@ -65,9 +67,15 @@ class BearerKeyAuth:
             message = "the Host header is not one of ALLOWED_HOSTS"
             return await JSONResponse(error_body("bad_request", message), status_code=400)(scope, receive, send)
         scheme, _, raw_key = headers.get("authorization", "").partition(" ")
-        key = None
-        if scheme.lower() == "bearer" and raw_key.strip():
-            key = await anyio.to_thread.run_sync(memory_tools.authenticate, raw_key.strip())
+        raw_key = raw_key.strip() if scheme.lower() == "bearer" else ""
+        try:
+            key = await anyio.to_thread.run_sync(memory_tools.authenticate, raw_key, scope.get("wsgi_environ") or {})
+        except Throttled as exc:
+            seconds = retry_after(exc)
+            message = f"too many requests from this address without a valid API key; try again in {seconds} s"
+            body = error_body("throttled", message, {"retry_after": seconds})
+            response = JSONResponse(body, status_code=429, headers={"Retry-After": str(seconds)})
+            return await response(scope, receive, send)
         if key is None:
             message = "a valid API key is required in the Authorization header: Bearer <key>"
             response = JSONResponse(

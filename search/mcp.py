@@ -9,6 +9,7 @@ from pydantic import Field
 
 from memories.mcp import Moment, Uid, acting_uid, caller, memory_line, result, tool
 from memories.models import Category
+from omi_memory.throttles import SEARCH
 
 from .api import SearchIn, SearchOut, search_run
 from .strategies import DEFAULT_STRATEGY, MAX_K, MAX_QUERY_CHARS, STRATEGIES
@@ -33,7 +34,7 @@ def search_memories(
     """Search a user's memories by meaning and words; optionally only those created within dates
     (`starts_at`, `ends_at`) or of some categories. Best first, each with a score on 0..1 and the
     passage that matched; `weak` marks results that resemble the query in nothing."""
-    key, _ = caller(ctx)
+    key, _ = caller(ctx, SEARCH)
     payload = SearchIn(
         uid=acting_uid(key, uid),
         query=query,

@@ -34,9 +34,13 @@ def server_env() -> dict:
     return env
 
 
+ANON_RATE = 5  # requests without a valid key, per address and minute, of the HTTP server
+
+
 @pytest.fixture(scope="module")
 def http_base(django_db_setup, tmp_path_factory):
-    with web_server(server_env(), tmp_path_factory.mktemp("mcp-http") / "web.log") as base:
+    env = {**server_env(), "THROTTLE_ANON": f"{ANON_RATE}/min"}
+    with web_server(env, tmp_path_factory.mktemp("mcp-http") / "web.log") as base:
         yield base
 
 
@@ -53,10 +57,9 @@ async def over_http(base: str, key: str):
 
 
 @asynccontextmanager
-async def over_stdio(key: str, errlog):
-    params = StdioServerParameters(
-        command=sys.executable, args=["manage.py", "mcp"], env={**server_env(), "OMI_API_KEY": key}, cwd=str(ROOT)
-    )
+async def over_stdio(key: str, errlog, **env):
+    env = {**server_env(), "OMI_API_KEY": key, **env}
+    params = StdioServerParameters(command=sys.executable, args=["manage.py", "mcp"], env=env, cwd=str(ROOT))
     async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
@@ -251,3 +254,17 @@ def test_stdio_checks_its_key_at_every_call_and_refuses_to_start_without_one(tmp
     assert after.is_error and "unauthorized" in text(after)
     assert no_key.returncode != 0 and "an API key is required" in no_key.stderr
     assert revoked.returncode != 0 and "not valid" in revoked.stderr
+
+
+def test_tool_calls_count_against_the_keys_api_rates(tmp_path):
+    key = key_for("alice")
+
+    async def scenario():
+        with open(tmp_path / "stdio.log", "w") as errlog:
+            async with over_stdio(key, errlog, THROTTLE_READS="2/min") as mcp:
+                return [await mcp.call_tool("list_memories", {}) for _ in range(3)]
+
+    answers = anyio.run(scenario)
+
+    assert [answer.is_error for answer in answers] == [False, False, True]
+    assert "throttled: too many requests from this API key; try again in" in text(answers[2])
