@@ -47,7 +47,7 @@ Uid = Annotated[
         "name only that uid."
     ),
 ]
-Moment = Annotated[str | None, Field(description="RFC 3339 with an offset, e.g. 2025-04-02T15:00:00Z")]
+TimeText = Annotated[str | None, Field(description="RFC 3339 with an offset, e.g. 2025-04-02T15:00:00Z")]
 
 
 def authenticate(raw_key: str, meta: Mapping | None = None) -> ApiKey | None:
@@ -214,8 +214,8 @@ def list_memories(
     ctx: Context,
     uid: Uid = None,
     category: Category | None = None,
-    starts_at: Moment = None,
-    ends_at: Moment = None,
+    starts_at: TimeText = None,
+    ends_at: TimeText = None,
     limit: Annotated[int, Field(ge=1, le=bounds.MAX_LIMIT)] = 20,
     offset: Annotated[int, Field(ge=0, le=bounds.MAX_OFFSET)] = 0,
 ) -> CallToolResult:

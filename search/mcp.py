@@ -7,7 +7,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from memories.mcp import Moment, Uid, acting_uid, caller, memory_line, result, tool
+from memories.mcp import TimeText, Uid, acting_uid, caller, memory_line, result, tool
 from memories.models import Category
 from omi_memory.throttles import SEARCH
 
@@ -26,8 +26,8 @@ def search_memories(
     query: Annotated[str, Field(description="What to look for, in words.", max_length=MAX_QUERY_CHARS)],
     uid: Uid = None,
     k: Annotated[int, Field(description="How many memories to return.", ge=1, le=MAX_K)] = 5,
-    starts_at: Moment = None,
-    ends_at: Moment = None,
+    starts_at: TimeText = None,
+    ends_at: TimeText = None,
     categories: Annotated[list[Category] | None, Field(description="Only memories of these categories.")] = None,
     strategy: Strategy = DEFAULT_STRATEGY,
 ) -> CallToolResult:
