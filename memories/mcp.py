@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -53,7 +53,8 @@ TimeText = Annotated[str | None, Field(description="RFC 3339 with an offset, e.g
 def authenticate(raw_key: str, meta: Mapping | None = None) -> ApiKey | None:
     """The active key of this raw key, or None (checked as the API checks `X-API-Key`: a failure
     counts against the address of `meta`, a request's WSGI environ, and past THROTTLE_ANON raises
-    `Throttled`); run as a request is: database connections checked before and closed after."""
+    `Throttled`); run as a request is: database connections checked before and after (closed when
+    past CONN_MAX_AGE or broken, as Django does at a request's start and end)."""
     close_old_connections()
     try:
         key = selectors.api_key_authenticate(raw_key=raw_key)
@@ -61,7 +62,7 @@ def authenticate(raw_key: str, meta: Mapping | None = None) -> ApiKey | None:
             ANON.check(ThrottledCall(auth=None, META=meta))
         return key
     finally:
-        connections.close_all()
+        close_old_connections()
 
 
 @dataclass
@@ -99,9 +100,9 @@ def acting_uid(key: ApiKey, uid: str | None, *, required: bool = True) -> str | 
 
 
 def tool(fn: Callable) -> Callable:
-    """A tool's body, run as an API request is: database connections checked before and closed
-    after (it runs on a worker thread of the SDK's); what the caller got wrong is a tool error with
-    the API's error code."""
+    """A tool's body, run as an API request is (on a worker thread of the SDK's, whose connection a
+    later call on it reuses): database connections checked before and after; what the caller got
+    wrong is a tool error with the API's error code."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
@@ -120,7 +121,7 @@ def tool(fn: Callable) -> Callable:
                 "backend_unavailable: a backend service (embedder or vector store) is unavailable; try again later"
             ) from None
         finally:
-            connections.close_all()
+            close_old_connections()
 
     return run
 
