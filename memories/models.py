@@ -285,7 +285,7 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=150)  # the username, the key's prefix and name, the OS user
     actor_user_id = models.BigIntegerField(null=True, blank=True)
     actor_key_id = models.BigIntegerField(null=True, blank=True)
-    origin = models.CharField(max_length=16)  # dashboard, api, command line
+    origin = models.CharField(max_length=16)  # dashboard, api, mcp, command line
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     uid = models.CharField(max_length=128, blank=True, db_index=True)  # the memories' user, when one

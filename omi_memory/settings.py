@@ -436,5 +436,6 @@ LOGGING = {
         "sentence_transformers": {"level": "WARNING"},
         "bm25s": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "mcp.server.streamable_http": {"level": "WARNING"},  # a line per MCP request otherwise
     },
 }
