@@ -7,6 +7,7 @@ recorded with one delivery per subscribed endpoint in the transaction of what ha
 and each delivery is sent to the task `deliver_webhook` once that commits.
 """
 
+import functools
 import json
 import logging
 import random
@@ -232,7 +233,9 @@ def _post(url: str, body: bytes, headers: dict) -> tuple[int, str]:
         raise SendFailed(f"refused: {exc}") from None
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
-        with httpx.Client(timeout=settings.WEBHOOKS_TIMEOUT, follow_redirects=False, trust_env=False) as client:
+        with httpx.Client(
+            timeout=settings.WEBHOOKS_TIMEOUT, follow_redirects=False, trust_env=False, verify=_tls_context()
+        ) as client:
             request = client.build_request(
                 "POST",
                 target.pinned_url,
@@ -252,6 +255,14 @@ def _post(url: str, body: bytes, headers: dict) -> tuple[int, str]:
     except httpx.HTTPError as exc:
         raise SendFailed(f"{type(exc).__name__}: {exc}") from None
     return response.status_code, start[:200].decode(errors="replace")
+
+
+@functools.cache
+def _tls_context():
+    """The certificates every delivery checks, loaded once per process (not at each attempt)."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def webhook_delivery_attempt(*, delivery_id: int) -> float | None:

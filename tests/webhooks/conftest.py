@@ -1,5 +1,3 @@
-import socket
-
 import pytest
 
 from tests.support.actors import COMMAND
@@ -26,22 +24,3 @@ def endpoint_for(db):
         return webhook_endpoint_create(url=receiver.url, events=list(events), actor=COMMAND, **fields)
 
     return register
-
-
-@pytest.fixture
-def dns(monkeypatch):
-    """`dns["hooks.example.net"] = ["93.184.215.14"]`: what a name resolves to (the resolver the
-    webhooks use is the process's; names not set here resolve as usual)."""
-    names: dict[str, list[str]] = {}
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host in names:
-            return [
-                (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
-                for ip in names[host]
-            ]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return names
