@@ -26,6 +26,7 @@ from memories.services import audit_record
 from omi_memory import bounds
 from omi_memory.actors import USER, Actor
 from omi_memory.errors import ValidationFailed
+from omi_memory.metrics import WEBHOOK_ATTEMPTS
 
 from . import addresses, signing
 from .models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -298,6 +299,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
         error = "" if 200 <= status < 300 else f"HTTP {status}" + (f": {answer}" if answer else "")
     except SendFailed as exc:
         status, error = None, str(exc)
+    WEBHOOK_ATTEMPTS.labels(delivery.event.type, "failed" if error else "delivered").inc()
     if not error:
         _finish(delivery, Delivery.DELIVERED, response_status=status)
         WebhookEndpoint.objects.filter(id=endpoint.id).update(consecutive_failures=0, last_success_at=timezone.now())

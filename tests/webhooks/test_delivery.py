@@ -4,8 +4,11 @@ README's snippet verifies them; retries, the delivery log, and disabling after r
 checked with a real worker: test_worker.py.)"""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from memories.models import Memory
 from memories.services import memory_delete, user_erase
@@ -15,7 +18,7 @@ from tests.support.receiver import documented_verifier
 from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST
 from webhooks.models import WebhookDelivery, WebhookEndpoint
-from webhooks.services import webhook_endpoint_update, webhook_events_record
+from webhooks.services import webhook_endpoint_update, webhook_events_record, webhook_sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -108,10 +111,15 @@ def test_an_endpoint_for_one_user_gets_only_that_users_events(receiver, endpoint
     assert [hook.json["data"]["memory"]["id"] for hook in receiver.received] == [bens.id]
 
 
+def attempts_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("omi_webhook_attempts_total", {"event": "memory.indexed", "outcome": outcome}) or 0
+
+
 def test_a_failed_attempt_is_tried_again_with_the_same_body_until_it_is_answered(receiver, endpoint_for, settings):
     settings.WEBHOOKS_RETRY_BACKOFF_SECONDS = 0
     receiver.statuses = [500, 503]
     endpoint = endpoint_for(receiver)
+    failed, delivered = attempts_counted("failed"), attempts_counted("delivered")
 
     with committed():
         webhook_events_record(type="memory.indexed", items=[("alice", {"memory": {"id": 7}})])
@@ -123,6 +131,7 @@ def test_a_failed_attempt_is_tried_again_with_the_same_body_until_it_is_answered
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("delivered", 3, 200)
     endpoint.refresh_from_db()
     assert endpoint.consecutive_failures == 0 and endpoint.last_success_at and endpoint.last_failure_at
+    assert (attempts_counted("failed") - failed, attempts_counted("delivered") - delivered) == (2, 1)  # /metrics
 
 
 def test_an_endpoint_is_disabled_after_repeated_failures_until_an_admin_enables_it(
@@ -192,3 +201,20 @@ def test_an_unreachable_receiver_is_logged_as_such(endpoint_for, settings, recei
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
     assert delivery.status == "failed" and delivery.response_status is None
     assert delivery.last_error.startswith("ConnectError")
+
+
+def test_the_sweep_sends_a_delivery_whose_message_was_lost_and_leaves_recent_ones(receiver, endpoint_for):
+    endpoint = endpoint_for(receiver)
+    # Recorded, but the transaction never commits here: no message is sent (as when the broker is down).
+    lost, recent = (
+        webhook_events_record(type="memory.indexed", items=[(uid, {"memory": {"id": n}})])[0]
+        for n, uid in enumerate(("alice", "ben"))
+    )
+    WebhookDelivery.objects.filter(id=lost.id).update(next_attempt_at=timezone.now() - timedelta(minutes=16))
+
+    with committed():
+        swept = webhook_sweep()
+
+    assert swept == 1 and [hook.json["uid"] for hook in receiver.received] == ["alice"]
+    statuses = dict(WebhookDelivery.objects.filter(endpoint=endpoint).values_list("id", "status"))
+    assert statuses == {lost.id: "delivered", recent.id: "pending"}
