@@ -8,6 +8,7 @@ from memories.models import Memory
 from search.models import DuplicatePair
 
 from .models import EventType
+from .selectors import webhook_subscribed
 from .services import webhook_events_record
 
 
@@ -36,7 +37,9 @@ def memory_data(memory: Memory) -> dict:
 
 
 def _memories(type: str, memory_ids: list[int]) -> None:
-    memories = Memory.objects.filter(id__in=memory_ids).order_by("id")
+    if not webhook_subscribed(type=type):  # the pipeline's usual case: one small query, nothing read
+        return
+    memories = Memory.objects.filter(id__in=memory_ids).defer("transcript").order_by("id")
     webhook_events_record(type=type, items=[(m.uid, memory_data(m)) for m in memories])
 
 
@@ -53,6 +56,8 @@ def memories_deleted(*, memory_ids: list[int], **kwargs) -> None:
 
 
 def duplicates_found(*, pair_ids: list[int], **kwargs) -> None:
+    if not webhook_subscribed(type=EventType.DUPLICATE_FOUND):
+        return
     pairs = DuplicatePair.objects.filter(id__in=pair_ids).order_by("id")
     items = [
         (

@@ -11,6 +11,15 @@ def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.order_by("-created_at", "-id")
 
 
+def webhook_subscribers(*, type: str) -> list[WebhookEndpoint]:
+    """The enabled endpoints that receive events of this type (for every user, or for one)."""
+    return [e for e in WebhookEndpoint.objects.filter(enabled=True) if type in e.events]
+
+
+def webhook_subscribed(*, type: str) -> bool:
+    return bool(webhook_subscribers(type=type))
+
+
 def webhook_endpoint_get(*, endpoint_id: int) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.filter(id=endpoint_id).first()
     if endpoint is None:

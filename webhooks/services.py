@@ -30,6 +30,7 @@ from omi_memory.metrics import WEBHOOK_ATTEMPTS
 
 from . import addresses, signing
 from .models import EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from .selectors import webhook_subscribers
 
 logger = logging.getLogger(__name__)
 Delivery = WebhookDelivery.Status
@@ -167,17 +168,19 @@ def webhook_events_record(*, type: str, items: list[tuple[str, dict]]) -> list[W
 
 
 def _record(type: str, items: list[tuple[str, dict]]) -> list[WebhookDelivery]:
-    endpoints = [e for e in WebhookEndpoint.objects.filter(enabled=True) if type in e.events]
+    endpoints = webhook_subscribers(type=type)
     if not endpoints or not items:
         return []
     now = timezone.now()
-    deliveries = []
+    events, deliveries = [], []
     for uid, data in items:
         receivers = [e for e in endpoints if e.uid in ("", uid)]
-        if not receivers:
-            continue
-        event = WebhookEvent.objects.create(type=type, uid=uid, data=data, created_at=now)
-        deliveries += [WebhookDelivery(endpoint=e, event=event, next_attempt_at=now, created_at=now) for e in receivers]
+        if receivers:
+            events.append(WebhookEvent(type=type, uid=uid, data=data, created_at=now))  # its id made here
+            deliveries += [
+                WebhookDelivery(endpoint=e, event=events[-1], next_attempt_at=now, created_at=now) for e in receivers
+            ]
+    WebhookEvent.objects.bulk_create(events)
     WebhookDelivery.objects.bulk_create(deliveries)
     ids = [d.id for d in deliveries]
     if ids:
