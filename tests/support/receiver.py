@@ -3,6 +3,8 @@ request it gets (when, headers, raw body) and answers each with the next status 
 
 import json
 import re
+import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +27,8 @@ class Received:
 class Receiver:
     """`with Receiver(statuses=[500, 500]) as receiver:` answers 500 twice, then `default` (200)."""
 
-    def __init__(self, statuses: list[int] | None = None, default: int = 200):
+    def __init__(self, statuses: list[int] | None = None, default: int = 200, *, tls: tuple[str, str] | None = None):
+        """`tls`: (certificate file, key file): an https receiver."""
         self.statuses = list(statuses or [])
         self.default = default
         self.received: list[Received] = []
@@ -47,7 +50,13 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/omi"
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks/omi"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}/hooks/omi"
 
     def __enter__(self) -> "Receiver":
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -66,6 +75,18 @@ class Receiver:
         while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.received
+
+
+def self_signed(directory: Path, name: str) -> tuple[str, str]:
+    """A certificate for the host `name` (and its key), signed by itself: (cert file, key file)."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"]
+        + ["-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
 
 
 def documented_verifier():

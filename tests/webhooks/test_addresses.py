@@ -1,11 +1,15 @@
 """The address rule: only http(s), and only public addresses, at registration and at delivery
 (resolved again then: a name that turns private is refused, not followed)."""
 
+import ssl
+
 import pytest
 
 from omi_memory.errors import ValidationFailed
 from tests.support.actors import COMMAND
+from tests.support.receiver import Receiver, self_signed
 from tests.support.transactions import committed
+from webhooks import services as webhooks_services
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_endpoint_create, webhook_events_record
 
@@ -89,3 +93,32 @@ def test_a_name_that_turns_private_after_registration_is_refused_at_delivery(dns
     assert receiver.received == []
     assert delivery.status == "failed" and delivery.response_status is None
     assert "rebind.example.net resolves to 127.0.0.1, which is a loopback address" in delivery.last_error
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_hosts_certificate(dns, settings, tmp_path, monkeypatch):
+    """The request connects to the address that was checked, and TLS still checks the host's name
+    (its certificate), not the address's: a certificate for another name is refused."""
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    dns["hooks.example.net"] = ["127.0.0.1"]
+    trusted = []
+    monkeypatch.setattr(webhooks_services, "_tls_context", lambda: ssl.create_default_context(cafile=trusted[-1]))
+
+    for name in ("hooks.example.net", "other.example.net"):
+        tls = self_signed(tmp_path, name)
+        trusted.append(tls[0])
+        with Receiver(tls=tls) as receiver:
+            endpoint = webhook_endpoint_create(
+                url=f"https://hooks.example.net:{receiver.port}/omi", events=["memory.indexed"], actor=COMMAND
+            )
+            with committed():
+                webhook_events_record(type="memory.indexed", items=[("alice", {"memory": {"id": 1}})])
+            delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+            if name == "hooks.example.net":
+                [hook] = receiver.received
+                assert hook.headers["Host"] == f"hooks.example.net:{receiver.port}" and hook.path == "/omi"
+                assert delivery.status == "delivered"
+            else:
+                assert receiver.received == [] and delivery.status == "failed"
+                assert "Hostname mismatch, certificate is not valid for 'hooks.example.net'" in delivery.last_error, (
+                    delivery.last_error
+                )
