@@ -1,6 +1,7 @@
 """The webhooks API (admin keys): endpoints (create, list, get, change, delete) and their deliveries."""
 
 from datetime import datetime
+from typing import Literal
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
@@ -119,7 +120,9 @@ class DeliveryOut(Schema):
 
 
 class DeliveryFilters(ApiSchema):
-    status: WebhookDelivery.Status | None = None
+    # A Literal, not the model's `Status`: an enum is a named schema in the OpenAPI document, and
+    # two named `Status` (the memory's) would be one there.
+    status: Literal["pending", "delivered", "failed"] | None = None
 
 
 @router.post(

@@ -108,3 +108,22 @@ def test_bad_input_is_a_422_in_the_one_error_shape(api, hook_body, settings):
     assert "loopback address" in answers["loopback"].json()["error"]["message"]
     assert api.patch("/webhooks/endpoints/999", {"enabled": True}).status_code == 404
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_delivery_statuses_are_the_models_and_leave_the_memorys_statuses_alone(client):
+    """The OpenAPI document names each enum once: the delivery log's filter must not replace the
+    memory list's `status` (seen: the fuzzer sent `status=pending` to /memories, as documented)."""
+    from webhooks.models import WebhookDelivery
+
+    document = client.get("/api/v1/openapi.json").json()
+
+    def status_values(path: str) -> list[str]:
+        [parameter] = [p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "status"]
+        schema = parameter["schema"]
+        schema = schema.get("anyOf", [schema])[0]
+        if "$ref" in schema:
+            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        return schema["enum"]
+
+    assert status_values("/api/v1/memories") == ["queued", "processing", "indexed", "failed", "deleted"]
+    assert status_values("/api/v1/webhooks/endpoints/{endpoint_id}/deliveries") == WebhookDelivery.Status.values
