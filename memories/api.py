@@ -1,7 +1,8 @@
 from datetime import datetime
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from ninja.security import APIKeyHeader
@@ -15,18 +16,23 @@ from omi_memory.api_common import (
     Pagination,
     RowId,
     Text,
+    accepted,
+    check_admin,
     check_uid,
     documented_example,
     errors,
+    filter_uid,
     key_uid,
 )
-from omi_memory.errors import Forbidden
+from omi_memory.errors import Conflict
 from omi_memory.throttles import ANON, READS, WRITES
 
 from . import selectors, services
 from .models import EXTERNAL_ID_MAX, LANGUAGE_LENGTH, UID_PATTERN, ApiKey, Category, Memory, Source
 
 router = Router(tags=["memories"])
+pipeline_router = Router(tags=["pipeline"])
+vectors_router = Router(tags=["index"])
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -185,11 +191,8 @@ def create_memories(request: HttpRequest, payload: MemoryBatchIn):
 @router.get("", response={200: list[MemorySummaryOut], **errors(403)}, summary="List memories", throttle=READS)
 @paginate(Pagination)
 def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
-    scoped = key_uid(request)
-    if scoped is not None and filters.uid not in (None, scoped):
-        raise Forbidden(f"this API key may only act for uid {scoped!r}", code="uid_forbidden")
     values = filters.dict()
-    values["uid"] = scoped or values["uid"]
+    values["uid"] = filter_uid(request, values["uid"])
     return selectors.memory_list(**values)
 
 
@@ -217,3 +220,110 @@ def reprocess_memory(request: HttpRequest, memory_id: RowId):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
     services.memory_reprocess(memory=memory, actor=Actor.from_request(request))
     return Status(202, _refetch(memory))
+
+
+# The pipeline page's figures and its retries
+
+
+class UidFilter(ApiSchema):
+    uid: str | None = Field(None, pattern=UID_PATTERN, description="one user's (a scoped key: its own)")
+
+
+class PipelineOut(Schema):
+    counts: dict[str, int] = Field(..., description="memories by status")
+    busy: int = Field(..., description="queued and processing")
+    indexed_last_hour: int
+    per_minute: float = Field(..., description="indexed per minute over the last hour")
+    buckets: list[int] = Field(..., description="indexed in each 5 minutes of the last hour, oldest first")
+    failed_total: int
+    failed: list[MemorySummaryOut] = Field(..., description="the 50 most recent failures, with their reasons")
+
+
+class RetryIn(ApiSchema):
+    model_config = ConfigDict(json_schema_extra=documented_example({}))
+
+    memory_id: RowId | None = Field(None, description="one failed memory; none: every failed memory (admin scope)")
+
+
+class RetryOut(Schema):
+    queued: int = Field(..., description="how many failed memories were queued again")
+    status_url: str = Field(..., description="the memory (one retried), or the pipeline's figures")
+
+
+@pipeline_router.get(
+    "", response={200: PipelineOut, **errors(403)}, summary="The pipeline's figures and failures", throttle=READS
+)
+def pipeline(request: HttpRequest, filters: Query[UidFilter]):
+    return selectors.pipeline_stats(uid=filter_uid(request, filters.uid))
+
+
+@pipeline_router.post(
+    "/retry",
+    response={202: RetryOut, **errors(403, 404, 409)},
+    summary="Retry one failed memory, or every one",
+    throttle=WRITES,
+)
+def pipeline_retry(request: HttpRequest, response: HttpResponse, payload: RetryIn):
+    actor = Actor.from_request(request)
+    if payload.memory_id is None:
+        check_admin(request, "retrying every failed memory")
+        queued = services.memory_retry_failed(actor=actor)
+        return accepted(response, reverse("api-v1:pipeline"), {"queued": queued})
+    memory = selectors.memory_get(memory_id=payload.memory_id, uid=key_uid(request))
+    if not services.memory_retry_failed(memory_ids=[memory.id], actor=actor):
+        raise Conflict(f"memory {memory.id} is {memory.status}, not failed; nothing to retry", code="not_failed")
+    return accepted(response, reverse("api-v1:get_memory", args=[memory.id]), {"queued": 1})
+
+
+# The index view's figures (admin scope)
+
+
+class StoreStatsOut(Schema):
+    dimension: int | None
+    namespaces: dict[str, int] = Field(..., description="vectors per namespace of the index")
+    by_kind: dict[str, int] | None = Field(..., description="of this namespace (null: the store cannot count them)")
+
+
+class IndexRecordOut(Schema):
+    store: str
+    model: str
+    dim: int
+    chunking: str
+    updated_at: datetime
+
+
+class KindCountOut(Schema):
+    kind: str
+    database: int
+    store: int | None = Field(..., description="null: the store cannot count by kind")
+
+
+class UserVectorsOut(Schema):
+    uid: str
+    memories: int
+    indexed: int
+    vectors: int
+
+
+class VectorIndexOut(Schema):
+    store: str = Field(..., description="the configured vector store")
+    identity: str
+    namespace: str
+    record: IndexRecordOut | None = Field(..., description="the model and dimension that built it (null: none yet)")
+    records: list[IndexRecordOut] = Field(..., description="the model records of every store and namespace")
+    stats: StoreStatsOut | None = Field(..., description="what the store says of itself (null: it did not answer)")
+    error: str = Field(..., description="why the store did not answer")
+    store_vectors: int | None
+    database_vectors: int
+    kinds: list[KindCountOut]
+    users: list[UserVectorsOut]
+
+
+@vectors_router.get(
+    "", response={200: VectorIndexOut, **errors(403)}, summary="The vector index's figures", throttle=READS
+)
+def vector_index(request: HttpRequest):
+    check_admin(request, "the index's figures")
+    overview = selectors.vector_index_overview()
+    store = overview.pop("store")
+    return {**overview, "store": store.name, "identity": store.identity, "namespace": store.namespace}

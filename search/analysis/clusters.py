@@ -15,7 +15,7 @@ from functools import partial
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from memories.models import AuditEvent, Memory
@@ -287,21 +287,46 @@ def project_2d(matrix: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def cluster_run_get(*, run_id: int) -> ClusterRun:
-    run = ClusterRun.objects.select_related("created_by").filter(id=run_id).first()
+def cluster_run_get(*, run_id: int, uid: str | None = None) -> ClusterRun:
+    """One run, or NotFound: also, for `uid` (None: any user), another user's run."""
+    runs = cluster_run_list(uid=uid).filter(id=run_id)
+    run = runs.first()
     if run is None:
         raise NotFound(f"cluster run {run_id} not found")
     return run
 
 
-def cluster_run_list(*, limit: int = 100) -> list[ClusterRun]:
-    return list(ClusterRun.objects.select_related("created_by").order_by("-created_at", "-id")[:limit])
+def cluster_run_list(*, uid: str | None = None, status: str | None = None) -> QuerySet[ClusterRun]:
+    """Runs, newest first, of one user (None: every user), in one status (None: any)."""
+    runs = ClusterRun.objects.select_related("created_by").order_by("-created_at", "-id")
+    if uid is not None:
+        runs = runs.filter(uid=uid)
+    if status:
+        runs = runs.filter(status=status)
+    return runs
 
 
 def clusterable_uids() -> list[tuple[str, int]]:
     """Users with indexed memories and how many, by uid."""
     rows = Memory.objects.filter(status=Memory.Status.INDEXED).values("uid").annotate(n=Count("id")).order_by("uid")
     return [(row["uid"], row["n"]) for row in rows]
+
+
+def cluster_run_members(*, run: ClusterRun, index: int) -> list[dict]:
+    """One cluster of a finished run: its member memories in the run's order, each with its place
+    on the map (`x`, `y`); a memory deleted since is left out. NotFound: no such cluster."""
+    cluster = next((c for c in run.clusters if c["index"] == index), None)
+    if cluster is None:
+        raise NotFound(f"cluster run {run.id} has no cluster {index}")
+    places = {p["memory_id"]: p for p in run.points if p["cluster"] == index}
+    memories = (
+        Memory.objects.filter(id__in=cluster["memory_ids"], uid=run.uid).exclude(status=Memory.Status.DELETED).in_bulk()
+    )
+    return [
+        {"memory": memories[m], "x": places[m]["x"], "y": places[m]["y"]}
+        for m in cluster["memory_ids"]
+        if m in memories and m in places
+    ]
 
 
 def cluster_run_result(*, run: ClusterRun) -> dict:

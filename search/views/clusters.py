@@ -17,6 +17,8 @@ from omi_memory.roles import admin_view, dashboard_view
 from ..analysis import clusters
 from ..forms import ClusterRunForm
 
+RUNS_SHOWN = 100
+
 
 @require_GET
 @dashboard_view
@@ -42,7 +44,7 @@ def cluster_run(request):
 
 
 def _cluster_list_context(form: ClusterRunForm) -> dict:
-    return {"form": form, "uids": clusters.clusterable_uids(), "runs": clusters.cluster_run_list()}
+    return {"form": form, "uids": clusters.clusterable_uids(), "runs": clusters.cluster_run_list()[:RUNS_SHOWN]}
 
 
 @require_GET
