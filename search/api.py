@@ -38,7 +38,7 @@ from omi_memory.errors import Conflict
 from omi_memory.throttles import READS, SEARCH, WRITES
 
 from .analysis import clusters, duplicates
-from .analysis.clusters import MAX_CLUSTERS
+from .analysis.clusters import DEFAULT_K_MAX, MAX_CLUSTERS
 from .models import ClusterRun, DuplicatePair, DuplicateScan
 from .selectors import eval_run_list, search_log_get
 from .services import feedback_record, search_memories
@@ -266,7 +266,11 @@ class ClusterRunIn(ApiSchema):
     uid: str = Field(..., pattern=UID_PATTERN)
     k: int_between(2, MAX_CLUSTERS) | None = Field(None, description="smaller than the user's indexed memories")
     k_min: int_between(2, MAX_CLUSTERS) = Field(2, description="not over k_max")
-    k_max: int_between(2, MAX_CLUSTERS) = 10
+    k_max: int_between(2, MAX_CLUSTERS) | None = Field(None, description="default: 10, or k_min when that is more")
+
+    def run_kwargs(self) -> dict:
+        k_max = max(DEFAULT_K_MAX, self.k_min) if self.k_max is None else self.k_max
+        return {"uid": self.uid, "k": self.k, "k_min": self.k_min, "k_max": k_max}
 
 
 class ClusterOut(Schema):
@@ -315,13 +319,13 @@ ClusterIndex = Annotated[int, Field(ge=0, le=MAX_CLUSTERS)]
 
 @clusters_router.post(
     "/runs",
-    response={202: ClusterRunOut, **errors(403)},
+    response={202: ClusterRunOut, **errors(403, 409)},
     summary="Start a clustering of one user's memories",
     throttle=WRITES,
 )
 def cluster_run_start(request: HttpRequest, response: HttpResponse, payload: ClusterRunIn):
     check_uid(request, payload.uid)
-    run = clusters.cluster_run_create(**payload.dict(), actor=Actor.from_request(request))
+    run = clusters.cluster_run_create(**payload.run_kwargs(), actor=Actor.from_request(request))
     return accepted(response, reverse("api-v1:cluster_run_get", args=[run.id]), clusters.cluster_run_get(run_id=run.id))
 
 

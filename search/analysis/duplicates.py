@@ -260,7 +260,7 @@ def duplicate_pair_merge(*, pair_id: int, keep_id: int, actor: Actor) -> Duplica
     with transaction.atomic():
         pair = _open_pair_for_update(pair_id)
         if keep_id not in (pair.memory_a_id, pair.memory_b_id):
-            raise ValidationFailed(f"memory {keep_id} is not in pair {pair_id}", details={"field": "keep"})
+            raise Conflict(f"memory {keep_id} is not in pair {pair_id}", details={"field": "keep"}, code="not_in_pair")
         other_id = pair.memory_b_id if keep_id == pair.memory_a_id else pair.memory_a_id
         memories = Memory.objects.select_for_update().in_bulk([keep_id, other_id])
         gone = [m.id for m in memories.values() if m.status == Memory.Status.DELETED]

@@ -2,13 +2,14 @@
 offer is accepted."""
 
 import json
+import re
 
 import pytest
 from django.core.management.color import no_style
 from django.db import connection
 
 from memories.models import Memory
-from search.models import SearchLog
+from search.models import DuplicatePair, SearchLog
 
 pytestmark = pytest.mark.django_db
 
@@ -42,10 +43,10 @@ def test_other_sessions_still_need_an_api_key(signed_in, client):
     assert not SearchLog.objects.exists()
 
 
-def test_every_example_in_the_docs_is_accepted(api):
-    """Each request body's documented example, posted as it stands (the judgment's example names
-    search 1 and memory 1, made here)."""
-    spec = api.get("/openapi.json").json()
+def test_every_example_in_the_docs_is_accepted(api_admin):
+    """Each request body's documented example, posted as it stands with an admin key, to its path
+    with 1 for each id (the examples name memory 1, its pair with memory 2, and search 1, made here)."""
+    spec = api_admin.get("/openapi.json").json()
     schemas = spec["components"]["schemas"]
     posted = {}
     for path, operations in spec["paths"].items():
@@ -53,18 +54,40 @@ def test_every_example_in_the_docs_is_accepted(api):
         if body:
             name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
             posted[path.removeprefix("/api/v1")] = schemas[name]["example"]
-    assert set(posted) == {"/memories", "/memories/batch", "/search", "/search/feedback"}
-    Memory.objects.create(id=1, uid="alice", transcript="Alice: hello", status="indexed", searchable=True)
+    assert set(posted) == {
+        "/memories",
+        "/memories/batch",
+        "/search",
+        "/search/feedback",
+        "/pipeline/retry",
+        "/clusters/runs",
+        "/duplicates/scans",
+        "/duplicates/pairs/{pair_id}/merge",
+    }
+    for memory_id in (1, 2, 3):
+        Memory.objects.create(id=memory_id, uid="alice", transcript="Alice: hello", status="indexed", searchable=True)
+    DuplicatePair.objects.create(id=1, uid="alice", memory_a_id=1, memory_b_id=2, similarity=0.97)
     SearchLog.objects.create(
         id=1, uid="alice", queries=["hello"], strategy="hybrid", results=[{"memory_id": 1, "score": 0.5}], latency_ms=1
     )
     with connection.cursor() as cursor:  # the next ids after those rows
-        for statement in connection.ops.sequence_reset_sql(no_style(), [Memory, SearchLog]):
+        for statement in connection.ops.sequence_reset_sql(no_style(), [Memory, SearchLog, DuplicatePair]):
             cursor.execute(statement)
 
-    statuses = {path: api.post(path, example).status_code for path, example in posted.items()}
+    statuses = {
+        path: api_admin.post(re.sub(r"{\w+}", "1", path), example).status_code for path, example in posted.items()
+    }
 
-    assert statuses == {"/memories": 201, "/memories/batch": 201, "/search": 200, "/search/feedback": 201}
+    assert statuses == {
+        "/memories": 201,
+        "/memories/batch": 201,
+        "/search": 200,
+        "/search/feedback": 201,
+        "/pipeline/retry": 202,
+        "/clusters/runs": 202,
+        "/duplicates/scans": 202,
+        "/duplicates/pairs/{pair_id}/merge": 200,
+    }
 
 
 def test_every_bound_of_a_number_is_stated_as_json_schema_states_it(client):
