@@ -231,8 +231,8 @@ class ApiKey(models.Model):
 
     @property
     def scope(self) -> str:
-        """ "uid U", "all users" or "admin" (all users, and what only admins may do)."""
-        return f"uid {self.uid}" if self.uid else "admin" if self.admin else "all users"
+        """The key's uid, "all users", or "admin" (all users, and what only admins may do)."""
+        return self.uid or ("admin" if self.admin else "all users")
 
     @staticmethod
     def hash(raw_key: str) -> str:

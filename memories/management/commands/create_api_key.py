@@ -28,6 +28,7 @@ class Command(BaseCommand):
             key, raw = api_key_create(name=name, uid=uid, admin=admin, expires_at=expiry, actor=Actor.command())
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        scope = f"uid {key.uid}" if key.uid else key.scope
         until = f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""
-        self.stderr.write(f"API key #{key.id} {key.name!r} ({key.scope}{until}); it is shown once, store it now:")
+        self.stderr.write(f"API key #{key.id} {key.name!r} ({scope}{until}); it is shown once, store it now:")
         self.stdout.write(raw)
