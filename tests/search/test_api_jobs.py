@@ -2,31 +2,19 @@
 status URL that says `queued` while no worker is there, and `done` with the result once a real
 Celery worker on Redis has run them."""
 
-import json
 import time
-import urllib.request
 
 import pytest
 
 from memories.services import api_key_create
 from omi_memory.actors import Actor
+from tests.support.api_client import call
 from tests.support.memories import indexed_memory
 from tests.support.processes import celery_worker, redis_url_or_skip, service_env, web_server
 from tests.support.transcripts import HEALTH, MONEY
 
 # Real commits: gunicorn and the worker, other processes, read the rows made here.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-def call(base: str, key: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(
-        f"{base}{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"X-API-Key": key, "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, dict(response.headers), json.loads(response.read())
 
 
 def test_jobs_answer_202_and_their_status_urls_go_from_queued_to_done_by_a_real_worker(tmp_path):
@@ -36,21 +24,21 @@ def test_jobs_answer_202_and_their_status_urls_go_from_queued_to_done_by_a_real_
     key = api_key_create(name="jobs", uid="u-jobs", actor=Actor.command())[1]
 
     with web_server(env, tmp_path / "web.log") as base:
-        cluster_status, cluster_headers, run = call(
-            base, key, "POST", "/api/v1/clusters/runs", {"uid": "u-jobs", "k": 2}
-        )
-        scan_status, scan_headers, scan = call(base, key, "POST", "/api/v1/duplicates/scans", {})
-        urls = {"clusters": cluster_headers["Location"], "scan": scan_headers["Location"]}
+        started = {
+            "clusters": call(base, key, "POST", "/clusters/runs", {"uid": "u-jobs", "k": 2}),
+            "scan": call(base, key, "POST", "/duplicates/scans", {}),
+        }
+        urls = {name: answer.headers["Location"].removeprefix("/api/v1") for name, answer in started.items()}
 
-        assert (cluster_status, scan_status) == (202, 202)
-        assert (run["status_url"], scan["status_url"]) == (urls["clusters"], urls["scan"])
-        waiting = {name: call(base, key, "GET", url)[2]["status"] for name, url in urls.items()}
+        assert [answer.status for answer in started.values()] == [202, 202]
+        assert [answer.json["status_url"] for answer in started.values()] == [f"/api/v1{url}" for url in urls.values()]
+        waiting = {name: call(base, key, "GET", url).json["status"] for name, url in urls.items()}
         assert waiting == {"clusters": "queued", "scan": "queued"}  # no worker yet: the tasks wait in Redis
 
         with celery_worker(env, tmp_path / "worker.log"):
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
-                now = {name: call(base, key, "GET", url)[2] for name, url in urls.items()}
+                now = {name: call(base, key, "GET", url).json for name, url in urls.items()}
                 if all(job["status"] in ("done", "failed") for job in now.values()):
                     break
                 time.sleep(0.3)
