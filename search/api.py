@@ -39,7 +39,7 @@ from omi_memory.throttles import READS, SEARCH, WRITES
 
 from .analysis import clusters, duplicates
 from .analysis.clusters import DEFAULT_K_MAX, MAX_CLUSTERS
-from .models import ClusterRun, DuplicatePair, DuplicateScan
+from .models import ClusterRun, DuplicatePair, Job
 from .selectors import eval_run_list, search_log_get
 from .services import feedback_record, search_memories
 from .strategies import (
@@ -256,6 +256,11 @@ def feedback(request: HttpRequest, payload: FeedbackIn):
 
 # Clusters: KMeans over one user's memories, as on /clusters/
 
+# Statuses as literal enums: three TextChoices all named `Status` would be one schema in the OpenAPI
+# document, the last one's (memories' status filter would then list the pairs' statuses).
+JobStatus = Literal[tuple(Job.Status.values)]  # type: ignore[valid-type]
+PairStatus = Literal[tuple(DuplicatePair.Status.values)]  # type: ignore[valid-type]
+
 
 class ClusterRunIn(ApiSchema):
     """A clustering of one user's indexed memories: `k` clusters, or (no `k`) the k with the best
@@ -283,7 +288,7 @@ class ClusterOut(Schema):
 class ClusterRunOut(Schema):
     id: int
     uid: str
-    status: ClusterRun.Status
+    status: JobStatus
     progress: str
     error: str
     k_requested: int | None
@@ -305,7 +310,7 @@ class ClusterRunOut(Schema):
 
 class ClusterRunFilters(ApiSchema):
     uid: str | None = Field(None, pattern=UID_PATTERN)
-    status: ClusterRun.Status | None = None
+    status: JobStatus | None = None
 
 
 class ClusterMemberOut(Schema):
@@ -380,7 +385,7 @@ class DuplicateScanOut(Schema):
     id: int
     uid: str = Field(..., description="empty: every user")
     threshold: float
-    status: DuplicateScan.Status
+    status: JobStatus
     counts: dict[str, int] = Field(..., description="when done: users, memories, pairs found, created, ...")
     error: str
     created_at: datetime
@@ -394,14 +399,14 @@ class DuplicateScanOut(Schema):
 
 class PairFilters(ApiSchema):
     uid: str | None = Field(None, pattern=UID_PATTERN)
-    status: DuplicatePair.Status | None = Field(None, description="none: any")
+    status: PairStatus | None = Field(None, description="none: any")
 
 
 class PairOut(Schema):
     id: int
     uid: str
     similarity: float
-    status: DuplicatePair.Status
+    status: PairStatus
     memory_a: MemorySummaryOut
     memory_b: MemorySummaryOut
     kept_id: int | None = Field(..., description="merged: the memory kept (the other was merged into it)")

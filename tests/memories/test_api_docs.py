@@ -99,3 +99,20 @@ def test_every_bound_of_a_number_is_stated_as_json_schema_states_it(client):
     assert (half_life["minimum"], half_life["maximum"]) == (0.01, 36500)
     text = json.dumps(document)
     assert [key for key in ('"ge":', '"le":', '"gt":', '"lt":') if key in text] == []
+
+
+def test_each_status_filter_documents_the_statuses_of_what_it_filters(client):
+    """Memories, cluster runs and duplicate pairs each have a `Status`; the document must not merge
+    them into one schema (seen: the memory list's filter offered the pairs' statuses)."""
+    spec = client.get("/api/v1/openapi.json").json()
+
+    def enum(path: str) -> list[str]:
+        parameter = next(p for p in spec["paths"][f"/api/v1{path}"]["get"]["parameters"] if p["name"] == "status")
+        schema = parameter["schema"].get("anyOf", [parameter["schema"]])[0]
+        if "$ref" in schema:
+            schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        return schema["enum"]
+
+    assert enum("/memories") == ["queued", "processing", "indexed", "failed", "deleted"]
+    assert enum("/clusters/runs") == ["queued", "running", "done", "failed"]
+    assert enum("/duplicates/pairs") == ["open", "confirmed", "dismissed", "merged"]
