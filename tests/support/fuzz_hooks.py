@@ -42,7 +42,7 @@ def _fix(values):
             values[start], values[end] = values[end], values[start]
     for low, high in ORDERED_NUMBERS:
         first, last = values.get(low), values.get(high)
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)) and last < first:
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (first, last)) and last < first:
             values[low], values[high] = last, first
     uid = values.get("uid")
     valid = isinstance(uid, str) and re.fullmatch(os.environ["FUZZ_UID_PATTERN"], uid)
