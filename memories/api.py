@@ -327,3 +327,64 @@ def vector_index(request: HttpRequest):
     overview = selectors.vector_index_overview()
     store = overview.pop("store")
     return {**overview, "store": store.name, "identity": store.identity, "namespace": store.namespace}
+
+
+class VectorOut(Schema):
+    vector_id: str
+    kind: str
+    position: int
+    model: str
+    dim: int
+    text: str = Field(..., description="the window's or snippet's text (empty for the memory's own vector)")
+    metadata: dict | None = Field(..., description="what the store holds for it (null: the store lacks it)")
+
+
+class NeighbourOut(Schema):
+    vector_id: str
+    memory_id: str = Field(..., description="as the store's metadata names it")
+    score: float
+    kind: str
+    memory: MemorySummaryOut | None = Field(..., description="null: no such memory in the database")
+
+
+class VectorLookupOut(Schema):
+    memory: MemorySummaryOut
+    vectors: list[VectorOut]
+    chosen: str | None = Field(..., description="the vector whose neighbours are listed (default: the memory's own)")
+    neighbours: list[NeighbourOut] = Field(..., description="the store's nearest vectors of the same user, best first")
+    error: str = Field(..., description="why the store did not answer")
+
+
+class VectorLookupIn(ApiSchema):
+    vector: Text | None = Field(None, max_length=300, description="one of the memory's vector ids")
+
+
+@vectors_router.get(
+    "/memories/{int:memory_id}",
+    response={200: VectorLookupOut, **errors(403, 404)},
+    summary="A memory's vectors as the store holds them, and their nearest",
+    throttle=READS,
+)
+def vector_lookup(request: HttpRequest, memory_id: RowId, filters: Query[VectorLookupIn]):
+    check_admin(request, "the index's figures")
+    memory = selectors.memory_get(memory_id=memory_id, include_deleted=True)
+    found = selectors.memory_vector_lookup(memory=memory, vector_id=filters.vector or "")
+    return {
+        **found,
+        "vectors": [{**_vector_fields(v["row"]), "metadata": v["metadata"]} for v in found["vectors"]],
+        "chosen": found["chosen"].vector_id if found["chosen"] else None,
+        "neighbours": [
+            {
+                "vector_id": n["match"].vector_id,
+                "memory_id": n["match"].memory_id,
+                "score": n["match"].score,
+                "kind": n["match"].kind,
+                "memory": n["memory"],
+            }
+            for n in found["neighbours"]
+        ],
+    }
+
+
+def _vector_fields(row) -> dict:
+    return {name: getattr(row, name) for name in ("vector_id", "kind", "position", "model", "dim", "text")}

@@ -125,3 +125,22 @@ def test_the_index_figures_need_the_admin_scope_and_agree_with_the_vectors_page(
     assert sum(row["database"] for row in body["kinds"]) == vectors
     assert all(row["store"] == row["database"] for row in body["kinds"])
     assert [(u["uid"], u["memories"], u["indexed"]) for u in body["users"]] == [("alice", 1, 1), ("bob", 1, 1)]
+
+
+def test_an_admin_looks_up_a_memorys_vectors_as_the_store_holds_them_and_their_nearest(api, api_admin, remember):
+    dentist = remember("alice", DENTIST)
+    remember("alice", DENTIST.replace("crown", "filling"))
+    rows = list(MemoryVector.objects.filter(memory=dentist).order_by("position"))
+
+    found = api_admin.get(f"/vectors/memories/{dentist.id}").json()
+    chosen = api_admin.get(f"/vectors/memories/{dentist.id}", vector=rows[-1].vector_id).json()
+
+    assert [v["vector_id"] for v in found["vectors"]] == [row.vector_id for row in rows]
+    assert all(v["metadata"]["uid"] == "alice" for v in found["vectors"]) and found["error"] == ""
+    assert found["memory"]["id"] == dentist.id and found["chosen"] == rows[0].vector_id
+    assert found["neighbours"][0]["vector_id"] == rows[0].vector_id and found["neighbours"][0]["score"] > 0.99
+    assert {n["memory"]["uid"] for n in found["neighbours"]} == {"alice"}
+    assert chosen["chosen"] == rows[-1].vector_id and chosen["neighbours"][0]["vector_id"] == rows[-1].vector_id
+    refused = api.get(f"/vectors/memories/{dentist.id}")
+    assert refused.status_code == 403 and error(refused)["code"] == "admin_required"
+    assert api_admin.get("/vectors/memories/999999").status_code == 404
