@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import Literal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -11,6 +12,8 @@ from pydantic import ConfigDict, model_validator
 from omi_memory.actors import Actor
 from omi_memory.api_common import (
     ApiSchema,
+    Bool,
+    JobOut,
     Moment,
     NotBlank,
     Pagination,
@@ -23,12 +26,13 @@ from omi_memory.api_common import (
     errors,
     filter_uid,
     key_uid,
+    status_url_of,
 )
 from omi_memory.errors import Conflict
 from omi_memory.throttles import ANON, READS, WRITES
 
-from . import selectors, services
-from .models import EXTERNAL_ID_MAX, LANGUAGE_LENGTH, UID_PATTERN, ApiKey, Category, Memory, Source
+from . import reconcile, selectors, services
+from .models import EXTERNAL_ID_MAX, LANGUAGE_LENGTH, UID_PATTERN, ApiKey, Category, Memory, ReconcileRun, Source
 
 router = Router(tags=["memories"])
 pipeline_router = Router(tags=["pipeline"])
@@ -273,6 +277,55 @@ def pipeline_retry(request: HttpRequest, response: HttpResponse, payload: RetryI
     if not services.memory_retry_failed(memory_ids=[memory.id], actor=actor):
         raise Conflict(f"memory {memory.id} is {memory.status}, not failed; nothing to retry", code="not_failed")
     return accepted(response, reverse("api-v1:get_memory", args=[memory.id]), {"queued": 1})
+
+
+class ReconcileIn(ApiSchema):
+    model_config = ConfigDict(json_schema_extra=documented_example({"repair": False}))
+
+    repair: Bool = Field(False, description="upsert again what the store lacks and delete its orphans")
+
+
+class ReconcileRunOut(JobOut):
+    status: Literal[tuple(ReconcileRun.Status.values)]  # type: ignore[valid-type]
+    trigger: str
+    started_by: str
+    repair: bool
+    store: str
+    progress: str
+    memories_checked: int
+    vectors_checked: int
+    missing: int = Field(..., description="expected vectors the store lacks")
+    orphaned: int = Field(..., description="store vectors of deleted, failed or unknown memories")
+    mismatched: int = Field(..., description="store vectors whose metadata differs")
+    repaired: int
+    removed: int
+    findings: list[dict] = Field(..., description="the first findings of each kind")
+
+    resolve_status_url = status_url_of("reconcile_run_get")
+
+
+@pipeline_router.post(
+    "/reconcile",
+    response={202: ReconcileRunOut, **errors(403, 409)},
+    summary="Start a reconciliation of every user's vectors with the store",
+    throttle=WRITES,
+)
+def reconcile_run_start(request: HttpRequest, response: HttpResponse, payload: ReconcileIn):
+    check_admin(request, "a reconciliation")
+    run = reconcile.reconcile_run_start(repair=payload.repair, actor=Actor.from_request(request))
+    run.refresh_from_db()
+    return accepted(response, reverse("api-v1:reconcile_run_get", args=[run.id]), run)
+
+
+@pipeline_router.get(
+    "/reconcile/{int:run_id}",
+    response={200: ReconcileRunOut, **errors(403, 404)},
+    summary="A reconciliation: its status, then what it found and repaired",
+    throttle=READS,
+)
+def reconcile_run_get(request: HttpRequest, run_id: RowId):
+    check_admin(request, "a reconciliation")
+    return selectors.reconcile_run_get(run_id=run_id)
 
 
 # The index view's figures (admin scope)

@@ -435,6 +435,7 @@ class ReconcileRun(models.Model):
 
     class Trigger(models.TextChoices):
         DASHBOARD = "dashboard"
+        API = "api"
         COMMAND = "command"
         SCHEDULE = "schedule"
 

@@ -113,6 +113,13 @@ def reconcile_runs_latest() -> dict:
     return {"last": finished.first(), "current": under_way.first()}
 
 
+def reconcile_run_get(*, run_id: int) -> ReconcileRun:
+    run = ReconcileRun.objects.filter(id=run_id).first()
+    if run is None:
+        raise NotFound(f"reconciliation {run_id} not found")
+    return run
+
+
 def queue_state(*, now: datetime | None = None) -> dict:
     """Memories by status, and how long the oldest waiting one (queued or processing) has been in
     its status, in seconds (0 when none waits): what /metrics reads at each scrape."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from ninja import Field, Schema, Status
 from ninja.pagination import LimitOffsetPagination
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, WithJsonSchema
@@ -145,6 +146,22 @@ def check_admin(request: HttpRequest, what: str) -> None:
     """403 `admin_required` unless the caller has the admin scope."""
     if not is_admin_caller(request):
         raise Forbidden(f"{what} needs an API key with the admin scope", code="admin_required")
+
+
+class JobOut(Schema):
+    """What the answer about any job (a run done by a task) holds; each job's schema adds its own
+    status and result, and resolves `status_url` with `status_url_of`."""
+
+    id: int
+    error: str = Field(..., description="why it failed")
+    created_at: datetime
+    finished_at: datetime | None
+    status_url: str = Field(..., description="GET it to follow the job: queued, running, then done or failed")
+
+
+def status_url_of(operation: str):
+    """A job schema's `resolve_status_url`: the URL of the API operation that reads the job."""
+    return staticmethod(lambda job: reverse(f"api-v1:{operation}", args=[job.id]))
 
 
 def accepted(response: HttpResponse, status_url: str, body) -> Status:

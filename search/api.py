@@ -18,6 +18,7 @@ from omi_memory.api_common import (
     ApiSchema,
     Bool,
     Int,
+    JobOut,
     Moment,
     NotBlank,
     Pagination,
@@ -33,6 +34,7 @@ from omi_memory.api_common import (
     float_between,
     int_between,
     key_uid,
+    status_url_of,
 )
 from omi_memory.errors import Conflict
 from omi_memory.throttles import READS, SEARCH, WRITES
@@ -285,12 +287,10 @@ class ClusterOut(Schema):
     size: int = Field(..., description="members when the run was done")
 
 
-class ClusterRunOut(Schema):
-    id: int
+class ClusterRunOut(JobOut):
     uid: str
     status: JobStatus
     progress: str
-    error: str
     k_requested: int | None
     k_min: int
     k_max: int
@@ -298,14 +298,9 @@ class ClusterRunOut(Schema):
     silhouettes: dict[str, float] = Field(..., description="each k tried and its silhouette")
     memories: int
     embedding_model: str
-    created_at: datetime
-    finished_at: datetime | None
     clusters: list[ClusterOut]
-    status_url: str
 
-    @staticmethod
-    def resolve_status_url(obj) -> str:
-        return reverse("api-v1:cluster_run_get", args=[obj.id])
+    resolve_status_url = status_url_of("cluster_run_get")
 
 
 class ClusterRunFilters(ApiSchema):
@@ -381,20 +376,13 @@ class DuplicateScanIn(ApiSchema):
     )
 
 
-class DuplicateScanOut(Schema):
-    id: int
+class DuplicateScanOut(JobOut):
     uid: str = Field(..., description="empty: every user")
     threshold: float
     status: JobStatus
     counts: dict[str, int] = Field(..., description="when done: users, memories, pairs found, created, ...")
-    error: str
-    created_at: datetime
-    finished_at: datetime | None
-    status_url: str
 
-    @staticmethod
-    def resolve_status_url(obj) -> str:
-        return reverse("api-v1:duplicate_scan_get", args=[obj.id])
+    resolve_status_url = status_url_of("duplicate_scan_get")
 
 
 class PairFilters(ApiSchema):

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from memories.models import ApiKey, AuditEvent, Memory, MemoryVector
+from memories.models import ApiKey, AuditEvent, LocalVector, Memory, MemoryVector
 from memories.services import api_key_create
 from omi_memory.actors import Actor
 from omi_memory.errors import ValidationFailed
@@ -144,3 +144,20 @@ def test_an_admin_looks_up_a_memorys_vectors_as_the_store_holds_them_and_their_n
     refused = api.get(f"/vectors/memories/{dentist.id}")
     assert refused.status_code == 403 and error(refused)["code"] == "admin_required"
     assert api_admin.get("/vectors/memories/999999").status_code == 404
+
+
+def test_an_admin_key_starts_a_reconciliation_whose_status_url_says_what_it_found(api, api_admin, remember):
+    remember("alice", DENTIST)
+    LocalVector.objects.filter(record_id=MemoryVector.objects.first().vector_id).delete()  # lost by the store
+
+    refused = api.post("/pipeline/reconcile", {"repair": True})
+    answer = api_admin.post("/pipeline/reconcile", {"repair": True})
+
+    assert refused.status_code == 403 and error(refused)["code"] == "admin_required"
+    assert answer.status_code == 202 and answer["Location"] == answer.json()["status_url"]
+    run = api_admin.client.get(answer["Location"]).json()
+    assert run["status"] == "done" and run["trigger"] == "api" and run["started_by"].endswith("(admin)")
+    assert (run["missing"], run["repaired"], run["orphaned"]) == (1, 1, 0)
+    assert run["findings"][0]["kind"] == "missing"
+    assert api.client.get(answer["Location"]).status_code == 403
+    assert LocalVector.objects.count() == MemoryVector.objects.count()
