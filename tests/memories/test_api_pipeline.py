@@ -161,3 +161,8 @@ def test_an_admin_key_starts_a_reconciliation_whose_status_url_says_what_it_foun
     assert run["findings"][0]["kind"] == "missing"
     assert api.client.get(answer["Location"]).status_code == 403
     assert LocalVector.objects.count() == MemoryVector.objects.count()
+
+
+def test_a_signed_in_dashboard_admin_trying_the_docs_has_the_admin_scope(signed_in):
+    assert signed_in("admin").get("/api/v1/vectors").status_code == 200
+    assert signed_in("analyst").get("/api/v1/vectors").status_code == 401  # no key: the API's 401
