@@ -72,8 +72,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ReadOnlyAdmin):
-    list_display = ("name", "prefix", "uid", "state", "created_by", "created_at", "last_used_at", "expires_at")
-    list_filter = ("created_by", "revoked_at", "expires_at")
+    list_display = ("name", "prefix", "uid", "admin", "state", "created_by", "created_at", "last_used_at", "expires_at")
+    list_filter = ("admin", "created_by", "revoked_at", "expires_at")
     search_fields = ("name", "prefix", "uid")
     exclude = ("key_hash",)
 

@@ -1,7 +1,9 @@
 from datetime import datetime
+from typing import Literal
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from ninja.security import APIKeyHeader
@@ -10,23 +12,31 @@ from pydantic import ConfigDict, model_validator
 from omi_memory.actors import Actor
 from omi_memory.api_common import (
     ApiSchema,
+    Bool,
+    JobOut,
     Moment,
     NotBlank,
     Pagination,
     RowId,
     Text,
-    check_scope,
+    accepted,
+    check_admin,
     check_uid,
     documented_example,
     errors,
+    filter_uid,
     key_uid,
+    status_url_of,
 )
+from omi_memory.errors import Conflict
 from omi_memory.throttles import ANON, READS, WRITES
 
-from . import selectors, services
-from .models import EXTERNAL_ID_MAX, LANGUAGE_LENGTH, UID_PATTERN, ApiKey, Category, Memory, Source
+from . import reconcile, selectors, services
+from .models import EXTERNAL_ID_MAX, LANGUAGE_LENGTH, UID_PATTERN, ApiKey, Category, Memory, ReconcileRun, Source
 
 router = Router(tags=["memories"])
+pipeline_router = Router(tags=["pipeline"])
+vectors_router = Router(tags=["index"])
 
 
 class ApiKeyAuth(APIKeyHeader):
@@ -185,11 +195,8 @@ def create_memories(request: HttpRequest, payload: MemoryBatchIn):
 @router.get("", response={200: list[MemorySummaryOut], **errors(403)}, summary="List memories", throttle=READS)
 @paginate(Pagination)
 def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
-    scoped = key_uid(request)
-    if filters.uid is not None:
-        check_scope(scoped, filters.uid)
     values = filters.dict()
-    values["uid"] = scoped or values["uid"]
+    values["uid"] = filter_uid(request, values["uid"])
     return selectors.memory_list(**values)
 
 
@@ -217,3 +224,220 @@ def reprocess_memory(request: HttpRequest, memory_id: RowId):
     memory = selectors.memory_get(memory_id=memory_id, uid=key_uid(request))
     services.memory_reprocess(memory=memory, actor=Actor.from_request(request))
     return Status(202, _refetch(memory))
+
+
+# The pipeline page's figures and its retries
+
+
+class UidFilter(ApiSchema):
+    uid: str | None = Field(None, pattern=UID_PATTERN, description="one user's (a scoped key: its own)")
+
+
+class PipelineOut(Schema):
+    counts: dict[str, int] = Field(..., description="memories by status")
+    busy: int = Field(..., description="queued and processing")
+    indexed_last_hour: int
+    per_minute: float = Field(..., description="indexed per minute over the last hour")
+    buckets: list[int] = Field(..., description="indexed in each 5 minutes of the last hour, oldest first")
+    failed_total: int
+    failed: list[MemorySummaryOut] = Field(..., description="the 50 most recent failures, with their reasons")
+
+
+class RetryIn(ApiSchema):
+    model_config = ConfigDict(json_schema_extra=documented_example({}))
+
+    memory_id: RowId | None = Field(None, description="one failed memory; none: every failed memory (admin scope)")
+
+
+class RetryOut(Schema):
+    queued: int = Field(..., description="how many failed memories were queued again")
+    status_url: str = Field(..., description="the memory (one retried), or the pipeline's figures")
+
+
+@pipeline_router.get(
+    "", response={200: PipelineOut, **errors(403)}, summary="The pipeline's figures and failures", throttle=READS
+)
+def pipeline(request: HttpRequest, filters: Query[UidFilter]):
+    return selectors.pipeline_stats(uid=filter_uid(request, filters.uid))
+
+
+@pipeline_router.post(
+    "/retry",
+    response={202: RetryOut, **errors(403, 404, 409)},
+    summary="Retry one failed memory, or every one",
+    throttle=WRITES,
+)
+def pipeline_retry(request: HttpRequest, response: HttpResponse, payload: RetryIn):
+    actor = Actor.from_request(request)
+    if payload.memory_id is None:
+        check_admin(request, "retrying every failed memory")
+        queued = services.memory_retry_failed(actor=actor)
+        return accepted(response, reverse("api-v1:pipeline"), {"queued": queued})
+    memory = selectors.memory_get(memory_id=payload.memory_id, uid=key_uid(request))
+    if not services.memory_retry_failed(memory_ids=[memory.id], actor=actor):
+        raise Conflict(f"memory {memory.id} is {memory.status}, not failed; nothing to retry", code="not_failed")
+    return accepted(response, reverse("api-v1:get_memory", args=[memory.id]), {"queued": 1})
+
+
+class ReconcileIn(ApiSchema):
+    model_config = ConfigDict(json_schema_extra=documented_example({"repair": False}))
+
+    repair: Bool = Field(False, description="upsert again what the store lacks and delete its orphans")
+
+
+class ReconcileRunOut(JobOut):
+    status: Literal[tuple(ReconcileRun.Status.values)]  # type: ignore[valid-type]
+    trigger: str
+    started_by: str
+    repair: bool
+    store: str
+    progress: str
+    memories_checked: int
+    vectors_checked: int
+    missing: int = Field(..., description="expected vectors the store lacks")
+    orphaned: int = Field(..., description="store vectors of deleted, failed or unknown memories")
+    mismatched: int = Field(..., description="store vectors whose metadata differs")
+    repaired: int
+    removed: int
+    findings: list[dict] = Field(..., description="the first findings of each kind")
+
+    resolve_status_url = status_url_of("reconcile_run_get")
+
+
+@pipeline_router.post(
+    "/reconcile",
+    response={202: ReconcileRunOut, **errors(403, 409)},
+    summary="Start a reconciliation of every user's vectors with the store",
+    throttle=WRITES,
+)
+def reconcile_run_start(request: HttpRequest, response: HttpResponse, payload: ReconcileIn):
+    check_admin(request, "a reconciliation")
+    run = reconcile.reconcile_run_start(repair=payload.repair, actor=Actor.from_request(request))
+    run.refresh_from_db()
+    return accepted(response, reverse("api-v1:reconcile_run_get", args=[run.id]), run)
+
+
+@pipeline_router.get(
+    "/reconcile/{int:run_id}",
+    response={200: ReconcileRunOut, **errors(403, 404)},
+    summary="A reconciliation: its status, then what it found and repaired",
+    throttle=READS,
+)
+def reconcile_run_get(request: HttpRequest, run_id: RowId):
+    check_admin(request, "a reconciliation")
+    return selectors.reconcile_run_get(run_id=run_id)
+
+
+# The index view's figures (admin scope)
+
+
+class StoreStatsOut(Schema):
+    dimension: int | None
+    namespaces: dict[str, int] = Field(..., description="vectors per namespace of the index")
+    by_kind: dict[str, int] | None = Field(..., description="of this namespace (null: the store cannot count them)")
+
+
+class IndexRecordOut(Schema):
+    store: str
+    model: str
+    dim: int
+    chunking: str
+    updated_at: datetime
+
+
+class KindCountOut(Schema):
+    kind: str
+    database: int
+    store: int | None = Field(..., description="null: the store cannot count by kind")
+
+
+class UserVectorsOut(Schema):
+    uid: str
+    memories: int
+    indexed: int
+    vectors: int
+
+
+class VectorIndexOut(Schema):
+    store: str = Field(..., description="the configured vector store")
+    identity: str
+    namespace: str
+    record: IndexRecordOut | None = Field(..., description="the model and dimension that built it (null: none yet)")
+    records: list[IndexRecordOut] = Field(..., description="the model records of every store and namespace")
+    stats: StoreStatsOut | None = Field(..., description="what the store says of itself (null: it did not answer)")
+    error: str = Field(..., description="why the store did not answer")
+    store_vectors: int | None
+    database_vectors: int
+    kinds: list[KindCountOut]
+    users: list[UserVectorsOut]
+
+
+@vectors_router.get(
+    "", response={200: VectorIndexOut, **errors(403)}, summary="The vector index's figures", throttle=READS
+)
+def vector_index(request: HttpRequest):
+    check_admin(request, "the index's figures")
+    overview = selectors.vector_index_overview()
+    store = overview.pop("store")
+    return {**overview, "store": store.name, "identity": store.identity, "namespace": store.namespace}
+
+
+class VectorOut(Schema):
+    vector_id: str
+    kind: str
+    position: int
+    model: str
+    dim: int
+    text: str = Field(..., description="the window's or snippet's text (empty for the memory's own vector)")
+    metadata: dict | None = Field(..., description="what the store holds for it (null: the store lacks it)")
+
+
+class NeighbourOut(Schema):
+    vector_id: str
+    memory_id: str = Field(..., description="as the store's metadata names it")
+    score: float
+    kind: str
+    memory: MemorySummaryOut | None = Field(..., description="null: no such memory in the database")
+
+
+class VectorLookupOut(Schema):
+    memory: MemorySummaryOut
+    vectors: list[VectorOut]
+    chosen: str | None = Field(..., description="the vector whose neighbours are listed (default: the memory's own)")
+    neighbours: list[NeighbourOut] = Field(..., description="the store's nearest vectors of the same user, best first")
+    error: str = Field(..., description="why the store did not answer")
+
+
+class VectorLookupIn(ApiSchema):
+    vector: Text | None = Field(None, max_length=300, description="one of the memory's vector ids")
+
+
+@vectors_router.get(
+    "/memories/{int:memory_id}",
+    response={200: VectorLookupOut, **errors(403, 404)},
+    summary="A memory's vectors as the store holds them, and their nearest",
+    throttle=READS,
+)
+def vector_lookup(request: HttpRequest, memory_id: RowId, filters: Query[VectorLookupIn]):
+    check_admin(request, "the index's figures")
+    memory = selectors.memory_get(memory_id=memory_id, include_deleted=True)
+    found = selectors.memory_vector_lookup(memory=memory, vector_id=filters.vector or "")
+    return {
+        **found,
+        "vectors": [{**_vector_fields(v["row"]), "metadata": v["metadata"]} for v in found["vectors"]],
+        "chosen": found["chosen"].vector_id if found["chosen"] else None,
+        "neighbours": [
+            {
+                "vector_id": n["match"].vector_id,
+                "memory_id": n["match"].memory_id,
+                "score": n["match"].score,
+                "kind": n["match"].kind,
+                "memory": n["memory"],
+            }
+            for n in found["neighbours"]
+        ],
+    }
+
+
+def _vector_fields(row) -> dict:
+    return {name: getattr(row, name) for name in ("vector_id", "kind", "position", "model", "dim", "text")}

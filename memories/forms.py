@@ -115,6 +115,7 @@ class ApiKeyCreateForm(forms.Form):
         widget=forms.NumberInput(attrs={"placeholder": "never"}),
     )
     expires_on = DateField(required=False, label="or on")
+    admin = forms.BooleanField(required=False, label="Admin scope")
 
     def clean(self):
         data = super().clean()
@@ -126,7 +127,12 @@ class ApiKeyCreateForm(forms.Form):
         data = self.cleaned_data
         days, day = data.get("expires_in_days"), data.get("expires_on")
         expires_at = timezone.now() + timedelta(days=days) if days else _start_of_day(day) if day else None
-        return {"name": data["name"], "uid": data.get("uid", "").strip(), "expires_at": expires_at}
+        return {
+            "name": data["name"],
+            "uid": data.get("uid", "").strip(),
+            "admin": data.get("admin", False),
+            "expires_at": expires_at,
+        }
 
 
 class ApiKeyExpireForm(forms.Form):

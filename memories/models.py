@@ -199,7 +199,9 @@ class Event(models.Model):
 
 
 class ApiKey(models.Model):
-    """An API key, stored as a SHA-256 hash. `uid` empty: the key may act for every user.
+    """An API key, stored as a SHA-256 hash. `uid` empty: the key may act for every user; `admin`
+    (only with `uid` empty): it may also do what only a dashboard admin may (merges across users,
+    retrying every failure, the index's figures, evaluation runs).
 
     A key is usable until it is revoked or its expiry passes (none: it never expires); either
     refuses it at the next request. Keys are never deleted, so the audit trail and the search log
@@ -209,6 +211,7 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=16)
     key_hash = models.CharField(max_length=64, unique=True)
     uid = models.CharField(max_length=128, blank=True)
+    admin = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150, blank=True)  # the dashboard user, or "command"
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -219,10 +222,17 @@ class ApiKey(models.Model):
     class Meta:
         verbose_name = "API key"
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(admin=False) | models.Q(uid=""), name="admin_key_for_every_user")
+        ]
 
     def __str__(self) -> str:
-        scope = self.uid or "all users"
-        return f"{self.name} ({self.prefix}…, {scope})"
+        return f"{self.name} ({self.prefix}…, {self.scope})"
+
+    @property
+    def scope(self) -> str:
+        """The key's uid, "all users", or "admin" (all users, and what only admins may do)."""
+        return self.uid or ("admin" if self.admin else "all users")
 
     @staticmethod
     def hash(raw_key: str) -> str:
@@ -430,6 +440,7 @@ class ReconcileRun(models.Model):
 
     class Trigger(models.TextChoices):
         DASHBOARD = "dashboard"
+        API = "api"
         COMMAND = "command"
         SCHEDULE = "schedule"
 

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from omi_memory.actors import Actor
+from omi_memory.actors import API, Actor
 from omi_memory.errors import BackendError, Conflict
 
 from .models import AuditEvent, Memory, MemoryVector, ReconcileRun
@@ -340,11 +340,12 @@ def reconcile_run_create(*, uid: str = "", repair: bool = False, trigger: str, a
 
 
 def reconcile_run_start(*, uid: str = "", repair: bool = False, actor: Actor) -> ReconcileRun:
-    """A run started from the dashboard: stored (and audited), then done by a task."""
+    """A run started from the dashboard or the API: stored (and audited), then done by a task."""
     from .tasks import reconcile_vectors
 
+    trigger = ReconcileRun.Trigger.API if actor.origin == API else ReconcileRun.Trigger.DASHBOARD
     with transaction.atomic():
-        run = reconcile_run_create(uid=uid, repair=repair, trigger=ReconcileRun.Trigger.DASHBOARD, actor=actor)
+        run = reconcile_run_create(uid=uid, repair=repair, trigger=trigger, actor=actor)
         transaction.on_commit(partial(reconcile_vectors.delay, run.id))
     return run
 

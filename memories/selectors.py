@@ -76,18 +76,20 @@ def memory_transcript_starts(*, memory_ids: list[int], chars: int) -> dict[int, 
     }
 
 
-def pipeline_stats(*, now: datetime | None = None, failed_limit: int = 50) -> dict:
-    """What the pipeline page shows: memories by status, what was indexed in the last hour (in
-    12 buckets of 5 minutes, oldest first) and the most recent failures with their reasons."""
+def pipeline_stats(*, uid: str | None = None, now: datetime | None = None, failed_limit: int = 50) -> dict:
+    """What the pipeline page shows, of one user's memories (None: every user's): memories by
+    status, what was indexed in the last hour (in 12 buckets of 5 minutes, oldest first) and the
+    most recent failures with their reasons."""
     now = now or timezone.now()
+    memories = Memory.objects.all() if uid is None else Memory.objects.filter(uid=uid)
     counts = {status: 0 for status in Memory.Status.values}
-    for row in Memory.objects.values("status").annotate(n=Count("id")):
+    for row in memories.values("status").annotate(n=Count("id")).order_by():
         counts[row["status"]] = row["n"]
     hour_ago = now - timedelta(hours=1)
     buckets = [0] * 12
-    for indexed_at in Memory.objects.filter(indexed_at__gt=hour_ago).values_list("indexed_at", flat=True):
+    for indexed_at in memories.filter(indexed_at__gt=hour_ago).values_list("indexed_at", flat=True):
         buckets[min(11, int((indexed_at - hour_ago).total_seconds() // 300))] += 1
-    failed = Memory.objects.filter(status=Memory.Status.FAILED).order_by("-updated_at")
+    failed = memories.filter(status=Memory.Status.FAILED).order_by("-updated_at")
     return {
         "counts": counts,
         "busy": counts["queued"] + counts["processing"],
@@ -109,6 +111,13 @@ def reconcile_runs_latest() -> dict:
         updated_at__gte=timezone.now() - ReconcileRun.STALE_AFTER,
     )
     return {"last": finished.first(), "current": under_way.first()}
+
+
+def reconcile_run_get(*, run_id: int) -> ReconcileRun:
+    run = ReconcileRun.objects.filter(id=run_id).first()
+    if run is None:
+        raise NotFound(f"reconciliation {run_id} not found")
+    return run
 
 
 def queue_state(*, now: datetime | None = None) -> dict:

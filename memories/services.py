@@ -483,14 +483,19 @@ def memory_unmerge(*, memory: Memory) -> None:
 # API keys
 
 
-def api_key_create(*, name: str, uid: str = "", expires_at: datetime | None = None, actor: Actor) -> tuple[ApiKey, str]:
-    """A new API key (for one user, or `uid` "" for every user; usable until `expires_at`, or
-    until revoked when None). The raw key is returned once; only its hash is stored."""
+def api_key_create(
+    *, name: str, uid: str = "", admin: bool = False, expires_at: datetime | None = None, actor: Actor
+) -> tuple[ApiKey, str]:
+    """A new API key (for one user, or `uid` "" for every user; `admin`: for every user and with
+    the admin scope; usable until `expires_at`, or until revoked when None). The raw key is
+    returned once; only its hash is stored."""
     name = (name or "").strip()
     if not name or len(name) > ApiKey._meta.get_field("name").max_length:
         raise ValidationFailed("a key needs a name of 1 to 100 characters", details={"field": "name"})
     if uid and not re.fullmatch(UID_PATTERN, uid):
         raise ValidationFailed(f"uid {uid!r} is not a valid user id", details={"field": "uid"})
+    if uid and admin:
+        raise ValidationFailed("an admin key acts for every user: leave its user empty", details={"field": "uid"})
     _check_expiry(expires_at)
     raw = "omk_" + secrets.token_urlsafe(32)
     with transaction.atomic():
@@ -499,10 +504,11 @@ def api_key_create(*, name: str, uid: str = "", expires_at: datetime | None = No
             prefix=raw[:12],
             key_hash=ApiKey.hash(raw),
             uid=uid or "",
+            admin=admin,
             expires_at=expires_at,
             created_by=_by(actor),
         )
-        _audit_key(actor, AuditEvent.Action.API_KEY_CREATE, key, {"expires_at": _iso(expires_at)})
+        _audit_key(actor, AuditEvent.Action.API_KEY_CREATE, key, {"expires_at": _iso(expires_at), "admin": admin})
     return key, raw
 
 

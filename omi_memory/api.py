@@ -13,11 +13,12 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import APIKeyCookie
 
-from memories.api import ApiKeyAuth
+from memories.api import ApiKeyAuth, pipeline_router, vectors_router
 from memories.api import router as memories_router
 from omi_memory import bounds, throttles
 from omi_memory.errors import ApplicationError, BackendError, error_body
 from omi_memory.roles import is_admin
+from search.api import clusters_router, duplicates_router, evaluation_router
 from search.api import router as search_router
 from webhooks.api import router as webhooks_router
 
@@ -133,3 +134,8 @@ def _unexpected(request, exc):
 api.add_router("/memories", memories_router)
 api.add_router("/search", search_router)
 api.add_router("/webhooks", webhooks_router)
+api.add_router("/pipeline", pipeline_router)
+api.add_router("/vectors", vectors_router)
+api.add_router("/clusters", clusters_router)
+api.add_router("/duplicates", duplicates_router)
+api.add_router("/evaluation", evaluation_router)

@@ -1,14 +1,15 @@
 """What every API router shares: the input schema base and the bounded types its fields use (the
 rules are `omi_memory.bounds`), paging, the error schema and the errors each operation documents,
-the uid scope of a key.
+the uid scope of a key and its admin scope, the answer of a job (202 and its status URL).
 
 (The API-key auth itself is `memories.api.ApiKeyAuth`: keys are memories' models.)"""
 
 from datetime import datetime
 from typing import Annotated
 
-from django.http import HttpRequest
-from ninja import Field, Schema
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from ninja import Field, Schema, Status
 from ninja.pagination import LimitOffsetPagination
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, WithJsonSchema
 
@@ -51,10 +52,18 @@ Int = Annotated[int, BeforeValidator(_json_number)]
 Float = Annotated[float, BeforeValidator(_json_number)]
 
 
-def float_between(low: float, high: float):
-    """A JSON number in [low, high] that may also be left out (`float_between(0, 1) | None`): the
-    bounds go before the validator, or the OpenAPI document loses them inside the optional type."""
-    return Annotated[float, Field(ge=low, le=high), BeforeValidator(_json_number)]
+def float_between(low: float, high: float, *, above_low: bool = False):
+    """A JSON number in [low, high] (`above_low`: (low, high]) that may also be left out
+    (`float_between(0, 1) | None`): the bounds go before the validator, or the OpenAPI document
+    loses them inside the optional type."""
+    bound = Field(gt=low, le=high) if above_low else Field(ge=low, le=high)
+    return Annotated[float, bound, BeforeValidator(_json_number)]
+
+
+def int_between(low: int, high: int):
+    """A JSON integer in [low, high] that may also be left out (`int_between(2, 100) | None`), as
+    `float_between`."""
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(_json_number)]
 
 
 Bool = StrictBool
@@ -120,3 +129,47 @@ def check_scope(scoped: str | None, uid: str | None) -> None:
     """Forbidden unless a key scoped to `scoped` (None: every user) may act for `uid`."""
     if scoped is not None and uid != scoped:
         raise Forbidden(f"this API key may only act for uid {scoped!r}", code="uid_forbidden")
+
+
+def filter_uid(request: HttpRequest, uid: str | None) -> str | None:
+    """The uid a list is filtered by: the one asked for (None: every user), which a scoped key may
+    only name as its own (else 403); a scoped key's own when it names none."""
+    if uid is not None:
+        check_uid(request, uid)
+    return key_uid(request) or uid
+
+
+def is_admin_caller(request: HttpRequest) -> bool:
+    """The caller may do what only admins may: an API key with the admin scope, or a signed-in
+    dashboard admin (the API docs' "Try it out": that auth lets only admins in)."""
+    auth = request.auth
+    return bool(auth.admin) if hasattr(auth, "key_hash") else auth is not None
+
+
+def check_admin(request: HttpRequest, what: str) -> None:
+    """403 `admin_required` unless the caller has the admin scope."""
+    if not is_admin_caller(request):
+        raise Forbidden(f"{what} needs an API key with the admin scope", code="admin_required")
+
+
+class JobOut(Schema):
+    """What the answer about any job (a run done by a task) holds; each job's schema adds its own
+    status and result, and resolves `status_url` with `status_url_of`."""
+
+    id: int
+    error: str = Field(..., description="why it failed")
+    created_at: datetime
+    finished_at: datetime | None
+    status_url: str = Field(..., description="GET it to follow the job: queued, running, then done or failed")
+
+
+def status_url_of(operation: str):
+    """A job schema's `resolve_status_url`: the URL of the API operation that reads the job."""
+    return staticmethod(lambda job: reverse(f"api-v1:{operation}", args=[job.id]))
+
+
+def accepted(response: HttpResponse, status_url: str, body) -> Status:
+    """A job's answer: 202, with the URL that tells how the job goes in the `Location` header and
+    in the body's `status_url` (added to a dict; an object's schema resolves it itself)."""
+    response["Location"] = status_url
+    return Status(202, {**body, "status_url": status_url} if isinstance(body, dict) else body)

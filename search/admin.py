@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from memories.admin import ReadOnlyAdmin
 
-from .models import ClusterRun, DuplicatePair, EvalRun, RelevanceFeedback, SearchLog
+from .models import ClusterRun, DuplicatePair, DuplicateScan, EvalRun, RelevanceFeedback, SearchLog
 
 
 @admin.register(SearchLog)
@@ -32,6 +32,13 @@ class EvalRunAdmin(ReadOnlyAdmin):
 @admin.register(ClusterRun)
 class ClusterRunAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "uid", "status", "k", "memories", "created_by")
+    list_filter = ("status",)
+    search_fields = ("uid",)
+
+
+@admin.register(DuplicateScan)
+class DuplicateScanAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "uid", "threshold", "status", "created_by", "finished_at")
     list_filter = ("status",)
     search_fields = ("uid",)
 

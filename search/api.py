@@ -1,30 +1,48 @@
+from datetime import datetime
+from functools import partial
 from typing import Annotated, Literal
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from ninja import Field, Router, Schema, Status
+from ninja import Query as QueryParams
+from ninja.pagination import paginate
 from pydantic import ConfigDict, model_validator
 
 from memories.api import MemorySummaryOut
 from memories.models import UID_PATTERN, Category, Source
 from memories.parts.vectorstores import SearchFilters
 from omi_memory import bounds
+from omi_memory.actors import Actor
 from omi_memory.api_common import (
     ApiSchema,
     Bool,
     Int,
+    JobOut,
     Moment,
     NotBlank,
+    Pagination,
+    RowId,
     Text,
+    accepted,
     api_caller,
+    check_admin,
     check_uid,
     documented_example,
     errors,
+    filter_uid,
     float_between,
+    int_between,
     key_uid,
+    status_url_of,
 )
-from omi_memory.throttles import SEARCH, WRITES
+from omi_memory.errors import Conflict
+from omi_memory.throttles import READS, SEARCH, WRITES
 
-from .selectors import search_log_get
+from .analysis import clusters, duplicates
+from .analysis.clusters import DEFAULT_K_MAX, MAX_CLUSTERS
+from .models import ClusterRun, DuplicatePair, Job
+from .selectors import eval_run_list, search_log_get
 from .services import feedback_record, search_memories
 from .strategies import (
     DEFAULT_HALF_LIFE_DAYS,
@@ -41,6 +59,9 @@ from .strategies import (
 )
 
 router = Router(tags=["search"])
+clusters_router = Router(tags=["clusters"])
+duplicates_router = Router(tags=["duplicates"])
+evaluation_router = Router(tags=["evaluation"])
 
 
 Query = Annotated[NotBlank, Field(max_length=MAX_QUERY_CHARS)]
@@ -239,3 +260,269 @@ def feedback(request: HttpRequest, payload: FeedbackIn):
             "note": judged.note,
         },
     )
+
+
+# Clusters: KMeans over one user's memories, as on /clusters/
+
+# Statuses as literal enums: three TextChoices all named `Status` would be one schema in the OpenAPI
+# document, the last one's (memories' status filter would then list the pairs' statuses).
+JobStatus = Literal[tuple(Job.Status.values)]  # type: ignore[valid-type]
+PairStatus = Literal[tuple(DuplicatePair.Status.values)]  # type: ignore[valid-type]
+
+
+class ClusterRunIn(ApiSchema):
+    """A clustering of one user's indexed memories: `k` clusters, or (no `k`) the k with the best
+    silhouette in `k_min`..`k_max` (at most a third of the memories). Run as a job."""
+
+    model_config = ConfigDict(json_schema_extra=documented_example({"uid": "alice", "k_min": 2, "k_max": 4}))
+
+    uid: str = Field(..., pattern=UID_PATTERN)
+    k: int_between(2, MAX_CLUSTERS) | None = Field(None, description="smaller than the user's indexed memories")
+    k_min: int_between(2, MAX_CLUSTERS) = Field(2, description="not over k_max")
+    k_max: int_between(2, MAX_CLUSTERS) | None = Field(None, description="default: 10, or k_min when that is more")
+
+    def run_kwargs(self) -> dict:
+        k_max = max(DEFAULT_K_MAX, self.k_min) if self.k_max is None else self.k_max
+        return {"uid": self.uid, "k": self.k, "k_min": self.k_min, "k_max": k_max}
+
+
+class ClusterOut(Schema):
+    index: int
+    label: str
+    terms: list[str]
+    size: int = Field(..., description="members when the run was done")
+
+
+class ClusterRunOut(JobOut):
+    uid: str
+    status: JobStatus
+    progress: str
+    k_requested: int | None
+    k_min: int
+    k_max: int
+    k: int | None = Field(..., description="the k used (null until done)")
+    silhouettes: dict[str, float] = Field(..., description="each k tried and its silhouette")
+    memories: int
+    embedding_model: str
+    clusters: list[ClusterOut]
+
+    resolve_status_url = status_url_of("cluster_run_get")
+
+
+class ClusterRunFilters(ApiSchema):
+    uid: str | None = Field(None, pattern=UID_PATTERN)
+    status: JobStatus | None = None
+
+
+class ClusterMemberOut(Schema):
+    x: float = Field(..., description="on the run's map: the first principal component")
+    y: float = Field(..., description="the second")
+    memory: MemorySummaryOut
+
+
+ClusterIndex = Annotated[int, Field(ge=0, le=MAX_CLUSTERS)]
+
+
+@clusters_router.post(
+    "/runs",
+    response={202: ClusterRunOut, **errors(403, 409)},
+    summary="Start a clustering of one user's memories",
+    throttle=WRITES,
+)
+def cluster_run_start(request: HttpRequest, response: HttpResponse, payload: ClusterRunIn):
+    check_uid(request, payload.uid)
+    run = clusters.cluster_run_create(**payload.run_kwargs(), actor=Actor.from_request(request))
+    return accepted(response, reverse("api-v1:cluster_run_get", args=[run.id]), clusters.cluster_run_get(run_id=run.id))
+
+
+@clusters_router.get(
+    "/runs", response={200: list[ClusterRunOut], **errors(403)}, summary="List clustering runs", throttle=READS
+)
+@paginate(Pagination)
+def cluster_run_list(request: HttpRequest, filters: QueryParams[ClusterRunFilters]):
+    return clusters.cluster_run_list(uid=filter_uid(request, filters.uid), status=filters.status)
+
+
+@clusters_router.get(
+    "/runs/{int:run_id}",
+    response={200: ClusterRunOut, **errors(404)},
+    summary="A clustering run: its status, then its clusters",
+    throttle=READS,
+)
+def cluster_run_get(request: HttpRequest, run_id: RowId):
+    return clusters.cluster_run_get(run_id=run_id, uid=key_uid(request))
+
+
+@clusters_router.get(
+    "/runs/{int:run_id}/clusters/{int:index}/members",
+    response={200: list[ClusterMemberOut], **errors(404, 409)},
+    summary="The memories of one cluster of a finished run",
+    throttle=READS,
+)
+@paginate(Pagination)
+def cluster_members(request: HttpRequest, run_id: RowId, index: ClusterIndex):
+    run = clusters.cluster_run_get(run_id=run_id, uid=key_uid(request))
+    if run.status != ClusterRun.Status.DONE:
+        raise Conflict(f"cluster run {run.id} is {run.status}, not done", code="not_done")
+    return clusters.cluster_run_members(run=run, index=index)
+
+
+# Duplicates: scans, and the review queue's pairs, as on /duplicates/
+
+
+class DuplicateScanIn(ApiSchema):
+    """A scan for duplicate pairs of one user, or (no uid) of every user: an admin-scope key only
+    (a scoped key's scan is of its own uid). Run as a job."""
+
+    model_config = ConfigDict(json_schema_extra=documented_example({"uid": "alice", "threshold": 0.95}))
+
+    uid: str | None = Field(None, pattern=UID_PATTERN)
+    threshold: float_between(0, 1, above_low=True) | None = Field(
+        None, description="cosine over which two memories pair (default: the setting)"
+    )
+
+
+class DuplicateScanOut(JobOut):
+    uid: str = Field(..., description="empty: every user")
+    threshold: float
+    status: JobStatus
+    counts: dict[str, int] = Field(..., description="when done: users, memories, pairs found, created, ...")
+
+    resolve_status_url = status_url_of("duplicate_scan_get")
+
+
+class PairFilters(ApiSchema):
+    uid: str | None = Field(None, pattern=UID_PATTERN)
+    status: PairStatus | None = Field(None, description="none: any")
+
+
+class PairOut(Schema):
+    id: int
+    uid: str
+    similarity: float
+    status: PairStatus
+    memory_a: MemorySummaryOut
+    memory_b: MemorySummaryOut
+    kept_id: int | None = Field(..., description="merged: the memory kept (the other was merged into it)")
+    resolved_at: datetime | None
+    created_at: datetime
+
+
+class MergeIn(ApiSchema):
+    model_config = ConfigDict(json_schema_extra=documented_example({"keep": 1}))
+
+    keep: RowId = Field(..., description="the memory of the pair to keep; the other is merged into it")
+
+
+@duplicates_router.post(
+    "/scans", response={202: DuplicateScanOut, **errors(403)}, summary="Start a duplicate scan", throttle=WRITES
+)
+def duplicate_scan_start(request: HttpRequest, response: HttpResponse, payload: DuplicateScanIn):
+    if payload.uid is not None:
+        check_uid(request, payload.uid)
+    uid = payload.uid or key_uid(request)
+    if uid is None:
+        check_admin(request, "a scan of every user")
+    scan = duplicates.duplicate_scan_enqueue(uid=uid, threshold=payload.threshold, actor=Actor.from_request(request))
+    scan.refresh_from_db()
+    return accepted(response, reverse("api-v1:duplicate_scan_get", args=[scan.id]), scan)
+
+
+@duplicates_router.get(
+    "/scans/{int:scan_id}",
+    response={200: DuplicateScanOut, **errors(404)},
+    summary="A duplicate scan: its status, then what it found",
+    throttle=READS,
+)
+def duplicate_scan_get(request: HttpRequest, scan_id: RowId):
+    return duplicates.duplicate_scan_get(scan_id=scan_id, uid=key_uid(request))
+
+
+@duplicates_router.get(
+    "/pairs",
+    response={200: list[PairOut], **errors(403)},
+    summary="List duplicate pairs, most similar first",
+    throttle=READS,
+)
+@paginate(Pagination)
+def duplicate_pair_list(request: HttpRequest, filters: QueryParams[PairFilters]):
+    return duplicates.duplicate_pair_list(uid=filter_uid(request, filters.uid) or "", status=filters.status or "")
+
+
+@duplicates_router.get(
+    "/pairs/{int:pair_id}", response={200: PairOut, **errors(404)}, summary="A duplicate pair", throttle=READS
+)
+def duplicate_pair_get(request: HttpRequest, pair_id: RowId):
+    return duplicates.duplicate_pair_get(pair_id=pair_id, uid=key_uid(request))
+
+
+def _resolve(request: HttpRequest, pair_id: int, resolve) -> DuplicatePair:
+    """Merge, unmerge or dismiss a pair (`resolve(pair_id=, actor=)`) with a key scoped to its
+    uid (another uid's pair: 404), or with one that has the admin scope; the pair as it is now."""
+    if key_uid(request) is None:
+        check_admin(request, "resolving another user's pairs")
+    duplicates.duplicate_pair_get(pair_id=pair_id, uid=key_uid(request))
+    resolve(pair_id=pair_id, actor=Actor.from_request(request))
+    return duplicates.duplicate_pair_get(pair_id=pair_id)
+
+
+RESOLVED = {200: PairOut, **errors(403, 404, 409)}
+
+
+@duplicates_router.post(
+    "/pairs/{int:pair_id}/merge",
+    response=RESOLVED,
+    summary="Merge a pair: keep one memory, merge the other into it",
+    throttle=WRITES,
+)
+def duplicate_pair_merge(request: HttpRequest, pair_id: RowId, payload: MergeIn):
+    return _resolve(request, pair_id, partial(duplicates.duplicate_pair_merge, keep_id=payload.keep))
+
+
+@duplicates_router.post(
+    "/pairs/{int:pair_id}/unmerge",
+    response=RESOLVED,
+    summary="Undo a merge: the merged memory is processed again and the pair is open again",
+    throttle=WRITES,
+)
+def duplicate_pair_unmerge(request: HttpRequest, pair_id: RowId):
+    return _resolve(request, pair_id, duplicates.duplicate_pair_unmerge)
+
+
+@duplicates_router.post(
+    "/pairs/{int:pair_id}/dismiss", response=RESOLVED, summary="Dismiss a pair: not duplicates", throttle=WRITES
+)
+def duplicate_pair_dismiss(request: HttpRequest, pair_id: RowId):
+    return _resolve(request, pair_id, duplicates.duplicate_pair_dismiss)
+
+
+# Evaluation runs (admin scope), as on /evaluation/
+
+
+class EvalRunFilters(ApiSchema):
+    strategy: Literal[STRATEGIES] | None = None  # type: ignore[valid-type]
+    split: Literal["dev", "holdout", "all"] | None = None
+
+
+class EvalRunOut(Schema):
+    id: int
+    created_at: datetime
+    dataset: str
+    split: str
+    strategy: str
+    params: dict
+    metrics: dict = Field(..., description="queries, recall@1, recall@5, recall@10, mrr, ndcg@10, by_category")
+    embedding_model: str
+    seconds: float
+
+
+@evaluation_router.get(
+    "/runs",
+    response={200: list[EvalRunOut], **errors(403)},
+    summary="List evaluation runs, newest first",
+    throttle=READS,
+)
+@paginate(Pagination)
+def evaluation_runs(request: HttpRequest, filters: QueryParams[EvalRunFilters]):
+    check_admin(request, "evaluation runs")
+    return eval_run_list(strategy=filters.strategy or "", split=filters.split or "")

@@ -62,8 +62,9 @@ class EvalRun(models.Model):
         return f"{self.strategy} on {self.dataset} {self.split}: nDCG@10 {self.metrics.get('ndcg@10')}"
 
 
-class ClusterRun(models.Model):
-    """KMeans over one user's memory vectors (`search.analysis.clusters`), run as a task and kept."""
+class Job(models.Model):
+    """What a run done by a task records: its status (queued -> running -> done or failed), why it
+    failed, who started it (a dashboard user; the audit trail names an API key) and when."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -71,25 +72,31 @@ class ClusterRun(models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    uid = models.CharField(max_length=128, db_index=True)
-    k_requested = models.PositiveIntegerField(null=True, blank=True)  # None: chosen by silhouette
-    k_min = models.PositiveIntegerField(default=2)
-    k_max = models.PositiveIntegerField(default=10)
-    k = models.PositiveIntegerField(null=True, blank=True)  # the k used
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    progress = models.CharField(max_length=200, blank=True)  # live status line for the page
     error = models.TextField(blank=True)
-    silhouettes = models.JSONField(default=dict)  # {"k": score} for each k tried
-    clusters = models.JSONField(default=list)  # [{"index", "label", "terms", "size", "memory_ids"}]
-    points = models.JSONField(default=list)  # [{"memory_id", "x", "y", "cluster"}], 2-D projection
-    embedding_model = models.CharField(max_length=128, blank=True)
-    memories = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
+
+
+class ClusterRun(Job):
+    """KMeans over one user's memory vectors (`search.analysis.clusters`), run as a task and kept."""
+
+    uid = models.CharField(max_length=128, db_index=True)
+    k_requested = models.PositiveIntegerField(null=True, blank=True)  # None: chosen by silhouette
+    k_min = models.PositiveIntegerField(default=2)
+    k_max = models.PositiveIntegerField(default=10)
+    k = models.PositiveIntegerField(null=True, blank=True)  # the k used
+    progress = models.CharField(max_length=200, blank=True)  # live status line for the page
+    silhouettes = models.JSONField(default=dict)  # {"k": score} for each k tried
+    clusters = models.JSONField(default=list)  # [{"index", "label", "terms", "size", "memory_ids"}]
+    points = models.JSONField(default=list)  # [{"memory_id", "x", "y", "cluster"}], 2-D projection
+    embedding_model = models.CharField(max_length=128, blank=True)
+    memories = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"clusters of {self.uid} ({self.status}, k={self.k})"
@@ -125,3 +132,15 @@ class DuplicatePair(models.Model):
 
     def __str__(self) -> str:
         return f"{self.memory_a_id} ~ {self.memory_b_id} ({self.similarity:.3f}, {self.status})"
+
+
+class DuplicateScan(Job):
+    """One scan for duplicate pairs (`search.analysis.duplicates.duplicate_scan`) of one user, or
+    (`uid` empty) of every user, run as a task; what it found is kept for its status URL."""
+
+    uid = models.CharField(max_length=128, blank=True, db_index=True)
+    threshold = models.FloatField()
+    counts = models.JSONField(default=dict)  # users, memories, pairs, created, refreshed, kept_closed, dropped
+
+    def __str__(self) -> str:
+        return f"duplicate scan of {self.uid or 'every user'} ({self.status})"

@@ -1,6 +1,6 @@
 """Reads about searches. `uid=None` means every user (a key that is not scoped)."""
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 
 from omi_memory.errors import NotFound
 
@@ -27,6 +27,16 @@ def judged_search_counts() -> dict[str, int]:
         .annotate(n=Count("id", distinct=True))
     )
     return dict(rows)
+
+
+def eval_run_list(*, strategy: str = "", split: str = "") -> QuerySet[EvalRun]:
+    """Stored evaluation runs, newest first, of one strategy and split ("": any)."""
+    runs = EvalRun.objects.order_by("-created_at", "-id")
+    if strategy:
+        runs = runs.filter(strategy=strategy)
+    if split:
+        runs = runs.filter(split=split)
+    return runs
 
 
 def eval_runs_latest() -> list[EvalRun]:

@@ -28,7 +28,17 @@ def check_duplicates(memory_ids: list[int]) -> dict:
     return duplicates.duplicate_check_memories(memory_ids=memory_ids)
 
 
+@shared_task(bind=True, acks_late=True, name="search.tasks.run_duplicate_scan")
+def run_duplicate_scan(self, scan_id: int) -> str:
+    """Run one recorded duplicate scan (`duplicates.duplicate_scan_execute`): the dashboard's scan
+    button and the API's; its errors are recorded on the scan. A redelivered task may take over a
+    scan left running."""
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    return duplicates.duplicate_scan_execute(scan_id=scan_id, reclaim=redelivered)
+
+
 @shared_task(acks_late=True, name="search.tasks.scan_duplicates")
 def scan_duplicates(uid: str | None = None, threshold: float | None = None) -> dict:
-    """Scan one user (or every user) for duplicate pairs: the dashboard's scan button."""
+    """Scan one user (or every user) for duplicate pairs, unrecorded: what scans queued before
+    scans were recorded (`run_duplicate_scan`) still run as."""
     return duplicates.duplicate_scan(uid=uid, threshold=threshold)

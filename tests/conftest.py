@@ -40,6 +40,12 @@ def api(db) -> Api:
 
 
 @pytest.fixture
+def api_admin(db) -> Api:
+    """A client whose key has the admin scope (every user, and what only admins may do)."""
+    return Api(api_key_create(name="admin", admin=True, actor=Actor.command())[1])
+
+
+@pytest.fixture
 def api_for(db):
     """A client whose key is scoped to one uid."""
     return lambda uid: Api(api_key_create(name=f"key for {uid}", uid=uid, actor=Actor.command())[1])

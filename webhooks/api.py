@@ -10,8 +10,7 @@ from pydantic import ConfigDict
 
 from memories.models import UID_PATTERN
 from omi_memory.actors import Actor
-from omi_memory.api_common import ApiSchema, Bool, Pagination, RowId, Text, documented_example, errors, key_uid
-from omi_memory.errors import Forbidden
+from omi_memory.api_common import ApiSchema, Bool, Pagination, RowId, Text, check_admin, documented_example, errors
 from omi_memory.throttles import READS, WRITES
 
 from . import selectors, services, signing
@@ -30,14 +29,6 @@ ENDPOINT_EXAMPLE = {
     "events": ["memory.indexed", "memory.deleted"],
     "description": "our app's backend",
 }
-
-
-def check_admin(request: HttpRequest) -> None:
-    """Webhooks are an admin's: a key for every user (or a signed-in admin); a uid-scoped key gets 403."""
-    if key_uid(request) is not None:
-        raise Forbidden(
-            "webhooks need an admin key (one for every user), not a key scoped to one uid", code="admin_required"
-        )
 
 
 class EndpointIn(ApiSchema):
@@ -132,7 +123,7 @@ class DeliveryFilters(ApiSchema):
     throttle=WRITES,
 )
 def create_endpoint(request: HttpRequest, payload: EndpointIn):
-    check_admin(request)
+    check_admin(request, "webhooks")
     values = payload.dict()
     values["uid"] = values["uid"] or ""
     endpoint = services.webhook_endpoint_create(**values, actor=Actor.from_request(request))
@@ -144,7 +135,7 @@ def create_endpoint(request: HttpRequest, payload: EndpointIn):
 )
 @paginate(Pagination)
 def list_endpoints(request: HttpRequest):
-    check_admin(request)
+    check_admin(request, "webhooks")
     return selectors.webhook_endpoint_list()
 
 
@@ -155,7 +146,7 @@ def list_endpoints(request: HttpRequest):
     throttle=READS,
 )
 def get_endpoint(request: HttpRequest, endpoint_id: RowId):
-    check_admin(request)
+    check_admin(request, "webhooks")
     return selectors.webhook_endpoint_get(endpoint_id=endpoint_id)
 
 
@@ -166,7 +157,7 @@ def get_endpoint(request: HttpRequest, endpoint_id: RowId):
     throttle=WRITES,
 )
 def update_endpoint(request: HttpRequest, endpoint_id: RowId, payload: EndpointPatch):
-    check_admin(request)
+    check_admin(request, "webhooks")
     endpoint = selectors.webhook_endpoint_get(endpoint_id=endpoint_id)
     endpoint = services.webhook_endpoint_update(endpoint=endpoint, actor=Actor.from_request(request), **payload.dict())
     if payload.new_secret or payload.secret:
@@ -181,7 +172,7 @@ def update_endpoint(request: HttpRequest, endpoint_id: RowId, payload: EndpointP
     throttle=WRITES,
 )
 def delete_endpoint(request: HttpRequest, endpoint_id: RowId):
-    check_admin(request)
+    check_admin(request, "webhooks")
     endpoint = selectors.webhook_endpoint_get(endpoint_id=endpoint_id)
     services.webhook_endpoint_delete(endpoint=endpoint, actor=Actor.from_request(request))
     return Status(204, None)
@@ -195,6 +186,6 @@ def delete_endpoint(request: HttpRequest, endpoint_id: RowId):
 )
 @paginate(Pagination)
 def list_deliveries(request: HttpRequest, endpoint_id: RowId, filters: Query[DeliveryFilters]):
-    check_admin(request)
+    check_admin(request, "webhooks")
     endpoint = selectors.webhook_endpoint_get(endpoint_id=endpoint_id)
     return selectors.webhook_delivery_list(endpoint=endpoint, status=filters.status)

@@ -15,7 +15,7 @@ from functools import partial
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from memories.models import AuditEvent, Memory
@@ -24,7 +24,7 @@ from memories.selectors import memory_vectors_matrix
 from memories.services import audit_record
 from memories.text import LABEL_STOP_WORDS, SENTENCE_END, SPEAKER_LINES, WORD
 from omi_memory.actors import Actor
-from omi_memory.errors import NotFound, ValidationFailed
+from omi_memory.errors import Conflict, NotFound, ValidationFailed
 
 from ..models import ClusterRun
 
@@ -34,6 +34,7 @@ MIN_MEMORIES = 3  # a silhouette needs 2 <= k <= n - 1
 MIN_CLUSTER_SIZE = 2  # auto k passes over a k that leaves a memory alone, if another k does not
 MEMORIES_PER_CLUSTER = 3  # auto k tries at most n / 3 clusters (and 2 in any case)
 MAX_CLUSTERS = 100  # the largest k asked for (given, or the top of the range searched)
+DEFAULT_K_MAX = 10
 LABEL_TERMS = 3
 RANDOM_STATE = 0
 N_INIT = 4
@@ -49,7 +50,9 @@ class ClusteringFailed(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max: int = 10, actor: Actor) -> ClusterRun:
+def cluster_run_create(
+    *, uid: str, k: int | None = None, k_min: int = 2, k_max: int = DEFAULT_K_MAX, actor: Actor
+) -> ClusterRun:
     """Store a queued run for one user's indexed memories and enqueue it once committed.
 
     `k=None`: k is the one with the best silhouette in k_min..min(k_max, n / 3) among those whose
@@ -57,27 +60,28 @@ def cluster_run_create(*, uid: str, k: int | None = None, k_min: int = 2, k_max:
     uid = (uid or "").strip()
     if not uid:
         raise ValidationFailed("choose a uid")
-    n = Memory.objects.filter(uid=uid, status=Memory.Status.INDEXED).count()
-    if n == 0:
-        raise ValidationFailed(f"uid {uid!r} has no indexed memories")
-    if n < MIN_MEMORIES:
-        raise ValidationFailed(f"uid {uid!r} has {n} indexed memories; clustering needs at least {MIN_MEMORIES}")
     if max(k or 0, k_min, k_max) > MAX_CLUSTERS:
         raise ValidationFailed(f"k is at most {MAX_CLUSTERS}")
-    if k is not None:
-        if k < 2:
-            raise ValidationFailed(f"k must be at least 2 (got {k})")
-        if k >= n:
-            raise ValidationFailed(f"k must be smaller than the number of indexed memories ({n}); got {k}")
-    else:
-        if k_min < 2:
-            raise ValidationFailed(f"the smallest k must be at least 2 (got {k_min})")
-        if k_min > k_max:
-            raise ValidationFailed(f"the smallest k ({k_min}) is larger than the largest ({k_max})")
-        if k_min >= n:
-            raise ValidationFailed(
-                f"the smallest k must be smaller than the number of indexed memories ({n}); got {k_min}"
-            )
+    if k is not None and k < 2:
+        raise ValidationFailed(f"k must be at least 2 (got {k})")
+    if k is None and k_min < 2:
+        raise ValidationFailed(f"the smallest k must be at least 2 (got {k_min})")
+    if k is None and k_min > k_max:
+        raise ValidationFailed(f"the smallest k ({k_min}) is larger than the largest ({k_max})")
+    # What the user's memories allow: a conflict with what is stored, not a malformed request.
+    n = Memory.objects.filter(uid=uid, status=Memory.Status.INDEXED).count()
+    if n == 0:
+        raise Conflict(f"uid {uid!r} has no indexed memories", code="too_few_memories")
+    if n < MIN_MEMORIES:
+        raise Conflict(
+            f"uid {uid!r} has {n} indexed memories; clustering needs at least {MIN_MEMORIES}", code="too_few_memories"
+        )
+    if (k or k_min) >= n:
+        which = "k" if k is not None else "the smallest k"
+        raise Conflict(
+            f"{which} must be smaller than the number of indexed memories ({n}); got {k or k_min}",
+            code="too_few_memories",
+        )
     with transaction.atomic():
         run = ClusterRun.objects.create(
             uid=uid,
@@ -287,21 +291,46 @@ def project_2d(matrix: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def cluster_run_get(*, run_id: int) -> ClusterRun:
-    run = ClusterRun.objects.select_related("created_by").filter(id=run_id).first()
+def cluster_run_get(*, run_id: int, uid: str | None = None) -> ClusterRun:
+    """One run, or NotFound: also, for `uid` (None: any user), another user's run."""
+    runs = cluster_run_list(uid=uid).filter(id=run_id)
+    run = runs.first()
     if run is None:
         raise NotFound(f"cluster run {run_id} not found")
     return run
 
 
-def cluster_run_list(*, limit: int = 100) -> list[ClusterRun]:
-    return list(ClusterRun.objects.select_related("created_by").order_by("-created_at", "-id")[:limit])
+def cluster_run_list(*, uid: str | None = None, status: str | None = None) -> QuerySet[ClusterRun]:
+    """Runs, newest first, of one user (None: every user), in one status (None: any)."""
+    runs = ClusterRun.objects.select_related("created_by").order_by("-created_at", "-id")
+    if uid is not None:
+        runs = runs.filter(uid=uid)
+    if status:
+        runs = runs.filter(status=status)
+    return runs
 
 
 def clusterable_uids() -> list[tuple[str, int]]:
     """Users with indexed memories and how many, by uid."""
     rows = Memory.objects.filter(status=Memory.Status.INDEXED).values("uid").annotate(n=Count("id")).order_by("uid")
     return [(row["uid"], row["n"]) for row in rows]
+
+
+def cluster_run_members(*, run: ClusterRun, index: int) -> list[dict]:
+    """One cluster of a finished run: its member memories in the run's order, each with its place
+    on the map (`x`, `y`); a memory deleted since is left out. NotFound: no such cluster."""
+    cluster = next((c for c in run.clusters if c["index"] == index), None)
+    if cluster is None:
+        raise NotFound(f"cluster run {run.id} has no cluster {index}")
+    places = {p["memory_id"]: p for p in run.points if p["cluster"] == index}
+    memories = (
+        Memory.objects.filter(id__in=cluster["memory_ids"], uid=run.uid).exclude(status=Memory.Status.DELETED).in_bulk()
+    )
+    return [
+        {"memory": memories[m], "x": places[m]["x"], "y": places[m]["y"]}
+        for m in cluster["memory_ids"]
+        if m in memories and m in places
+    ]
 
 
 def cluster_run_result(*, run: ClusterRun) -> dict:

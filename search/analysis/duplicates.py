@@ -22,7 +22,7 @@ from memories.services import audit_record, memory_merge_into, memory_unmerge
 from omi_memory.actors import Actor
 from omi_memory.errors import Conflict, NotFound, ValidationFailed
 
-from ..models import DuplicatePair
+from ..models import DuplicatePair, DuplicateScan
 from ..signals import duplicate_found
 
 logger = logging.getLogger(__name__)
@@ -203,20 +203,61 @@ def duplicate_check_enqueue(*, memory_ids: list[int], **kwargs) -> None:
     transaction.on_commit(partial(enqueue, list(memory_ids)))
 
 
-def duplicate_scan_enqueue(*, uid: str | None = None, threshold: float | None = None, actor: Actor) -> None:
-    """Run `duplicate_scan` in a task once the transaction that records it commits."""
-    from ..tasks import scan_duplicates
-
+def duplicate_scan_enqueue(*, uid: str | None = None, threshold: float | None = None, actor: Actor) -> DuplicateScan:
+    """Record a queued scan of one user (or, uid None, every user) and run it in a task
+    (`duplicate_scan_execute`) once the transaction that records it commits."""
     threshold = _threshold(threshold)
     with transaction.atomic():
+        scan = DuplicateScan.objects.create(uid=uid or "", threshold=threshold, created_by_id=actor.user_id)
         audit_record(
             actor=actor,
             action=AuditEvent.Action.DUPLICATES_SCAN,
             uid=uid or "",
             target_type="user" if uid else "",
-            details={"threshold": threshold, "users": uid or "every user"},
+            details={"threshold": threshold, "users": uid or "every user", "scan": scan.id},
         )
-        transaction.on_commit(partial(scan_duplicates.delay, uid or None, threshold))
+        transaction.on_commit(partial(_enqueue_scan, scan.id))
+    return scan
+
+
+def _enqueue_scan(scan_id: int) -> None:
+    from ..tasks import run_duplicate_scan
+
+    run_duplicate_scan.delay(scan_id)
+
+
+def duplicate_scan_execute(*, scan_id: int, reclaim: bool = False) -> str:
+    """Do one recorded scan: claim it (queued -> running; `reclaim`: a running one too, for a
+    redelivered task), scan, keep the counts; an error is recorded as `failed` with its reason.
+    Returns the final status (or the current one when the scan was not claimed)."""
+    claimable = [DuplicateScan.Status.QUEUED] + ([DuplicateScan.Status.RUNNING] if reclaim else [])
+    claimed = DuplicateScan.objects.filter(id=scan_id, status__in=claimable).update(status=DuplicateScan.Status.RUNNING)
+    scan = DuplicateScan.objects.filter(id=scan_id).first()
+    if claimed != 1 or scan is None:
+        return scan.status if scan else "missing"
+    try:
+        counts = duplicate_scan(uid=scan.uid or None, threshold=scan.threshold)
+    except Exception as exc:  # recorded for its status URL, whatever it was
+        logger.exception("duplicate scan %s failed", scan_id)
+        DuplicateScan.objects.filter(id=scan_id).update(
+            status=DuplicateScan.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+        )
+        return DuplicateScan.Status.FAILED
+    DuplicateScan.objects.filter(id=scan_id).update(
+        status=DuplicateScan.Status.DONE, counts=counts, finished_at=timezone.now()
+    )
+    return DuplicateScan.Status.DONE
+
+
+def duplicate_scan_get(*, scan_id: int, uid: str | None = None) -> DuplicateScan:
+    """One scan, or NotFound: also, for `uid`, a scan of another user or of every user."""
+    scans = DuplicateScan.objects.filter(id=scan_id)
+    if uid is not None:
+        scans = scans.filter(uid=uid)
+    scan = scans.first()
+    if scan is None:
+        raise NotFound(f"duplicate scan {scan_id} not found")
+    return scan
 
 
 def _open_pair_for_update(pair_id: int) -> DuplicatePair:
@@ -236,7 +277,7 @@ def duplicate_pair_merge(*, pair_id: int, keep_id: int, actor: Actor) -> Duplica
     with transaction.atomic():
         pair = _open_pair_for_update(pair_id)
         if keep_id not in (pair.memory_a_id, pair.memory_b_id):
-            raise ValidationFailed(f"memory {keep_id} is not in pair {pair_id}", details={"field": "keep"})
+            raise Conflict(f"memory {keep_id} is not in pair {pair_id}", details={"field": "keep"}, code="not_in_pair")
         other_id = pair.memory_b_id if keep_id == pair.memory_a_id else pair.memory_a_id
         memories = Memory.objects.select_for_update().in_bulk([keep_id, other_id])
         gone = [m.id for m in memories.values() if m.status == Memory.Status.DELETED]
@@ -299,7 +340,8 @@ def _audit_pair(actor: Actor, action: str, pair: DuplicatePair, **details) -> No
 
 
 def duplicate_pair_list(*, uid: str = "", status: str = Pair.OPEN):
-    """Pairs for the review queue, most similar first, with both memories; `status` "" means any."""
+    """Pairs for the review queue, most similar first, with both memories; `uid` "" means every
+    user, `status` "" any."""
     pairs = DuplicatePair.objects.select_related("memory_a", "memory_b", "resolved_by")
     if uid:
         pairs = pairs.filter(uid=uid)
@@ -308,8 +350,9 @@ def duplicate_pair_list(*, uid: str = "", status: str = Pair.OPEN):
     return pairs.order_by("-similarity", "id")
 
 
-def duplicate_pair_get(*, pair_id: int) -> DuplicatePair:
-    pair = duplicate_pair_list(status="").filter(id=pair_id).first()
+def duplicate_pair_get(*, pair_id: int, uid: str | None = None) -> DuplicatePair:
+    """One pair, or NotFound: also, for `uid` (None: any user), another user's pair."""
+    pair = duplicate_pair_list(uid=uid or "", status="").filter(id=pair_id).first()
     if pair is None:
         raise NotFound(f"duplicate pair {pair_id} not found")
     return pair

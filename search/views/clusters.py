@@ -11,11 +11,13 @@ from django_htmx.http import HttpResponseClientRedirect
 from omi_memory import charts
 from omi_memory.actors import Actor
 from omi_memory.dashboard import form_errors, render_page
-from omi_memory.errors import NotFound, ValidationFailed
+from omi_memory.errors import ApplicationError, NotFound
 from omi_memory.roles import admin_view, dashboard_view
 
 from ..analysis import clusters
 from ..forms import ClusterRunForm
+
+RUNS_SHOWN = 100
 
 
 @require_GET
@@ -32,7 +34,7 @@ def cluster_run(request):
     if form.is_valid():
         try:
             run = clusters.cluster_run_create(**form.run_kwargs(), actor=Actor.from_request(request))
-        except ValidationFailed as exc:
+        except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
             url = reverse("cluster_detail", args=[run.id])
@@ -42,7 +44,7 @@ def cluster_run(request):
 
 
 def _cluster_list_context(form: ClusterRunForm) -> dict:
-    return {"form": form, "uids": clusters.clusterable_uids(), "runs": clusters.cluster_run_list()}
+    return {"form": form, "uids": clusters.clusterable_uids(), "runs": clusters.cluster_run_list()[:RUNS_SHOWN]}
 
 
 @require_GET

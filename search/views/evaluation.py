@@ -7,8 +7,7 @@ from omi_memory.dashboard import PageForm, render_page
 from omi_memory.roles import dashboard_view
 
 from ..evaluation import METRICS, feedback_metrics
-from ..models import EvalRun
-from ..selectors import eval_runs_latest, judged_search_counts
+from ..selectors import eval_run_list, eval_runs_latest, judged_search_counts
 
 EVAL_RUNS_PER_PAGE = 25
 CHART_METRICS = (("ndcg@10", "nDCG@10"), ("recall@5", "R@5"))
@@ -20,7 +19,7 @@ RELIABLE_SEARCHES = 30  # judged metrics from fewer scored searches carry a warn
 def evaluation(request):
     form = PageForm(request.GET)
     form.is_valid()
-    runs = form.page_of(EvalRun.objects.order_by("-created_at", "-id"), EVAL_RUNS_PER_PAGE)
+    runs = form.page_of(eval_run_list(), EVAL_RUNS_PER_PAGE)
     for run in runs:
         run.metric_values = [run.metrics.get(name) for name in METRICS]
     return render_page(request, "search/evaluation.html", {"runs": runs}, partial="runs", whole=_summaries)

@@ -2,13 +2,14 @@
 offer is accepted."""
 
 import json
+import re
 
 import pytest
 from django.core.management.color import no_style
 from django.db import connection
 
 from memories.models import Memory
-from search.models import SearchLog
+from search.models import DuplicatePair, SearchLog
 
 pytestmark = pytest.mark.django_db
 
@@ -42,11 +43,12 @@ def test_other_sessions_still_need_an_api_key(signed_in, client):
     assert not SearchLog.objects.exists()
 
 
-def test_every_example_in_the_docs_is_accepted(api, dns):
-    """Each request body's documented example, posted as it stands (the judgment's example names
-    search 1 and memory 1, made here; the webhook's host resolves to a public address here)."""
+def test_every_example_in_the_docs_is_accepted(api_admin, dns):
+    """Each request body's documented example, posted as it stands with an admin key, to its path
+    with 1 for each id (the examples name memory 1, its pair with memory 2, and search 1, made here;
+    the webhook's host resolves to a public address here)."""
     dns["hooks.example.com"] = ["93.184.215.14"]
-    spec = api.get("/openapi.json").json()
+    spec = api_admin.get("/openapi.json").json()
     schemas = spec["components"]["schemas"]
     posted = {}
     for path, operations in spec["paths"].items():
@@ -54,16 +56,31 @@ def test_every_example_in_the_docs_is_accepted(api, dns):
         if body:
             name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
             posted[path.removeprefix("/api/v1")] = schemas[name]["example"]
-    assert set(posted) == {"/memories", "/memories/batch", "/search", "/search/feedback", "/webhooks/endpoints"}
-    Memory.objects.create(id=1, uid="alice", transcript="Alice: hello", status="indexed", searchable=True)
+    assert set(posted) == {
+        "/memories",
+        "/memories/batch",
+        "/search",
+        "/search/feedback",
+        "/pipeline/retry",
+        "/pipeline/reconcile",
+        "/clusters/runs",
+        "/duplicates/scans",
+        "/duplicates/pairs/{pair_id}/merge",
+        "/webhooks/endpoints",
+    }
+    for memory_id in (1, 2, 3):
+        Memory.objects.create(id=memory_id, uid="alice", transcript="Alice: hello", status="indexed", searchable=True)
+    DuplicatePair.objects.create(id=1, uid="alice", memory_a_id=1, memory_b_id=2, similarity=0.97)
     SearchLog.objects.create(
         id=1, uid="alice", queries=["hello"], strategy="hybrid", results=[{"memory_id": 1, "score": 0.5}], latency_ms=1
     )
     with connection.cursor() as cursor:  # the next ids after those rows
-        for statement in connection.ops.sequence_reset_sql(no_style(), [Memory, SearchLog]):
+        for statement in connection.ops.sequence_reset_sql(no_style(), [Memory, SearchLog, DuplicatePair]):
             cursor.execute(statement)
 
-    statuses = {path: api.post(path, example).status_code for path, example in posted.items()}
+    statuses = {
+        path: api_admin.post(re.sub(r"{\w+}", "1", path), example).status_code for path, example in posted.items()
+    }
 
     assert statuses == {
         "/memories": 201,
@@ -71,6 +88,11 @@ def test_every_example_in_the_docs_is_accepted(api, dns):
         "/search": 200,
         "/search/feedback": 201,
         "/webhooks/endpoints": 201,
+        "/pipeline/retry": 202,
+        "/pipeline/reconcile": 202,
+        "/clusters/runs": 202,
+        "/duplicates/scans": 202,
+        "/duplicates/pairs/{pair_id}/merge": 200,
     }
 
 
@@ -83,3 +105,20 @@ def test_every_bound_of_a_number_is_stated_as_json_schema_states_it(client):
     assert (half_life["minimum"], half_life["maximum"]) == (0.01, 36500)
     text = json.dumps(document)
     assert [key for key in ('"ge":', '"le":', '"gt":', '"lt":') if key in text] == []
+
+
+def test_each_status_filter_documents_the_statuses_of_what_it_filters(client):
+    """Memories, cluster runs and duplicate pairs each have a `Status`; the document must not merge
+    them into one schema (seen: the memory list's filter offered the pairs' statuses)."""
+    spec = client.get("/api/v1/openapi.json").json()
+
+    def enum(path: str) -> list[str]:
+        parameter = next(p for p in spec["paths"][f"/api/v1{path}"]["get"]["parameters"] if p["name"] == "status")
+        schema = parameter["schema"].get("anyOf", [parameter["schema"]])[0]
+        if "$ref" in schema:
+            schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        return schema["enum"]
+
+    assert enum("/memories") == ["queued", "processing", "indexed", "failed", "deleted"]
+    assert enum("/clusters/runs") == ["queued", "running", "done", "failed"]
+    assert enum("/duplicates/pairs") == ["open", "confirmed", "dismissed", "merged"]

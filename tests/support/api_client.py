@@ -1,11 +1,11 @@
-"""Calls to a real server's API (gunicorn started by a test), with the answer's status, body and
-how long it took."""
+"""Calls to a real server's API (gunicorn started by a test), with the answer's status, body,
+headers and how long it took."""
 
 import json
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -13,6 +13,7 @@ class Answer:
     status: int
     json: dict | list | None
     seconds: float
+    headers: dict = field(default_factory=dict)
 
 
 def call(base: str, key: str, method: str, path: str, body: dict | None = None, *, timeout: float = 60) -> Answer:
@@ -25,7 +26,7 @@ def call(base: str, key: str, method: str, path: str, body: dict | None = None, 
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
+            status, raw, headers = response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    return Answer(status, json.loads(raw) if raw else None, time.monotonic() - started)
+        status, raw, headers = exc.code, exc.read(), dict(exc.headers)
+    return Answer(status, json.loads(raw) if raw else None, time.monotonic() - started, headers)

@@ -17,8 +17,8 @@ def hook_body(receiver):
     return {"url": receiver.url, "events": ["memory.indexed", "memory.deleted"], "description": "app backend"}
 
 
-def test_an_admin_key_registers_an_endpoint_and_sees_its_secret_once(api, hook_body):
-    created = api.post("/webhooks/endpoints", hook_body)
+def test_an_admin_key_registers_an_endpoint_and_sees_its_secret_once(api_admin, hook_body):
+    created = api_admin.post("/webhooks/endpoints", hook_body)
 
     assert created.status_code == 201, created.json()
     endpoint = created.json()
@@ -30,19 +30,19 @@ def test_an_admin_key_registers_an_endpoint_and_sees_its_secret_once(api, hook_b
         "",
         True,
     )
-    listed = api.get("/webhooks/endpoints").json()["items"]
-    one = api.get(f"/webhooks/endpoints/{endpoint['id']}").json()
+    listed = api_admin.get("/webhooks/endpoints").json()["items"]
+    one = api_admin.get(f"/webhooks/endpoints/{endpoint['id']}").json()
     assert [e["id"] for e in listed] == [endpoint["id"]]
     assert "secret" not in listed[0] and "secret" not in one
     assert WebhookEndpoint.objects.get().secret == endpoint["secret"]
 
 
-def test_a_given_secret_is_kept_and_a_new_one_is_made_on_request(api, hook_body):
-    created = api.post("/webhooks/endpoints", {**hook_body, "secret": "my-own-secret-of-some-length"}).json()
+def test_a_given_secret_is_kept_and_a_new_one_is_made_on_request(api_admin, hook_body):
+    created = api_admin.post("/webhooks/endpoints", {**hook_body, "secret": "my-own-secret-of-some-length"}).json()
     assert created["secret"] == "my-own-secret-of-some-length"
 
-    renewed = api.patch(f"/webhooks/endpoints/{created['id']}", {"new_secret": True})
-    changed = api.patch(f"/webhooks/endpoints/{created['id']}", {"description": "renamed"})
+    renewed = api_admin.patch(f"/webhooks/endpoints/{created['id']}", {"new_secret": True})
+    changed = api_admin.patch(f"/webhooks/endpoints/{created['id']}", {"description": "renamed"})
 
     assert renewed.status_code == 200 and renewed.json()["secret"].startswith("whsec_")
     assert renewed.json()["secret"] != created["secret"] == "my-own-secret-of-some-length"
@@ -50,31 +50,32 @@ def test_a_given_secret_is_kept_and_a_new_one_is_made_on_request(api, hook_body)
     assert WebhookEndpoint.objects.get().secret == renewed.json()["secret"]
 
 
-def test_an_endpoint_is_changed_disabled_and_deleted_with_its_log(api, hook_body, receiver):
-    endpoint = api.post("/webhooks/endpoints", hook_body).json()
+def test_an_endpoint_is_changed_disabled_and_deleted_with_its_log(api_admin, hook_body, receiver):
+    endpoint = api_admin.post("/webhooks/endpoints", hook_body).json()
     path = f"/webhooks/endpoints/{endpoint['id']}"
     with committed():
         webhook_events_record(type="memory.indexed", items=[("alice", {"memory": {"id": 1}})])
 
-    changed = api.patch(path, {"events": ["duplicate.found"], "uid": "alice", "enabled": False}).json()
-    [delivery] = api.get(f"{path}/deliveries").json()["items"]
+    changed = api_admin.patch(path, {"events": ["duplicate.found"], "uid": "alice", "enabled": False}).json()
+    [delivery] = api_admin.get(f"{path}/deliveries").json()["items"]
 
     assert (changed["events"], changed["uid"], changed["enabled"]) == (["duplicate.found"], "alice", False)
     assert changed["disabled_reason"].startswith("disabled by ")
     assert delivery["event_type"] == "memory.indexed" and delivery["uid"] == "alice"
     assert (delivery["status"], delivery["attempts"], delivery["response_status"]) == ("delivered", 1, 200)
-    assert api.get(f"{path}/deliveries", status="failed").json() == {"items": [], "count": 0}
-    assert api.delete(path).status_code == 204
-    assert api.get(path).status_code == 404 and api.get(f"{path}/deliveries").status_code == 404
+    assert api_admin.get(f"{path}/deliveries", status="failed").json() == {"items": [], "count": 0}
+    assert api_admin.delete(path).status_code == 204
+    assert api_admin.get(path).status_code == 404 and api_admin.get(f"{path}/deliveries").status_code == 404
     actions = list(AuditEvent.objects.filter(target_type="webhook").order_by("id").values_list("action", flat=True))
     assert actions == ["webhook.create", "webhook.update", "webhook.delete"]
     assert all("whsec_" not in str(e.details) for e in AuditEvent.objects.all())  # never a secret
 
 
-def test_a_key_scoped_to_one_uid_may_not_touch_webhooks(api, api_for, hook_body):
-    endpoint = api.post("/webhooks/endpoints", hook_body).json()
+@pytest.mark.parametrize("scope", ["one uid", "all users without the admin scope"])
+def test_a_key_without_the_admin_scope_may_not_touch_webhooks(api_admin, api, api_for, hook_body, scope):
+    endpoint = api_admin.post("/webhooks/endpoints", hook_body).json()
     path = f"/webhooks/endpoints/{endpoint['id']}"
-    alice = api_for("alice")
+    alice = api_for("alice") if scope == "one uid" else api
 
     answers = [
         alice.post("/webhooks/endpoints", {**hook_body, "uid": "alice"}),
@@ -90,7 +91,7 @@ def test_a_key_scoped_to_one_uid_may_not_touch_webhooks(api, api_for, hook_body)
     assert WebhookEndpoint.objects.get().enabled
 
 
-def test_bad_input_is_a_422_in_the_one_error_shape(api, hook_body, settings):
+def test_bad_input_is_a_422_in_the_one_error_shape(api_admin, hook_body, settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = False
     cases = {
         "loopback": {**hook_body, "url": "http://127.0.0.1:9/hook"},
@@ -101,12 +102,12 @@ def test_bad_input_is_a_422_in_the_one_error_shape(api, hook_body, settings):
         "unknown field": {**hook_body, "retries": 3},
     }
 
-    answers = {name: api.post("/webhooks/endpoints", body) for name, body in cases.items()}
+    answers = {name: api_admin.post("/webhooks/endpoints", body) for name, body in cases.items()}
 
     for name, answer in answers.items():
         assert answer.status_code == 422 and answer.json()["error"]["code"] == "validation_error", name
     assert "loopback address" in answers["loopback"].json()["error"]["message"]
-    assert api.patch("/webhooks/endpoints/999", {"enabled": True}).status_code == 404
+    assert api_admin.patch("/webhooks/endpoints/999", {"enabled": True}).status_code == 404
     assert not WebhookEndpoint.objects.exists()
 
 

@@ -59,11 +59,11 @@ def test_the_snippet_refuses_a_replay_outside_its_tolerance(receiver, endpoint_f
     assert verify(endpoint.secret, hook.headers["X-Omi-Signature"], hook.body, tolerance=3600)
 
 
-def test_a_deleted_memory_and_an_erased_user_are_posted(receiver, endpoint_for, remember, api):
+def test_a_deleted_memory_and_an_erased_user_are_posted(receiver, endpoint_for, remember, api_admin):
     endpoint_for(receiver, events=["memory.deleted"])
     dentist, budget, other = remember("alice", DENTIST), remember("alice", BUDGET), remember("ben", BUDGET)
 
-    assert api.delete(f"/memories/{dentist.id}").status_code == 204
+    assert api_admin.delete(f"/memories/{dentist.id}").status_code == 204
     with committed():
         user_erase(uid="ben", actor=COMMAND)
         memory_delete(memory=Memory.objects.get(id=dentist.id), actor=COMMAND)  # deleted already: nothing more
@@ -135,7 +135,7 @@ def test_a_failed_attempt_is_tried_again_with_the_same_body_until_it_is_answered
 
 
 def test_an_endpoint_is_disabled_after_repeated_failures_until_an_admin_enables_it(
-    receiver, endpoint_for, settings, api
+    receiver, endpoint_for, settings, api_admin
 ):
     settings.WEBHOOKS_RETRY_BACKOFF_SECONDS = 0
     settings.WEBHOOKS_MAX_ATTEMPTS = 2
@@ -162,11 +162,11 @@ def test_an_endpoint_is_disabled_after_repeated_failures_until_an_admin_enables_
     )
     assert log == [("failed", 2, 500), ("failed", 1, 500)]
     assert "receiver says no" in WebhookDelivery.objects.filter(endpoint=endpoint).first().last_error
-    shown = api.get(f"/webhooks/endpoints/{endpoint.id}").json()
+    shown = api_admin.get(f"/webhooks/endpoints/{endpoint.id}").json()
     assert shown["enabled"] is False and shown["disabled_reason"] == endpoint.disabled_reason
 
     receiver.default = 200
-    answer = api.patch(f"/webhooks/endpoints/{endpoint.id}", {"enabled": True})
+    answer = api_admin.patch(f"/webhooks/endpoints/{endpoint.id}", {"enabled": True})
     event(4)
 
     assert answer.status_code == 200 and answer.json()["enabled"] is True and answer.json()["consecutive_failures"] == 0

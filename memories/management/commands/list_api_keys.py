@@ -22,7 +22,7 @@ class Command(BaseCommand):
                 str(key.id),
                 f"{key.prefix}…",
                 key.name,
-                key.uid or "all users",
+                key.scope,
                 key.state,
                 _when(key.created_at),
                 key.created_by or "-",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from omi_memory.errors import ValidationFailed
+from omi_memory.errors import Conflict, ValidationFailed
 from search.analysis.clusters import cluster_run_create
 from search.models import ClusterRun
 from tests.support.actors import COMMAND
@@ -86,22 +86,22 @@ def test_fewer_than_three_memories_are_refused_with_a_clear_reason(remember):
     remember("u-few", HEALTH[0])
     remember("u-few", MONEY[0])
 
-    with pytest.raises(ValidationFailed, match="2 indexed memories; clustering needs at least 3"):
+    with pytest.raises(Conflict, match="2 indexed memories; clustering needs at least 3"):
         cluster_run_create(uid="u-few", actor=COMMAND)
     assert not ClusterRun.objects.exists()
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, refusal, message",
     [
-        ({"uid": "nobody-here"}, "has no indexed memories"),
-        ({"uid": "u-topics", "k": 1}, "k must be at least 2"),
-        ({"uid": "u-topics", "k": 8}, "smaller than the number of indexed memories"),
-        ({"uid": "u-topics", "k_min": 5, "k_max": 3}, "smallest k (5) is larger than the largest (3)"),
+        ({"uid": "nobody-here"}, Conflict, "has no indexed memories"),
+        ({"uid": "u-topics", "k": 1}, ValidationFailed, "k must be at least 2"),
+        ({"uid": "u-topics", "k": 8}, Conflict, "smaller than the number of indexed memories"),
+        ({"uid": "u-topics", "k_min": 5, "k_max": 3}, ValidationFailed, "smallest k (5) is larger than the largest"),
     ],
 )
-def test_bad_requests_are_refused_before_anything_runs(two_topics, kwargs, message):
-    with pytest.raises(ValidationFailed) as caught:
+def test_bad_requests_are_refused_before_anything_runs(two_topics, kwargs, refusal, message):
+    with pytest.raises(refusal) as caught:
         cluster_run_create(**kwargs, actor=COMMAND)
 
     assert message in caught.value.message
