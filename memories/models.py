@@ -273,6 +273,10 @@ class AuditEvent(models.Model):
         API_KEY_REVOKE = "api_key.revoke", "API key revoked"
         API_KEY_EXPIRE = "api_key.expire", "API key expiry set"
         VECTORS_RECONCILE = "vectors.reconcile", "vector reconciliation started"
+        EXPERIMENT_CREATE = "experiment.create", "search experiment defined"
+        EXPERIMENT_START = "experiment.start", "search experiment started"
+        EXPERIMENT_PAUSE = "experiment.pause", "search experiment paused"
+        EXPERIMENT_END = "experiment.end", "search experiment ended"
 
     class ActorType(models.TextChoices):
         USER = "user", "dashboard user"

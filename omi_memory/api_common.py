@@ -116,3 +116,11 @@ def check_uid(request: HttpRequest, uid: str) -> None:
     scoped = key_uid(request)
     if scoped is not None and uid != scoped:
         raise Forbidden(f"this API key may only act for uid {scoped!r}", code="uid_forbidden")
+
+
+def check_admin(request: HttpRequest) -> None:
+    """Admin operations (experiments): a key for every user, or a signed-in admin; a key scoped to
+    one uid gets 403."""
+    scoped = key_uid(request)
+    if scoped is not None:
+        raise Forbidden(f"this API key may only act for uid {scoped!r}, not administer the service", code="admin_only")

@@ -3,8 +3,57 @@ from django.db import models
 from memories.models import Memory
 
 
+class Experiment(models.Model):
+    """An online experiment: two arms (each a strategy, its parameters and an index version) that
+    share the searches of the users it takes in (`traffic_share` of them, by a stable hash of the
+    experiment and the uid; only those of `uids` when that is not empty). `ab`: a user's searches
+    all go to one arm; `interleave`: both arms rank every search and team-draft interleaving mixes
+    them in one list, each result credited to its arm (search/experiments.py). At most one runs."""
+
+    class Mode(models.TextChoices):
+        AB = "ab", "A/B: each user sees one arm"
+        INTERLEAVE = "interleave", "team-draft interleaving: both arms in one list"
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        PAUSED = "paused"
+        ENDED = "ended"
+
+    name = models.CharField(max_length=200)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.AB)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT, db_index=True)
+    traffic_share = models.FloatField()  # 0 < share <= 1: the share of users taken in
+    uids = models.JSONField(default=list, blank=True)  # the allow-list; empty: every user
+    arm_a = models.JSONField()  # {"strategy", "params", "index_version"}
+    arm_b = models.JSONField()
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # first started
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="running"), name="one_running_experiment"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(traffic_share__gt=0, traffic_share__lte=1), name="experiment_traffic_share"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"experiment {self.id} {self.name!r} ({self.mode}, {self.state})"
+
+    def arm(self, name: str) -> dict:
+        return {"a": self.arm_a, "b": self.arm_b}[name]
+
+
 class SearchLog(models.Model):
-    """One search: who asked, for which user, how, what came back (in order, with scores)."""
+    """One search: who asked, for which user, how, what came back (in order, with scores). A search
+    an experiment took records it and its arm ("a", "b", or "interleaved": then each result says
+    its arm)."""
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     api_key = models.ForeignKey("memories.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
@@ -13,8 +62,12 @@ class SearchLog(models.Model):
     queries = models.JSONField()
     strategy = models.CharField(max_length=32)
     params = models.JSONField(default=dict)  # k, half_life_days, fusion, relevance_floor, filters
-    results = models.JSONField(default=list)  # [{"memory_id", "score", "weak"}], best first
+    results = models.JSONField(default=list)  # [{"memory_id", "score", "weak"[, "arm"]}], best first
     latency_ms = models.FloatField()
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="searches"
+    )
+    arm = models.CharField(max_length=16, blank=True)  # "a", "b", "interleaved"; "" outside experiments
 
     class Meta:
         ordering = ["-created_at"]
@@ -40,6 +93,24 @@ class RelevanceFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{'relevant' if self.relevant else 'not relevant'}: memory {self.memory_id} in search {self.search_id}"
+
+
+class ResultUse(models.Model):
+    """An implicit signal: a result of a search was used (opened, clicked) by the user it was for."""
+
+    search = models.ForeignKey(SearchLog, on_delete=models.CASCADE, related_name="uses")
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    api_key = models.ForeignKey("memories.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "result used"
+        verbose_name_plural = "results used"
+        constraints = [models.UniqueConstraint(fields=["search", "memory"], name="one_use_per_result")]
+
+    def __str__(self) -> str:
+        return f"used: memory {self.memory_id} in search {self.search_id}"
 
 
 class EvalRun(models.Model):

@@ -4,7 +4,8 @@ from django.db.models import Count, Max
 
 from omi_memory.errors import NotFound
 
-from .models import DuplicatePair, EvalRun, SearchLog
+from .experiments import assigned_arm
+from .models import DuplicatePair, EvalRun, Experiment, SearchLog
 
 
 def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
@@ -49,3 +50,24 @@ def near_duplicates(*, memory_ids: list[int]) -> dict[int, set[int]]:
         linked.setdefault(a, set()).add(b)
         linked.setdefault(b, set()).add(a)
     return linked
+
+
+def experiment_for_search(*, uid: str) -> tuple[Experiment | None, str]:
+    """The running experiment and the arm of `uid` in it ("a", "b", "interleaved"), or (None, "")
+    when none runs or it does not take this user in."""
+    experiment = Experiment.objects.filter(state=Experiment.State.RUNNING).first()
+    arm = assigned_arm(experiment, uid) if experiment else None
+    return (experiment, arm) if arm else (None, "")
+
+
+def experiment_get(*, experiment_id: int) -> Experiment:
+    experiment = Experiment.objects.filter(id=experiment_id).first()
+    if experiment is None:
+        raise NotFound(f"experiment {experiment_id} not found")
+    return experiment
+
+
+def experiment_search_counts() -> dict[int, int]:
+    """How many searches each experiment took: {experiment id: count}."""
+    rows = SearchLog.objects.filter(experiment__isnull=False).order_by().values_list("experiment")
+    return dict(rows.annotate(n=Count("id")))

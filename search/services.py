@@ -5,23 +5,34 @@ whether it is weak (its best vector's cosine with the query under the relevance 
 it resembles the query, as for "xyzzy qwerty"), the query's words in its snippet (as BM25 matches
 them), and the near-duplicates collapsed under it (`also`: the ids of memories of an open or confirmed
 duplicate pair with it, ranked below it).
+
+A search that leaves the strategy to the service (`strategy=None`) takes part in the running
+experiment (search/experiments.py), if it takes the user in: it runs its arm (A/B), or both arms
+interleaved; the log records the experiment and the arm. Experiments are defined, started, paused
+and ended here too.
 """
 
+import re
 import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from memories.models import Memory, MemoryVector
+from memories.models import UID_PATTERN, AuditEvent, Memory, MemoryVector
 from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import ModelMismatch, SearchFilters, get_vector_store
-from omi_memory.errors import Conflict, NotFound
+from memories.services import audit_record
+from omi_memory.actors import Actor
+from omi_memory.errors import Conflict, NotFound, ValidationFailed
 from omi_memory.metrics import SEARCH_DURATION
 
 from . import strategies
+from .experiments import ARMS, INTERLEAVED, arm_search_kwargs, clean_arm, interleave_coin, team_draft
 from .lexical import matched_spans, query_terms
-from .models import RelevanceFeedback, SearchLog
-from .selectors import near_duplicates
+from .models import Experiment, RelevanceFeedback, ResultUse, SearchLog
+from .selectors import experiment_for_search, near_duplicates
 from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest
 
 SNIPPET_CHARS = 300
@@ -37,6 +48,7 @@ class SearchHit:
     weak: bool = False
     also: list[int] = field(default_factory=list)  # near-duplicates shown under this one
     terms: frozenset[str] = frozenset()  # the query's terms, to find in the snippet
+    arm: str = ""  # an interleaved search: the arm that picked this result ("a" or "b")
 
     @property
     def highlights(self) -> list[tuple[int, int]]:
@@ -59,6 +71,9 @@ class SearchResult:
     took_ms: float = 0.0
     search_id: int | None = None
     relevance_floor: float = 0.0
+    strategy: str = DEFAULT_STRATEGY  # the one that ranked the hits ("interleaved": both arms')
+    experiment: Experiment | None = None
+    arm: str = ""  # "a", "b" or "interleaved" when an experiment took the search
 
 
 def search_memories(
@@ -67,7 +82,7 @@ def search_memories(
     queries: list[str],
     k: int = 5,
     filters: SearchFilters | None = None,
-    strategy: str = DEFAULT_STRATEGY,
+    strategy: str | None = DEFAULT_STRATEGY,
     half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
     fusion: str = "sum",
     relevance_floor: float | None = None,
@@ -79,7 +94,9 @@ def search_memories(
     that best answer `queries` by `strategy`, best first, near-duplicates collapsed under the first
     (more are ranked so that k distinct ones are left); those under `relevance_floor` (None:
     `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. Every search is logged (`SearchLog`) unless
-    `log=False` (the evaluation's own runs)."""
+    `log=False` (the evaluation's own runs). `strategy=None`: the default strategy (with
+    `half_life_days` and `fusion`), or, when the running experiment takes `uid` in (logged
+    searches only), its arm's strategy and parameters, or both arms interleaved."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
     floor = settings.SEARCH_RELEVANCE_FLOOR if relevance_floor is None else relevance_floor
@@ -88,6 +105,79 @@ def search_memories(
         store.check_model(embedder.model, embedder.dim)
     except ModelMismatch as exc:
         raise Conflict(str(exc), code="model_mismatch") from exc
+    experiment, arm = experiment_for_search(uid=uid) if strategy is None and log else (None, "")
+    ranking = {"uid": uid, "queries": queries, "k": k, "filters": filters, "floor": floor}
+    arm_ms: dict[str, float] = {}
+    if arm == INTERLEAVED:
+        by_arm = {}
+        for name in ARMS:
+            arm_started = time.perf_counter()
+            by_arm[name] = {hit.memory.id: hit for hit in _hits(**ranking, **arm_search_kwargs(experiment.arm(name)))}
+            arm_ms[name] = round((time.perf_counter() - arm_started) * 1000, 3)
+        coin = interleave_coin(experiment, uid, queries)
+        hits = []
+        for memory_id, name in team_draft(list(by_arm["a"]), list(by_arm["b"]), k=k, coin=coin):
+            hits.append(by_arm[name][memory_id])
+            hits[-1].arm = name
+        strategy = INTERLEAVED
+    else:
+        chosen = {"strategy": strategy or DEFAULT_STRATEGY, "half_life_days": half_life_days, "fusion": fusion}
+        if arm:
+            chosen = arm_search_kwargs(experiment.arm(arm))
+        strategy, half_life_days, fusion = chosen["strategy"], chosen["half_life_days"], chosen["fusion"]
+        hits = _hits(**ranking, **chosen)
+    result = SearchResult(
+        hits=hits,
+        took_ms=(time.perf_counter() - started) * 1000,
+        relevance_floor=floor,
+        strategy=strategy,
+        experiment=experiment,
+        arm=arm,
+    )
+    SEARCH_DURATION.labels(strategy).observe(result.took_ms / 1000)
+    if log:
+        params = {
+            "k": k,
+            "half_life_days": half_life_days,
+            "fusion": fusion,
+            "relevance_floor": floor,
+            "filters": _filters_json(filters),
+        }
+        result.search_id = SearchLog.objects.create(
+            api_key=api_key,
+            user=user,
+            uid=uid,
+            queries=queries,
+            strategy=strategy,
+            params={**params, "arm_ms": arm_ms} if arm_ms else params,
+            results=[
+                {
+                    "memory_id": h.memory.id,
+                    "score": round(h.score, 6),
+                    "weak": h.weak,
+                    **({"arm": h.arm} if h.arm else {}),
+                }
+                for h in hits
+            ],
+            latency_ms=round(result.took_ms, 3),
+            experiment=experiment,
+            arm=arm,
+        ).id
+    return result
+
+
+def _hits(
+    *,
+    uid: str,
+    queries: list[str],
+    k: int,
+    filters: SearchFilters,
+    floor: float,
+    strategy: str,
+    half_life_days: float | None,
+    fusion: str,
+) -> list[SearchHit]:
+    """One strategy's `k` hits, near-duplicates collapsed."""
     request = SearchRequest(
         uid=uid,
         queries=queries,
@@ -117,27 +207,7 @@ def search_memories(
         text = texts.get(r.vector_id)
         snippet = _snippet(text, terms) if text else memory.overview[:SNIPPET_CHARS]
         hits.append(SearchHit(memory, r.score, r.vector_id, snippet, r.similarity, r.similarity < floor, terms=terms))
-    hits = _collapse_near_duplicates(hits)[:k]
-    result = SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, relevance_floor=floor)
-    SEARCH_DURATION.labels(strategy).observe(result.took_ms / 1000)
-    if log:
-        result.search_id = SearchLog.objects.create(
-            api_key=api_key,
-            user=user,
-            uid=uid,
-            queries=queries,
-            strategy=strategy,
-            params={
-                "k": k,
-                "half_life_days": half_life_days,
-                "fusion": fusion,
-                "relevance_floor": floor,
-                "filters": _filters_json(filters),
-            },
-            results=[{"memory_id": h.memory.id, "score": round(h.score, 6), "weak": h.weak} for h in hits],
-            latency_ms=round(result.took_ms, 3),
-        ).id
-    return result
+    return _collapse_near_duplicates(hits)[:k]
 
 
 def _collapse_near_duplicates(hits: list[SearchHit]) -> list[SearchHit]:
@@ -166,18 +236,116 @@ def _filters_json(filters: SearchFilters) -> dict:
     }
 
 
+def _check_result(search: SearchLog, memory_id: int) -> None:
+    if memory_id not in [r["memory_id"] for r in search.results]:
+        raise NotFound(f"memory {memory_id} is not a result of search {search.id}", code="not_a_result")
+
+
 def feedback_record(
     *, search: SearchLog, memory_id: int, relevant: bool, note: str = "", api_key=None, user=None
 ) -> RelevanceFeedback:
     """Record (or change) a judgment of one result of a search."""
-    if memory_id not in [r["memory_id"] for r in search.results]:
-        raise NotFound(f"memory {memory_id} is not a result of search {search.id}", code="not_a_result")
+    _check_result(search, memory_id)
     feedback, _ = RelevanceFeedback.objects.update_or_create(
         search=search,
         memory_id=memory_id,
         defaults={"relevant": relevant, "note": note, "api_key": api_key, "user": user},
     )
     return feedback
+
+
+def result_use_record(*, search: SearchLog, memory_id: int, api_key=None, user=None) -> ResultUse:
+    """Record that a result of a search was used (opened, clicked): an implicit signal, kept once."""
+    _check_result(search, memory_id)
+    use, _ = ResultUse.objects.get_or_create(
+        search=search, memory_id=memory_id, defaults={"api_key": api_key, "user": user}
+    )
+    return use
+
+
+# Experiments: defined by an admin, then started, paused (and started again), ended. At most one runs.
+
+_TRANSITIONS = {  # to: (from, the audit action)
+    Experiment.State.RUNNING: ({Experiment.State.DRAFT, Experiment.State.PAUSED}, AuditEvent.Action.EXPERIMENT_START),
+    Experiment.State.PAUSED: ({Experiment.State.RUNNING}, AuditEvent.Action.EXPERIMENT_PAUSE),
+    Experiment.State.ENDED: (
+        {Experiment.State.DRAFT, Experiment.State.RUNNING, Experiment.State.PAUSED},
+        AuditEvent.Action.EXPERIMENT_END,
+    ),
+}
+
+
+def experiment_create(
+    *,
+    name: str,
+    arm_a: dict,
+    arm_b: dict,
+    traffic_share: float,
+    mode: str = Experiment.Mode.AB,
+    uids: list[str] | None = None,
+    actor: Actor,
+    user=None,
+) -> Experiment:
+    """A new experiment, in draft (nothing changes for searches until it is started)."""
+    if not name.strip():
+        raise ValidationFailed("name: give the experiment a name")
+    if mode not in Experiment.Mode.values:
+        raise ValidationFailed(f"mode must be one of {', '.join(Experiment.Mode.values)}")
+    if not 0 < traffic_share <= 1:
+        raise ValidationFailed("traffic_share must be over 0 and at most 1")
+    uids = list(dict.fromkeys(uids or []))
+    wrong = [uid for uid in uids if not re.fullmatch(UID_PATTERN, uid)]
+    if wrong:
+        raise ValidationFailed(f"uids: {wrong[0]!r} is not a uid", details={"uids": wrong[:20]})
+    arms = {"arm_a": clean_arm("a", arm_a), "arm_b": clean_arm("b", arm_b)}
+    with transaction.atomic():
+        experiment = Experiment.objects.create(
+            name=name.strip(), mode=mode, traffic_share=traffic_share, uids=uids, created_by=user, **arms
+        )
+        audit_record(
+            actor=actor,
+            action=AuditEvent.Action.EXPERIMENT_CREATE,
+            target_type="experiment",
+            target_ids=[experiment.id],
+            details={"name": experiment.name, "mode": mode, "traffic_share": traffic_share, **arms},
+        )
+    return experiment
+
+
+def experiment_set_state(*, experiment_id: int, state: str, actor: Actor) -> Experiment:
+    """Start (a draft or paused experiment), pause (a running one) or end (any not ended yet).
+    Conflict for a change its state does not allow, or a start while another one runs."""
+    allowed, action = _TRANSITIONS[state]
+    now = timezone.now()
+    changes = {"state": state, **({"ended_at": now} if state == Experiment.State.ENDED else {})}
+    try:
+        with transaction.atomic():
+            experiment = Experiment.objects.select_for_update().filter(id=experiment_id).first()
+            if experiment is None:
+                raise NotFound(f"experiment {experiment_id} not found")
+            if experiment.state not in allowed:
+                raise Conflict(
+                    f"experiment {experiment_id} is {experiment.state}: it cannot be {action.label.split()[-1]}",
+                    code="experiment_state",
+                )
+            if state == Experiment.State.RUNNING and experiment.started_at is None:
+                changes["started_at"] = now
+            before = experiment.state
+            Experiment.objects.filter(id=experiment_id).update(**changes)
+            audit_record(
+                actor=actor,
+                action=action,
+                target_type="experiment",
+                target_ids=[experiment_id],
+                details={"name": experiment.name, "from": before, "to": state},
+            )
+    except IntegrityError:  # another one runs (the database allows one)
+        running = Experiment.objects.filter(state=Experiment.State.RUNNING).values_list("id", flat=True).first()
+        raise Conflict(
+            f"experiment {running} is running: pause or end it before starting another", code="experiment_running"
+        ) from None
+    experiment.refresh_from_db()
+    return experiment
 
 
 def _snippet(text: str, terms: frozenset[str]) -> str:
