@@ -51,10 +51,12 @@ Int = Annotated[int, BeforeValidator(_json_number)]
 Float = Annotated[float, BeforeValidator(_json_number)]
 
 
-def float_between(low: float, high: float):
-    """A JSON number in [low, high] that may also be left out (`float_between(0, 1) | None`): the
-    bounds go before the validator, or the OpenAPI document loses them inside the optional type."""
-    return Annotated[float, Field(ge=low, le=high), BeforeValidator(_json_number)]
+def float_between(low: float, high: float, *, above_low: bool = False):
+    """A JSON number in [low, high] (`above_low`: in (low, high]) that may also be left out
+    (`float_between(0, 1) | None`): the bounds go before the validator, or the OpenAPI document
+    loses them inside the optional type."""
+    bounds = {"gt": low} if above_low else {"ge": low}
+    return Annotated[float, Field(**bounds, le=high), BeforeValidator(_json_number)]
 
 
 Bool = StrictBool

@@ -1,17 +1,17 @@
 """The search app's rows in /admin/: read-only, each with filters and search (searches, judgments,
-evaluations, clusterings and duplicate pairs are made by the services, never by hand)."""
+uses, experiments, evaluations, clusterings and duplicate pairs are made by the services, never by hand)."""
 
 from django.contrib import admin
 
 from memories.admin import ReadOnlyAdmin
 
-from .models import ClusterRun, DuplicatePair, EvalRun, RelevanceFeedback, SearchLog
+from .models import ClusterRun, DuplicatePair, EvalRun, Experiment, RelevanceFeedback, ResultUse, SearchLog
 
 
 @admin.register(SearchLog)
 class SearchLogAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "uid", "strategy", "queries", "latency_ms", "user", "api_key")
-    list_filter = ("strategy", "created_at")
+    list_display = ("created_at", "uid", "strategy", "queries", "latency_ms", "experiment", "arm", "user", "api_key")
+    list_filter = ("strategy", "arm", "created_at")
     search_fields = ("uid", "queries")
 
 
@@ -20,6 +20,20 @@ class RelevanceFeedbackAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "search", "memory", "relevant", "user", "note")
     list_filter = ("relevant", "search__strategy")
     search_fields = ("search__uid", "note", "user__username")
+
+
+@admin.register(ResultUse)
+class ResultUseAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "search", "memory", "user", "api_key")
+    list_filter = ("search__strategy", "created_at")
+    search_fields = ("search__uid", "user__username")
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "name", "mode", "state", "traffic_share", "created_by")
+    list_filter = ("state", "mode")
+    search_fields = ("name",)
 
 
 @admin.register(EvalRun)

@@ -322,7 +322,7 @@ class ExperimentIn(ApiSchema):
     mode: Literal["ab", "interleave"] = Field(
         "ab", description="ab: each user sees one arm; interleave: both arms' results mixed by team draft"
     )
-    traffic_share: Annotated[Float, Field(gt=0, le=1)] = Field(..., description="the share of users taken in")
+    traffic_share: float_between(0, 1, above_low=True) = Field(..., description="the share of users taken in")
     uids: list[Annotated[str, Field(pattern=UID_PATTERN)]] = Field(
         default_factory=list, max_length=10000, description="only these users (empty: every user)"
     )
