@@ -11,6 +11,7 @@ from omi_memory import bounds
 from omi_memory.api_common import (
     ApiSchema,
     Bool,
+    Float,
     Int,
     Moment,
     NotBlank,
@@ -30,12 +31,14 @@ from .strategies import (
     DEFAULT_HALF_LIFE_DAYS,
     DEFAULT_STRATEGY,
     FUSIONS,
+    HYBRID_WEIGHTS_LATE,
     MAX_HALF_LIFE_DAYS,
     MAX_K,
     MAX_QUERIES,
     MAX_QUERY_CHARS,
     MAX_TIME_DECAY,
     MIN_HALF_LIFE_DAYS,
+    PARAMS,
     STRATEGIES,
     half_life_from_rate,
 )
@@ -100,6 +103,17 @@ class SearchIn(ApiSchema):
         description="a result whose best vector's cosine with the query is under this is marked weak "
         "(default: the setting SEARCH_RELEVANCE_FLOOR)",
     )
+    params: dict[str, Float] | None = Field(
+        None,
+        description="the strategy's parameters for this search, by name, each in its bounds (others: their "
+        "defaults): "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{p.name} {p.low:g}..{p.high:g} (default {p.default:g})" for p in params)
+            for name, params in PARAMS.items()
+            if params
+        )
+        + f" (hybrid's windows_weight defaults to {HYBRID_WEIGHTS_LATE['windows']:g} under late chunking)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -142,6 +156,7 @@ class SearchOut(Schema):
     strategy: str
     k: int
     half_life_days: float | None = Field(..., description="the decay time_weighted used (null: none)")
+    params: dict[str, float] = Field(..., description="every parameter of the strategy this search used")
     relevance_floor: float
     took_ms: float
     results: list[SearchHitOut]
@@ -186,6 +201,7 @@ def search(request: HttpRequest, payload: SearchIn):
         half_life_days=payload.half_life(),
         fusion=payload.fusion,
         relevance_floor=payload.relevance_floor,
+        params=payload.params,
         **api_caller(request),
     )
     return {
@@ -195,6 +211,7 @@ def search(request: HttpRequest, payload: SearchIn):
         "strategy": payload.strategy,
         "k": payload.k,
         "half_life_days": payload.half_life(),
+        "params": result.params,
         "relevance_floor": result.relevance_floor,
         "took_ms": round(result.took_ms, 2),
         "results": [

@@ -12,7 +12,8 @@ class SearchLog(models.Model):
     uid = models.CharField(max_length=128, db_index=True)
     queries = models.JSONField()
     strategy = models.CharField(max_length=32)
-    params = models.JSONField(default=dict)  # k, half_life_days, fusion, relevance_floor, filters
+    # k, half_life_days, fusion, relevance_floor, filters, strategy_params (every parameter of the strategy used)
+    params = models.JSONField(default=dict)
     results = models.JSONField(default=list)  # [{"memory_id", "score", "weak"}], best first
     latency_ms = models.FloatField()
 

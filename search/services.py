@@ -22,7 +22,7 @@ from . import strategies
 from .lexical import matched_spans, query_terms
 from .models import RelevanceFeedback, SearchLog
 from .selectors import near_duplicates
-from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest
+from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest, resolve_params
 
 SNIPPET_CHARS = 300
 
@@ -59,6 +59,7 @@ class SearchResult:
     took_ms: float = 0.0
     search_id: int | None = None
     relevance_floor: float = 0.0
+    params: dict[str, float] = field(default_factory=dict)  # every parameter of the strategy used
 
 
 def search_memories(
@@ -71,6 +72,7 @@ def search_memories(
     half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
     fusion: str = "sum",
     relevance_floor: float | None = None,
+    params: dict | None = None,
     api_key=None,
     user=None,
     log: bool = True,
@@ -78,9 +80,12 @@ def search_memories(
     """The `k` searchable memories of `uid` (indexed, or being reprocessed with their old vectors)
     that best answer `queries` by `strategy`, best first, near-duplicates collapsed under the first
     (more are ranked so that k distinct ones are left); those under `relevance_floor` (None:
-    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. Every search is logged (`SearchLog`) unless
-    `log=False` (the evaluation's own runs)."""
+    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. `params` overrides the strategy's parameters
+    (search.strategies.PARAMS) for this search: a name it does not have or a value out of bounds is
+    a ValidationFailed. Every search is logged (`SearchLog`, with every parameter used in
+    `params["strategy_params"]`) unless `log=False` (the evaluation's own runs)."""
     started = time.perf_counter()
+    strategy_params = resolve_params(strategy, params)
     filters = filters or SearchFilters()
     floor = settings.SEARCH_RELEVANCE_FLOOR if relevance_floor is None else relevance_floor
     embedder, store = get_embedder(), get_vector_store()
@@ -96,6 +101,7 @@ def search_memories(
         strategy=strategy,
         half_life_days=half_life_days,
         fusion=fusion,
+        params=strategy_params,
     )
     ranked = strategies.run(request)
     memories = (
@@ -118,7 +124,9 @@ def search_memories(
         snippet = _snippet(text, terms) if text else memory.overview[:SNIPPET_CHARS]
         hits.append(SearchHit(memory, r.score, r.vector_id, snippet, r.similarity, r.similarity < floor, terms=terms))
     hits = _collapse_near_duplicates(hits)[:k]
-    result = SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, relevance_floor=floor)
+    result = SearchResult(
+        hits=hits, took_ms=(time.perf_counter() - started) * 1000, relevance_floor=floor, params=strategy_params
+    )
     SEARCH_DURATION.labels(strategy).observe(result.took_ms / 1000)
     if log:
         result.search_id = SearchLog.objects.create(
@@ -133,6 +141,7 @@ def search_memories(
                 "fusion": fusion,
                 "relevance_floor": floor,
                 "filters": _filters_json(filters),
+                "strategy_params": strategy_params,
             },
             results=[{"memory_id": h.memory.id, "score": round(h.score, 6), "weak": h.weak} for h in hits],
             latency_ms=round(result.took_ms, 3),
