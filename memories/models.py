@@ -273,6 +273,8 @@ class AuditEvent(models.Model):
         API_KEY_REVOKE = "api_key.revoke", "API key revoked"
         API_KEY_EXPIRE = "api_key.expire", "API key expiry set"
         VECTORS_RECONCILE = "vectors.reconcile", "vector reconciliation started"
+        PROFILE_ACTIVATE = "profile.activate", "parameter profile activated"
+        PROFILE_DEACTIVATE = "profile.deactivate", "parameter profile deactivated"
 
     class ActorType(models.TextChoices):
         USER = "user", "dashboard user"
@@ -289,7 +291,7 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     uid = models.CharField(max_length=128, blank=True, db_index=True)  # the memories' user, when one
-    target_type = models.CharField(max_length=32, blank=True)  # memory, user, duplicate_pair, cluster_run, api_key
+    target_type = models.CharField(max_length=32, blank=True)  # memory, user, duplicate_pair, cluster_run, api_key, ...
     target_ids = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
 

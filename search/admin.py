@@ -1,11 +1,11 @@
 """The search app's rows in /admin/: read-only, each with filters and search (searches, judgments,
-evaluations, clusterings and duplicate pairs are made by the services, never by hand)."""
+evaluations, parameter profiles, clusterings and duplicate pairs are made by the services, never by hand)."""
 
 from django.contrib import admin
 
 from memories.admin import ReadOnlyAdmin
 
-from .models import ClusterRun, DuplicatePair, EvalRun, RelevanceFeedback, SearchLog
+from .models import ClusterRun, DuplicatePair, EvalRun, ParameterProfile, RelevanceFeedback, SearchLog
 
 
 @admin.register(SearchLog)
@@ -24,9 +24,25 @@ class RelevanceFeedbackAdmin(ReadOnlyAdmin):
 
 @admin.register(EvalRun)
 class EvalRunAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "strategy", "dataset", "split", "embedding_model", "seconds")
+    list_display = (
+        "created_at",
+        "strategy",
+        "dataset",
+        "split",
+        "profile",
+        "index_version",
+        "embedding_model",
+        "seconds",
+    )
     list_filter = ("strategy", "split", "embedding_model")
-    search_fields = ("dataset", "strategy")
+    search_fields = ("dataset", "strategy", "profile")
+
+
+@admin.register(ParameterProfile)
+class ParameterProfileAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "name", "strategy", "active", "activated_at")
+    list_filter = ("strategy", "active")
+    search_fields = ("name",)
 
 
 @admin.register(ClusterRun)

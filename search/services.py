@@ -11,17 +11,21 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from memories.models import Memory, MemoryVector
+from memories.models import AuditEvent, Memory, MemoryVector
 from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import ModelMismatch, SearchFilters, get_vector_store
-from omi_memory.errors import Conflict, NotFound
+from memories.services import audit_record
+from omi_memory.actors import Actor
+from omi_memory.errors import Conflict, NotFound, ValidationFailed
 from omi_memory.metrics import SEARCH_DURATION
 
 from . import strategies
 from .lexical import matched_spans, query_terms
-from .models import RelevanceFeedback, SearchLog
-from .selectors import near_duplicates
+from .models import ParameterProfile, RelevanceFeedback, SearchLog
+from .selectors import near_duplicates, profile_active, profile_get
 from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest, resolve_params
 
 SNIPPET_CHARS = 300
@@ -60,6 +64,7 @@ class SearchResult:
     search_id: int | None = None
     relevance_floor: float = 0.0
     params: dict[str, float] = field(default_factory=dict)  # every parameter of the strategy used
+    profile: str = ""  # the parameter profile they came from ("": none)
 
 
 def search_memories(
@@ -73,6 +78,7 @@ def search_memories(
     fusion: str = "sum",
     relevance_floor: float | None = None,
     params: dict | None = None,
+    profile: str | bool = True,
     api_key=None,
     user=None,
     log: bool = True,
@@ -80,12 +86,15 @@ def search_memories(
     """The `k` searchable memories of `uid` (indexed, or being reprocessed with their old vectors)
     that best answer `queries` by `strategy`, best first, near-duplicates collapsed under the first
     (more are ranked so that k distinct ones are left); those under `relevance_floor` (None:
-    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. `params` overrides the strategy's parameters
-    (search.strategies.PARAMS) for this search: a name it does not have or a value out of bounds is
-    a ValidationFailed. Every search is logged (`SearchLog`, with every parameter used in
-    `params["strategy_params"]`) unless `log=False` (the evaluation's own runs)."""
+    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. The strategy's parameters (search.strategies.PARAMS)
+    are its defaults, overridden by a parameter profile's (`profile`: True, the strategy's active
+    profile if there is one; False, none; a name, that profile), overridden by `params` for this
+    search: a name the strategy does not have or a value out of bounds is a ValidationFailed. Every
+    search is logged (`SearchLog`, with every parameter used in `params["strategy_params"]` and the
+    profile's name in `params["profile"]`) unless `log=False` (the evaluation's own runs)."""
     started = time.perf_counter()
-    strategy_params = resolve_params(strategy, params)
+    used = profile_for(strategy=strategy, profile=profile)
+    strategy_params = resolve_params(strategy, used.params if used else None, params)
     filters = filters or SearchFilters()
     floor = settings.SEARCH_RELEVANCE_FLOOR if relevance_floor is None else relevance_floor
     embedder, store = get_embedder(), get_vector_store()
@@ -125,7 +134,11 @@ def search_memories(
         hits.append(SearchHit(memory, r.score, r.vector_id, snippet, r.similarity, r.similarity < floor, terms=terms))
     hits = _collapse_near_duplicates(hits)[:k]
     result = SearchResult(
-        hits=hits, took_ms=(time.perf_counter() - started) * 1000, relevance_floor=floor, params=strategy_params
+        hits=hits,
+        took_ms=(time.perf_counter() - started) * 1000,
+        relevance_floor=floor,
+        params=strategy_params,
+        profile=used.name if used else "",
     )
     SEARCH_DURATION.labels(strategy).observe(result.took_ms / 1000)
     if log:
@@ -142,6 +155,7 @@ def search_memories(
                 "relevance_floor": floor,
                 "filters": _filters_json(filters),
                 "strategy_params": strategy_params,
+                "profile": used.name if used else None,
             },
             results=[{"memory_id": h.memory.id, "score": round(h.score, 6), "weak": h.weak} for h in hits],
             latency_ms=round(result.took_ms, 3),
@@ -187,6 +201,71 @@ def feedback_record(
         defaults={"relevant": relevant, "note": note, "api_key": api_key, "user": user},
     )
     return feedback
+
+
+# Parameter profiles
+
+
+def profile_for(*, strategy: str, profile: str | bool = True) -> ParameterProfile | None:
+    """The profile a search with `strategy` uses: True, the active one (if any); False, none; a
+    name, that profile (NotFound, or ValidationFailed when it is another strategy's)."""
+    if profile is True:
+        return profile_active(strategy=strategy)
+    if profile is False:
+        return None
+    found = profile_get(name=profile)
+    if found.strategy != strategy:
+        raise ValidationFailed(
+            f"profile {found.name} is for strategy {found.strategy}, not {strategy}", details={"field": "profile"}
+        )
+    return found
+
+
+def profile_create(*, name: str, strategy: str, params: dict, source: dict | None = None) -> ParameterProfile:
+    """A new, inactive profile: every parameter of `strategy` (those not given: their defaults)."""
+    if not name.strip() or len(name) > ParameterProfile._meta.get_field("name").max_length:
+        raise ValidationFailed("a profile's name is 1 to 100 characters", details={"field": "name"})
+    try:
+        with transaction.atomic():
+            return ParameterProfile.objects.create(
+                name=name, strategy=strategy, params=resolve_params(strategy, params), source=source or {}
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"a profile named {name!r} exists already", code="duplicate_name") from exc
+
+
+@transaction.atomic
+def profile_activate(*, profile: ParameterProfile, actor: Actor) -> ParameterProfile:
+    """Make `profile` the one its strategy's searches use by default (the one active before, if
+    another, is deactivated); audited."""
+    previous = ParameterProfile.objects.select_for_update().filter(strategy=profile.strategy, active=True).first()
+    if previous is not None and previous.pk != profile.pk:
+        ParameterProfile.objects.filter(pk=previous.pk).update(active=False)
+    profile.active, profile.activated_at = True, timezone.now()
+    profile.save(update_fields=["active", "activated_at"])
+    _audit_profile(actor, AuditEvent.Action.PROFILE_ACTIVATE, profile, previous=previous.name if previous else None)
+    return profile
+
+
+@transaction.atomic
+def profile_deactivate(*, strategy: str, actor: Actor) -> ParameterProfile | None:
+    """Searches with `strategy` use its defaults again; the profile that was active (None: none was)."""
+    profile = ParameterProfile.objects.select_for_update().filter(strategy=strategy, active=True).first()
+    if profile is not None:
+        ParameterProfile.objects.filter(pk=profile.pk).update(active=False)
+        profile.active = False
+        _audit_profile(actor, AuditEvent.Action.PROFILE_DEACTIVATE, profile)
+    return profile
+
+
+def _audit_profile(actor: Actor, action: str, profile: ParameterProfile, **details) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type="parameter_profile",
+        target_ids=[profile.id],
+        details={"name": profile.name, "strategy": profile.strategy, "params": profile.params, **details},
+    )
 
 
 def _snippet(text: str, terms: frozenset[str]) -> str:

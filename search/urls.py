@@ -8,6 +8,12 @@ urlpatterns = [
     path("search/", search.search_page, name="search"),
     path("search/judge/", search.search_judge, name="search_judge"),
     path("evaluation/", evaluation.evaluation, name="evaluation"),
+    path("evaluation/profiles/<id:profile_id>/activate/", evaluation.profile_activate_view, name="profile_activate"),
+    path(
+        "evaluation/profiles/<id:profile_id>/deactivate/",
+        evaluation.profile_deactivate_view,
+        name="profile_deactivate",
+    ),
     path("analytics/", analytics.analytics, name="analytics"),
     path("clusters/", clusters.cluster_list, name="cluster_list"),
     path("clusters/run/", clusters.cluster_run, name="cluster_run"),
