@@ -277,6 +277,8 @@ class AuditEvent(models.Model):
         EXPERIMENT_START = "experiment.start", "search experiment started"
         EXPERIMENT_PAUSE = "experiment.pause", "search experiment paused"
         EXPERIMENT_END = "experiment.end", "search experiment ended"
+        PROFILE_ACTIVATE = "profile.activate", "parameter profile activated"
+        PROFILE_DEACTIVATE = "profile.deactivate", "parameter profile deactivated"
 
     class ActorType(models.TextChoices):
         USER = "user", "dashboard user"
@@ -293,7 +295,7 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     uid = models.CharField(max_length=128, blank=True, db_index=True)  # the memories' user, when one
-    target_type = models.CharField(max_length=32, blank=True)  # memory, user, duplicate_pair, cluster_run, api_key
+    target_type = models.CharField(max_length=32, blank=True)  # memory, user, duplicate_pair, cluster_run, api_key, ...
     target_ids = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
 

@@ -355,6 +355,9 @@ DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
 # search/services.py). 0.35 lies between nonsense and real answers for the local model (MiniLM) on
 # LoCoMo dev (docs/benchmarks.md, bench/relevance_floor.py); another embedder needs its own.
 SEARCH_RELEVANCE_FLOOR = env_float("SEARCH_RELEVANCE_FLOOR", 0.35, minimum=0.0)
+# `manage.py tune` refuses to fit a strategy's parameters to fewer judged queries (with a labelled set:
+# judged and labelled queries together) than this.
+TUNE_MIN_QUERIES = env_int("TUNE_MIN_QUERIES", 30, minimum=1)
 
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")

@@ -1,11 +1,21 @@
 """The search app's rows in /admin/: read-only, each with filters and search (searches, judgments,
-uses, experiments, evaluations, clusterings and duplicate pairs are made by the services, never by hand)."""
+uses, experiments, evaluations, parameter profiles, clusterings and duplicate pairs are made by the services,
+never by hand)."""
 
 from django.contrib import admin
 
 from memories.admin import ReadOnlyAdmin
 
-from .models import ClusterRun, DuplicatePair, EvalRun, Experiment, RelevanceFeedback, ResultUse, SearchLog
+from .models import (
+    ClusterRun,
+    DuplicatePair,
+    EvalRun,
+    Experiment,
+    ParameterProfile,
+    RelevanceFeedback,
+    ResultUse,
+    SearchLog,
+)
 
 
 @admin.register(SearchLog)
@@ -38,9 +48,25 @@ class ExperimentAdmin(ReadOnlyAdmin):
 
 @admin.register(EvalRun)
 class EvalRunAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "strategy", "dataset", "split", "embedding_model", "seconds")
+    list_display = (
+        "created_at",
+        "strategy",
+        "dataset",
+        "split",
+        "profile",
+        "index_version",
+        "embedding_model",
+        "seconds",
+    )
     list_filter = ("strategy", "split", "embedding_model")
-    search_fields = ("dataset", "strategy")
+    search_fields = ("dataset", "strategy", "profile")
+
+
+@admin.register(ParameterProfile)
+class ParameterProfileAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "name", "strategy", "active", "activated_at")
+    list_filter = ("strategy", "active")
+    search_fields = ("name",)
 
 
 @admin.register(ClusterRun)

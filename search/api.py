@@ -40,12 +40,14 @@ from .strategies import (
     DEFAULT_HALF_LIFE_DAYS,
     DEFAULT_STRATEGY,
     FUSIONS,
+    HYBRID_WEIGHTS_LATE,
     MAX_HALF_LIFE_DAYS,
     MAX_K,
     MAX_QUERIES,
     MAX_QUERY_CHARS,
     MAX_TIME_DECAY,
     MIN_HALF_LIFE_DAYS,
+    PARAMS,
     STRATEGIES,
     half_life_from_rate,
 )
@@ -90,8 +92,8 @@ class SearchIn(ApiSchema):
     queries: list[Query] | None = Field(None, min_length=1, max_length=MAX_QUERIES, description="for multi_query")
     strategy: Literal[STRATEGIES] | None = Field(  # type: ignore[valid-type]
         None,
-        description=f"left out (and fusion, half_life_days, time_decay too): {DEFAULT_STRATEGY}, or the running "
-        "experiment's arm when it takes this uid in; named: that strategy, outside any experiment",
+        description=f"left out (and fusion, half_life_days, time_decay, params too): {DEFAULT_STRATEGY}, or the "
+        "running experiment's arm when it takes this uid in; named: that strategy, outside any experiment",
     )
     k: Int = Field(5, ge=1, le=MAX_K)
     starts_at: Moment | None = Field(None, description="created_at on or after")
@@ -114,6 +116,17 @@ class SearchIn(ApiSchema):
         description="a result whose best vector's cosine with the query is under this is marked weak "
         "(default: the setting SEARCH_RELEVANCE_FLOOR)",
     )
+    params: dict[str, Float] | None = Field(
+        None,
+        description="the strategy's parameters for this search, by name, each in its bounds (others: their "
+        "defaults): "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{p.name} {p.low:g}..{p.high:g} (default {p.default:g})" for p in params)
+            for name, params in PARAMS.items()
+            if params
+        )
+        + f" (hybrid's windows_weight defaults to {HYBRID_WEIGHTS_LATE['windows']:g} under late chunking)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -130,7 +143,7 @@ class SearchIn(ApiSchema):
     def strategy_named(self) -> str | None:
         """The strategy asked for, or None when the caller leaves it to the service (an
         experiment may then choose): no strategy and none of its parameters given."""
-        if self.strategy or {"fusion", "half_life_days", "time_decay"} & self.model_fields_set:
+        if self.strategy or {"fusion", "half_life_days", "time_decay", "params"} & self.model_fields_set:
             return self.strategy or DEFAULT_STRATEGY
         return None
 
@@ -164,6 +177,9 @@ class SearchOut(Schema):
     strategy: str = Field(..., description="the strategy that ranked the results (interleaved: both arms')")
     k: int
     half_life_days: float | None = Field(..., description="the decay time_weighted used (null: none)")
+    params: dict[str, float] = Field(
+        ..., description="every parameter of the strategy this search used (interleaved: {}, see each arm's)"
+    )
     relevance_floor: float
     took_ms: float
     experiment_id: int | None = Field(None, description="the experiment that took this search, if one did")
@@ -227,6 +243,7 @@ def search(request: HttpRequest, payload: SearchIn):
         half_life_days=payload.half_life(),
         fusion=payload.fusion,
         relevance_floor=payload.relevance_floor,
+        params=payload.params,
         **api_caller(request),
     )
     return {
@@ -236,6 +253,7 @@ def search(request: HttpRequest, payload: SearchIn):
         "strategy": result.strategy,
         "k": payload.k,
         "half_life_days": payload.half_life(),
+        "params": result.params,
         "relevance_floor": result.relevance_floor,
         "took_ms": round(result.took_ms, 2),
         "experiment_id": result.experiment.id if result.experiment else None,
@@ -302,14 +320,18 @@ EXPERIMENT_EXAMPLE = {
 class ArmIn(ApiSchema):
     strategy: Literal[STRATEGIES]  # type: ignore[valid-type]
     params: dict[str, Float | str] = Field(
-        default_factory=dict, description="the strategy's parameters: half_life_days, fusion", max_length=20
+        default_factory=dict,
+        description="half_life_days, fusion, and the strategy's own parameters (as POST /search takes them)",
+        max_length=20,
     )
+    profile: Text = Field("", max_length=100, description="a parameter profile's name; empty: the active one")
     index_version: Text = Field("", max_length=64, description="an index version's name; empty: the active one")
 
 
 class ArmOut(Schema):
     strategy: str
     params: dict
+    profile: str = ""
     index_version: str
 
 

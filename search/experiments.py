@@ -19,31 +19,36 @@ from collections.abc import Callable, Sequence
 from omi_memory.errors import ValidationFailed
 
 from .models import Experiment
-from .strategies import DEFAULT_HALF_LIFE_DAYS, FUSIONS, MAX_HALF_LIFE_DAYS, MIN_HALF_LIFE_DAYS, STRATEGIES
+from .strategies import (
+    DEFAULT_HALF_LIFE_DAYS,
+    FUSIONS,
+    MAX_HALF_LIFE_DAYS,
+    MIN_HALF_LIFE_DAYS,
+    STRATEGIES,
+    resolve_params,
+)
 
 ARMS = ("a", "b")
 INTERLEAVED = "interleaved"  # SearchLog.arm of an interleaved search (each result names its arm)
-# An arm's parameters: those of the search it runs (its strategy's own numeric ones too, once
-# strategies expose them), never k, filters or the relevance floor, which stay the caller's.
-ARM_PARAMS = {"half_life_days", "fusion"}
+# An arm's search parameters besides its strategy's own numeric ones (search.strategies.PARAMS);
+# never k, filters or the relevance floor, which stay the caller's.
+SEARCH_PARAMS = {"half_life_days", "fusion"}
 
 
 # Arms -------------------------------------------------------------------------------------------
 
 
 def clean_arm(name: str, arm: dict) -> dict:
-    """An arm as stored: {"strategy", "params", "index_version"}, or ValidationFailed naming the
-    arm and what is wrong with it."""
-    strategy, params, version = arm.get("strategy"), arm.get("params") or {}, arm.get("index_version") or ""
+    """An arm as stored: {"strategy", "params", "profile", "index_version"}, or ValidationFailed
+    naming the arm and what is wrong with it. (That its profile exists is the service's check.)"""
+    strategy, params = arm.get("strategy"), arm.get("params") or {}
+    version, profile = arm.get("index_version") or "", arm.get("profile") or ""
     problems = []
     if strategy not in STRATEGIES:
         problems.append(f"strategy must be one of {', '.join(STRATEGIES)}")
     if not isinstance(params, dict):
         problems.append("params must be an object")
         params = {}
-    unknown = sorted(set(params) - ARM_PARAMS)
-    if unknown:
-        problems.append(f"unknown parameter {', '.join(unknown)} (known: {', '.join(sorted(ARM_PARAMS))})")
     half_life = params.get("half_life_days")
     if half_life is not None and (
         isinstance(half_life, bool)
@@ -53,28 +58,41 @@ def clean_arm(name: str, arm: dict) -> dict:
         problems.append(f"half_life_days must be a number from {MIN_HALF_LIFE_DAYS:g} to {MAX_HALF_LIFE_DAYS:g}")
     if "fusion" in params and params["fusion"] not in FUSIONS:
         problems.append(f"fusion must be one of {', '.join(FUSIONS)}")
+    if strategy in STRATEGIES:
+        try:
+            resolve_params(strategy, _strategy_params(params))
+        except ValidationFailed as exc:
+            problems.append(exc.message)
     if version:
         problems.append("index versions are not available")
     if problems:
         raise ValidationFailed(f"arm {name.upper()}: {'; '.join(problems)}", details={"arm": name})
-    return {"strategy": strategy, "params": params, "index_version": version}
+    return {"strategy": strategy, "params": params, "profile": profile, "index_version": version}
+
+
+def _strategy_params(params: dict) -> dict:
+    return {key: value for key, value in params.items() if key not in SEARCH_PARAMS}
 
 
 def arm_search_kwargs(arm: dict) -> dict:
-    """What an arm asks of `search_memories`: its strategy and parameters (defaults for the rest)."""
+    """What an arm asks of `search_memories`: its strategy, parameters and profile (none named: the
+    strategy's active one, as any search), defaults for the rest."""
     params = arm.get("params") or {}
     return {
         "strategy": arm["strategy"],
         "half_life_days": params.get("half_life_days", DEFAULT_HALF_LIFE_DAYS),
         "fusion": params.get("fusion", "sum"),
+        "params": _strategy_params(params),
+        "profile": arm.get("profile") or True,
     }
 
 
 def arm_label(arm: dict) -> str:
     """An arm in a few words: `hybrid (fusion=rrf)`."""
     params = ", ".join(f"{key}={value}" for key, value in sorted((arm.get("params") or {}).items()))
+    profile = f", profile {arm['profile']}" if arm.get("profile") else ""
     version = f" on index {arm['index_version']}" if arm.get("index_version") else ""
-    return f"{arm['strategy']}{f' ({params})' if params else ''}{version}"
+    return f"{arm['strategy']}{f' ({params})' if params else ''}{profile}{version}"
 
 
 # Assignment -------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The dashboard's search forms: parameters read from the query string (search, the duplicate
 queue), and what is posted (judgments, cluster runs, duplicate scans, merges)."""
 
+import json
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
@@ -159,12 +160,34 @@ class ArmFields(forms.Form):
         label="Half-life (days)",
         widget=forms.NumberInput(attrs={"step": "any"}),
     )
+    params = TextField(
+        required=False,
+        max_length=2000,
+        label="Strategy parameters (JSON)",
+        widget=forms.TextInput(attrs={"placeholder": '{"rrf_k": 20}'}),
+    )
+    profile = TextField(required=False, max_length=100, label="Parameter profile")
     index_version = TextField(required=False, max_length=64, label="Index version")
+
+    def clean_params(self) -> dict:
+        text = self.cleaned_data["params"].strip()
+        try:
+            params = json.loads(text) if text else {}
+        except ValueError:
+            raise forms.ValidationError('Write them as a JSON object, such as {"rrf_k": 20}.') from None
+        if not isinstance(params, dict):
+            raise forms.ValidationError('Write them as a JSON object, such as {"rrf_k": 20}.')
+        return params
 
     def arm(self) -> dict:
         data = self.cleaned_data
         params = {name: data[name] for name in ("fusion", "half_life_days") if data.get(name) not in (None, "")}
-        return {"strategy": data["strategy"], "params": params, "index_version": data.get("index_version", "")}
+        return {
+            "strategy": data["strategy"],
+            "params": {**data["params"], **params},
+            "profile": data.get("profile", ""),
+            "index_version": data.get("index_version", ""),
+        }
 
 
 class ExperimentForm(forms.Form):

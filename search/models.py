@@ -61,7 +61,8 @@ class SearchLog(models.Model):
     uid = models.CharField(max_length=128, db_index=True)
     queries = models.JSONField()
     strategy = models.CharField(max_length=32)
-    params = models.JSONField(default=dict)  # k, half_life_days, fusion, relevance_floor, filters
+    # k, half_life_days, fusion, relevance_floor, filters, strategy_params (every parameter of the strategy used)
+    params = models.JSONField(default=dict)
     results = models.JSONField(default=list)  # [{"memory_id", "score", "weak"[, "arm"]}], best first
     latency_ms = models.FloatField()
     experiment = models.ForeignKey(
@@ -123,6 +124,8 @@ class EvalRun(models.Model):
     params = models.JSONField(default=dict)
     metrics = models.JSONField()  # queries, recall@1/5/10, mrr, ndcg@10, by_category
     embedding_model = models.CharField(max_length=128)
+    profile = models.CharField(max_length=100, blank=True)  # the parameter profile used ("": the defaults)
+    index_version = models.CharField(max_length=100, blank=True)  # the index version searched ("": the live one)
     seconds = models.FloatField()
 
     class Meta:
@@ -131,6 +134,36 @@ class EvalRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} on {self.dataset} {self.split}: nDCG@10 {self.metrics.get('ndcg@10')}"
+
+
+class ParameterProfile(models.Model):
+    """A named set of one strategy's parameters (search.strategies.PARAMS), with where it came from
+    (`manage.py tune`: folds, judged and labelled queries, metrics before and after on held-out folds).
+    Searches use it by default only while it is active: at most one per strategy."""
+
+    name = models.CharField(max_length=100, unique=True)
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField()  # every parameter of the strategy
+    source = models.JSONField(default=dict)  # tune: folds, queries, judgments, before, after, per fold
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)  # the last activation
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy"], condition=models.Q(active=True), name="one_active_profile_per_strategy"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.strategy}{', active' if self.active else ''})"
+
+    @property
+    def tuned(self) -> dict | None:
+        """Where `tune` fitted it: folds, queries, and held-out metrics before and after (None: not by tune)."""
+        return self.source if self.source.get("kind") == "tune" else None
 
 
 class ClusterRun(models.Model):

@@ -5,7 +5,7 @@ from django.db.models import Count, Max
 from omi_memory.errors import NotFound
 
 from .experiments import assigned_arm
-from .models import DuplicatePair, EvalRun, Experiment, SearchLog
+from .models import DuplicatePair, EvalRun, Experiment, ParameterProfile, SearchLog
 
 
 def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
@@ -36,6 +36,32 @@ def eval_runs_latest() -> list[EvalRun]:
         EvalRun.objects.order_by().values("strategy", "split").annotate(last=Max("id")).values_list("last", flat=True)
     )
     return list(EvalRun.objects.filter(id__in=list(newest)).order_by("split", "strategy"))
+
+
+def profile_get(*, name: str) -> ParameterProfile:
+    """A parameter profile by its name, or NotFound."""
+    profile = ParameterProfile.objects.filter(name=name).first()
+    if profile is None:
+        raise NotFound(f"no parameter profile named {name!r}", details={"field": "profile"})
+    return profile
+
+
+def profile_active(*, strategy: str) -> ParameterProfile | None:
+    """The profile that searches with `strategy` use by default, if an admin activated one."""
+    return ParameterProfile.objects.filter(strategy=strategy, active=True).first()
+
+
+TREND_RUNS_READ = 2000  # the newest runs the trends are drawn from
+
+
+def eval_run_trends(*, per_series: int = 20) -> dict[tuple[str, str], list[EvalRun]]:
+    """The last `per_series` runs of each (strategy, split), oldest first: {(strategy, split): runs}."""
+    trends: dict[tuple[str, str], list[EvalRun]] = {}
+    for run in EvalRun.objects.order_by("-created_at", "-id")[:TREND_RUNS_READ]:
+        runs = trends.setdefault((run.strategy, run.split), [])
+        if len(runs) < per_series:
+            runs.append(run)
+    return {key: runs[::-1] for key, runs in sorted(trends.items())}
 
 
 def near_duplicates(*, memory_ids: list[int]) -> dict[int, set[int]]:

@@ -25,15 +25,15 @@ from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import ModelMismatch, SearchFilters, get_vector_store
 from memories.services import audit_record
 from omi_memory.actors import Actor
-from omi_memory.errors import Conflict, NotFound, ValidationFailed
+from omi_memory.errors import ApplicationError, Conflict, NotFound, ValidationFailed
 from omi_memory.metrics import SEARCH_DURATION
 
 from . import strategies
 from .experiments import ARMS, INTERLEAVED, arm_search_kwargs, clean_arm, interleave_coin, team_draft
 from .lexical import matched_spans, query_terms
-from .models import Experiment, RelevanceFeedback, ResultUse, SearchLog
-from .selectors import experiment_for_search, near_duplicates
-from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest
+from .models import Experiment, ParameterProfile, RelevanceFeedback, ResultUse, SearchLog
+from .selectors import experiment_for_search, near_duplicates, profile_active, profile_get
+from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest, resolve_params
 
 SNIPPET_CHARS = 300
 
@@ -71,6 +71,8 @@ class SearchResult:
     took_ms: float = 0.0
     search_id: int | None = None
     relevance_floor: float = 0.0
+    params: dict[str, float] = field(default_factory=dict)  # every parameter of the strategy used
+    profile: str = ""  # the parameter profile they came from ("": none)
     strategy: str = DEFAULT_STRATEGY  # the one that ranked the hits ("interleaved": both arms')
     experiment: Experiment | None = None
     arm: str = ""  # "a", "b" or "interleaved" when an experiment took the search
@@ -86,6 +88,8 @@ def search_memories(
     half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS,
     fusion: str = "sum",
     relevance_floor: float | None = None,
+    params: dict | None = None,
+    profile: str | bool = True,
     api_key=None,
     user=None,
     log: bool = True,
@@ -93,10 +97,15 @@ def search_memories(
     """The `k` searchable memories of `uid` (indexed, or being reprocessed with their old vectors)
     that best answer `queries` by `strategy`, best first, near-duplicates collapsed under the first
     (more are ranked so that k distinct ones are left); those under `relevance_floor` (None:
-    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. Every search is logged (`SearchLog`) unless
-    `log=False` (the evaluation's own runs). `strategy=None`: the default strategy (with
-    `half_life_days` and `fusion`), or, when the running experiment takes `uid` in (logged
-    searches only), its arm's strategy and parameters, or both arms interleaved."""
+    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. The strategy's parameters (search.strategies.PARAMS)
+    are its defaults, overridden by a parameter profile's (`profile`: True, the strategy's active
+    profile if there is one; False, none; a name, that profile), overridden by `params` for this
+    search: a name the strategy does not have or a value out of bounds is a ValidationFailed. Every
+    search is logged (`SearchLog`, with every parameter used in `params["strategy_params"]` and the
+    profile's name in `params["profile"]`) unless `log=False` (the evaluation's own runs).
+    `strategy=None`: the default strategy (with the other arguments), or, when the running
+    experiment takes `uid` in (logged searches only), its arm's strategy, parameters and profile,
+    or both arms interleaved."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
     floor = settings.SEARCH_RELEVANCE_FLOOR if relevance_floor is None else relevance_floor
@@ -106,50 +115,69 @@ def search_memories(
     except ModelMismatch as exc:
         raise Conflict(str(exc), code="model_mismatch") from exc
     experiment, arm = experiment_for_search(uid=uid) if strategy is None and log else (None, "")
-    ranking = {"uid": uid, "queries": queries, "k": k, "filters": filters, "floor": floor}
+    common = {"uid": uid, "queries": queries, "k": k, "filters": filters, "floor": floor}
+    chosen = {
+        "strategy": strategy or DEFAULT_STRATEGY,
+        "half_life_days": half_life_days,
+        "fusion": fusion,
+        "params": params,
+        "profile": profile,
+    }
     arm_ms: dict[str, float] = {}
     if arm == INTERLEAVED:
         by_arm = {}
         for name in ARMS:
             arm_started = time.perf_counter()
-            by_arm[name] = {hit.memory.id: hit for hit in _hits(**ranking, **arm_search_kwargs(experiment.arm(name)))}
+            by_arm[name] = _ranking(**common, **arm_search_kwargs(experiment.arm(name)))
             arm_ms[name] = round((time.perf_counter() - arm_started) * 1000, 3)
+        shown = {name: {hit.memory.id: hit for hit in by_arm[name].hits} for name in ARMS}
         coin = interleave_coin(experiment, uid, queries)
-        hits = []
-        for memory_id, name in team_draft(list(by_arm["a"]), list(by_arm["b"]), k=k, coin=coin):
-            hits.append(by_arm[name][memory_id])
-            hits[-1].arm = name
+        ranking = Ranking()
+        for memory_id, name in team_draft(list(shown["a"]), list(shown["b"]), k=k, coin=coin):
+            ranking.hits.append(shown[name][memory_id])
+            ranking.hits[-1].arm = name
         strategy = INTERLEAVED
     else:
-        chosen = {"strategy": strategy or DEFAULT_STRATEGY, "half_life_days": half_life_days, "fusion": fusion}
         if arm:
             chosen = arm_search_kwargs(experiment.arm(arm))
         strategy, half_life_days, fusion = chosen["strategy"], chosen["half_life_days"], chosen["fusion"]
-        hits = _hits(**ranking, **chosen)
+        ranking = _ranking(**common, **chosen)
     result = SearchResult(
-        hits=hits,
+        hits=ranking.hits,
         took_ms=(time.perf_counter() - started) * 1000,
         relevance_floor=floor,
+        params=ranking.params,
+        profile=ranking.profile,
         strategy=strategy,
         experiment=experiment,
         arm=arm,
     )
     SEARCH_DURATION.labels(strategy).observe(result.took_ms / 1000)
     if log:
-        params = {
+        logged = {
             "k": k,
             "half_life_days": half_life_days,
             "fusion": fusion,
             "relevance_floor": floor,
             "filters": _filters_json(filters),
+            "strategy_params": ranking.params,
+            "profile": ranking.profile or None,
         }
+        if arm == INTERLEAVED:  # each arm's parameters, profile and time
+            logged |= {
+                "arms": {
+                    name: {"strategy_params": by_arm[name].params, "profile": by_arm[name].profile or None}
+                    for name in ARMS
+                },
+                "arm_ms": arm_ms,
+            }
         result.search_id = SearchLog.objects.create(
             api_key=api_key,
             user=user,
             uid=uid,
             queries=queries,
             strategy=strategy,
-            params={**params, "arm_ms": arm_ms} if arm_ms else params,
+            params=logged,
             results=[
                 {
                     "memory_id": h.memory.id,
@@ -157,7 +185,7 @@ def search_memories(
                     "weak": h.weak,
                     **({"arm": h.arm} if h.arm else {}),
                 }
-                for h in hits
+                for h in ranking.hits
             ],
             latency_ms=round(result.took_ms, 3),
             experiment=experiment,
@@ -166,7 +194,16 @@ def search_memories(
     return result
 
 
-def _hits(
+@dataclass
+class Ranking:
+    """One strategy's hits, the parameters it used and the profile they came from."""
+
+    hits: list[SearchHit] = field(default_factory=list)
+    params: dict[str, float] = field(default_factory=dict)
+    profile: str = ""
+
+
+def _ranking(
     *,
     uid: str,
     queries: list[str],
@@ -176,8 +213,12 @@ def _hits(
     strategy: str,
     half_life_days: float | None,
     fusion: str,
-) -> list[SearchHit]:
+    params: dict | None,
+    profile: str | bool,
+) -> Ranking:
     """One strategy's `k` hits, near-duplicates collapsed."""
+    used = profile_for(strategy=strategy, profile=profile)
+    strategy_params = resolve_params(strategy, used.params if used else None, params)
     request = SearchRequest(
         uid=uid,
         queries=queries,
@@ -186,6 +227,7 @@ def _hits(
         strategy=strategy,
         half_life_days=half_life_days,
         fusion=fusion,
+        params=strategy_params,
     )
     ranked = strategies.run(request)
     memories = (
@@ -207,7 +249,7 @@ def _hits(
         text = texts.get(r.vector_id)
         snippet = _snippet(text, terms) if text else memory.overview[:SNIPPET_CHARS]
         hits.append(SearchHit(memory, r.score, r.vector_id, snippet, r.similarity, r.similarity < floor, terms=terms))
-    return _collapse_near_duplicates(hits)[:k]
+    return Ranking(_collapse_near_duplicates(hits)[:k], strategy_params, used.name if used else "")
 
 
 def _collapse_near_duplicates(hits: list[SearchHit]) -> list[SearchHit]:
@@ -298,6 +340,12 @@ def experiment_create(
     if wrong:
         raise ValidationFailed(f"uids: {wrong[0]!r} is not a uid", details={"uids": wrong[:20]})
     arms = {"arm_a": clean_arm("a", arm_a), "arm_b": clean_arm("b", arm_b)}
+    for name, arm in arms.items():
+        if arm["profile"]:
+            try:
+                profile_for(strategy=arm["strategy"], profile=arm["profile"])
+            except ApplicationError as exc:
+                raise ValidationFailed(f"arm {name[-1].upper()}: {exc.message}", details={"arm": name[-1]}) from None
     with transaction.atomic():
         experiment = Experiment.objects.create(
             name=name.strip(), mode=mode, traffic_share=traffic_share, uids=uids, created_by=user, **arms
@@ -346,6 +394,71 @@ def experiment_set_state(*, experiment_id: int, state: str, actor: Actor) -> Exp
         ) from None
     experiment.refresh_from_db()
     return experiment
+
+
+# Parameter profiles
+
+
+def profile_for(*, strategy: str, profile: str | bool = True) -> ParameterProfile | None:
+    """The profile a search with `strategy` uses: True, the active one (if any); False, none; a
+    name, that profile (NotFound, or ValidationFailed when it is another strategy's)."""
+    if profile is True:
+        return profile_active(strategy=strategy)
+    if profile is False:
+        return None
+    found = profile_get(name=profile)
+    if found.strategy != strategy:
+        raise ValidationFailed(
+            f"profile {found.name} is for strategy {found.strategy}, not {strategy}", details={"field": "profile"}
+        )
+    return found
+
+
+def profile_create(*, name: str, strategy: str, params: dict, source: dict | None = None) -> ParameterProfile:
+    """A new, inactive profile: every parameter of `strategy` (those not given: their defaults)."""
+    if not name.strip() or len(name) > ParameterProfile._meta.get_field("name").max_length:
+        raise ValidationFailed("a profile's name is 1 to 100 characters", details={"field": "name"})
+    try:
+        with transaction.atomic():
+            return ParameterProfile.objects.create(
+                name=name, strategy=strategy, params=resolve_params(strategy, params), source=source or {}
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"a profile named {name!r} exists already", code="duplicate_name") from exc
+
+
+@transaction.atomic
+def profile_activate(*, profile: ParameterProfile, actor: Actor) -> ParameterProfile:
+    """Make `profile` the one its strategy's searches use by default (the one active before, if
+    another, is deactivated); audited."""
+    previous = ParameterProfile.objects.select_for_update().filter(strategy=profile.strategy, active=True).first()
+    if previous is not None and previous.pk != profile.pk:
+        ParameterProfile.objects.filter(pk=previous.pk).update(active=False)
+    profile.active, profile.activated_at = True, timezone.now()
+    profile.save(update_fields=["active", "activated_at"])
+    _audit_profile(actor, AuditEvent.Action.PROFILE_ACTIVATE, profile, previous=previous.name if previous else None)
+    return profile
+
+
+@transaction.atomic
+def profile_deactivate(*, strategy: str, actor: Actor) -> ParameterProfile | None:
+    """Searches with `strategy` use its defaults again; the profile that was active (None: none was)."""
+    profile = ParameterProfile.objects.select_for_update().filter(strategy=strategy, active=True).first()
+    if profile is not None:
+        ParameterProfile.objects.filter(pk=profile.pk).update(active=False)
+        profile.active = False
+        _audit_profile(actor, AuditEvent.Action.PROFILE_DEACTIVATE, profile)
+    return profile
+
+
+def _audit_profile(actor: Actor, action: str, profile: ParameterProfile, **details) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type="parameter_profile",
+        target_ids=[profile.id],
+        details={"name": profile.name, "strategy": profile.strategy, "params": profile.params, **details},
+    )
 
 
 def _snippet(text: str, terms: frozenset[str]) -> str:

@@ -8,6 +8,12 @@ urlpatterns = [
     path("search/", search.search_page, name="search"),
     path("search/judge/", search.search_judge, name="search_judge"),
     path("evaluation/", evaluation.evaluation, name="evaluation"),
+    path("evaluation/profiles/<id:profile_id>/activate/", evaluation.profile_activate_view, name="profile_activate"),
+    path(
+        "evaluation/profiles/<id:profile_id>/deactivate/",
+        evaluation.profile_deactivate_view,
+        name="profile_deactivate",
+    ),
     path("analytics/", analytics.analytics, name="analytics"),
     path("experiments/", experiments.experiment_list, name="experiment_list"),
     path("experiments/new/", experiments.experiment_new, name="experiment_new"),

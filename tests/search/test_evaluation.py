@@ -6,11 +6,12 @@ import json
 import math
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from memories.models import LocalVector, Memory
 from search.evaluation import aggregate, feedback_metrics, query_metrics, query_variants
-from search.models import EvalRun
+from search.models import EvalRun, ParameterProfile
+from search.strategies import resolve_params
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
 
@@ -160,3 +161,57 @@ def test_multi_query_asks_again_with_the_questions_content_words_only():
     question = "When did Caroline's team go to the 2022 support group?"
 
     assert query_variants(question) == [question, "Caroline's team go 2022 support group"]
+
+
+@pytest.mark.django_db
+def test_evaluate_with_a_profile_scores_its_parameters_and_records_it(tiny_dataset):
+
+    month_only = {"lexical_weight": 0, "exchanges_weight": 0, "snippets_weight": 0, "windows_weight": 0}
+    profile = ParameterProfile.objects.create(
+        name="month-only", strategy="hybrid", params=resolve_params("hybrid", {**month_only, "month_weight": 1})
+    )
+    args = ["evaluate", "--dataset", str(tiny_dataset), "--split", "dev", "--json"]
+
+    with_profile = json.loads(_output(*args, "--profile", "month-only"))  # --strategy all: the profile's
+    defaults = json.loads(_output(*args, "--strategy", "hybrid"))
+
+    # no question names a month: by that signal alone every memory ties, and the first made ranks first
+    assert with_profile["recall@1"] < defaults["recall@1"] == 1.0
+    profiled, default = EvalRun.objects.order_by("id")
+    assert (profiled.strategy, profiled.profile, profiled.params) == ("hybrid", "month-only", profile.params)
+    assert default.profile == "" and default.params == resolve_params("hybrid")
+
+
+@pytest.mark.django_db
+def test_evaluate_uses_and_records_the_active_profile_unless_told_the_defaults(tiny_dataset):
+
+    ParameterProfile.objects.create(
+        name="rrf-wide", strategy="hybrid", params=resolve_params("hybrid", {"rrf_k": 60}), active=True
+    )
+    args = ["evaluate", "--dataset", str(tiny_dataset), "--split", "dev", "--strategy", "hybrid", "--json"]
+
+    _output(*args)
+    _output(*args, "--defaults")
+
+    active, defaults = EvalRun.objects.order_by("id")
+    assert active.profile == "rrf-wide" and active.params["rrf_k"] == 60
+    assert defaults.profile == "" and defaults.params["rrf_k"] == 10
+
+
+@pytest.mark.django_db
+def test_evaluate_refuses_a_profile_of_another_strategy_or_none_by_that_name(tiny_dataset):
+
+    ParameterProfile.objects.create(name="fitted", strategy="hybrid", params=resolve_params("hybrid"))
+    args = ["evaluate", "--dataset", str(tiny_dataset), "--split", "dev"]
+
+    with pytest.raises(CommandError, match="profile fitted is for strategy hybrid, not semantic"):
+        _output(*args, "--strategy", "semantic", "--profile", "fitted")
+    with pytest.raises(CommandError, match="no parameter profile named 'nope'"):
+        _output(*args, "--profile", "nope")
+    assert not EvalRun.objects.exists()
+
+
+def _output(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()

@@ -10,7 +10,7 @@ from search.models import Experiment, SearchLog
 from tests.support.memories import alices_five_and_bobs_one
 
 ARM_SEMANTIC = {"strategy": "semantic"}
-ARM_HYBRID = {"strategy": "hybrid", "params": {"fusion": "rrf"}}
+ARM_HYBRID = {"strategy": "hybrid", "params": {"fusion": "rrf", "rrf_k": 20}}
 
 
 def experiment(**fields) -> Experiment:
@@ -139,8 +139,8 @@ class TestThroughTheApi:
         assert body["strategy"] == expected and body["results"][0]["memory"]["id"] == memories["dentist"].id
         log = SearchLog.objects.get(id=body["search_id"])
         assert (log.experiment_id, log.arm, log.strategy) == (started["id"], arm, expected)
-        if arm == "b":
-            assert log.params["fusion"] == "rrf"  # the arm's parameters
+        if arm == "b":  # the arm's parameters
+            assert log.params["fusion"] == "rrf" and log.params["strategy_params"]["rrf_k"] == 20
         # the same user again: the same arm
         again = api.post("/search", {"uid": "alice", "query": "groceries"}).json()
         assert again["arm"] == arm
@@ -254,7 +254,12 @@ class TestDefiningExperiments:
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_only"
         assert not Experiment.objects.exists()
         made = define(api, **body)
-        assert made["state"] == "draft" and made["arm_a"] == {"strategy": "semantic", "params": {}, "index_version": ""}
+        assert made["state"] == "draft" and made["arm_a"] == {
+            "strategy": "semantic",
+            "params": {},
+            "profile": "",
+            "index_version": "",
+        }
         for action in ("start", "pause", "end"):
             assert scoped.post(f"/search/experiments/{made['id']}/{action}").status_code == 403
         assert scoped.get(f"/search/experiments/{made['id']}/results").status_code == 403
@@ -294,7 +299,9 @@ class TestDefiningExperiments:
         ("arm", "message"),
         [
             ({"strategy": "hybrid", "index_version": "v2"}, "index versions are not available"),
-            ({"strategy": "hybrid", "params": {"alpha": 1}}, "unknown parameter alpha"),
+            ({"strategy": "hybrid", "params": {"alpha": 1}}, "strategy hybrid has no parameter 'alpha'"),
+            ({"strategy": "hybrid", "params": {"rrf_k": 0}}, "parameter rrf_k must be between 1 and 1000"),
+            ({"strategy": "hybrid", "profile": "nothing-like-it"}, "no parameter profile named"),
             ({"strategy": "time_weighted", "params": {"half_life_days": -1}}, "half_life_days"),
             ({"strategy": "hybrid", "params": {"fusion": "max"}}, "fusion must be one of"),
         ],

@@ -20,10 +20,14 @@ FORM = {
     "a-strategy": "semantic",
     "a-fusion": "",
     "a-half_life_days": "",
+    "a-params": "",
+    "a-profile": "",
     "a-index_version": "",
     "b-strategy": "hybrid",
     "b-fusion": "rrf",
     "b-half_life_days": "",
+    "b-params": '{"rrf_k": 20}',
+    "b-profile": "",
     "b-index_version": "",
 }
 
@@ -44,11 +48,12 @@ def test_an_admin_defines_an_experiment_in_draft_and_starts_it(signed_in):
     assert response.status_code == 302 and response["Location"] == f"/experiments/{experiment.id}/"
     assert experiment.state == "draft" and experiment.arm_b == {
         "strategy": "hybrid",
-        "params": {"fusion": "rrf"},
+        "params": {"rrf_k": 20, "fusion": "rrf"},
+        "profile": "",
         "index_version": "",
     }
     page = admin.get(response["Location"]).content.decode()
-    assert "hybrid (fusion=rrf)" in page and ">Start</button>" in page
+    assert "hybrid (fusion=rrf, rrf_k=20)" in page and ">Start</button>" in page
     assert admin.post(f"/experiments/{experiment.id}/state/", {"state": "running"}).status_code == 302
     experiment.refresh_from_db()
     assert experiment.state == "running"
