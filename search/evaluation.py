@@ -16,7 +16,9 @@ from pathlib import Path
 from django.db import transaction
 from django.test.utils import override_settings
 
+from memories.index_versions import index_version_isolated_parts
 from memories.parts.embedders import get_embedder
+from memories.parts.versions import using_version
 from memories.processing import memory_process_many
 from memories.services import memory_create_many, parse_time
 from memories.text import QUESTION_WORDS, TERM
@@ -82,14 +84,21 @@ def query_variants(question: str) -> list[str]:
     return [question, keywords] if keywords and keywords != question else [question]
 
 
-def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], progress=None) -> dict[str, dict]:
+def evaluate_dataset(
+    *, directory: Path, split: str, strategies: list[str], progress=None, index_version: str | None = None
+) -> dict[str, dict]:
     """Load the split through the pipeline into an isolated store, run every question against its
-    own user with each strategy, store an EvalRun per strategy and return the metrics."""
+    own user with each strategy, store an EvalRun per strategy and return the metrics.
+    `index_version` (e.g. "v2"): with that version's embedder and chunking (default: the active one's)."""
     progress = progress or (lambda iterable, **kwargs: iterable)
     memories, questions = load_dataset(directory, split)
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    with override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE), transaction.atomic():
+    with (
+        override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE),
+        transaction.atomic(),
+        using_version(index_version_isolated_parts(name=index_version, namespace=EVAL_NAMESPACE)) as parts,
+    ):
         created = memory_create_many(
             items=[
                 {
@@ -135,6 +144,7 @@ def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], prog
             strategy=strategy,
             metrics=metrics,
             embedding_model=model,
+            params={"index_version": parts.version} if parts.version else {},
             seconds=round(timings[strategy], 2),
         )
     return results

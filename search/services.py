@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from memories.index_versions import index_version_parts
 from memories.models import Memory, MemoryVector
-from memories.parts.embedders import get_embedder
-from memories.parts.vectorstores import ModelMismatch, SearchFilters, get_vector_store
+from memories.parts.vectorstores import ModelMismatch, SearchFilters
+from memories.parts.versions import current_parts, using_version
 from omi_memory.errors import Conflict, NotFound
 from omi_memory.metrics import SEARCH_DURATION
 
@@ -74,16 +75,19 @@ def search_memories(
     api_key=None,
     user=None,
     log: bool = True,
+    index_version: str | None = None,
 ) -> SearchResult:
     """The `k` searchable memories of `uid` (indexed, or being reprocessed with their old vectors)
     that best answer `queries` by `strategy`, best first, near-duplicates collapsed under the first
     (more are ranked so that k distinct ones are left); those under `relevance_floor` (None:
     `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. Every search is logged (`SearchLog`) unless
-    `log=False` (the evaluation's own runs)."""
+    `log=False` (the evaluation's own runs). `index_version` (e.g. "v2"): search that built index
+    version (its embedder and namespace) instead of the active one."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
     floor = settings.SEARCH_RELEVANCE_FLOOR if relevance_floor is None else relevance_floor
-    embedder, store = get_embedder(), get_vector_store()
+    parts = index_version_parts(name=index_version) if index_version else current_parts()
+    embedder, store = parts.embedder, parts.store
     try:
         store.check_model(embedder.model, embedder.dim)
     except ModelMismatch as exc:
@@ -97,7 +101,8 @@ def search_memories(
         half_life_days=half_life_days,
         fusion=fusion,
     )
-    ranked = strategies.run(request)
+    with using_version(parts):  # one version for the whole search, whatever is activated meanwhile
+        ranked = strategies.run(request)
     memories = (
         Memory.objects.filter(uid=uid, id__in=[r.memory_id for r in ranked], searchable=True)
         .defer("transcript")
@@ -133,6 +138,7 @@ def search_memories(
                 "fusion": fusion,
                 "relevance_floor": floor,
                 "filters": _filters_json(filters),
+                "index_version": parts.version,
             },
             results=[{"memory_id": h.memory.id, "score": round(h.score, 6), "weak": h.weak} for h in hits],
             latency_ms=round(result.took_ms, 3),

@@ -4,6 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from omi_memory.errors import ApplicationError
 from search.evaluation import METRICS, evaluate_dataset, feedback_metrics
 from search.strategies import STRATEGIES
 
@@ -20,8 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--split", choices=["dev", "holdout", "all"], default="dev")
         parser.add_argument("--strategy", default="all", help=f"one of {', '.join(STRATEGIES)}, or all")
         parser.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
+        parser.add_argument(
+            "--index-version", help="with that index version's embedder and chunking (e.g. v2; default: the active)"
+        )
 
-    def handle(self, *args, dataset: Path, split: str, strategy: str, json: bool, **options):
+    def handle(self, *args, dataset: Path, split: str, strategy: str, json: bool, index_version: str | None, **options):
         if not (dataset / "memories.jsonl").exists() or not (dataset / "queries.jsonl").exists():
             raise CommandError(f"{dataset} needs memories.jsonl and queries.jsonl")
         if strategy != "all" and strategy not in STRATEGIES:
@@ -32,7 +36,12 @@ class Command(BaseCommand):
             if json
             else (lambda iterable, **kwargs: tqdm(iterable, file=self.stderr._out, mininterval=2, **kwargs))
         )
-        results = evaluate_dataset(directory=dataset, split=split, strategies=names, progress=progress)
+        try:
+            results = evaluate_dataset(
+                directory=dataset, split=split, strategies=names, progress=progress, index_version=index_version
+            )
+        except ApplicationError as exc:  # an unknown version, or one still being built
+            raise CommandError(str(exc)) from exc
         if json:
             payload = results if strategy == "all" else results[strategy]
             self.stdout.write(_json(payload))
