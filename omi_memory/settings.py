@@ -364,6 +364,9 @@ EXTRACTOR = env_str("EXTRACTOR", "local")
 EMBEDDER = env_str("EMBEDDER", "local")
 VECTOR_STORE = env_str("VECTOR_STORE", "local")
 VECTOR_NAMESPACE = env_str("VECTOR_NAMESPACE", env_str("PINECONE_NAMESPACE", "ns1"))
+# Index versions (`index_build`, `index_activate`): each process reads which version is active at
+# most this many seconds after it was switched.
+INDEX_VERSION_TTL = env_float("INDEX_VERSION_TTL", 1.0, minimum=0.0)
 # The local store keeps recently searched users' vectors in each process, up to this size.
 LOCAL_STORE_CACHE_MB = env_int("LOCAL_STORE_CACHE_MB", 512, minimum=0)
 

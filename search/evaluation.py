@@ -19,7 +19,9 @@ from pathlib import Path
 from django.db import transaction
 from django.test.utils import override_settings
 
+from memories.index_versions import index_version_isolated_parts
 from memories.parts.embedders import get_embedder
+from memories.parts.versions import using_version
 from memories.processing import memory_process_many
 from memories.services import memory_create_many, parse_time
 from memories.text import QUESTION_WORDS, TERM
@@ -92,15 +94,23 @@ class IndexedDataset:
 
     questions: list[dict]
     external: dict[int, str]
+    index_version: str = ""  # the index version whose embedder and chunking loaded it ("": the active's)
 
 
 @contextmanager
-def indexed_dataset(*, directory: Path, split: str, progress=None) -> Iterator[IndexedDataset]:
+def indexed_dataset(
+    *, directory: Path, split: str, progress=None, index_version: str | None = None
+) -> Iterator[IndexedDataset]:
     """Load the split through the pipeline into an isolated store (its own namespace and uids), for
-    the body of the `with`; then roll it all back: the data set leaves nothing behind."""
+    the body of the `with`; then roll it all back: the data set leaves nothing behind.
+    `index_version` (e.g. "v2"): with that version's embedder and chunking (default: the active one's)."""
     progress = progress or (lambda iterable, **kwargs: iterable)
     memories, questions = load_dataset(directory, split)
-    with override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE), transaction.atomic():
+    with (
+        override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE),
+        transaction.atomic(),
+        using_version(index_version_isolated_parts(name=index_version, namespace=EVAL_NAMESPACE)) as parts,
+    ):
         created = memory_create_many(
             items=[
                 {
@@ -120,7 +130,7 @@ def indexed_dataset(*, directory: Path, split: str, progress=None) -> Iterator[I
             if set(outcomes.values()) != {"indexed"}:
                 raise RuntimeError(f"the data set could not be indexed: {outcomes}")
         try:
-            yield IndexedDataset(questions, {m.id: m.external_id for m in created})
+            yield IndexedDataset(questions, {m.id: m.external_id for m in created}, parts.version or "")
         finally:
             transaction.set_rollback(True)
 
@@ -142,7 +152,7 @@ def evaluate_dataset(
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
     used: dict[str, tuple[dict, str]] = {}
-    with indexed_dataset(directory=directory, split=split, progress=progress) as dataset:
+    with indexed_dataset(directory=directory, split=split, progress=progress, index_version=index_version) as dataset:
         for strategy in strategies:
             started = time.perf_counter()
             rows = []
@@ -175,7 +185,7 @@ def evaluate_dataset(
             strategy=strategy,
             params=params,
             profile=profile_name,
-            index_version=index_version,
+            index_version=dataset.index_version,
             metrics=metrics,
             embedding_model=model,
             seconds=round(timings[strategy], 2),

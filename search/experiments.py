@@ -40,7 +40,8 @@ SEARCH_PARAMS = {"half_life_days", "fusion"}
 
 def clean_arm(name: str, arm: dict) -> dict:
     """An arm as stored: {"strategy", "params", "profile", "index_version"}, or ValidationFailed
-    naming the arm and what is wrong with it. (That its profile exists is the service's check.)"""
+    naming the arm and what is wrong with it. (That its profile and index version exist is the
+    service's check.)"""
     strategy, params = arm.get("strategy"), arm.get("params") or {}
     version, profile = arm.get("index_version") or "", arm.get("profile") or ""
     problems = []
@@ -63,8 +64,6 @@ def clean_arm(name: str, arm: dict) -> dict:
             resolve_params(strategy, _strategy_params(params))
         except ValidationFailed as exc:
             problems.append(exc.message)
-    if version:
-        problems.append("index versions are not available")
     if problems:
         raise ValidationFailed(f"arm {name.upper()}: {'; '.join(problems)}", details={"arm": name})
     return {"strategy": strategy, "params": params, "profile": profile, "index_version": version}
@@ -84,6 +83,7 @@ def arm_search_kwargs(arm: dict) -> dict:
         "fusion": params.get("fusion", "sum"),
         "params": _strategy_params(params),
         "profile": arm.get("profile") or True,
+        "index_version": arm.get("index_version") or None,
     }
 
 

@@ -12,6 +12,7 @@ interleaved; the log records the experiment and the arm. Experiments are defined
 and ended here too.
 """
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from memories.index_versions import index_version_get, index_version_parts
 from memories.models import UID_PATTERN, AuditEvent, Memory, MemoryVector
-from memories.parts.embedders import get_embedder
-from memories.parts.vectorstores import ModelMismatch, SearchFilters, get_vector_store
+from memories.parts.vectorstores import ModelMismatch, SearchFilters
+from memories.parts.versions import current_parts, using_version
 from memories.services import audit_record
 from omi_memory.actors import Actor
 from omi_memory.errors import ApplicationError, Conflict, NotFound, ValidationFailed
@@ -34,6 +36,8 @@ from .lexical import matched_spans, query_terms
 from .models import Experiment, ParameterProfile, RelevanceFeedback, ResultUse, SearchLog
 from .selectors import experiment_for_search, near_duplicates, profile_active, profile_get
 from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest, resolve_params
+
+logger = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
 
@@ -93,6 +97,7 @@ def search_memories(
     api_key=None,
     user=None,
     log: bool = True,
+    index_version: str | None = None,
 ) -> SearchResult:
     """The `k` searchable memories of `uid` (indexed, or being reprocessed with their old vectors)
     that best answer `queries` by `strategy`, best first, near-duplicates collapsed under the first
@@ -105,15 +110,11 @@ def search_memories(
     profile's name in `params["profile"]`) unless `log=False` (the evaluation's own runs).
     `strategy=None`: the default strategy (with the other arguments), or, when the running
     experiment takes `uid` in (logged searches only), its arm's strategy, parameters and profile,
-    or both arms interleaved."""
+    or both arms interleaved. `index_version` (e.g. "v2"): search that built index version (its
+    embedder and namespace) instead of the active one (an arm names its own)."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
     floor = settings.SEARCH_RELEVANCE_FLOOR if relevance_floor is None else relevance_floor
-    embedder, store = get_embedder(), get_vector_store()
-    try:
-        store.check_model(embedder.model, embedder.dim)
-    except ModelMismatch as exc:
-        raise Conflict(str(exc), code="model_mismatch") from exc
     experiment, arm = experiment_for_search(uid=uid) if strategy is None and log else (None, "")
     common = {"uid": uid, "queries": queries, "k": k, "filters": filters, "floor": floor}
     chosen = {
@@ -122,14 +123,19 @@ def search_memories(
         "fusion": fusion,
         "params": params,
         "profile": profile,
+        "index_version": index_version,
     }
+    by_arm: dict[str, Ranking] = {}
     arm_ms: dict[str, float] = {}
-    if arm == INTERLEAVED:
-        by_arm = {}
-        for name in ARMS:
+    try:
+        for name in ARMS if arm == INTERLEAVED else [arm] if arm else []:
             arm_started = time.perf_counter()
             by_arm[name] = _ranking(**common, **arm_search_kwargs(experiment.arm(name)))
             arm_ms[name] = round((time.perf_counter() - arm_started) * 1000, 3)
+    except ApplicationError as exc:  # an arm that cannot run now (its index version dropped): no experiment
+        logger.warning("experiment %s left search of %s alone: %s", experiment.id, uid, exc.message)
+        experiment, arm, by_arm, arm_ms = None, "", {}, {}
+    if arm == INTERLEAVED:
         shown = {name: {hit.memory.id: hit for hit in by_arm[name].hits} for name in ARMS}
         coin = interleave_coin(experiment, uid, queries)
         ranking = Ranking()
@@ -139,9 +145,10 @@ def search_memories(
         strategy = INTERLEAVED
     else:
         if arm:
-            chosen = arm_search_kwargs(experiment.arm(arm))
+            chosen, ranking, arm_ms = arm_search_kwargs(experiment.arm(arm)), by_arm[arm], {}
+        else:
+            ranking = _ranking(**common, **chosen)
         strategy, half_life_days, fusion = chosen["strategy"], chosen["half_life_days"], chosen["fusion"]
-        ranking = _ranking(**common, **chosen)
     result = SearchResult(
         hits=ranking.hits,
         took_ms=(time.perf_counter() - started) * 1000,
@@ -162,11 +169,16 @@ def search_memories(
             "filters": _filters_json(filters),
             "strategy_params": ranking.params,
             "profile": ranking.profile or None,
+            "index_version": ranking.index_version,
         }
         if arm == INTERLEAVED:  # each arm's parameters, profile and time
             logged |= {
                 "arms": {
-                    name: {"strategy_params": by_arm[name].params, "profile": by_arm[name].profile or None}
+                    name: {
+                        "strategy_params": by_arm[name].params,
+                        "profile": by_arm[name].profile or None,
+                        "index_version": by_arm[name].index_version,
+                    }
                     for name in ARMS
                 },
                 "arm_ms": arm_ms,
@@ -201,6 +213,7 @@ class Ranking:
     hits: list[SearchHit] = field(default_factory=list)
     params: dict[str, float] = field(default_factory=dict)
     profile: str = ""
+    index_version: str = ""  # the version searched ("": the configured parts, no managed version)
 
 
 def _ranking(
@@ -215,21 +228,28 @@ def _ranking(
     fusion: str,
     params: dict | None,
     profile: str | bool,
+    index_version: str | None,
 ) -> Ranking:
-    """One strategy's `k` hits, near-duplicates collapsed."""
-    used = profile_for(strategy=strategy, profile=profile)
-    strategy_params = resolve_params(strategy, used.params if used else None, params)
-    request = SearchRequest(
-        uid=uid,
-        queries=queries,
-        k=2 * k,  # room for the near-duplicates collapsed
-        filters=filters,
-        strategy=strategy,
-        half_life_days=half_life_days,
-        fusion=fusion,
-        params=strategy_params,
-    )
-    ranked = strategies.run(request)
+    """One strategy's `k` hits, near-duplicates collapsed, from one index version."""
+    parts = index_version_parts(name=index_version) if index_version else current_parts()
+    try:
+        parts.store.check_model(parts.embedder.model, parts.embedder.dim)
+    except ModelMismatch as exc:
+        raise Conflict(str(exc), code="model_mismatch") from exc
+    with using_version(parts):  # one version for the whole search, whatever is activated meanwhile
+        used = profile_for(strategy=strategy, profile=profile)
+        strategy_params = resolve_params(strategy, used.params if used else None, params)
+        request = SearchRequest(
+            uid=uid,
+            queries=queries,
+            k=2 * k,  # room for the near-duplicates collapsed
+            filters=filters,
+            strategy=strategy,
+            half_life_days=half_life_days,
+            fusion=fusion,
+            params=strategy_params,
+        )
+        ranked = strategies.run(request)
     memories = (
         Memory.objects.filter(uid=uid, id__in=[r.memory_id for r in ranked], searchable=True)
         .defer("transcript")
@@ -249,7 +269,7 @@ def _ranking(
         text = texts.get(r.vector_id)
         snippet = _snippet(text, terms) if text else memory.overview[:SNIPPET_CHARS]
         hits.append(SearchHit(memory, r.score, r.vector_id, snippet, r.similarity, r.similarity < floor, terms=terms))
-    return Ranking(_collapse_near_duplicates(hits)[:k], strategy_params, used.name if used else "")
+    return Ranking(_collapse_near_duplicates(hits)[:k], strategy_params, used.name if used else "", parts.version or "")
 
 
 def _collapse_near_duplicates(hits: list[SearchHit]) -> list[SearchHit]:
@@ -340,12 +360,15 @@ def experiment_create(
     if wrong:
         raise ValidationFailed(f"uids: {wrong[0]!r} is not a uid", details={"uids": wrong[:20]})
     arms = {"arm_a": clean_arm("a", arm_a), "arm_b": clean_arm("b", arm_b)}
-    for name, arm in arms.items():
-        if arm["profile"]:
-            try:
+    for field_name, arm in arms.items():
+        try:
+            if arm["profile"]:
                 profile_for(strategy=arm["strategy"], profile=arm["profile"])
-            except ApplicationError as exc:
-                raise ValidationFailed(f"arm {name[-1].upper()}: {exc.message}", details={"arm": name[-1]}) from None
+            if arm["index_version"]:
+                index_version_get(name=arm["index_version"])
+        except ApplicationError as exc:
+            which = field_name.removeprefix("arm_")
+            raise ValidationFailed(f"arm {which.upper()}: {exc.message}", details={"arm": which}) from None
     with transaction.atomic():
         experiment = Experiment.objects.create(
             name=name.strip(), mode=mode, traffic_share=traffic_share, uids=uids, created_by=user, **arms
@@ -376,8 +399,10 @@ def experiment_set_state(*, experiment_id: int, state: str, actor: Actor) -> Exp
                     f"experiment {experiment_id} is {experiment.state}: it cannot be {action.label.split()[-1]}",
                     code="experiment_state",
                 )
-            if state == Experiment.State.RUNNING and experiment.started_at is None:
-                changes["started_at"] = now
+            if state == Experiment.State.RUNNING:
+                _check_arms_can_run(experiment)
+                if experiment.started_at is None:
+                    changes["started_at"] = now
             before = experiment.state
             Experiment.objects.filter(id=experiment_id).update(**changes)
             audit_record(
@@ -459,6 +484,17 @@ def _audit_profile(actor: Actor, action: str, profile: ParameterProfile, **detai
         target_ids=[profile.id],
         details={"name": profile.name, "strategy": profile.strategy, "params": profile.params, **details},
     )
+
+
+def _check_arms_can_run(experiment: Experiment) -> None:
+    """Conflict when an arm's index version is gone or still being built."""
+    for name in ARMS:
+        version = experiment.arm(name).get("index_version")
+        if version:
+            try:
+                index_version_parts(name=version)
+            except ApplicationError as exc:
+                raise Conflict(f"arm {name.upper()} cannot run: {exc.message}", code="experiment_arm") from None
 
 
 def _snippet(text: str, terms: frozenset[str]) -> str:

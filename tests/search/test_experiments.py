@@ -1,6 +1,8 @@
 """Online experiments: sticky assignment, team-draft interleaving and its credit, the bootstrap, and
 searches through the API taken by an experiment and recorded with their arm."""
 
+import io
+
 import pytest
 
 from memories.models import AuditEvent
@@ -254,12 +256,17 @@ class TestDefiningExperiments:
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_only"
         assert not Experiment.objects.exists()
         made = define(api, **body)
-        assert made["state"] == "draft" and made["arm_a"] == {
-            "strategy": "semantic",
-            "params": {},
-            "profile": "",
-            "index_version": "",
-        }
+        assert (
+            made["state"] == "draft"
+            and made["name"] == "A/A"
+            and made["arm_a"]
+            == {
+                "strategy": "semantic",
+                "params": {},
+                "profile": "",
+                "index_version": "",
+            }
+        )
         for action in ("start", "pause", "end"):
             assert scoped.post(f"/search/experiments/{made['id']}/{action}").status_code == 403
         assert scoped.get(f"/search/experiments/{made['id']}/results").status_code == 403
@@ -298,7 +305,7 @@ class TestDefiningExperiments:
     @pytest.mark.parametrize(
         ("arm", "message"),
         [
-            ({"strategy": "hybrid", "index_version": "v2"}, "index versions are not available"),
+            ({"strategy": "hybrid", "index_version": "v2"}, "there is no index version 'v2'"),
             ({"strategy": "hybrid", "params": {"alpha": 1}}, "strategy hybrid has no parameter 'alpha'"),
             ({"strategy": "hybrid", "params": {"rrf_k": 0}}, "parameter rrf_k must be between 1 and 1000"),
             ({"strategy": "hybrid", "profile": "nothing-like-it"}, "no parameter profile named"),
@@ -321,3 +328,41 @@ class TestDefiningExperiments:
         assert api.post("/search/experiments", {**body, "traffic_share": 1.5}).status_code == 422
         assert api.post("/search/experiments/999/start").status_code == 404
         assert api.get("/search/experiments/999/results").status_code == 404
+
+
+# An arm on another index version (memories.index_versions), met by the OpenAI test server
+
+
+@pytest.mark.django_db
+def test_an_arm_searches_its_own_index_version_and_a_dropped_one_leaves_searches_alone(api, fake_openai):
+    from django.core.management import call_command
+
+    from memories.index_versions import index_version_drop
+    from memories.models import VectorIndex
+    from omi_memory.actors import Actor
+    from tests.support.transcripts import BUDGET, DENTIST
+
+    for transcript in (DENTIST, BUDGET):
+        assert api.post("/memories", {"uid": "alice", "transcript": transcript}).status_code == 201
+    call_command("index_build", "--embedder", "openai", "--dimensions", "32", stdout=io.StringIO())
+    live, built = VectorIndex.objects.order_by("id")
+    experiment_id = start(
+        api,
+        define(api, mode="interleave", arm_a=ARM_SEMANTIC, arm_b={"strategy": "semantic", "index_version": built.name})[
+            "id"
+        ],
+    )["id"]
+
+    body = api.post("/search", {"uid": "alice", "query": "the cracked tooth crown", "k": 2}).json()
+
+    assert body["experiment_id"] == experiment_id and len(body["results"]) == 2
+    arms = SearchLog.objects.get(id=body["search_id"]).params["arms"]
+    assert (arms["a"]["index_version"], arms["b"]["index_version"]) == (live.name, built.name)
+    # the version an arm searches is dropped: searches go on, outside the experiment
+    index_version_drop(name=built.name, actor=Actor.command())
+    after = api.post("/search", {"uid": "alice", "query": "the cracked tooth crown"})
+    assert after.status_code == 200 and after.json()["experiment_id"] is None and after.json()["results"]
+    refused = api.post(f"/search/experiments/{experiment_id}/pause")
+    assert refused.status_code == 200  # it can still be paused, then not started again
+    again = api.post(f"/search/experiments/{experiment_id}/start")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "experiment_arm"

@@ -26,6 +26,9 @@ class Command(BaseCommand):
         profile = parser.add_mutually_exclusive_group()
         profile.add_argument("--profile", help="a parameter profile's name: its strategy with its parameters")
         profile.add_argument("--defaults", action="store_true", help="every strategy with its default parameters")
+        parser.add_argument(
+            "--index-version", help="with that index version's embedder and chunking (e.g. v2; default: the active)"
+        )
 
     def handle(
         self,
@@ -36,6 +39,7 @@ class Command(BaseCommand):
         json: bool,
         profile: str | None,
         defaults: bool,
+        index_version: str | None,
         **options,
     ):
         if not (dataset / "memories.jsonl").exists() or not (dataset / "queries.jsonl").exists():
@@ -56,13 +60,17 @@ class Command(BaseCommand):
             if json
             else (lambda iterable, **kwargs: tqdm(iterable, file=self.stderr._out, mininterval=2, **kwargs))
         )
-        results = evaluate_dataset(
-            directory=dataset,
-            split=split,
-            strategies=names,
-            profile=profile or not defaults,
-            progress=progress,
-        )
+        try:
+            results = evaluate_dataset(
+                directory=dataset,
+                split=split,
+                strategies=names,
+                profile=profile or not defaults,
+                index_version=index_version,
+                progress=progress,
+            )
+        except ApplicationError as exc:  # an unknown version, or one still being built
+            raise CommandError(str(exc)) from exc
         if json:
             payload = results if strategy == "all" else results[strategy]
             self.stdout.write(_json(payload))

@@ -67,7 +67,7 @@ def test_an_arm_the_service_cannot_run_is_shown_at_the_form(signed_in):
     response = signed_in("admin").post("/experiments/new/", {**FORM, "b-index_version": "v2"})
 
     assert response.status_code == 400
-    assert "index versions are not available" in response.content.decode()
+    assert "there is no index version" in response.content.decode()
     assert not Experiment.objects.exists()
 
 
