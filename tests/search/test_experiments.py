@@ -9,6 +9,7 @@ from memories.models import AuditEvent
 from search.experiment_results import Comparison, bootstrap_difference, bootstrap_interval, experiment_results
 from search.experiments import assigned_arm, interleaved_outcome, team_draft
 from search.models import Experiment, SearchLog
+from search.services import search_memories
 from tests.support.memories import alices_five_and_bobs_one
 
 ARM_SEMANTIC = {"strategy": "semantic"}
@@ -165,6 +166,13 @@ class TestThroughTheApi:
         only_alice = start(api, define(api, uids=["alice"])["id"])
         assert api.post("/search", {"uid": "bob", "query": "crown"}).json()["experiment_id"] is None
         assert api.post("/search", {"uid": "alice", "query": "crown"}).json()["experiment_id"] == only_alice["id"]
+
+    def test_the_evaluations_own_searches_never_take_part(self, api, memories):
+        start(api, define(api)["id"])
+
+        unlogged = search_memories(uid="alice", queries=["crown"], strategy=None, log=False)
+
+        assert unlogged.experiment is None and unlogged.strategy == "hybrid" and unlogged.hits
 
     def test_interleaved_results_name_their_arm_and_feedback_credits_it(self, api, memories):
         experiment_id = start(
