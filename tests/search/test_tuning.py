@@ -126,6 +126,10 @@ def test_tune_fits_judgments_and_the_profile_changes_searches_once_activated(api
     printed = out.getvalue()
     assert "25 judged queries (50 judgments), 5 folds; before: the defaults" in printed
     assert "all held out" in printed and "python manage.py activate_profile by-month" in printed
+    listed = io.StringIO()
+    call_command("list_profiles", stdout=listed)
+    assert listed.getvalue().startswith("by-month  hybrid  inactive  ")
+    assert f"nDCG@10 {source['before']['ndcg@10']:.4f} -> 1.0000 held out, 25 judged + 0 labelled" in listed.getvalue()
 
     # stored, not used: searches keep the defaults until an admin activates it
     crown_in_march = "the cracked crown in March"
