@@ -40,6 +40,7 @@ from .strategies import (
     DEFAULT_HALF_LIFE_DAYS,
     DEFAULT_STRATEGY,
     FUSIONS,
+    HYBRID_SIGNALS,
     HYBRID_WEIGHTS_LATE,
     MAX_HALF_LIFE_DAYS,
     MAX_K,
@@ -50,17 +51,48 @@ from .strategies import (
     PARAMS,
     STRATEGIES,
     half_life_from_rate,
+    weight_param,
 )
 
 router = Router(tags=["search"])
 
 
 Query = Annotated[NotBlank, Field(max_length=MAX_QUERY_CHARS)]
+
+
+def _params_rules() -> list[dict]:
+    """Each strategy's parameters as JSON Schema: the names it has, each a number (an integer when
+    whole) in its bounds; hybrid's weights not all 0. (A strategy left out is hybrid.)"""
+    rules = []
+    for strategy, params in PARAMS.items():
+        chosen = {"strategy": {"const": strategy}}
+        allowed: dict = {
+            "type": "object",
+            "properties": {
+                p.name: {"type": "integer" if p.whole else "number", "minimum": p.low, "maximum": p.high}
+                for p in params
+            },
+            "additionalProperties": False,
+        }
+        if strategy == "hybrid":
+            weights = [weight_param(signal) for signal in HYBRID_SIGNALS]
+            allowed["not"] = {"required": weights, "properties": {name: {"const": 0} for name in weights}}
+        rules.append(
+            {
+                "if": {"properties": chosen}
+                if strategy == DEFAULT_STRATEGY
+                else {"required": ["strategy"], "properties": chosen},
+                "then": {"properties": {"params": {"anyOf": [allowed, {"type": "null"}]}}},
+            }
+        )
+    return rules
+
+
 # The rules between fields that JSON Schema can state: a query (or queries), more than one only for
-# multi_query, and not both forms of the decay. (That ends_at is not before starts_at it cannot: the
-# description says it.)
+# multi_query, not both forms of the decay, and the strategy's own parameters. (That ends_at is not
+# before starts_at it cannot: the description says it.)
 _QUERY_RULES = {
-    "allOf": [{"not": {"required": ["half_life_days", "time_decay"]}}],
+    "allOf": [{"not": {"required": ["half_life_days", "time_decay"]}}, *_params_rules()],
     "anyOf": [
         {"required": ["query"], "properties": {"query": {"type": "string"}}},
         {"required": ["queries"], "properties": {"queries": {"type": "array"}}},

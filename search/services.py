@@ -456,8 +456,10 @@ def profile_create(*, name: str, strategy: str, params: dict, source: dict | Non
 def profile_activate(*, profile: ParameterProfile, actor: Actor) -> ParameterProfile:
     """Make `profile` the one its strategy's searches use by default (the one active before, if
     another, is deactivated); audited."""
-    previous = ParameterProfile.objects.select_for_update().filter(strategy=profile.strategy, active=True).first()
-    if previous is not None and previous.pk != profile.pk:
+    same = ParameterProfile.objects.filter(strategy=profile.strategy)
+    list(same.select_for_update().values_list("id"))  # one activation of a strategy at a time
+    previous = same.filter(active=True).exclude(pk=profile.pk).first()  # read after the lock: what is committed
+    if previous is not None:
         ParameterProfile.objects.filter(pk=previous.pk).update(active=False)
     profile.active, profile.activated_at = True, timezone.now()
     profile.save(update_fields=["active", "activated_at"])
@@ -468,7 +470,9 @@ def profile_activate(*, profile: ParameterProfile, actor: Actor) -> ParameterPro
 @transaction.atomic
 def profile_deactivate(*, strategy: str, actor: Actor) -> ParameterProfile | None:
     """Searches with `strategy` use its defaults again; the profile that was active (None: none was)."""
-    profile = ParameterProfile.objects.select_for_update().filter(strategy=strategy, active=True).first()
+    same = ParameterProfile.objects.filter(strategy=strategy)
+    list(same.select_for_update().values_list("id"))
+    profile = same.filter(active=True).first()
     if profile is not None:
         ParameterProfile.objects.filter(pk=profile.pk).update(active=False)
         profile.active = False

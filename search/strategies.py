@@ -172,9 +172,10 @@ def resolve_params(strategy: str, *layers: dict | None) -> dict[str, float]:
     return values
 
 
-def hybrid_signal_weights(params: dict[str, float]) -> dict[str, float]:
-    """hybrid's weight of each signal, from its parameters."""
-    return {signal: params[weight_param(signal)] for signal in HYBRID_SIGNALS}
+def params_in_order(strategy: str, params: dict) -> list[tuple[str, float]]:
+    """(name, value) of the parameters in `params`, in the order the strategy states them (a JSON
+    column of PostgreSQL keeps its own order)."""
+    return [(p.name, params[p.name]) for p in PARAMS.get(strategy, ()) if p.name in params]
 
 
 # What a score of each strategy (and fusion) is, on 0..1, for people reading it.

@@ -15,6 +15,7 @@ from ..evaluation import METRICS, feedback_metrics
 from ..models import EvalRun, ParameterProfile
 from ..selectors import eval_run_trends, eval_runs_latest, judged_search_counts
 from ..services import profile_activate, profile_deactivate
+from ..strategies import params_in_order
 
 EVAL_RUNS_PER_PAGE = 25
 CHART_METRICS = (("ndcg@10", "nDCG@10"), ("recall@5", "R@5"))
@@ -92,6 +93,7 @@ def _profiles() -> list[ParameterProfile]:
     for profile in profiles:
         tuned = profile.tuned
         profile.held_out = [(tuned["before"][key], tuned["after"][key]) for key, _ in CHART_METRICS] if tuned else []
+        profile.param_items = params_in_order(profile.strategy, profile.params)
     return profiles
 
 

@@ -12,7 +12,7 @@ from memories.models import LocalVector, Memory
 from search.evaluation import aggregate, feedback_metrics, query_metrics, query_variants
 from search.models import EvalRun, ParameterProfile
 from search.strategies import resolve_params
-from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
+from tests.support.transcripts import BUDGET, DENTIST
 
 
 def test_metrics_of_one_ranking_by_hand():
@@ -46,56 +46,6 @@ def test_aggregate_means_overall_and_per_category():
     assert result["queries"] == 3 and result["mrr"] == pytest.approx((1 + 0.5 + 0) / 3, abs=1e-4)
     assert result["by_category"]["temporal"]["recall@1"] == 0.5
     assert result["by_category"]["single-hop"]["queries"] == 1
-
-
-@pytest.fixture
-def tiny_dataset(tmp_path):
-    memories = [
-        ("u1", "s1", DENTIST),
-        ("u1", "s2", BUDGET),
-        ("u1", "s3", GARDEN),
-        ("u2", "s1", STANDUP),
-        ("u2", "s2", RECITAL),
-    ]
-    questions = [
-        ("u1", "q0", "What did the dentist say about the crown?", "u1-s1", 4, "single-hop"),
-        ("u1", "q1", "How much was the grocery bill?", "u1-s2", 4, "single-hop"),
-        ("u2", "q2", "When is the sprint demo?", "u2-s1", 2, "temporal"),
-        ("u2", "q3", "What did Caroline paint?", "u2-s2", 5, "adversarial"),
-    ]
-    (tmp_path / "memories.jsonl").write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "uid": uid,
-                    "memory_id": f"{uid}-{sid}",
-                    "created_at": f"2024-05-0{i + 1}T10:00:00",
-                    "source": "locomo",
-                    "split": "dev",
-                    "transcript": text,
-                }
-            )
-            for i, (uid, sid, text) in enumerate(memories)
-        )
-    )
-    (tmp_path / "queries.jsonl").write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "uid": uid,
-                    "query_id": qid,
-                    "split": "dev",
-                    "question": q,
-                    "category": cat,
-                    "category_name": name,
-                    "adversarial": cat == 5,
-                    "relevant_memory_ids": [rel],
-                }
-            )
-            for uid, qid, q, rel, cat, name in questions
-        )
-    )
-    return tmp_path
 
 
 @pytest.mark.django_db

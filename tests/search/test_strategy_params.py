@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import jsonschema
 import pytest
 
 from search.models import DuplicatePair, SearchLog
@@ -61,6 +62,25 @@ def test_a_parameter_the_strategy_lacks_or_out_of_its_bounds_is_a_422_naming_it(
     assert error["code"] == "validation_error" and words in error["message"]
     assert error["details"] == {"field": field}
     assert not SearchLog.objects.exists()
+    body = {"uid": "alice", "query": "crown", "strategy": strategy, "params": params}
+    assert not search_schema(api).is_valid(body)  # the OpenAPI document says so too: a fuzzer sends it as invalid
+
+
+def search_schema(api) -> jsonschema.protocols.Validator:
+    document = api.get("/openapi.json").json()
+    return jsonschema.Draft202012Validator(
+        {"$ref": "#/components/schemas/SearchIn", "components": document["components"]}
+    )
+
+
+def test_the_openapi_document_accepts_each_strategys_parameters_in_their_bounds(api):
+    schema = search_schema(api)
+    for strategy, params in PARAMS.items():
+        body = {"uid": "alice", "query": "crown", "strategy": strategy, "params": {p.name: p.high for p in params}}
+        assert schema.is_valid(body), body
+    assert schema.is_valid({"uid": "alice", "query": "crown", "params": {"month_weight": 1, "rrf_k": 60}})  # hybrid
+    assert schema.is_valid({"uid": "alice", "query": "crown", "params": None})
+    assert not schema.is_valid({"uid": "alice", "query": "crown", "params": {"pool": 10}})  # hybrid has no pool
 
 
 def test_a_parameter_that_is_not_a_json_number_is_refused(api):

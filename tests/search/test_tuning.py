@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from memories.models import AuditEvent
+from memories.models import AuditEvent, Memory
 from search import tuning
 from search.models import DuplicatePair, ParameterProfile, SearchLog
 from search.strategies import HYBRID_SIGNALS, HybridSignals, hybrid_fuse, resolve_params, weight_param
@@ -126,6 +126,10 @@ def test_tune_fits_judgments_and_the_profile_changes_searches_once_activated(api
     printed = out.getvalue()
     assert "25 judged queries (50 judgments), 5 folds; before: the defaults" in printed
     assert "all held out" in printed and "python manage.py activate_profile by-month" in printed
+    listed = io.StringIO()
+    call_command("list_profiles", stdout=listed)
+    assert listed.getvalue().startswith("by-month  hybrid  inactive  ")
+    assert f"nDCG@10 {source['before']['ndcg@10']:.4f} -> 1.0000 held out, 25 judged + 0 labelled" in listed.getvalue()
 
     # stored, not used: searches keep the defaults until an admin activates it
     crown_in_march = "the cracked crown in March"
@@ -165,3 +169,20 @@ def test_tune_refuses_a_strategy_it_cannot_fit_and_a_name_in_use():
     ParameterProfile.objects.create(name="taken", strategy="hybrid", params=resolve_params("hybrid"))
     with pytest.raises(CommandError, match="a profile named 'taken' exists already"):
         call_command("tune", "--strategy", "hybrid", "--name", "taken", stdout=io.StringIO())
+
+
+def test_tune_adds_a_labelled_sets_dev_questions_and_leaves_nothing_of_it_behind(tiny_dataset, settings):
+    settings.TUNE_MIN_QUERIES = 3
+    out = io.StringIO()
+
+    call_command("tune", "--strategy", "hybrid", "--labelled", str(tiny_dataset), "--folds", "3", stdout=out)
+
+    profile = ParameterProfile.objects.get()
+    assert profile.name.startswith("hybrid-tuned-") and not profile.active
+    source = profile.source
+    assert (source["judged_queries"], source["labelled_queries"]) == (0, 3)
+    assert source["dataset"] == f"{tiny_dataset} (dev)"
+    # each question's relevant memory found first, as evaluate finds it: its ids were mapped right
+    assert source["before"]["ndcg@10"] == 1.0 and source["before"]["by_category"]["labelled"]["queries"] == 3
+    assert "0 judged queries (0 judgments) + 3 labelled" in out.getvalue()
+    assert not Memory.objects.exists()  # the data set was rolled back

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from search.models import ParameterProfile
+from search.strategies import params_in_order
 
 
 class Command(BaseCommand):
@@ -25,4 +26,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{profile.name}  {profile.strategy}  {state}  {profile.created_at:%Y-%m-%d %H:%M}  {fitted}"
             )
-            self.stdout.write("    " + ", ".join(f"{name}={value:g}" for name, value in profile.params.items()))
+            self.stdout.write(
+                "    "
+                + ", ".join(f"{name}={value:g}" for name, value in params_in_order(profile.strategy, profile.params))
+            )

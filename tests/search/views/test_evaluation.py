@@ -206,6 +206,9 @@ def test_profiles_show_where_they_came_from_and_only_admins_get_the_buttons(sign
     row = row[: row.index("</tr>")]
     assert "42 judged queries (97 judgments), 5 folds" in row and "0.610 → 0.712" in row and "0.800 → 0.850" in row
     assert "rrf_k 20" in row and "inactive" in row
+    assert (
+        row.index("lexical_weight 0.25") < row.index("month_weight") < row.index("rrf_k")
+    )  # as the strategy states them
     assert "Activate</button>" not in analyst_page and "Activate</button>" in admin_page
 
 
@@ -231,3 +234,13 @@ def test_an_admin_activates_a_profile_one_per_strategy_and_deactivates_it(signed
     ]
     assert events[1].details["previous"] == "first"
     assert admin.post("/evaluation/profiles/999999/activate/").status_code == 404
+
+
+def test_the_search_page_says_which_profile_ranked_its_results(signed_in, remember):
+    remember("alice", DENTIST)
+    profile("fitted", active=True)
+
+    page = signed_in("analyst").get("/search/?uid=alice&query=crown").content.decode()
+
+    assert "by hybrid with profile <code>fitted</code> in" in page
+    assert SearchLog.objects.get().params["profile"] == "fitted"
