@@ -248,3 +248,49 @@ def test_a_build_killed_for_real_continues_where_it_stopped(indexed, fake_openai
     assert memories_in(version.namespace) == set(Memory.objects.values_list("id", flat=True))
     embedded = [r for r in fake_openai.requests[requests_before:] if r["path"] == "/v1/embeddings"]
     assert len(embedded) == total - killed.memories_done  # what the killed run had done is not done again
+
+
+@pytest.mark.django_db
+def test_a_version_on_pinecone_is_built_written_twice_and_dropped(indexed, fake_openai, fake_pinecone):
+    from tests.conftest import DIMENSIONS
+
+    call_command(
+        "index_build", "--embedder", "openai", "--dimensions", str(DIMENSIONS), "--store", "pinecone",
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    version = VectorIndex.objects.latest("id")
+    assert version.state == "ready" and version.store.startswith("pinecone/")
+    held = fake_pinecone.vectors(version.namespace)
+    assert {meta["memory_id"] for _, meta in held.values()} == {
+        str(i) for i in Memory.objects.values_list("id", flat=True)
+    }
+
+    created = indexed.post("/memories", {"uid": "alice", "transcript": GARDEN}).json()
+    assert any(meta["memory_id"] == str(created["id"]) for _, meta in fake_pinecone.vectors(version.namespace).values())
+    indexed.delete(f"/memories/{created['id']}")
+    assert not any(
+        meta["memory_id"] == str(created["id"]) for _, meta in fake_pinecone.vectors(version.namespace).values()
+    )
+    assert len(fake_pinecone.vectors(version.namespace)) == len(held)
+
+    call_command("index_drop", version.name, stdout=io.StringIO())
+    assert fake_pinecone.vectors(version.namespace) == {}
+    assert not VectorIndex.objects.filter(id=version.id).exists()
+
+
+@pytest.mark.django_db
+def test_the_index_view_lists_the_versions_with_their_state_counts_and_progress(indexed, fake_openai, signed_in):
+    build()
+    live, new = VectorIndex.objects.order_by("id")
+    building, _ = index_version_start(
+        embedder="openai", dimensions=DIMS // 2, vector_store="local", host="", actor=Actor.command()
+    )
+    VectorIndex.objects.filter(id=building.id).update(memories_total=4, memories_done=1)
+
+    page = signed_in("admin").get("/vectors/").content.decode()
+
+    rows = {v.name: page.split(f'id="version-{v.name}"')[1].split("</tr>")[0] for v in (live, new, building)}
+    assert "active" in rows[live.name] and "all-MiniLM-L6-v2" in rows[live.name]
+    assert "ready" in rows[new.name] and f">{DIMS}<" in rows[new.name]
+    assert f">{LocalVector.objects.filter(namespace=new.namespace).count()}<" in rows[new.name]
+    assert "building" in rows[building.name] and "1 of 4 memories" in rows[building.name]
