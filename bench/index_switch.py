@@ -209,7 +209,7 @@ def main() -> None:
             f"{phase:38} {len(samples):8d} {len(failed):6d} {empty:5d} {stats['p50']:7.1f} {stats['p95']:7.1f} "
             f"{max(s[2] for s in samples):7.1f}"
         )
-    print(f"searches answered per version ('' = the live index before index_build adopted it as a version): {load.versions}")
+    print(f"searches per version ('': the live index before index_build adopted it): {load.versions}")
     for failure in failures[:5]:
         print(failure)
 
