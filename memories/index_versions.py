@@ -12,6 +12,7 @@ transaction (`memories/parts/versions.py`: every process follows within INDEX_VE
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -22,12 +23,11 @@ from omi_memory.errors import BackendError, Conflict, NotFound, ValidationFailed
 from .models import AuditEvent, Memory, VectorIndex
 from .parts.embedders import configured_embedder
 from .parts.vectorstores import configured_vector_store
-from .parts.versions import IndexParts, current_parts, forget, make_embedder, make_store, parts_for
+from .parts.versions import PART_FIELDS, IndexParts, current_parts, forget, make_embedder, make_store, parts_for
 from .services import audit_record
 from .vectors import chunking, memory_vectors_write_version
 
 State = VectorIndex.State
-PART_FIELDS = ("id", "embedder", "dimensions", "vector_store", "host", "namespace")
 
 
 def index_version_get(*, name: str) -> VectorIndex:
@@ -90,7 +90,10 @@ def index_version_start(
     True), or a new one in a namespace of its own."""
     if vector_store == "pinecone" and not host:
         raise ValidationFailed("a Pinecone version needs its index host (PINECONE_HOST or --pinecone-host)")
-    made = make_embedder(embedder, dimensions)
+    try:
+        made = make_embedder(embedder, dimensions)
+    except (ImportError, TypeError, ImproperlyConfigured) as exc:
+        raise ValidationFailed(f"no embedder {embedder!r} with dimensions {dimensions}: {exc}") from exc
     if dimensions and made.dim != dimensions:
         raise ValidationFailed(f"the {embedder} embedder makes {made.dim} dimensions, not {dimensions}")
     live = index_version_adopt_live()

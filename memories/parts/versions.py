@@ -11,6 +11,7 @@ search once its copy is older than INDEX_VERSION_TTL, and both versions hold eve
 meanwhile (double write), so a search answers fully from either.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +43,9 @@ _pinned: ContextVar[IndexParts | None] = ContextVar("index_parts", default=None)
 _lock = threading.Lock()
 _active: tuple[float, object] = (float("-inf"), None)  # (read at, the active row's fields or None)
 _parts: dict[tuple, object] = {}  # embedders and stores of versions, built once per process
+_warmed: set[int] = set()  # versions whose parts this process has warmed up
+PART_FIELDS = ("id", "embedder", "dimensions", "vector_store", "host", "namespace")
+logger = logging.getLogger(__name__)
 
 
 def pinned() -> IndexParts | None:
@@ -70,16 +74,36 @@ def active_version_fields() -> dict | None:
     from memories.models import VectorIndex
 
     try:
-        fields = (
-            VectorIndex.objects.filter(state=VectorIndex.State.ACTIVE)
+        rows = list(
+            VectorIndex.objects.filter(state__in=[VectorIndex.State.ACTIVE, VectorIndex.State.READY])
             .exclude(embedder="")
-            .values("id", "embedder", "dimensions", "vector_store", "host", "namespace")
-            .first()
+            .values("state", *PART_FIELDS)
         )
     except DatabaseError:  # no table yet (before migrate): the settings decide
-        fields = None
+        rows = []
+    fields = next(({f: row[f] for f in PART_FIELDS} for row in rows if row["state"] == "active"), None)
+    _warm([{f: row[f] for f in PART_FIELDS} for row in rows if row["state"] == "ready"])
     _active = (time.monotonic(), fields)
     return fields
+
+
+def _warm(versions: list[dict]) -> None:
+    """Load the parts of versions built and not yet active, once per process, in the background:
+    the first search after a switch does not pay for a model or an SDK to load."""
+    for fields in versions:
+        with _lock:
+            if fields["id"] in _warmed:
+                continue
+            _warmed.add(fields["id"])
+        embedder = parts_for(**fields).embedder
+        threading.Thread(target=_quietly, args=(embedder.warm_up,), daemon=True, name=f"warm v{fields['id']}").start()
+
+
+def _quietly(function) -> None:
+    try:
+        function()
+    except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the first search will say what fails
+        logger.warning("could not warm an index version up", exc_info=True)
 
 
 def current_parts() -> IndexParts:
@@ -143,6 +167,7 @@ def _forget_parts(**kwargs) -> None:
     forget()
     with _lock:
         _parts.clear()
+        _warmed.clear()
 
 
 def other_versions(parts: IndexParts) -> list[IndexParts]:
@@ -152,8 +177,6 @@ def other_versions(parts: IndexParts) -> list[IndexParts]:
 
     if parts.isolated:
         return []
-    rows = VectorIndex.objects.exclude(embedder="").values(
-        "id", "embedder", "dimensions", "vector_store", "host", "namespace"
-    )
+    rows = VectorIndex.objects.exclude(embedder="").values(*PART_FIELDS)
     found = [parts_for(**fields) for fields in rows]
     return [other for other in found if other.store.identity != parts.store.identity]

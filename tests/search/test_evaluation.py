@@ -67,6 +67,33 @@ def test_evaluate_prints_one_json_object_and_leaves_no_memory_behind(tiny_datase
 
 
 @pytest.mark.django_db
+def test_evaluate_an_index_version_uses_its_embedder_and_leaves_the_versions_untouched(tiny_dataset, api, fake_openai):
+    from memories.index_versions import index_version_start
+    from omi_memory.actors import Actor
+
+    api.post("/memories", {"uid": "alice", "transcript": DENTIST})
+    version, _ = index_version_start(
+        embedder="openai", dimensions=32, vector_store="local", host="", actor=Actor.command()
+    )
+    call_command("index_build", "--embedder", "openai", "--dimensions", "32", stdout=io.StringIO())
+    held = {ns: LocalVector.objects.filter(namespace=ns).count() for ns in ("ns1", version.namespace)}
+    out = io.StringIO()
+
+    call_command(
+        "evaluate", "--dataset", str(tiny_dataset), "--strategy", "semantic", "--index-version", version.name,
+        "--json", stdout=out,
+    )  # fmt: skip
+
+    assert json.loads(out.getvalue())["queries"] == 3
+    run = EvalRun.objects.get()
+    assert run.embedding_model == "text-embedding-3-large" and run.index_version == version.name
+    assert any(r["path"] == "/v1/embeddings" and "crown" in str(r.get("json")) for r in fake_openai.requests)
+    assert {ns: LocalVector.objects.filter(namespace=ns).count() for ns in held} == held  # nothing written there
+    with pytest.raises(CommandError, match="no index version"):
+        call_command("evaluate", "--dataset", str(tiny_dataset), "--index-version", "v999", "--json")
+
+
+@pytest.mark.django_db
 def test_evaluate_all_strategies_gives_one_object_per_strategy(tiny_dataset):
     out = io.StringIO()
 

@@ -57,6 +57,10 @@ class OpenAIEmbedder(Embedder):
             raise ImproperlyConfigured(f"set OPENAI_EMBEDDING_DIMENSIONS for the model {self.model!r}")
         self.max_tokens = MAX_INPUT_TOKENS
 
+    def warm_up(self) -> None:
+        """Import the SDK and make its client (seconds on a busy machine): not in the first search."""
+        get_openai_client()
+
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
