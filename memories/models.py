@@ -286,6 +286,15 @@ class AuditEvent(models.Model):
         WEBHOOK_CREATE = "webhook.create", "webhook endpoint created"
         WEBHOOK_UPDATE = "webhook.update", "webhook endpoint changed"
         WEBHOOK_DELETE = "webhook.delete", "webhook endpoint deleted"
+        EXPERIMENT_CREATE = "experiment.create", "search experiment defined"
+        EXPERIMENT_START = "experiment.start", "search experiment started"
+        EXPERIMENT_PAUSE = "experiment.pause", "search experiment paused"
+        EXPERIMENT_END = "experiment.end", "search experiment ended"
+        PROFILE_ACTIVATE = "profile.activate", "parameter profile activated"
+        PROFILE_DEACTIVATE = "profile.deactivate", "parameter profile deactivated"
+        INDEX_BUILD = "index.build", "index version build started"
+        INDEX_ACTIVATE = "index.activate", "index version activated"
+        INDEX_DROP = "index.drop", "index version dropped"
 
     class ActorType(models.TextChoices):
         USER = "user", "dashboard user"
@@ -407,23 +416,73 @@ class LocalVectorVersion(models.Model):
 
 
 class VectorIndex(models.Model):
-    """Which embedding model and dimension built a vector store (one row per store and namespace):
-    a query or upsert with another model is refused, never silently mixed in. `chunking` notes what
-    its vectors were cut from (`memories.vectors.chunking`; empty: before it was noted); vectors of
-    another chunking still answer searches, and `reindex` moves them to the current one."""
+    """An index version: the vectors of one embedder (model, dimension) and chunking in one store
+    and namespace; the model guard refuses a query or upsert of another model.
+
+    A row made by the first write (`check_model(record=True)`) follows the settings (`embedder`
+    blank: EMBEDDER, VECTOR_STORE, VECTOR_NAMESPACE). `index_build` makes versions that name their
+    own embedder, dimensions, store and namespace (`memories/index_versions.py`); once one is
+    active it decides, for every process, what searches read and the pipeline writes first, and
+    every version not dropped is written too (double write), so that a build is complete when it
+    ends and a rollback finds every memory. `chunking` notes what its vectors were cut from
+    (`memories.vectors.chunking`; empty: before it was noted)."""
+
+    class State(models.TextChoices):
+        BUILDING = "building"  # being filled by `index_build` (and written to by the pipeline)
+        READY = "ready"  # built, never active
+        ACTIVE = "active"  # what searches read
+        RETIRED = "retired"  # was active; kept up to date for a rollback until dropped
 
     store = models.CharField(max_length=300, unique=True)  # e.g. "local/ns1", "pinecone/<host>/ns1"
     model = models.CharField(max_length=128)
     dim = models.PositiveIntegerField()
     chunking = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The version's own parts ("": follow the settings, a row made by the first write).
+    embedder = models.CharField(max_length=200, blank=True)  # an EMBEDDERS name or a dotted path
+    dimensions = models.PositiveIntegerField(null=True, blank=True)  # asked of the embedder (openai)
+    vector_store = models.CharField(max_length=32, blank=True)  # local or pinecone
+    host = models.CharField(max_length=300, blank=True)  # Pinecone's index host
+    namespace = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    # The build: memories to embed, done so far, and the last memory id done (where a resume starts).
+    memories_total = models.PositiveIntegerField(default=0)
+    memories_done = models.PositiveIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "search_vectorindex"
         verbose_name_plural = "vector indexes"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"],
+                condition=models.Q(state="active") & ~models.Q(embedder=""),
+                name="one_active_index_version",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.store}: {self.model} ({self.dim})"
+        return f"{self.name} {self.store}: {self.model} ({self.dim})"
+
+    @property
+    def name(self) -> str:
+        """The version's name, as commands and searches take it."""
+        return f"v{self.id}"
+
+    @property
+    def managed(self) -> bool:
+        """Whether the version names its own parts (made or adopted by `index_build`)."""
+        return bool(self.embedder)
+
+    @property
+    def progress(self) -> float | None:
+        """The build's share done (0..1); None before a build counted its memories."""
+        return min(1.0, self.memories_done / self.memories_total) if self.memories_total else None
 
 
 class ReconcileRun(models.Model):

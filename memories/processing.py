@@ -36,6 +36,7 @@ from omi_memory.metrics import PIPELINE_FAILURES, PIPELINE_RETRIES, PIPELINE_STA
 from .models import ActionItem, Event, Memory
 from .parts.extractors import Extraction, get_extractor
 from .parts.vectorstores import get_vector_store
+from .parts.versions import using_version
 from .signals import memory_failed, memory_indexed
 from .vectors import memory_vectors_build_many, memory_vectors_delete, memory_vectors_save, memory_vectors_upsert_many
 
@@ -63,7 +64,7 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, at
     """
     token, claimed = _claim(memory_ids)
     try:
-        with _Heartbeat(token):
+        with _Heartbeat(token), using_version(None):  # one index version for the whole batch
             return _process_claimed(memory_ids, claimed, token, final_attempt, attempt)
     except (OperationalError, InterfaceError) as exc:
         retry = _released_after_database_error(token, exc, attempt)

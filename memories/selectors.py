@@ -13,6 +13,7 @@ from omi_memory.errors import BackendError, NotFound
 from .models import ApiKey, AuditEvent, Memory, MemoryVector, ReconcileRun, VectorIndex
 from .parts.embedders import get_embedder
 from .parts.vectorstores import SearchFilters, get_vector_store
+from .parts.versions import parts_for
 
 
 def memory_list(
@@ -263,6 +264,7 @@ def vector_index_overview() -> dict:
         "store": store,
         "record": VectorIndex.objects.filter(store=store.identity).first(),
         "records": list(VectorIndex.objects.order_by("store")),
+        "versions": index_versions_listed(),
         "stats": stats,
         "store_vectors": stats.namespaces.get(store.namespace, 0) if stats else None,
         "error": error,
@@ -275,6 +277,26 @@ def vector_index_overview() -> dict:
         "database_vectors": sum(expected.values()),
         "users": list(users),
     }
+
+
+def index_versions_listed() -> list[dict]:
+    """The index versions (made or adopted by `index_build`), each with its state, the build's
+    progress and how many vectors its namespace holds (None: its store did not answer)."""
+    counted: dict[tuple, dict | None] = {}
+    listed = []
+    for version in VectorIndex.objects.exclude(embedder="").order_by("id"):
+        key = (version.vector_store, version.host)
+        if key not in counted:
+            fields = {f: getattr(version, f) for f in ("id", "embedder", "dimensions", "vector_store", "host")}
+            try:
+                counted[key] = parts_for(**fields, namespace=version.namespace).store.stats().namespaces
+            except BackendError:
+                counted[key] = None
+        namespaces = counted[key]
+        listed.append(
+            {"version": version, "vectors": None if namespaces is None else namespaces.get(version.namespace, 0)}
+        )
+    return listed
 
 
 def memory_vector_lookup(*, memory: Memory, vector_id: str = "", k: int = 10) -> dict:

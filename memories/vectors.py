@@ -19,6 +19,7 @@ from .models import Memory, MemoryVector
 from .parts.chunking import windows
 from .parts.embedders import get_embedder
 from .parts.vectorstores import UpsertIncomplete, VectorRecord, get_vector_store
+from .parts.versions import IndexParts, current_parts, other_versions
 
 # What a vector embeds: the memory's own text (structured fields + transcript), a transcript window
 # of about CHUNK_TOKENS, or a snippet of about SNIPPET_TOKENS (a turn or two: precise matches).
@@ -142,12 +143,13 @@ def vector_metadata(memory: Memory, kind: str) -> dict:
     }
 
 
-def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) -> dict[int, BuiltVectors]:
+def memory_vectors_build_many(*, memories: list[Memory], force: bool = False, embedder=None) -> dict[int, BuiltVectors]:
     """Embed memories (their structured fields set): every text to embed in one embedder call,
     snippets and windows pooled from the transcript read once (SNIPPET_VECTORS=late). A memory
     whose text and chunking are unchanged since it was indexed gets its stored vectors again, and
-    nothing of it is embedded (`force=True` embeds anyway)."""
-    embedder = get_embedder()
+    nothing of it is embedded (`force=True` embeds anyway). `embedder`: another index version's
+    (default: the one in use)."""
+    embedder = embedder or get_embedder()
     hashes = {memory.id: _text_hash(memory, embedder) for memory in memories}
     built: dict[int, BuiltVectors] = {}
     unchanged = [m for m in memories if not force and m.text_hash == hashes[m.id]]
@@ -186,10 +188,50 @@ def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) ->
 
 def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, BuiltVectors]) -> dict[int, BackendError]:
     """Write the memories' vectors to the store (in its batches) and remove the ones they no
-    longer have. Returns the memories whose vectors were not all acknowledged, with the error."""
+    longer have; then to every other index version kept (double write: a build under way, a
+    version ready or retired). Returns the memories whose vectors were not all acknowledged, with
+    the error."""
     store = get_vector_store()
     embedder = get_embedder()
     store.check_model(embedder.model, embedder.dim, record=True, chunking=chunking(embedder))
+    failed = _upsert(store, memories, built)
+    done = [m for m in memories if m.id not in failed]
+    stale = list(
+        MemoryVector.objects.filter(memory__in=done)
+        .exclude(vector_id__in={i for m in done for i in built[m.id].ids})
+        .values_list("vector_id", flat=True)
+    )
+    if stale:
+        try:
+            store.delete(stale)
+        except BackendError as exc:
+            failed.update({m.id: exc for m in done})
+    for parts in other_versions(current_parts()):
+        if done := [m for m in memories if m.id not in failed]:
+            failed.update(memory_vectors_write_version(memories=done, parts=parts))
+    return failed
+
+
+def memory_vectors_write_version(*, memories: list[Memory], parts: IndexParts) -> dict[int, BackendError]:
+    """Embed memories with an index version's embedder and write them to its store, removing the
+    vectors they no longer have there (`index_build`, and the double write). Returns the memories
+    not written, with the error."""
+    built = memory_vectors_build_many(memories=memories, embedder=parts.embedder)
+    parts.store.check_model(parts.embedder.model, parts.embedder.dim, record=True, chunking=chunking(parts.embedder))
+    failed = _upsert(parts.store, memories, built)
+    done = [m for m in memories if m.id not in failed]
+    current = {i for m in done for i in built[m.id].ids}
+    try:
+        held = parts.store.vector_ids_of(memories={str(m.id): m.uid for m in done})
+        if stale := sorted(set(held) - current):
+            parts.store.delete(stale)
+    except BackendError as exc:
+        failed.update({m.id: exc for m in done})
+    return failed
+
+
+def _upsert(store, memories: list[Memory], built: dict[int, BuiltVectors]) -> dict[int, BackendError]:
+    """Upsert the memories' vectors; returns the memories not all acknowledged, with the error."""
     records = []
     for memory in memories:
         vectors = built[memory.id]
@@ -197,22 +239,11 @@ def memory_vectors_upsert_many(*, memories: list[Memory], built: dict[int, Built
             VectorRecord(id=i, values=v, metadata=vector_metadata(memory, kind))
             for i, v, kind in zip(vectors.ids, vectors.vectors, vectors.kinds)
         ]
-    failed: dict[int, BackendError] = {}
     try:
         store.upsert(records)
     except UpsertIncomplete as exc:
-        failed = {m.id: exc for m in memories if not set(built[m.id].ids) <= exc.acknowledged}
-    done = [m for m in memories if m.id not in failed]
-    current = {i for m in done for i in built[m.id].ids}
-    stale = list(
-        MemoryVector.objects.filter(memory__in=done).exclude(vector_id__in=current).values_list("vector_id", flat=True)
-    )
-    if stale:
-        try:
-            store.delete(stale)
-        except BackendError as exc:
-            failed.update({m.id: exc for m in done})
-    return failed
+        return {m.id: exc for m in memories if not set(built[m.id].ids) <= exc.acknowledged}
+    return {}
 
 
 def memory_vectors_save(*, built: dict[int, BuiltVectors]) -> None:
@@ -246,6 +277,8 @@ def memory_vectors_delete(*, memory: Memory, extra_ids: list[str] | None = None)
     ids.update(extra_ids or [])
     ids.add(memory.vector_id)
     get_vector_store().delete(sorted(ids))
+    for parts in other_versions(current_parts()):
+        parts.store.delete(parts.store.vector_ids_of(memories={str(memory.id): memory.uid}))
     MemoryVector.objects.filter(memory=memory).delete()
 
 
@@ -269,5 +302,7 @@ def user_vectors_erase(*, uid: str) -> int:
     known = list(MemoryVector.objects.filter(memory__uid=uid).values_list("vector_id", flat=True))
     known += [f"{uid}-{memory_id}" for memory_id in Memory.objects.filter(uid=uid).values_list("id", flat=True)]
     deleted = get_vector_store().delete_uid(uid, known_ids=sorted(set(known)))
+    for parts in other_versions(current_parts()):
+        parts.store.delete_uid(uid, known_ids=[])
     MemoryVector.objects.filter(memory__uid=uid).delete()
     return deleted

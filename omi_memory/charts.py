@@ -356,10 +356,12 @@ def lines(
     width: int = 640,
     plot_height: int = 160,
     max_labels: int = 8,
+    notes: Sequence[str] = (),
 ) -> Chart:
     """A line per series over the steps named by `labels` (at most `max_labels` of them written
     under the x axis, evenly spread), from 0 to the largest value; each value is a point whose
-    tooltip names the series, the step and the value (with `unit`)."""
+    tooltip names the series, the step and the value (with `unit`), and the step's note if
+    `notes` has one (e.g. what a run used)."""
     left, top, right = TITLE_SPACE + 34, 10, width - 24
     bottom = top + plot_height
     height = bottom + TICK_SPACE + 18
@@ -382,6 +384,8 @@ def lines(
             cx, cy = at(i, value)
             run.append(f"{cx},{cy}")
             tip = f"{s.name}, {labels[i]}: {number(value)}{unit}"
+            if i < len(notes) and notes[i]:
+                tip += f" ({notes[i]})"
             points.append(Point(x=i, y=value, colour=s.colour, title=tip, cx=cx, cy=cy, r=3))
     every = math.ceil(len(labels) / max_labels) if labels else 1
     lines_, texts = _axes(

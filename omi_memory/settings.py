@@ -377,12 +377,18 @@ DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
 # search/services.py). 0.35 lies between nonsense and real answers for the local model (MiniLM) on
 # LoCoMo dev (docs/benchmarks.md, bench/relevance_floor.py); another embedder needs its own.
 SEARCH_RELEVANCE_FLOOR = env_float("SEARCH_RELEVANCE_FLOOR", 0.35, minimum=0.0)
+# `manage.py tune` refuses to fit a strategy's parameters to fewer judged queries (with a labelled set:
+# judged and labelled queries together) than this.
+TUNE_MIN_QUERIES = env_int("TUNE_MIN_QUERIES", 30, minimum=1)
 
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")
 EMBEDDER = env_str("EMBEDDER", "local")
 VECTOR_STORE = env_str("VECTOR_STORE", "local")
 VECTOR_NAMESPACE = env_str("VECTOR_NAMESPACE", env_str("PINECONE_NAMESPACE", "ns1"))
+# Index versions (`index_build`, `index_activate`): each process reads which version is active at
+# most this many seconds after it was switched.
+INDEX_VERSION_TTL = env_float("INDEX_VERSION_TTL", 1.0, minimum=0.0)
 # The local store keeps recently searched users' vectors in each process, up to this size.
 LOCAL_STORE_CACHE_MB = env_int("LOCAL_STORE_CACHE_MB", 512, minimum=0)
 

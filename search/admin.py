@@ -1,17 +1,28 @@
 """The search app's rows in /admin/: read-only, each with filters and search (searches, judgments,
-evaluations, clusterings and duplicate pairs are made by the services, never by hand)."""
+uses, experiments, evaluations, parameter profiles, clusterings and duplicate pairs are made by the services,
+never by hand)."""
 
 from django.contrib import admin
 
 from memories.admin import ReadOnlyAdmin
 
-from .models import ClusterRun, DuplicatePair, DuplicateScan, EvalRun, RelevanceFeedback, SearchLog
+from .models import (
+    ClusterRun,
+    DuplicatePair,
+    DuplicateScan,
+    EvalRun,
+    Experiment,
+    ParameterProfile,
+    RelevanceFeedback,
+    ResultUse,
+    SearchLog,
+)
 
 
 @admin.register(SearchLog)
 class SearchLogAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "uid", "strategy", "queries", "latency_ms", "user", "api_key")
-    list_filter = ("strategy", "created_at")
+    list_display = ("created_at", "uid", "strategy", "queries", "latency_ms", "experiment", "arm", "user", "api_key")
+    list_filter = ("strategy", "arm", "created_at")
     search_fields = ("uid", "queries")
 
 
@@ -22,11 +33,41 @@ class RelevanceFeedbackAdmin(ReadOnlyAdmin):
     search_fields = ("search__uid", "note", "user__username")
 
 
+@admin.register(ResultUse)
+class ResultUseAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "search", "memory", "user", "api_key")
+    list_filter = ("search__strategy", "created_at")
+    search_fields = ("search__uid", "user__username")
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "name", "mode", "state", "traffic_share", "created_by")
+    list_filter = ("state", "mode")
+    search_fields = ("name",)
+
+
 @admin.register(EvalRun)
 class EvalRunAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "strategy", "dataset", "split", "embedding_model", "seconds")
+    list_display = (
+        "created_at",
+        "strategy",
+        "dataset",
+        "split",
+        "profile",
+        "index_version",
+        "embedding_model",
+        "seconds",
+    )
     list_filter = ("strategy", "split", "embedding_model")
-    search_fields = ("dataset", "strategy")
+    search_fields = ("dataset", "strategy", "profile")
+
+
+@admin.register(ParameterProfile)
+class ParameterProfileAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "name", "strategy", "active", "activated_at")
+    list_filter = ("strategy", "active")
+    search_fields = ("name",)
 
 
 @admin.register(ClusterRun)

@@ -2,6 +2,7 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Literal
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Field, Router, Schema, Status
@@ -17,6 +18,7 @@ from omi_memory.actors import Actor
 from omi_memory.api_common import (
     ApiSchema,
     Bool,
+    Float,
     Int,
     JobOut,
     Moment,
@@ -41,21 +43,26 @@ from omi_memory.throttles import READS, SEARCH, WRITES
 
 from .analysis import clusters, duplicates
 from .analysis.clusters import DEFAULT_K_MAX, MAX_CLUSTERS
-from .models import ClusterRun, DuplicatePair, Job
-from .selectors import eval_run_list, search_log_get
-from .services import feedback_record, search_memories
+from .experiment_results import experiment_results
+from .models import ClusterRun, DuplicatePair, Experiment, Job, RelevanceFeedback
+from .selectors import eval_run_list, experiment_get, experiment_search_counts, search_log_get
+from .services import experiment_create, experiment_set_state, feedback_record, result_use_record, search_memories
 from .strategies import (
     DEFAULT_HALF_LIFE_DAYS,
     DEFAULT_STRATEGY,
     FUSIONS,
+    HYBRID_SIGNALS,
+    HYBRID_WEIGHTS_LATE,
     MAX_HALF_LIFE_DAYS,
     MAX_K,
     MAX_QUERIES,
     MAX_QUERY_CHARS,
     MAX_TIME_DECAY,
     MIN_HALF_LIFE_DAYS,
+    PARAMS,
     STRATEGIES,
     half_life_from_rate,
+    weight_param,
 )
 
 router = Router(tags=["search"])
@@ -65,11 +72,41 @@ evaluation_router = Router(tags=["evaluation"])
 
 
 Query = Annotated[NotBlank, Field(max_length=MAX_QUERY_CHARS)]
+
+
+def _params_rules() -> list[dict]:
+    """Each strategy's parameters as JSON Schema: the names it has, each a number (an integer when
+    whole) in its bounds; hybrid's weights not all 0. (A strategy left out is hybrid.)"""
+    rules = []
+    for strategy, params in PARAMS.items():
+        chosen = {"strategy": {"const": strategy}}
+        allowed: dict = {
+            "type": "object",
+            "properties": {
+                p.name: {"type": "integer" if p.whole else "number", "minimum": p.low, "maximum": p.high}
+                for p in params
+            },
+            "additionalProperties": False,
+        }
+        if strategy == "hybrid":
+            weights = [weight_param(signal) for signal in HYBRID_SIGNALS]
+            allowed["not"] = {"required": weights, "properties": {name: {"const": 0} for name in weights}}
+        rules.append(
+            {
+                "if": {"properties": chosen}
+                if strategy == DEFAULT_STRATEGY
+                else {"required": ["strategy"], "properties": chosen},
+                "then": {"properties": {"params": {"anyOf": [allowed, {"type": "null"}]}}},
+            }
+        )
+    return rules
+
+
 # The rules between fields that JSON Schema can state: a query (or queries), more than one only for
-# multi_query, and not both forms of the decay. (That ends_at is not before starts_at it cannot: the
-# description says it.)
+# multi_query, not both forms of the decay, and the strategy's own parameters. (That ends_at is not
+# before starts_at it cannot: the description says it.)
 _QUERY_RULES = {
-    "allOf": [{"not": {"required": ["half_life_days", "time_decay"]}}],
+    "allOf": [{"not": {"required": ["half_life_days", "time_decay"]}}, *_params_rules()],
     "anyOf": [
         {"required": ["query"], "properties": {"query": {"type": "string"}}},
         {"required": ["queries"], "properties": {"queries": {"type": "array"}}},
@@ -99,7 +136,11 @@ class SearchIn(ApiSchema):
     uid: str = Field(..., pattern=UID_PATTERN)
     query: Query | None = None
     queries: list[Query] | None = Field(None, min_length=1, max_length=MAX_QUERIES, description="for multi_query")
-    strategy: Literal[STRATEGIES] = DEFAULT_STRATEGY  # type: ignore[valid-type]
+    strategy: Literal[STRATEGIES] | None = Field(  # type: ignore[valid-type]
+        None,
+        description=f"left out (and fusion, half_life_days, time_decay, params too): {DEFAULT_STRATEGY}, or the "
+        "running experiment's arm when it takes this uid in; named: that strategy, outside any experiment",
+    )
     k: Int = Field(5, ge=1, le=MAX_K)
     starts_at: Moment | None = Field(None, description="created_at on or after")
     ends_at: Moment | None = Field(None, description="created_at on or before; not before starts_at")
@@ -121,6 +162,17 @@ class SearchIn(ApiSchema):
         description="a result whose best vector's cosine with the query is under this is marked weak "
         "(default: the setting SEARCH_RELEVANCE_FLOOR)",
     )
+    params: dict[str, Float] | None = Field(
+        None,
+        description="the strategy's parameters for this search, by name, each in its bounds (others: their "
+        "defaults): "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{p.name} {p.low:g}..{p.high:g} (default {p.default:g})" for p in params)
+            for name, params in PARAMS.items()
+            if params
+        )
+        + f" (hybrid's windows_weight defaults to {HYBRID_WEIGHTS_LATE['windows']:g} under late chunking)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -133,6 +185,13 @@ class SearchIn(ApiSchema):
         if {"half_life_days", "time_decay"} <= self.model_fields_set:
             raise ValueError("give half_life_days or time_decay, not both")
         return self
+
+    def strategy_named(self) -> str | None:
+        """The strategy asked for, or None when the caller leaves it to the service (an
+        experiment may then choose): no strategy and none of its parameters given."""
+        if self.strategy or {"fusion", "half_life_days", "time_decay", "params"} & self.model_fields_set:
+            return self.strategy or DEFAULT_STRATEGY
+        return None
 
     def half_life(self) -> float | None:
         """In days; None: no decay."""
@@ -153,6 +212,7 @@ class SearchHitOut(Schema):
         ..., description="[start, end) of each word of the snippet that matches a word of the query"
     )
     also: list[int] = Field(..., description="ids of near-duplicates of this memory ranked below it, left out")
+    arm: str | None = Field(None, description="an interleaved search: the experiment's arm that picked it (a or b)")
     memory: MemorySummaryOut
 
 
@@ -160,30 +220,52 @@ class SearchOut(Schema):
     search_id: int
     uid: str
     queries: list[str]
-    strategy: str
+    strategy: str = Field(..., description="the strategy that ranked the results (interleaved: both arms')")
     k: int
     half_life_days: float | None = Field(..., description="the decay time_weighted used (null: none)")
+    params: dict[str, float] = Field(
+        ..., description="every parameter of the strategy this search used (interleaved: {}, see each arm's)"
+    )
     relevance_floor: float
     took_ms: float
+    experiment_id: int | None = Field(None, description="the experiment that took this search, if one did")
+    arm: str | None = Field(None, description="its arm: a, b, or interleaved")
     results: list[SearchHitOut]
 
 
 class FeedbackIn(ApiSchema):
+    """A judgment of one result (`relevant`), or the implicit signal that it was used (`used`: the
+    user opened or clicked it), or both."""
+
     model_config = ConfigDict(
-        json_schema_extra=documented_example({"search_id": 1, "memory_id": 1, "relevant": True, "note": "the visit"})
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["relevant"], "properties": {"relevant": {"type": "boolean"}}},
+                {"required": ["used"], "properties": {"used": {"const": True}}},
+            ],
+            **documented_example({"search_id": 1, "memory_id": 1, "relevant": True, "note": "the visit"}),
+        }
     )
 
     search_id: Int = Field(..., ge=1, le=bounds.MAX_ROW_ID)
     memory_id: Int = Field(..., ge=1, le=bounds.MAX_ROW_ID)
-    relevant: Bool
+    relevant: Bool | None = Field(None, description="the judgment; may be left out when used is true")
+    used: Bool = Field(False, description="the result was used (opened, clicked): an implicit signal")
     note: Text = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.relevant is None and not self.used:
+            raise ValueError("give relevant (a judgment) or used: true")
+        return self
 
 
 class FeedbackOut(Schema):
     search_id: int
     memory_id: int
-    relevant: bool
+    relevant: bool | None = Field(..., description="the result's judgment (null: not judged)")
     note: str
+    used: bool
 
 
 @router.post(
@@ -209,21 +291,25 @@ def search_run(payload: SearchIn, **caller) -> dict:
         queries=queries,
         k=payload.k,
         filters=filters,
-        strategy=payload.strategy,
+        strategy=payload.strategy_named(),
         half_life_days=payload.half_life(),
         fusion=payload.fusion,
         relevance_floor=payload.relevance_floor,
+        params=payload.params,
         **caller,
     )
     return {
         "search_id": result.search_id,
         "uid": payload.uid,
         "queries": queries,
-        "strategy": payload.strategy,
+        "strategy": result.strategy,
         "k": payload.k,
         "half_life_days": payload.half_life(),
+        "params": result.params,
         "relevance_floor": result.relevance_floor,
         "took_ms": round(result.took_ms, 2),
+        "experiment_id": result.experiment.id if result.experiment else None,
+        "arm": result.arm or None,
         "results": [
             {
                 "score": h.score,
@@ -232,6 +318,7 @@ def search_run(payload: SearchIn, **caller) -> dict:
                 "snippet": h.snippet,
                 "highlights": h.highlights,
                 "also": h.also,
+                "arm": h.arm or None,
                 "memory": h.memory,
             }
             for h in result.hits
@@ -240,24 +327,33 @@ def search_run(payload: SearchIn, **caller) -> dict:
 
 
 @router.post(
-    "/feedback", response={201: FeedbackOut, **errors(404)}, summary="Judge one result of a search", throttle=WRITES
+    "/feedback",
+    response={201: FeedbackOut, **errors(404)},
+    summary="Judge one result of a search, or say it was used",
+    throttle=WRITES,
 )
 def feedback(request: HttpRequest, payload: FeedbackIn):
     search_log = search_log_get(search_id=payload.search_id, uid=key_uid(request))
-    judged = feedback_record(
-        search=search_log,
-        memory_id=payload.memory_id,
-        relevant=payload.relevant,
-        note=payload.note,
-        **api_caller(request),
-    )
+    with transaction.atomic():
+        if payload.relevant is not None:
+            feedback_record(
+                search=search_log,
+                memory_id=payload.memory_id,
+                relevant=payload.relevant,
+                note=payload.note,
+                **api_caller(request),
+            )
+        if payload.used:
+            result_use_record(search=search_log, memory_id=payload.memory_id, **api_caller(request))
+    judged = RelevanceFeedback.objects.filter(search=search_log, memory_id=payload.memory_id).first()
     return Status(
         201,
         {
-            "search_id": judged.search_id,
-            "memory_id": judged.memory_id,
-            "relevant": judged.relevant,
-            "note": judged.note,
+            "search_id": search_log.id,
+            "memory_id": payload.memory_id,
+            "relevant": judged.relevant if judged else None,
+            "note": judged.note if judged else "",
+            "used": search_log.uses.filter(memory_id=payload.memory_id).exists(),
         },
     )
 
@@ -526,3 +622,237 @@ class EvalRunOut(Schema):
 def evaluation_runs(request: HttpRequest, filters: QueryParams[EvalRunFilters]):
     check_admin(request, "evaluation runs")
     return eval_run_list(strategy=filters.strategy or "", split=filters.split or "")
+
+
+# Experiments (admins: a key for every user, or a signed-in admin in the docs; README, Experiments)
+
+EXPERIMENT_EXAMPLE = {
+    "name": "hybrid: sum against rrf",
+    "mode": "ab",
+    "traffic_share": 0.5,
+    "arm_a": {"strategy": "hybrid", "params": {"fusion": "sum"}},
+    "arm_b": {"strategy": "hybrid", "params": {"fusion": "rrf"}},
+}
+
+
+class ArmIn(ApiSchema):
+    strategy: Literal[STRATEGIES]  # type: ignore[valid-type]
+    params: dict[str, Float | str] = Field(
+        default_factory=dict,
+        description="half_life_days, fusion, and the strategy's own parameters (as POST /search takes them)",
+        max_length=20,
+    )
+    profile: Text = Field("", max_length=100, description="a parameter profile's name; empty: the active one")
+    index_version: Text = Field("", max_length=64, description="an index version's name; empty: the active one")
+
+
+class ArmOut(Schema):
+    strategy: str
+    params: dict
+    profile: str = ""
+    index_version: str
+
+
+class ExperimentIn(ApiSchema):
+    """An experiment to define (in draft: start it to let it take searches)."""
+
+    model_config = ConfigDict(json_schema_extra=documented_example(EXPERIMENT_EXAMPLE))
+
+    name: NotBlank = Field(..., max_length=200)
+    mode: Literal["ab", "interleave"] = Field(
+        "ab", description="ab: each user sees one arm; interleave: both arms' results mixed by team draft"
+    )
+    traffic_share: float_between(0, 1, above_low=True) = Field(..., description="the share of users taken in")
+    uids: list[Annotated[str, Field(pattern=UID_PATTERN)]] = Field(
+        default_factory=list, max_length=10000, description="only these users (empty: every user)"
+    )
+    arm_a: ArmIn
+    arm_b: ArmIn
+
+
+class ExperimentOut(Schema):
+    id: int
+    name: str
+    mode: str
+    state: str
+    traffic_share: float
+    uids: list[str]
+    arm_a: ArmOut
+    arm_b: ArmOut
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    searches: int = Field(0, description="searches it took so far")
+
+
+class EstimateOut(Schema):
+    n: int = Field(..., description="how many values (searches) the mean is of")
+    mean: float | None
+    low: float | None = Field(..., description="95% bootstrap interval (null: under two values)")
+    high: float | None
+
+
+class ArmResultsOut(Schema):
+    arm: str
+    label: str
+    searches: int
+    judged: int = Field(..., description="searches with at least one judgment")
+    judged_share: float | None
+    used: int = Field(..., description="searches with at least one result used")
+    precision: EstimateOut | None = Field(None, description="ab: relevant share of the judged results")
+    ndcg_at_10: EstimateOut | None = Field(None, description="ab: nDCG@10 from judgments")
+    credits: int = Field(..., description="interleave: results judged relevant or used that this arm picked")
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+class ComparisonOut(Schema):
+    metric: str
+    difference: float | None = Field(..., description="B - A")
+    low: float | None = Field(..., description="95% bootstrap interval of the difference (null: too few)")
+    high: float | None
+    significant: bool
+    sentence: str
+
+
+class ExperimentResultsOut(Schema):
+    experiment: ExperimentOut
+    searches: int
+    arms: list[ArmResultsOut]
+    comparisons: list[ComparisonOut]
+    wins_a: int = Field(..., description="interleave: searches with feedback won by arm A")
+    ties: int
+    wins_b: int
+
+
+def _experiment_out(experiment: Experiment, searches: int | None = None) -> dict:
+    fields = ("id", "name", "mode", "state", "traffic_share", "uids", "arm_a", "arm_b")
+    out = {name: getattr(experiment, name) for name in fields}
+    out |= {"created_at": experiment.created_at, "started_at": experiment.started_at, "ended_at": experiment.ended_at}
+    if searches is None:
+        searches = experiment.searches.count()
+    return {**out, "searches": searches}
+
+
+def _estimate(estimate) -> dict | None:
+    if estimate is None:
+        return None
+    low, high = estimate.interval or (None, None)
+    return {"n": estimate.n, "mean": estimate.mean, "low": low, "high": high}
+
+
+@router.post(
+    "/experiments",
+    response={201: ExperimentOut, **errors(403)},
+    summary="Define an experiment (admins)",
+    throttle=WRITES,
+)
+def create_experiment(request: HttpRequest, payload: ExperimentIn):
+    check_admin(request, "experiments")
+    experiment = experiment_create(
+        name=payload.name,
+        mode=payload.mode,
+        traffic_share=payload.traffic_share,
+        uids=payload.uids,
+        arm_a=payload.arm_a.model_dump(),
+        arm_b=payload.arm_b.model_dump(),
+        actor=Actor.from_request(request),
+        user=api_caller(request).get("user"),
+    )
+    return Status(201, _experiment_out(experiment, 0))
+
+
+@router.get(
+    "/experiments", response={200: list[ExperimentOut], **errors(403)}, summary="List experiments", throttle=READS
+)
+@paginate(Pagination)
+def list_experiments(request: HttpRequest):
+    check_admin(request, "experiments")
+    counts = experiment_search_counts()
+    return [_experiment_out(e, counts.get(e.id, 0)) for e in Experiment.objects.all()]
+
+
+@router.get(
+    "/experiments/{int:experiment_id}",
+    response={200: ExperimentOut, **errors(403, 404)},
+    summary="Get an experiment",
+    throttle=READS,
+)
+def get_experiment(request: HttpRequest, experiment_id: RowId):
+    check_admin(request, "experiments")
+    return _experiment_out(experiment_get(experiment_id=experiment_id))
+
+
+def _state_operation(action: str, state: str, summary: str):
+    @router.post(
+        f"/experiments/{{int:experiment_id}}/{action}",
+        response={200: ExperimentOut, **errors(403, 404, 409)},
+        summary=summary,
+        throttle=WRITES,
+        operation_id=f"experiment_{action}",
+    )
+    def operation(request: HttpRequest, experiment_id: RowId):
+        check_admin(request, "experiments")
+        experiment = experiment_set_state(experiment_id=experiment_id, state=state, actor=Actor.from_request(request))
+        return _experiment_out(experiment)
+
+    return operation
+
+
+start_experiment = _state_operation(
+    "start", Experiment.State.RUNNING, "Start (or resume) an experiment; 409 while another runs"
+)
+pause_experiment = _state_operation("pause", Experiment.State.PAUSED, "Pause a running experiment")
+end_experiment = _state_operation("end", Experiment.State.ENDED, "End an experiment (for good)")
+
+
+@router.get(
+    "/experiments/{int:experiment_id}/results",
+    response={200: ExperimentResultsOut, **errors(403, 404)},
+    summary="An experiment's results per arm, with 95% bootstrap intervals",
+    throttle=READS,
+)
+def get_experiment_results(
+    request: HttpRequest,
+    experiment_id: RowId,
+    seed: Annotated[
+        int, Field(ge=0, le=2**32 - 1, description="the bootstrap's seed (the same: the same intervals)")
+    ] = 0,
+):
+    check_admin(request, "experiments")
+    experiment = experiment_get(experiment_id=experiment_id)
+    results = experiment_results(experiment, seed=seed)
+    return {
+        "experiment": _experiment_out(experiment, results.searches),
+        "searches": results.searches,
+        "arms": [
+            {
+                "arm": arm.name,
+                "label": arm.label,
+                "searches": arm.searches,
+                "judged": arm.judged,
+                "judged_share": arm.judged_share,
+                "used": arm.used,
+                "precision": _estimate(arm.precision),
+                "ndcg_at_10": _estimate(arm.ndcg),
+                "credits": arm.credits,
+                "latency_p50_ms": arm.latency_p50,
+                "latency_p95_ms": arm.latency_p95,
+            }
+            for arm in results.arms
+        ],
+        "comparisons": [
+            {
+                "metric": c.metric,
+                "difference": c.difference,
+                "low": c.interval[0] if c.interval else None,
+                "high": c.interval[1] if c.interval else None,
+                "significant": c.significant,
+                "sentence": c.sentence,
+            }
+            for c in results.comparisons
+        ],
+        "wins_a": results.wins_a,
+        "ties": results.ties,
+        "wins_b": results.wins_b,
+    }

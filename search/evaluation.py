@@ -11,12 +11,17 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
 from django.test.utils import override_settings
 
+from memories.index_versions import index_version_isolated_parts
 from memories.parts.embedders import get_embedder
+from memories.parts.versions import using_version
 from memories.processing import memory_process_many
 from memories.services import memory_create_many, parse_time
 from memories.text import QUESTION_WORDS, TERM
@@ -82,14 +87,30 @@ def query_variants(question: str) -> list[str]:
     return [question, keywords] if keywords and keywords != question else [question]
 
 
-def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], progress=None) -> dict[str, dict]:
-    """Load the split through the pipeline into an isolated store, run every question against its
-    own user with each strategy, store an EvalRun per strategy and return the metrics."""
+@dataclass
+class IndexedDataset:
+    """A data set's split loaded into the isolated store: its questions, and each stored memory's id
+    in the data set (its external id)."""
+
+    questions: list[dict]
+    external: dict[int, str]
+    index_version: str = ""  # the index version whose embedder and chunking loaded it ("": the active's)
+
+
+@contextmanager
+def indexed_dataset(
+    *, directory: Path, split: str, progress=None, index_version: str | None = None
+) -> Iterator[IndexedDataset]:
+    """Load the split through the pipeline into an isolated store (its own namespace and uids), for
+    the body of the `with`; then roll it all back: the data set leaves nothing behind.
+    `index_version` (e.g. "v2"): with that version's embedder and chunking (default: the active one's)."""
     progress = progress or (lambda iterable, **kwargs: iterable)
     memories, questions = load_dataset(directory, split)
-    results: dict[str, dict] = {}
-    timings: dict[str, float] = {}
-    with override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE), transaction.atomic():
+    with (
+        override_settings(VECTOR_STORE="local", VECTOR_NAMESPACE=EVAL_NAMESPACE),
+        transaction.atomic(),
+        using_version(index_version_isolated_parts(name=index_version, namespace=EVAL_NAMESPACE)) as parts,
+    ):
         created = memory_create_many(
             items=[
                 {
@@ -108,16 +129,45 @@ def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], prog
             outcomes = memory_process_many(memory_ids=ids[start : start + LOAD_BATCH])
             if set(outcomes.values()) != {"indexed"}:
                 raise RuntimeError(f"the data set could not be indexed: {outcomes}")
-        external = {m.id: m.external_id for m in created}
+        try:
+            yield IndexedDataset(questions, {m.id: m.external_id for m in created}, parts.version or "")
+        finally:
+            transaction.set_rollback(True)
+
+
+def evaluate_dataset(
+    *,
+    directory: Path,
+    split: str,
+    strategies: list[str],
+    profile: str | bool = True,
+    index_version: str = "",
+    progress=None,
+) -> dict[str, dict]:
+    """Load the split through the pipeline into an isolated store, run every question against its
+    own user with each strategy (its parameters: `profile` as search_memories takes it, by default
+    its active profile), store an EvalRun per strategy (with the parameters and profile used) and
+    return the metrics."""
+    progress = progress or (lambda iterable, **kwargs: iterable)
+    results: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    used: dict[str, tuple[dict, str]] = {}
+    with indexed_dataset(directory=directory, split=split, progress=progress, index_version=index_version) as dataset:
         for strategy in strategies:
             started = time.perf_counter()
             rows = []
-            for q in progress(questions, desc=strategy, unit="question"):
+            for q in progress(dataset.questions, desc=strategy, unit="question"):
                 queries = query_variants(q["question"]) if strategy == "multi_query" else [q["question"]]
                 found = search_memories(
-                    uid=EVAL_UID_PREFIX + q["uid"], queries=queries, k=100, strategy=strategy, log=False
+                    uid=EVAL_UID_PREFIX + q["uid"],
+                    queries=queries,
+                    k=100,
+                    strategy=strategy,
+                    profile=profile,
+                    log=False,
                 )
-                ranking = [external[h.memory.id] for h in found.hits]
+                used[strategy] = (found.params, found.profile)
+                ranking = [dataset.external[h.memory.id] for h in found.hits]
                 rows.append(
                     (
                         q.get("category_name") or str(q.get("category")),
@@ -127,12 +177,15 @@ def evaluate_dataset(*, directory: Path, split: str, strategies: list[str], prog
             results[strategy] = aggregate(rows)
             timings[strategy] = time.perf_counter() - started
         model = get_embedder().model
-        transaction.set_rollback(True)  # the data set leaves nothing behind
     for strategy, metrics in results.items():
+        params, profile_name = used.get(strategy, ({}, ""))
         EvalRun.objects.create(
             dataset=str(directory),
             split=split,
             strategy=strategy,
+            params=params,
+            profile=profile_name,
+            index_version=dataset.index_version,
             metrics=metrics,
             embedding_model=model,
             seconds=round(timings[strategy], 2),

@@ -1,6 +1,7 @@
 """The dashboard's search forms: parameters read from the query string (search, the duplicate
 queue), and what is posted (judgments, cluster runs, duplicate scans, merges)."""
 
+import json
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
@@ -15,9 +16,11 @@ from omi_memory.dashboard import DateRangeFields, PageForm, RowIdField, TextFiel
 
 from . import strategies
 from .analysis.clusters import MAX_CLUSTERS
+from .models import Experiment
 from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, FUSIONS, STRATEGIES, half_life_from_rate
 
-SEARCH_DEFAULTS = {"strategy": DEFAULT_STRATEGY, "fusion": "sum", "k": "10", "half_life": f"{DEFAULT_HALF_LIFE_DAYS:g}"}
+AUTO = "auto"  # the strategy left to the service: the default, or the running experiment's arm
+SEARCH_DEFAULTS = {"strategy": AUTO, "fusion": "sum", "k": "10", "half_life": f"{DEFAULT_HALF_LIFE_DAYS:g}"}
 
 
 class SearchForm(DateRangeFields):
@@ -41,7 +44,9 @@ class SearchForm(DateRangeFields):
         label="Extra queries (multi_query)",
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "one per line; used by multi_query"}),
     )
-    strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES])
+    strategy = forms.ChoiceField(
+        choices=[(AUTO, f"auto ({DEFAULT_STRATEGY}, or an experiment's)")] + [(name, name) for name in STRATEGIES]
+    )
     fusion = forms.ChoiceField(choices=[(name, name) for name in FUSIONS])
     k = forms.IntegerField(
         label="k", min_value=1, max_value=strategies.MAX_K, widget=forms.NumberInput(attrs={"size": 3})
@@ -106,7 +111,7 @@ class SearchForm(DateRangeFields):
             "queries": data["all_queries"],
             "k": data["k"],
             "filters": filters,
-            "strategy": data["strategy"],
+            "strategy": None if data["strategy"] == AUTO else data["strategy"],
             "half_life_days": data["half_life"] or None,
             "fusion": data["fusion"],
             "relevance_floor": data["floor"],
@@ -141,6 +146,94 @@ class JudgeForm(ReturnForm):
     memory_id = RowIdField()
     relevant = forms.TypedChoiceField(choices=[("1", "relevant"), ("0", "not relevant")], coerce=lambda v: v == "1")
     note = TextField(required=False, max_length=2000)
+
+
+class ArmFields(forms.Form):
+    """One arm of an experiment: a strategy and its parameters (left empty: its defaults)."""
+
+    strategy = forms.ChoiceField(choices=[(name, name) for name in STRATEGIES], initial=DEFAULT_STRATEGY)
+    fusion = forms.ChoiceField(required=False, choices=[("", "default")] + [(name, name) for name in FUSIONS])
+    half_life_days = forms.FloatField(
+        required=False,
+        min_value=strategies.MIN_HALF_LIFE_DAYS,
+        max_value=strategies.MAX_HALF_LIFE_DAYS,
+        label="Half-life (days)",
+        widget=forms.NumberInput(attrs={"step": "any"}),
+    )
+    params = TextField(
+        required=False,
+        max_length=2000,
+        label="Strategy parameters (JSON)",
+        widget=forms.TextInput(attrs={"placeholder": '{"rrf_k": 20}'}),
+    )
+    profile = TextField(required=False, max_length=100, label="Parameter profile")
+    index_version = TextField(required=False, max_length=64, label="Index version")
+
+    def clean_params(self) -> dict:
+        text = self.cleaned_data["params"].strip()
+        try:
+            params = json.loads(text) if text else {}
+        except ValueError:
+            raise forms.ValidationError('Write them as a JSON object, such as {"rrf_k": 20}.') from None
+        if not isinstance(params, dict):
+            raise forms.ValidationError('Write them as a JSON object, such as {"rrf_k": 20}.')
+        return params
+
+    def arm(self) -> dict:
+        data = self.cleaned_data
+        params = {name: data[name] for name in ("fusion", "half_life_days") if data.get(name) not in (None, "")}
+        return {
+            "strategy": data["strategy"],
+            "params": {**data["params"], **params},
+            "profile": data.get("profile", ""),
+            "index_version": data.get("index_version", ""),
+        }
+
+
+class ExperimentForm(forms.Form):
+    """An experiment to define; its arms are two `ArmFields` with prefixes `a` and `b`."""
+
+    name = TextField(max_length=200)
+    mode = forms.ChoiceField(choices=Experiment.Mode.choices)
+    traffic_share = forms.FloatField(
+        label="Traffic share (0 to 1)",
+        min_value=0.001,
+        max_value=1,
+        initial=0.5,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+    )
+    uids = TextField(
+        required=False,
+        label="Only these users (one per line; empty: every user)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def __init__(self, data=None):
+        super().__init__(data)
+        self.arms = {name: ArmFields(data, prefix=name) for name in ("a", "b")}
+
+    def is_valid(self) -> bool:
+        return all([super().is_valid(), *(arm.is_valid() for arm in self.arms.values())])
+
+    def create_kwargs(self) -> dict:
+        """Arguments for `search.services.experiment_create` (after `is_valid()`)."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "mode": data["mode"],
+            "traffic_share": data["traffic_share"],
+            "uids": [line.strip() for line in data["uids"].splitlines() if line.strip()],
+            "arm_a": self.arms["a"].arm(),
+            "arm_b": self.arms["b"].arm(),
+        }
+
+
+class ExperimentStateForm(forms.Form):
+    state = forms.ChoiceField(
+        choices=[
+            (state, state) for state in (Experiment.State.RUNNING, Experiment.State.PAUSED, Experiment.State.ENDED)
+        ]
+    )
 
 
 class ClusterRunForm(forms.Form):

@@ -3,8 +3,57 @@ from django.db import models
 from memories.models import Memory
 
 
+class Experiment(models.Model):
+    """An online experiment: two arms (each a strategy, its parameters and an index version) that
+    share the searches of the users it takes in (`traffic_share` of them, by a stable hash of the
+    experiment and the uid; only those of `uids` when that is not empty). `ab`: a user's searches
+    all go to one arm; `interleave`: both arms rank every search and team-draft interleaving mixes
+    them in one list, each result credited to its arm (search/experiments.py). At most one runs."""
+
+    class Mode(models.TextChoices):
+        AB = "ab", "A/B: each user sees one arm"
+        INTERLEAVE = "interleave", "team-draft interleaving: both arms in one list"
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        PAUSED = "paused"
+        ENDED = "ended"
+
+    name = models.CharField(max_length=200)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.AB)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT, db_index=True)
+    traffic_share = models.FloatField()  # 0 < share <= 1: the share of users taken in
+    uids = models.JSONField(default=list, blank=True)  # the allow-list; empty: every user
+    arm_a = models.JSONField()  # {"strategy", "params", "index_version"}
+    arm_b = models.JSONField()
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # first started
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=models.Q(state="running"), name="one_running_experiment"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(traffic_share__gt=0, traffic_share__lte=1), name="experiment_traffic_share"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"experiment {self.id} {self.name!r} ({self.mode}, {self.state})"
+
+    def arm(self, name: str) -> dict:
+        return {"a": self.arm_a, "b": self.arm_b}[name]
+
+
 class SearchLog(models.Model):
-    """One search: who asked, for which user, how, what came back (in order, with scores)."""
+    """One search: who asked, for which user, how, what came back (in order, with scores). A search
+    an experiment took records it and its arm ("a", "b", or "interleaved": then each result says
+    its arm)."""
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     api_key = models.ForeignKey("memories.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
@@ -12,9 +61,14 @@ class SearchLog(models.Model):
     uid = models.CharField(max_length=128, db_index=True)
     queries = models.JSONField()
     strategy = models.CharField(max_length=32)
-    params = models.JSONField(default=dict)  # k, half_life_days, fusion, relevance_floor, filters
-    results = models.JSONField(default=list)  # [{"memory_id", "score", "weak"}], best first
+    # k, half_life_days, fusion, relevance_floor, filters, strategy_params (every parameter of the strategy used)
+    params = models.JSONField(default=dict)
+    results = models.JSONField(default=list)  # [{"memory_id", "score", "weak"[, "arm"]}], best first
     latency_ms = models.FloatField()
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="searches"
+    )
+    arm = models.CharField(max_length=16, blank=True)  # "a", "b", "interleaved"; "" outside experiments
 
     class Meta:
         ordering = ["-created_at"]
@@ -42,6 +96,24 @@ class RelevanceFeedback(models.Model):
         return f"{'relevant' if self.relevant else 'not relevant'}: memory {self.memory_id} in search {self.search_id}"
 
 
+class ResultUse(models.Model):
+    """An implicit signal: a result of a search was used (opened, clicked) by the user it was for."""
+
+    search = models.ForeignKey(SearchLog, on_delete=models.CASCADE, related_name="uses")
+    memory = models.ForeignKey(Memory, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    api_key = models.ForeignKey("memories.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "result used"
+        verbose_name_plural = "results used"
+        constraints = [models.UniqueConstraint(fields=["search", "memory"], name="one_use_per_result")]
+
+    def __str__(self) -> str:
+        return f"used: memory {self.memory_id} in search {self.search_id}"
+
+
 class EvalRun(models.Model):
     """One strategy evaluated on a labelled data set (`manage.py evaluate`)."""
 
@@ -52,6 +124,8 @@ class EvalRun(models.Model):
     params = models.JSONField(default=dict)
     metrics = models.JSONField()  # queries, recall@1/5/10, mrr, ndcg@10, by_category
     embedding_model = models.CharField(max_length=128)
+    profile = models.CharField(max_length=100, blank=True)  # the parameter profile used ("": the defaults)
+    index_version = models.CharField(max_length=100, blank=True)  # the index version searched ("": the live one)
     seconds = models.FloatField()
 
     class Meta:
@@ -60,6 +134,36 @@ class EvalRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} on {self.dataset} {self.split}: nDCG@10 {self.metrics.get('ndcg@10')}"
+
+
+class ParameterProfile(models.Model):
+    """A named set of one strategy's parameters (search.strategies.PARAMS), with where it came from
+    (`manage.py tune`: folds, judged and labelled queries, metrics before and after on held-out folds).
+    Searches use it by default only while it is active: at most one per strategy."""
+
+    name = models.CharField(max_length=100, unique=True)
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField()  # every parameter of the strategy
+    source = models.JSONField(default=dict)  # tune: folds, queries, judgments, before, after, per fold
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)  # the last activation
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy"], condition=models.Q(active=True), name="one_active_profile_per_strategy"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.strategy}{', active' if self.active else ''})"
+
+    @property
+    def tuned(self) -> dict | None:
+        """Where `tune` fitted it: folds, queries, and held-out metrics before and after (None: not by tune)."""
+        return self.source if self.source.get("kind") == "tune" else None
 
 
 class Job(models.Model):

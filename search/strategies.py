@@ -32,6 +32,7 @@ from memories.models import Memory
 from memories.parts.embedders import get_embedder
 from memories.parts.vectorstores import SearchFilters, VectorMatch, get_vector_store
 from memories.vectors import snippet_plan
+from omi_memory.errors import ValidationFailed
 
 from .lexical import lexical_index
 
@@ -53,6 +54,8 @@ HYBRID_WEIGHTS = {"lexical": 0.25, "exchanges": 0.25, "snippets": 0.3, "windows"
 # late chunking: windows and snippets pooled from the same reads, the windows signal counts for less
 HYBRID_WEIGHTS_LATE = {**HYBRID_WEIGHTS, "windows": 0.1}
 HYBRID_RRF_K = 10
+HYBRID_SNIPPETS_PER_MEMORY = 2  # a memory's snippets signal: the mean of its best this many
+HYBRID_MAX_SNIPPETS = 5  # the most snippets per memory a search keeps (the parameter's bound)
 HYBRID_MAX_VECTORS = 1000  # a store that cannot score every vector of a user returns this many
 
 
@@ -60,6 +63,119 @@ def half_life_from_rate(rate: float) -> float | None:
     """The half-life in days of the seed's decay rate per day (exp(-rate x days)); None for 0. A rate
     so small that its half-life is beyond MAX_HALF_LIFE_DAYS (even infinite: ln 2 / 5e-324) gets that."""
     return min(math.log(2) / rate, MAX_HALF_LIFE_DAYS) if rate else None
+
+
+# Strategy parameters: the numbers each strategy works with, their defaults and bounds. A search may
+# override them (`params`), a parameter profile holds a set of them (search.models.ParameterProfile),
+# and `manage.py tune` fits them to judgments, trying the values of each one's `grid`.
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: float
+    low: float
+    high: float
+    description: str
+    whole: bool = False  # an integer
+    grid: tuple[float, ...] = ()  # the values `tune` tries; () : tune leaves it as it is
+    fusion: str = ""  # it matters only under this fusion ("" : under every one)
+
+
+WEIGHT_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
+HYBRID_SIGNALS = tuple(HYBRID_WEIGHTS)  # lexical, exchanges, snippets, windows, month
+SIGNAL_DESCRIPTIONS = {
+    "lexical": "BM25 of the whole memory",
+    "exchanges": "BM25 of the memory's best exchange of two turns",
+    "snippets": "cosine of the memory's best snippets",
+    "windows": "cosine of the memory's best window or own vector",
+    "month": "the memory was created in a month the query names",
+}
+
+
+def weight_param(signal: str) -> str:
+    return f"{signal}_weight"
+
+
+PARAMS: dict[str, tuple[Param, ...]] = {
+    "semantic": (),
+    "time_weighted": (Param("pool", POOL, 1, 1000, "candidates re-ranked by the decay (at least 5 x k)", whole=True),),
+    "multi_query": (
+        Param("pool", POOL, 1, 1000, "candidates fused per query (at least 3 x k)", whole=True),
+        Param("rrf_k", RRF_K, 1, 1000, "the k of reciprocal rank fusion: 1 / (k + rank)", whole=True, fusion="rrf"),
+    ),
+    "hybrid": (
+        *(
+            Param(weight_param(signal), weight, 0.0, 1.0, f"weight of {SIGNAL_DESCRIPTIONS[signal]}", grid=WEIGHT_GRID)
+            for signal, weight in HYBRID_WEIGHTS.items()
+        ),
+        Param(
+            "snippets_per_memory",
+            HYBRID_SNIPPETS_PER_MEMORY,
+            1,
+            HYBRID_MAX_SNIPPETS,
+            "a memory's snippets signal is the mean of its best this many",
+            whole=True,
+            grid=(1, 2, 3),
+        ),
+        Param(
+            "rrf_k",
+            HYBRID_RRF_K,
+            1,
+            1000,
+            "the k of weighted reciprocal rank fusion: weight / (k + rank)",
+            whole=True,
+            grid=(2, 5, 10, 20, 60),
+            fusion="rrf",
+        ),
+    ),
+}
+
+
+def strategy_defaults(strategy: str) -> dict[str, float]:
+    """Every parameter of `strategy` at its default (hybrid's weights: for how the configured
+    embedder's windows and snippets are made)."""
+    values = {p.name: p.default for p in PARAMS[strategy]}
+    if strategy == "hybrid":
+        values |= {weight_param(signal): w for signal, w in hybrid_weights(get_embedder()).items()}
+    return values
+
+
+def resolve_params(strategy: str, *layers: dict | None) -> dict[str, float]:
+    """Every parameter of `strategy`: its defaults, overridden by each of `layers` in turn (a
+    profile's, then a search's). A name the strategy does not have, or a value that is not a
+    number in its bounds, is a ValidationFailed (422) that names it."""
+    known = {p.name: p for p in PARAMS[strategy]}
+    values = strategy_defaults(strategy)
+    for layer in layers:
+        for name, value in (layer or {}).items():
+            param = known.get(name)
+            field_name = f"params.{name}"
+            if param is None:
+                have = ", ".join(known) or "none"
+                raise ValidationFailed(
+                    f"strategy {strategy} has no parameter {name!r} (its parameters: {have})",
+                    details={"field": field_name},
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValidationFailed(f"parameter {name} must be a number", details={"field": field_name})
+            if param.whole and value != int(value):
+                raise ValidationFailed(f"parameter {name} must be a whole number", details={"field": field_name})
+            if not param.low <= value <= param.high:
+                raise ValidationFailed(
+                    f"parameter {name} must be between {param.low:g} and {param.high:g} (got {value:g})",
+                    details={"field": field_name},
+                )
+            values[name] = int(value) if param.whole else float(value)
+    if strategy == "hybrid" and not any(values[weight_param(signal)] for signal in HYBRID_SIGNALS):
+        raise ValidationFailed("hybrid needs at least one signal with a weight above 0", details={"field": "params"})
+    return values
+
+
+def params_in_order(strategy: str, params: dict) -> list[tuple[str, float]]:
+    """(name, value) of the parameters in `params`, in the order the strategy states them (a JSON
+    column of PostgreSQL keeps its own order)."""
+    return [(p.name, params[p.name]) for p in PARAMS.get(strategy, ()) if p.name in params]
 
 
 # What a score of each strategy (and fusion) is, on 0..1, for people reading it.
@@ -86,6 +202,7 @@ class SearchRequest:
     strategy: str = DEFAULT_STRATEGY
     half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS  # None: no decay
     fusion: str = "sum"
+    params: dict[str, float] = field(default_factory=dict)  # the strategy's parameters (PARAMS); others: defaults
 
 
 @dataclass
@@ -97,6 +214,7 @@ class Ranked:
 
 
 def run(request: SearchRequest) -> list[Ranked]:
+    request.params = resolve_params(request.strategy, request.params)
     strategy = {"semantic": semantic, "time_weighted": time_weighted, "multi_query": multi_query, "hybrid": hybrid}[
         request.strategy
     ]
@@ -113,7 +231,7 @@ def semantic(request: SearchRequest) -> list[Ranked]:
 
 
 def time_weighted(request: SearchRequest) -> list[Ranked]:
-    pool = _dense(request, get_embedder().embed_query(request.queries[0]), max(request.k * 5, POOL))
+    pool = _dense(request, get_embedder().embed_query(request.queries[0]), max(request.k * 5, request.params["pool"]))
     created = dict(Memory.objects.filter(id__in=[r.memory_id for r in pool]).values_list("id", "created_at"))
     if request.half_life_days is None or not created:
         return pool[: request.k]
@@ -129,12 +247,13 @@ def multi_query(request: SearchRequest) -> list[Ranked]:
     vectors = [embedder.embed_query(query) for query in request.queries]  # each cached on its own
     totals: dict[int, float] = defaultdict(float)
     best: dict[int, Ranked] = {}
+    rrf_k = request.params["rrf_k"]
     for vector in vectors:
-        for rank, ranked in enumerate(_dense(request, vector, max(request.k * 3, POOL))):
-            totals[ranked.memory_id] += ranked.score if request.fusion == "sum" else 1 / (RRF_K + rank + 1)
+        for rank, ranked in enumerate(_dense(request, vector, max(request.k * 3, request.params["pool"]))):
+            totals[ranked.memory_id] += ranked.score if request.fusion == "sum" else 1 / (rrf_k + rank + 1)
             if ranked.memory_id not in best or ranked.score > best[ranked.memory_id].score:
                 best[ranked.memory_id] = ranked
-    top = len(vectors) * (1.0 if request.fusion == "sum" else 1 / (RRF_K + 1))  # first for every query
+    top = len(vectors) * (1.0 if request.fusion == "sum" else 1 / (rrf_k + 1))  # first for every query
     order = sorted(totals, key=lambda memory_id: -totals[memory_id])[: request.k]
     return [
         Ranked(memory_id, totals[memory_id] / top, best[memory_id].vector_id, best[memory_id].score)
@@ -147,54 +266,89 @@ def hybrid_weights(embedder) -> dict[str, float]:
     return HYBRID_WEIGHTS_LATE if snippet_plan(embedder) == "late" else HYBRID_WEIGHTS
 
 
-def hybrid(request: SearchRequest) -> list[Ranked]:
+@dataclass
+class HybridSignals:
+    """What hybrid's fusion reads for one query: the candidates (memory ids, ascending) and each
+    signal's raw score per candidate (`snippets`: its best snippets' scores, best first, up to
+    HYBRID_MAX_SNIPPETS), and the vector that matched each candidate best. Recorded once, fused for
+    any parameters (`hybrid_contributions`): how `tune` tries weights without searching again."""
+
+    candidates: list[int]
+    signals: dict[str, dict[int, float]]
+    snippets: dict[int, list[float]]
+    best: dict[int, VectorMatch]
+
+
+def hybrid_signals(request: SearchRequest) -> HybridSignals:
     query = request.queries[0]
     memory_ids, lexical = lexical_index(request.uid).scores(query, request.filters)
     signals = {name: dict(zip(memory_ids.tolist(), values.tolist())) for name, values in lexical.items()}
     windows: dict[int, float] = {}
     snippets: dict[int, list[float]] = defaultdict(list)
     best: dict[int, VectorMatch] = {}
-    embedder = get_embedder()
     matches = get_vector_store().query_vectors(
-        embedder.embed_query(query), uid=request.uid, top_k=HYBRID_MAX_VECTORS, filters=request.filters
+        get_embedder().embed_query(query), uid=request.uid, top_k=HYBRID_MAX_VECTORS, filters=request.filters
     )
     for match in matches:  # best first
         memory_id = int(match.memory_id)
         best.setdefault(memory_id, match)
         if match.kind == "snippet":
-            if len(snippets[memory_id]) < 2:
+            if len(snippets[memory_id]) < HYBRID_MAX_SNIPPETS:
                 snippets[memory_id].append(match.score)
         elif memory_id not in windows:
             windows[memory_id] = match.score
     signals["windows"] = windows
-    signals["snippets"] = {memory_id: sum(scores) / len(scores) for memory_id, scores in snippets.items()}
-    candidates = sorted(set().union(*signals.values()))
-    if not candidates:
-        return []
-    total = np.zeros(len(candidates))
-    weights = hybrid_weights(embedder)
-    top = sum(weights.values()) * (1.0 if request.fusion == "sum" else 1 / (HYBRID_RRF_K + 1))
-    for name, weight in weights.items():
-        values = signals[name]
+    candidates = sorted(set().union(*signals.values(), snippets))
+    return HybridSignals(candidates, signals, dict(snippets), best)
+
+
+def hybrid_contributions(recorded: HybridSignals, params: dict[str, float], fusion: str) -> np.ndarray:
+    """A column per signal (HYBRID_SIGNALS' order), a row per candidate: what the signal adds to a
+    candidate's fused score per unit of its weight. `sum`: its score scaled to 0..1 over the
+    candidates; `rrf`: 1 / (rrf_k + rank + 1). A memory a signal did not find counts as its worst; a
+    signal that tells the candidates apart not at all adds nothing."""
+    per = int(params["snippets_per_memory"])
+    signals = {
+        **recorded.signals,
+        "snippets": {m: sum(scores[:per]) / len(scores[:per]) for m, scores in recorded.snippets.items() if scores},
+    }
+    columns = np.zeros((len(recorded.candidates), len(HYBRID_SIGNALS)))
+    for j, name in enumerate(HYBRID_SIGNALS):
+        values = signals.get(name)
         if not values:
             continue
-        floor = min(values.values())  # a memory the signal did not find counts as its worst
-        raw = np.array([values.get(memory_id, floor) for memory_id in candidates])
+        floor = min(values.values())
+        raw = np.array([values.get(memory_id, floor) for memory_id in recorded.candidates])
         low, high = raw.min(), raw.max()
         if high == low:
-            continue  # the signal tells the candidates apart not at all
-        if request.fusion == "rrf":
+            continue
+        if fusion == "rrf":
             ranks = len(raw) - np.searchsorted(np.sort(raw), raw, side="right")  # how many score higher
-            total += weight / (HYBRID_RRF_K + ranks + 1)
+            columns[:, j] = 1 / (params["rrf_k"] + ranks + 1)
         else:
-            total += weight * (raw - low) / (high - low)
-    order = np.argsort(-total, kind="stable")[: request.k]
+            columns[:, j] = (raw - low) / (high - low)
+    return columns
+
+
+def hybrid_fuse(recorded: HybridSignals, params: dict[str, float], fusion: str) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates' fused scores on 0..1 (over the most any candidate could get) and their
+    order, best first (ties: the smaller memory id first)."""
+    weights = np.array([params[weight_param(signal)] for signal in HYBRID_SIGNALS])
+    total = hybrid_contributions(recorded, params, fusion) @ weights
+    top = weights.sum() * (1.0 if fusion == "sum" else 1 / (params["rrf_k"] + 1))
+    return total / top, np.argsort(-total, kind="stable")
+
+
+def hybrid(request: SearchRequest) -> list[Ranked]:
+    recorded = hybrid_signals(request)
+    if not recorded.candidates:
+        return []
+    scores, order = hybrid_fuse(recorded, request.params, request.fusion)
     ranked = []
-    for i in order:
-        match = best.get(candidates[i])
+    for i in order[: request.k]:
+        memory_id = recorded.candidates[i]
+        match = recorded.best.get(memory_id)
         ranked.append(
-            Ranked(
-                candidates[i], float(total[i]) / top, match.vector_id if match else "", match.score if match else 0.0
-            )
+            Ranked(memory_id, float(scores[i]), match.vector_id if match else "", match.score if match else 0.0)
         )
     return ranked

@@ -102,11 +102,12 @@ def forget_process_state() -> None:
     from django.core.cache.backends.locmem import LocMemCache
 
     from memories import services
-    from memories.parts import registry
+    from memories.parts import registry, versions
     from omi_memory import throttles
 
     Embedder._caches.clear()
     registry._forget_parts()
+    versions._forget_parts()
     services._BROKER.reset()
     throttles._CACHE.reset()
     if isinstance(caches["default"], LocMemCache):

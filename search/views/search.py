@@ -1,4 +1,5 @@
-"""The search page: one user's memories searched as you type, by any strategy; results judged in place."""
+"""The search page: one user's memories searched as you type, by any strategy (or the running
+experiment's arm, with the strategy on auto); results judged in place."""
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -15,6 +16,8 @@ from ..forms import JudgeForm, SearchForm
 from ..selectors import search_log_get
 from ..services import SNIPPET_CHARS, feedback_record, search_memories
 from ..strategies import SCORE_SCALES
+
+INTERLEAVED_SCALE = "each result keeps the score its experiment arm gave it, on that arm's scale"
 
 
 @require_GET
@@ -40,7 +43,7 @@ def search_page(request):
             context.update(
                 result=result,
                 weak=sum(hit.weak for hit in result.hits),
-                score_scale=SCORE_SCALES[form.cleaned_data["strategy"], form.cleaned_data["fusion"]],
+                score_scale=SCORE_SCALES.get((result.strategy, form.cleaned_data["fusion"]), INTERLEAVED_SCALE),
             )
     return render_page(request, "search/search.html", context, partial="results", status=status)
 

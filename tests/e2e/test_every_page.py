@@ -1,8 +1,9 @@
 """Every page on a phone and to axe-core: at 390x844 no page is wider than the screen and every nav
 link can be reached; axe-core (tests/e2e/package.json, `make test` installs it) finds no serious or
 critical violation, with demo-like data and on an empty install. The pages are the nav's links (a
-page added to the nav is checked too), a memory, a cluster run, a search with results, the 404 and
-the sign-in page. Also: the skip link, and keyboard focus kept through an htmx swap."""
+page added to the nav is checked too), a memory, a cluster run, a search with results, an
+experiment with its results, the 404 and the sign-in page. Also: the skip link, and keyboard focus
+kept through an htmx swap."""
 
 import re
 from pathlib import Path
@@ -12,8 +13,10 @@ from playwright.sync_api import expect
 
 from memories.models import Memory
 from search.analysis.clusters import cluster_run_create
+from search.models import EvalRun, Experiment, ParameterProfile
 from search.selectors import search_log_get
 from search.services import feedback_record, search_memories
+from search.strategies import resolve_params
 from tests.support.actors import COMMAND
 from tests.support.transactions import committed
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN
@@ -81,11 +84,52 @@ def test_every_page_fits_a_phone_and_axe_finds_nothing_serious_with_demo_like_da
     shown = searched.hits[0].memory.id  # the dentist, or its duplicate with the dentist folded under it
     assert shown == dentist.id or dentist.id in searched.hits[0].also
     feedback_record(search=search_log_get(search_id=searched.search_id), memory_id=shown, relevant=True)
+    experiment = Experiment.objects.create(
+        name="semantic against hybrid",
+        mode="interleave",
+        state="running",
+        traffic_share=1.0,
+        arm_a={"strategy": "semantic", "params": {}, "profile": "", "index_version": ""},
+        arm_b={"strategy": "hybrid", "params": {"fusion": "rrf"}, "profile": "", "index_version": ""},
+    )
+    interleaved = search_memories(uid="alice", queries=["cracked crown"], k=3, strategy=None)
+    feedback_record(search=search_log_get(search_id=interleaved.search_id), memory_id=shown, relevant=True)
+    metrics = {"queries": 760, "recall@1": 0.74, "recall@5": 0.94, "recall@10": 0.98, "mrr": 0.83, "ndcg@10": 0.84}
+    for profile in ("", "hybrid-tuned-20261201-190000"):  # a trend of two runs, the second with a profile
+        EvalRun.objects.create(
+            dataset="../shared/data/locomo",
+            split="dev",
+            strategy="hybrid",
+            metrics=metrics,
+            profile=profile,
+            embedding_model="all-MiniLM-L6-v2",
+            seconds=60,
+        )
+    held_out = {"ndcg@10": 0.84, "recall@5": 0.94}
+    ParameterProfile.objects.create(
+        name="hybrid-tuned-20261201-190000",
+        strategy="hybrid",
+        params=resolve_params("hybrid"),
+        source={
+            "kind": "tune",
+            "folds": 5,
+            "judged_queries": 31,
+            "judgments": 80,
+            "labelled_queries": 760,
+            "before": held_out,
+            "after": held_out,
+        },
+    )
     sign_in("admin")
 
     problems = _walk(
         phone,
-        [f"/memories/{dentist.id}/", f"/clusters/{run.id}/", "/search/?uid=alice&query=cracked+crown"],
+        [
+            f"/memories/{dentist.id}/",
+            f"/clusters/{run.id}/",
+            "/search/?uid=alice&query=cracked+crown",
+            f"/experiments/{experiment.id}/",
+        ],
     )
     assert not problems, "\n".join(problems)
 

@@ -67,6 +67,7 @@ def test_every_example_in_the_docs_is_accepted(api_admin, dns):
         "/duplicates/scans",
         "/duplicates/pairs/{pair_id}/merge",
         "/webhooks/endpoints",
+        "/search/experiments",
     }
     for memory_id in (1, 2, 3):
         Memory.objects.create(id=memory_id, uid="alice", transcript="Alice: hello", status="indexed", searchable=True)
@@ -93,6 +94,7 @@ def test_every_example_in_the_docs_is_accepted(api_admin, dns):
         "/clusters/runs": 202,
         "/duplicates/scans": 202,
         "/duplicates/pairs/{pair_id}/merge": 200,
+        "/search/experiments": 201,
     }
 
 

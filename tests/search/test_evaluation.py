@@ -6,12 +6,13 @@ import json
 import math
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from memories.models import LocalVector, Memory
 from search.evaluation import aggregate, feedback_metrics, query_metrics, query_variants
-from search.models import EvalRun
-from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
+from search.models import EvalRun, ParameterProfile
+from search.strategies import resolve_params
+from tests.support.transcripts import BUDGET, DENTIST
 
 
 def test_metrics_of_one_ranking_by_hand():
@@ -47,56 +48,6 @@ def test_aggregate_means_overall_and_per_category():
     assert result["by_category"]["single-hop"]["queries"] == 1
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path):
-    memories = [
-        ("u1", "s1", DENTIST),
-        ("u1", "s2", BUDGET),
-        ("u1", "s3", GARDEN),
-        ("u2", "s1", STANDUP),
-        ("u2", "s2", RECITAL),
-    ]
-    questions = [
-        ("u1", "q0", "What did the dentist say about the crown?", "u1-s1", 4, "single-hop"),
-        ("u1", "q1", "How much was the grocery bill?", "u1-s2", 4, "single-hop"),
-        ("u2", "q2", "When is the sprint demo?", "u2-s1", 2, "temporal"),
-        ("u2", "q3", "What did Caroline paint?", "u2-s2", 5, "adversarial"),
-    ]
-    (tmp_path / "memories.jsonl").write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "uid": uid,
-                    "memory_id": f"{uid}-{sid}",
-                    "created_at": f"2024-05-0{i + 1}T10:00:00",
-                    "source": "locomo",
-                    "split": "dev",
-                    "transcript": text,
-                }
-            )
-            for i, (uid, sid, text) in enumerate(memories)
-        )
-    )
-    (tmp_path / "queries.jsonl").write_text(
-        "\n".join(
-            json.dumps(
-                {
-                    "uid": uid,
-                    "query_id": qid,
-                    "split": "dev",
-                    "question": q,
-                    "category": cat,
-                    "category_name": name,
-                    "adversarial": cat == 5,
-                    "relevant_memory_ids": [rel],
-                }
-            )
-            for uid, qid, q, rel, cat, name in questions
-        )
-    )
-    return tmp_path
-
-
 @pytest.mark.django_db
 def test_evaluate_prints_one_json_object_and_leaves_no_memory_behind(tiny_dataset):
     out = io.StringIO()
@@ -113,6 +64,33 @@ def test_evaluate_prints_one_json_object_and_leaves_no_memory_behind(tiny_datase
     assert not Memory.objects.exists() and not LocalVector.objects.exists()  # an isolated, rolled-back store
     run = EvalRun.objects.get()
     assert run.strategy == "hybrid" and run.split == "dev" and run.metrics == result
+
+
+@pytest.mark.django_db
+def test_evaluate_an_index_version_uses_its_embedder_and_leaves_the_versions_untouched(tiny_dataset, api, fake_openai):
+    from memories.index_versions import index_version_start
+    from omi_memory.actors import Actor
+
+    api.post("/memories", {"uid": "alice", "transcript": DENTIST})
+    version, _ = index_version_start(
+        embedder="openai", dimensions=32, vector_store="local", host="", actor=Actor.command()
+    )
+    call_command("index_build", "--embedder", "openai", "--dimensions", "32", stdout=io.StringIO())
+    held = {ns: LocalVector.objects.filter(namespace=ns).count() for ns in ("ns1", version.namespace)}
+    out = io.StringIO()
+
+    call_command(
+        "evaluate", "--dataset", str(tiny_dataset), "--strategy", "semantic", "--index-version", version.name,
+        "--json", stdout=out,
+    )  # fmt: skip
+
+    assert json.loads(out.getvalue())["queries"] == 3
+    run = EvalRun.objects.get()
+    assert run.embedding_model == "text-embedding-3-large" and run.index_version == version.name
+    assert any(r["path"] == "/v1/embeddings" and "crown" in str(r.get("json")) for r in fake_openai.requests)
+    assert {ns: LocalVector.objects.filter(namespace=ns).count() for ns in held} == held  # nothing written there
+    with pytest.raises(CommandError, match="no index version"):
+        call_command("evaluate", "--dataset", str(tiny_dataset), "--index-version", "v999", "--json")
 
 
 @pytest.mark.django_db
@@ -160,3 +138,57 @@ def test_multi_query_asks_again_with_the_questions_content_words_only():
     question = "When did Caroline's team go to the 2022 support group?"
 
     assert query_variants(question) == [question, "Caroline's team go 2022 support group"]
+
+
+@pytest.mark.django_db
+def test_evaluate_with_a_profile_scores_its_parameters_and_records_it(tiny_dataset):
+
+    month_only = {"lexical_weight": 0, "exchanges_weight": 0, "snippets_weight": 0, "windows_weight": 0}
+    profile = ParameterProfile.objects.create(
+        name="month-only", strategy="hybrid", params=resolve_params("hybrid", {**month_only, "month_weight": 1})
+    )
+    args = ["evaluate", "--dataset", str(tiny_dataset), "--split", "dev", "--json"]
+
+    with_profile = json.loads(_output(*args, "--profile", "month-only"))  # --strategy all: the profile's
+    defaults = json.loads(_output(*args, "--strategy", "hybrid"))
+
+    # no question names a month: by that signal alone every memory ties, and the first made ranks first
+    assert with_profile["recall@1"] < defaults["recall@1"] == 1.0
+    profiled, default = EvalRun.objects.order_by("id")
+    assert (profiled.strategy, profiled.profile, profiled.params) == ("hybrid", "month-only", profile.params)
+    assert default.profile == "" and default.params == resolve_params("hybrid")
+
+
+@pytest.mark.django_db
+def test_evaluate_uses_and_records_the_active_profile_unless_told_the_defaults(tiny_dataset):
+
+    ParameterProfile.objects.create(
+        name="rrf-wide", strategy="hybrid", params=resolve_params("hybrid", {"rrf_k": 60}), active=True
+    )
+    args = ["evaluate", "--dataset", str(tiny_dataset), "--split", "dev", "--strategy", "hybrid", "--json"]
+
+    _output(*args)
+    _output(*args, "--defaults")
+
+    active, defaults = EvalRun.objects.order_by("id")
+    assert active.profile == "rrf-wide" and active.params["rrf_k"] == 60
+    assert defaults.profile == "" and defaults.params["rrf_k"] == 10
+
+
+@pytest.mark.django_db
+def test_evaluate_refuses_a_profile_of_another_strategy_or_none_by_that_name(tiny_dataset):
+
+    ParameterProfile.objects.create(name="fitted", strategy="hybrid", params=resolve_params("hybrid"))
+    args = ["evaluate", "--dataset", str(tiny_dataset), "--split", "dev"]
+
+    with pytest.raises(CommandError, match="profile fitted is for strategy hybrid, not semantic"):
+        _output(*args, "--strategy", "semantic", "--profile", "fitted")
+    with pytest.raises(CommandError, match="no parameter profile named 'nope'"):
+        _output(*args, "--profile", "nope")
+    assert not EvalRun.objects.exists()
+
+
+def _output(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()

@@ -9,4 +9,12 @@ EMBEDDERS = {
 
 
 def get_embedder() -> Embedder:
+    """The embedder of the index version in use (memories/parts/versions.py)."""
+    from memories.parts.versions import current_parts
+
+    return current_parts().embedder
+
+
+def configured_embedder() -> Embedder:
+    """The embedder the settings name (EMBEDDER): the index's until a version is activated."""
     return load("EMBEDDER", EMBEDDERS)

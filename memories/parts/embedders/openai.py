@@ -49,13 +49,17 @@ def cut_to_tokens(text: str, limit: int) -> str:
 class OpenAIEmbedder(Embedder):
     name = "openai"
 
-    def __init__(self):
+    def __init__(self, dimensions: int | None = None):
         self.model = settings.OPENAI_EMBEDDING_MODEL
-        self.dimensions = settings.OPENAI_EMBEDDING_DIMENSIONS
+        self.dimensions = dimensions or settings.OPENAI_EMBEDDING_DIMENSIONS
         self.dim = self.dimensions or DEFAULT_DIMENSIONS.get(self.model, 0)
         if not self.dim:
             raise ImproperlyConfigured(f"set OPENAI_EMBEDDING_DIMENSIONS for the model {self.model!r}")
         self.max_tokens = MAX_INPUT_TOKENS
+
+    def warm_up(self) -> None:
+        """Import the SDK and make its client (seconds on a busy machine): not in the first search."""
+        get_openai_client()
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)

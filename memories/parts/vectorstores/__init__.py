@@ -18,6 +18,15 @@ VECTOR_STORES = {
 
 
 def get_vector_store() -> VectorStore:
+    """The store of the index version in use (memories/parts/versions.py)."""
+    from memories.parts.versions import current_parts
+
+    return current_parts().store
+
+
+def configured_vector_store() -> VectorStore:
+    """The store the settings name (VECTOR_STORE, VECTOR_NAMESPACE): the index's until a version
+    is activated."""
     return load("VECTOR_STORE", VECTOR_STORES)
 
 
@@ -30,5 +39,6 @@ __all__ = [
     "VectorMatch",
     "VectorRecord",
     "VectorStore",
+    "configured_vector_store",
     "get_vector_store",
 ]

@@ -124,6 +124,16 @@ class VectorStore:
         """The dimension the store itself enforces, if it has one."""
         return None
 
+    def vector_ids_of(self, *, memories: dict[str, str]) -> list[str]:
+        """The ids of every vector the store holds of these memories (memory id -> its uid), read
+        from the metadata: another index version's vectors of a memory, whose ids the database
+        does not keep."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Remove every vector of the namespace (an index version dropped)."""
+        raise NotImplementedError
+
     # Reconciliation (`memories.reconcile`) and readiness
 
     def fetch_metadata(self, ids: list[str]) -> dict[str, dict]:

@@ -119,6 +119,14 @@ class LocalVectorStore(VectorStore):
             found.update({row[0]: dict(zip(METADATA_COLUMNS, row[1:])) for row in rows})
         return found
 
+    def vector_ids_of(self, *, memories: dict[str, str]) -> list[str]:
+        rows = LocalVector.objects.filter(namespace=self.namespace, memory_id__in=list(memories))
+        return [
+            record_id
+            for record_id, memory_id, uid in rows.values_list("record_id", "memory_id", "uid")
+            if memories.get(memory_id) == uid
+        ]
+
     def list_ids(self, *, uid: str | None = None) -> Iterator[list[str]]:
         """Pages of 1,000 ids in the order they were written (by their row's key, so each page is
         one index range); one user's by the `uid` column."""

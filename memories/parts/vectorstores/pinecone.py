@@ -42,14 +42,14 @@ def pinecone_filter(uid: str, filters: SearchFilters) -> dict:
 class PineconeVectorStore(VectorStore):
     name = "pinecone"
 
-    def __init__(self):
+    def __init__(self, namespace: str | None = None, host: str | None = None):
         super().__init__()
-        if not settings.PINECONE_API_KEY or not settings.PINECONE_HOST:
+        if not settings.PINECONE_API_KEY or not (host or settings.PINECONE_HOST):
             raise ImproperlyConfigured("VECTOR_STORE=pinecone needs PINECONE_API_KEY and PINECONE_HOST")
         from pinecone import Index
 
-        self.host = settings.PINECONE_HOST
-        self.namespace = settings.VECTOR_NAMESPACE
+        self.host = host or settings.PINECONE_HOST
+        self.namespace = namespace or settings.VECTOR_NAMESPACE
         self.index = Index(host=self.host, api_key=settings.PINECONE_API_KEY, timeout=settings.PINECONE_TIMEOUT)
 
     @property
@@ -143,6 +143,21 @@ class PineconeVectorStore(VectorStore):
                     metadata["created_at"] = int(metadata["created_at"])
                 found[vector_id] = metadata
         return found
+
+    def vector_ids_of(self, *, memories: dict[str, str]) -> list[str]:
+        """Listed by each memory's prefix `{uid}-{memory_id}` (which also matches other memories
+        whose id starts alike), kept by their metadata."""
+        listed = []
+        for memory_id, uid in memories.items():
+            for page in self._call(
+                "list", lambda p: list(self.index.list(prefix=p, namespace=self.namespace)), f"{uid}-{memory_id}"
+            ):
+                listed += [item.id for item in page.vectors if item.id]
+        found = self.fetch_metadata(listed)
+        return [i for i, meta in found.items() if memories.get(str(meta.get("memory_id"))) == meta.get("uid")]
+
+    def clear(self) -> None:
+        self._call("delete", self.index.delete, delete_all=True, namespace=self.namespace)
 
     def list_ids(self, *, uid: str | None = None) -> Iterator[list[str]]:
         """Pinecone's list, a page (at most 100 ids) at a time; one user's by the prefix `{uid}-`,

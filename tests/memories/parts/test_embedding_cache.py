@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from memories.parts.embedders import Embedder, get_embedder
+from memories.parts.embedders import Embedder, configured_embedder
 from memories.parts.embedders.cache import get_embedding_cache
 from tests.support.parts import CountingEmbedder
 from tests.support.processes import redis_url_or_skip
@@ -15,7 +15,7 @@ from tests.support.processes import redis_url_or_skip
 @pytest.fixture
 def counting(settings):
     settings.EMBEDDER = "tests.support.parts.CountingEmbedder"
-    return get_embedder()
+    return configured_embedder()
 
 
 def forget_this_process():

@@ -4,7 +4,9 @@ import re
 
 import pytest
 
-from search.models import EvalRun, RelevanceFeedback, SearchLog
+from memories.models import AuditEvent
+from search.models import EvalRun, ParameterProfile, RelevanceFeedback, SearchLog
+from search.strategies import resolve_params
 from tests.support.htmx import assert_whole_page_or_fragment
 from tests.support.transcripts import BUDGET, DENTIST
 
@@ -155,3 +157,90 @@ def test_judged_metrics_from_30_searches_or_more_carry_no_warning(signed_in):
 
     row = page[page.index('id="judged-hybrid"') :]
     assert "not reliable" not in row[: row.index("</tr>")] and ">30<" in row[: row.index("</tr>")]
+
+
+def test_each_strategy_and_split_has_a_trend_of_its_runs_naming_what_each_used(signed_in):
+    run("hybrid", ndcg=0.4)
+    run("hybrid", ndcg=0.5, profile="tuned-1")
+    newest = run("hybrid", ndcg=0.6, profile="tuned-2", index_version="v2")
+    run("semantic", split="holdout", ndcg=0.3)
+
+    page = signed_in("analyst").get("/evaluation/").content.decode()
+
+    trend = re.search(r'<figure id="trend-hybrid-dev">.*?</figure>', page, re.S).group(0)
+    # two lines (nDCG@10 and R@5) through the three runs, oldest on the left
+    assert trend.count("<polyline") == 2
+    ndcg = re.findall(r"<title>nDCG@10, [^<]*: ([\d.]+)[^<]*</title>", trend)
+    assert ndcg == ["0.4", "0.5", "0.6"]
+    assert "(default parameters)</title>" in trend and "(profile tuned-1)</title>" in trend
+    assert "(profile tuned-2, index v2)</title>" in trend
+    assert ">run (UTC)</text>" in trend and ">score</text>" in trend  # the axes' titles
+    assert 'id="trend-semantic-holdout"' in page and 'id="trend-semantic-dev"' not in page
+    row = page[page.index(f'id="eval-run-{newest.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "<td>tuned-2</td>" in row and "<td>v2</td>" in row
+
+
+def profile(name: str, **fields):
+    source = {
+        "kind": "tune",
+        "folds": 5,
+        "judged_queries": 42,
+        "judgments": 97,
+        "labelled_queries": 0,
+        "before": {"ndcg@10": 0.61, "recall@5": 0.8},
+        "after": {"ndcg@10": 0.7123, "recall@5": 0.85},
+    }
+    return ParameterProfile.objects.create(
+        name=name, strategy="hybrid", params=resolve_params("hybrid", {"rrf_k": 20}), source=source, **fields
+    )
+
+
+def test_profiles_show_where_they_came_from_and_only_admins_get_the_buttons(signed_in):
+    fitted = profile("fitted")
+
+    analyst_page = signed_in("analyst").get("/evaluation/").content.decode()
+    admin_page = signed_in("admin", username="boss").get("/evaluation/").content.decode()
+
+    row = analyst_page[analyst_page.index(f'id="profile-{fitted.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "42 judged queries (97 judgments), 5 folds" in row and "0.610 → 0.712" in row and "0.800 → 0.850" in row
+    assert "rrf_k 20" in row and "inactive" in row
+    assert (
+        row.index("lexical_weight 0.25") < row.index("month_weight") < row.index("rrf_k")
+    )  # as the strategy states them
+    assert "Activate</button>" not in analyst_page and "Activate</button>" in admin_page
+
+
+def test_an_admin_activates_a_profile_one_per_strategy_and_deactivates_it(signed_in):
+    first, second = profile("first"), profile("second")
+    admin = signed_in("admin", username="boss")
+
+    assert signed_in("analyst").post(f"/evaluation/profiles/{first.id}/activate/").status_code == 403
+    response = admin.post(f"/evaluation/profiles/{first.id}/activate/", follow=True)
+    assert "Profile first is active" in response.content.decode()
+    admin.post(f"/evaluation/profiles/{second.id}/activate/")
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.active, second.active) == (False, True)
+    assert admin.get(f"/evaluation/profiles/{second.id}/deactivate/").status_code == 405
+    admin.post(f"/evaluation/profiles/{second.id}/deactivate/")
+    second.refresh_from_db()
+    assert not second.active
+    events = AuditEvent.objects.order_by("id")
+    assert [(e.action, e.actor_name, e.details["name"]) for e in events] == [
+        ("profile.activate", "boss", "first"),
+        ("profile.activate", "boss", "second"),
+        ("profile.deactivate", "boss", "second"),
+    ]
+    assert events[1].details["previous"] == "first"
+    assert admin.post("/evaluation/profiles/999999/activate/").status_code == 404
+
+
+def test_the_search_page_says_which_profile_ranked_its_results(signed_in, remember):
+    remember("alice", DENTIST)
+    profile("fitted", active=True)
+
+    page = signed_in("analyst").get("/search/?uid=alice&query=crown").content.decode()
+
+    assert "by hybrid with profile <code>fitted</code> in" in page
+    assert SearchLog.objects.get().params["profile"] == "fitted"

@@ -164,6 +164,9 @@ def test_the_relevance_floor_and_half_life_are_options_of_the_page(signed_in, me
         "fusion": "sum",
         "relevance_floor": 0.0,
         "filters": None,
+        "strategy_params": {"pool": 50},  # time_weighted's own parameters (search.strategies.PARAMS)
+        "profile": None,
+        "index_version": "",  # no managed index version yet: the configured parts
     }
 
 
