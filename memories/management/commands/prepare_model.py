@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from memories.parts.embedders import get_embedder
+from memories.parts.embedders import configured_embedder
 from memories.parts.embedders.local import LocalEmbedder, onnx_path
 
 
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        embedder = get_embedder()
+        embedder = configured_embedder()
         embedder.warm_up()
         ready = f"{embedder.model} ({embedder.dim} dims) ready"
         if isinstance(embedder, LocalEmbedder):
