@@ -7,31 +7,87 @@ import numpy as np
 from cachetools import LRUCache
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.db.models.functions import Length
 
 from memories.models import LocalVector, LocalVectorVersion
 from omi_memory.errors import BackendError
 
-from .base import SearchFilters, StoreStats, VectorMatch, VectorRecord, VectorStore
+from .base import MemoryMatch, SearchFilters, StoreStats, VectorMatch, VectorRecord, VectorStore
+
+# A user with more vectors than this is scored on an int8 copy of them (1 byte a dimension instead
+# of 4), with the float32 vectors of the few candidates that could rank read again from the database.
+EXACT_MAX_VECTORS = 20_000
+READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors are loaded
 
 
-@dataclass
+@dataclass(eq=False)
 class _UserVectors:
-    """One user's vectors as arrays, as read at one version."""
+    """One user's vectors as arrays, as read at one version (rows in the order written).
+
+    Small users keep their float32 matrix (`matrix`). Larger ones keep an int8 copy for scoring
+    (`packed`, numkong's packed layout; row i is about `scales[i] x codes[i]`), the norm of what that
+    copy leaves out of each row (`errors`), and score a query exactly only on the rows whose bounds
+    say they could rank (`LocalVectorStore._scores`). Metadata is kept as small integer codes, and
+    the rows' order by memory (`order`, `starts`) lets a memory's best be taken with one reduceat."""
 
     version: str
-    record_ids: np.ndarray
-    memory_ids: np.ndarray
-    kinds: np.ndarray
-    created_at: np.ndarray
-    categories: np.ndarray
-    sources: np.ndarray
-    matrix: np.ndarray  # float32, one row per vector
+    pks: np.ndarray  # int64, LocalVector.id, for the float32 re-score
+    record_ids: np.ndarray  # bytes (UTF-8)
+    memory_codes: np.ndarray  # int32 index into memory_ids
+    memory_ids: np.ndarray  # object, one str per memory
+    kind_codes: np.ndarray  # int8 index into kinds
+    kinds: list[str]
+    created_at: np.ndarray  # int64
+    category_codes: np.ndarray  # int16 index into categories
+    categories: list[str]
+    source_codes: np.ndarray  # int16 index into sources
+    sources: list[str]
+    order: np.ndarray  # int32: rows grouped by memory
+    starts: np.ndarray  # int64: where each memory's rows start in `order`
+    dim: int
+    matrix: np.ndarray | None = None  # float32, one row per vector (small users)
+    packed: object = None  # numkong PackedMatrix of int8 rows (larger users)
+    scales: np.ndarray | None = None  # float32 per row
+    errors: np.ndarray | None = None  # float32 per row: |row - scale x codes|
 
     @property
     def nbytes(self) -> int:
-        return self.matrix.nbytes + 64 * len(self.record_ids)
+        arrays = (self.pks, self.record_ids, self.memory_codes, self.kind_codes, self.created_at)
+        arrays += (self.category_codes, self.source_codes, self.order, self.starts)
+        arrays += tuple(a for a in (self.matrix, self.scales, self.errors) if a is not None)
+        names = 64 * len(self.memory_ids)  # the memory ids' str objects, about
+        return sum(a.nbytes for a in arrays) + names + (self.packed.nbytes if self.packed is not None else 0)
+
+    def __len__(self) -> int:
+        return len(self.pks)
+
+
+def _codes(values: list[str], dtype) -> tuple[np.ndarray, list[str]]:
+    names, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
+    return codes.astype(dtype), [str(name) for name in names]
+
+
+def _quantize(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int8 codes of float32 rows (each scaled by its largest component), the scales, and the norm of
+    each row's rounding error."""
+    scales = np.maximum(np.abs(block).max(axis=1), np.float32(1e-30)) / np.float32(127)
+    codes = np.rint(block / scales[:, None]).astype(np.int8)
+    errors = np.linalg.norm(block - codes * scales[:, None], axis=1)
+    return codes, scales.astype(np.float32), errors.astype(np.float32)
+
+
+def _query_codes(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The query as two int8 rows (the second codes what the first leaves out), their scales, and the
+    norm of what both leave out: a dot product with a row of codes is then nearly exact."""
+    rows, scales, rest = [], [], query.astype(np.float64)
+    for _ in range(2):
+        scale = max(float(np.abs(rest).max()), 1e-30) / 127
+        row = np.rint(rest / scale)
+        rows.append(row.astype(np.int8))
+        scales.append(scale)
+        rest = rest - row * scale
+    return np.stack(rows), np.array(scales), float(np.linalg.norm(rest))
 
 
 # The metadata the store keeps in columns of its own (what its searches filter on).
@@ -165,32 +221,100 @@ class LocalVectorStore(VectorStore):
     def query_vectors(
         self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
     ) -> list[VectorMatch]:
-        data = self._vectors(uid)
-        if data is None or not len(data.record_ids):
+        found = self._score(vector, uid=uid, filters=filters)
+        if found is None:
             return []
-        query = np.asarray(vector, dtype=np.float32)
-        if data.matrix.shape[1] != query.size:
-            raise BackendError(
-                f"stored vectors of uid {uid!r} have {data.matrix.shape[1]} dimensions, the query {query.size}",
-                permanent=True,
-            )
-        keep = np.ones(len(data.record_ids), dtype=bool)
-        if filters.starts_at:
-            keep &= data.created_at >= int(filters.starts_at.timestamp())
-        if filters.ends_at:
-            keep &= data.created_at <= int(filters.ends_at.timestamp())
-        if filters.categories:
-            keep &= np.isin(data.categories, filters.categories)
-        if filters.sources:
-            keep &= np.isin(data.sources, filters.sources)
-        rows = np.flatnonzero(keep)
-        scores = (data.matrix[rows] if len(rows) < len(keep) else data.matrix) @ query
-        order = np.argsort(-scores, kind="stable")[:top_k]
-        record_ids, memory_ids, kinds = data.record_ids, data.memory_ids, data.kinds  # object arrays of str
+        data, query, approx, bound = found
+        if top_k is not None and top_k < np.isfinite(approx).sum():
+            floor = np.partition(approx - bound, len(approx) - top_k)[len(approx) - top_k]  # top_k-th lower bound
+            rows = np.flatnonzero(approx + bound >= floor)
+        else:
+            rows = np.flatnonzero(np.isfinite(approx))
+        rows, scores = self._exact(data, rows, approx, query)
+        chosen = np.lexsort((rows, -scores))[:top_k]  # best first; a tie in the order written
         return [
-            VectorMatch(record_ids[row], memory_ids[row], score, kinds[row])
-            for row, score in zip(rows[order].tolist(), scores[order].tolist())
+            VectorMatch(data.record_ids[row].decode(), data.memory_ids[data.memory_codes[row]], score, data.kinds[kind])
+            for row, score, kind in zip(
+                rows[chosen].tolist(), scores[chosen].tolist(), data.kind_codes[rows[chosen]].tolist()
+            )
         ]
+
+    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+        """The `top_k` memories by their best vector, grouped in NumPy: only the rows that could be a
+        top memory's best are scored exactly and looked at one by one."""
+        found = self._score(vector, uid=uid, filters=filters)
+        if found is None:
+            return []
+        data, query, approx, bound = found
+        lower = np.maximum.reduceat((approx - bound)[data.order], data.starts)  # each memory's best, at least
+        present = np.isfinite(lower)
+        if top_k < present.sum():
+            floor = np.partition(lower, len(lower) - top_k)[len(lower) - top_k]
+            rows = np.flatnonzero(approx + bound >= floor)
+        else:
+            rows = np.flatnonzero(np.isfinite(approx))
+        rows, scores = self._exact(data, rows, approx, query)
+        matches: list[MemoryMatch] = []
+        seen: set[int] = set()
+        best_first = np.lexsort((rows, -scores))  # a tie in the order written
+        for row, score in zip(rows[best_first].tolist(), scores[best_first].tolist()):
+            code = int(data.memory_codes[row])
+            if code not in seen:
+                seen.add(code)
+                matches.append(MemoryMatch(data.memory_ids[code], score, data.record_ids[row].decode()))
+                if len(matches) == top_k:
+                    break
+        return matches
+
+    def _score(
+        self, vector: np.ndarray, *, uid: str, filters: SearchFilters
+    ) -> tuple[_UserVectors, np.ndarray, np.ndarray, np.ndarray | float] | None:
+        """The user's vectors, the query, and each row's score for the query, within `bound` of the exact one
+        (0 for a small user's float32 rows); rows the filters leave out score -inf."""
+        data = self._vectors(uid)
+        if data is None or not len(data):
+            return None
+        query = np.asarray(vector, dtype=np.float32).ravel()
+        if data.dim != query.size:
+            raise BackendError(
+                f"stored vectors of uid {uid!r} have {data.dim} dimensions, the query {query.size}", permanent=True
+            )
+        if data.matrix is not None:
+            approx, bound = (data.matrix @ query).astype(np.float64), 0.0
+        else:
+            import numkong
+
+            codes, scales, rest = _query_codes(query)
+            dots = np.asarray(numkong.dots_packed(codes, data.packed))
+            approx = data.scales * (dots[0] * scales[0] + dots[1] * scales[1])
+            # |row . query - approx| <= |error| |query| + |scale x codes| |what the query's codes leave out|
+            bound = data.errors * float(np.linalg.norm(query)) + (1 + data.errors) * rest + 1e-6
+        keep = None
+        if filters.starts_at:
+            keep = data.created_at >= int(filters.starts_at.timestamp())
+        if filters.ends_at:
+            keep = _and(keep, data.created_at <= int(filters.ends_at.timestamp()))
+        if filters.categories:
+            keep = _and(keep, np.isin(data.category_codes, _known(data.categories, filters.categories)))
+        if filters.sources:
+            keep = _and(keep, np.isin(data.source_codes, _known(data.sources, filters.sources)))
+        if keep is not None:
+            approx[~keep] = -np.inf
+        return data, query, approx, bound
+
+    def _exact(
+        self, data: _UserVectors, rows: np.ndarray, approx: np.ndarray, query: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """These rows and their exact (float32) scores: the small user's own, or, for the int8 copy,
+        the rows' vectors read again from the database (a row deleted since is left out)."""
+        if data.matrix is not None or not len(rows):
+            return rows, approx[rows]
+        values = dict(LocalVector.objects.filter(id__in=data.pks[rows].tolist()).values_list("id", "values"))
+        rows = np.array([row for row in rows.tolist() if len(values.get(int(data.pks[row]), b"")) == 4 * data.dim])
+        if not len(rows):
+            return rows.astype(np.int64), np.zeros(0)
+        matrix = np.frombuffer(b"".join(values[pk] for pk in data.pks[rows].tolist()), dtype="<f4")
+        return rows, (matrix.reshape(len(rows), data.dim) @ query).astype(np.float64)
 
     def _vectors(self, uid: str) -> _UserVectors | None:
         """The user's vectors: from this process's cache when their version has not changed."""
@@ -204,30 +328,104 @@ class LocalVectorStore(VectorStore):
             cached = _user_cache().get(key)  # a hit becomes the most recently used
             if cached is not None and version is not None and cached.version == version:
                 return cached
-        rows = list(
-            LocalVector.objects.filter(namespace=self.namespace, uid=uid)
-            .order_by("id")
-            .values_list("record_id", "memory_id", "kind", "created_at", "category", "source", "values")
-        )
-        if not rows:
-            return None
-        blob = b"".join(row[6] for row in rows)
-        if len(blob) % (4 * len(rows)):
-            raise BackendError(f"stored vectors of uid {uid!r} do not all have one dimension", permanent=True)
-        data = _UserVectors(
-            version=version or "",
-            record_ids=np.array([r[0] for r in rows], dtype=object),
-            memory_ids=np.array([r[1] for r in rows], dtype=object),
-            kinds=np.array([r[2] for r in rows], dtype=object),
-            created_at=np.array([r[3] for r in rows], dtype=np.int64),
-            categories=np.array([r[4] for r in rows], dtype=object),
-            sources=np.array([r[5] for r in rows], dtype=object),
-            matrix=np.frombuffer(blob, dtype="<f4").reshape(len(rows), -1),
-        )
-        if version is not None:  # without a version row (written by hand) nothing is cached
+        data = self._read(uid, version or "")
+        if data is not None and version is not None:  # without a version row (written by hand) nothing is cached
             with _cache_lock:
                 cache = _user_cache()
                 cache.pop(key, None)
                 if data.nbytes <= cache.maxsize:  # larger than the whole cache: not kept
                     cache[key] = data  # least recently used users out until it fits
         return data
+
+    def _read(self, uid: str, version: str) -> _UserVectors | None:
+        """One user's vectors from the database, a chunk at a time (a heavy user's float32 matrix is
+        never whole in memory: each chunk is turned into int8 codes as it comes)."""
+        rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid)
+        found = rows.aggregate(count=Count("id"), last=Max("id"))
+        count = found["count"]
+        if not count:
+            return None
+        rows = rows.filter(id__lte=found["last"])  # a row written since: the next version reads it
+        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
+        chunks: dict[str, list] = {name: [] for name in columns}
+        dim = None
+        matrix = codes = scales = errors = None
+        at = 0
+        for chunk in _chunks(rows.order_by("id").values_list(*columns).iterator(chunk_size=READ_CHUNK)):
+            if dim is None:
+                dim = len(chunk[0][7]) // 4
+                if count <= EXACT_MAX_VECTORS:
+                    matrix = np.empty((count, dim), dtype=np.float32)
+                else:
+                    codes = np.empty((count, dim), dtype=np.int8)
+                    scales, errors = np.empty(count, dtype=np.float32), np.empty(count, dtype=np.float32)
+            chunk = chunk[: count - at]  # rows of a transaction that committed late: the next version reads them
+            blob = b"".join(row[7] for row in chunk)
+            if not dim or len(blob) != 4 * dim * len(chunk):
+                raise BackendError(f"stored vectors of uid {uid!r} do not all have one dimension", permanent=True)
+            block = np.frombuffer(blob, dtype="<f4").reshape(len(chunk), dim)
+            if matrix is not None:
+                matrix[at : at + len(chunk)] = block
+            else:
+                codes[at : at + len(chunk)], scales[at : at + len(chunk)], errors[at : at + len(chunk)] = _quantize(
+                    block
+                )
+            for i, name in enumerate(columns[:7]):
+                chunks[name].extend(row[i] for row in chunk)
+            at += len(chunk)
+        if at < count:  # rows deleted while reading
+            matrix = matrix[:at] if matrix is not None else None
+            codes, scales, errors = (a[:at] if a is not None else None for a in (codes, scales, errors))
+        memory_codes, memory_ids = _codes(chunks["memory_id"], np.int32)
+        kind_codes, kinds = _codes(chunks["kind"], np.int8)
+        category_codes, categories = _codes(chunks["category"], np.int16)
+        source_codes, sources = _codes(chunks["source"], np.int16)
+        order = np.argsort(memory_codes, kind="stable").astype(np.int32)
+        starts = np.flatnonzero(np.r_[True, np.diff(memory_codes[order]) != 0])
+        packed = None
+        if codes is not None:
+            import numkong
+
+            packed = numkong.dots_pack(codes)
+            del codes
+        return _UserVectors(
+            version=version,
+            pks=np.array(chunks["id"], dtype=np.int64),
+            record_ids=np.array([r.encode() for r in chunks["record_id"]], dtype=bytes),
+            memory_codes=memory_codes,
+            memory_ids=np.array(memory_ids, dtype=object),
+            kind_codes=kind_codes,
+            kinds=kinds,
+            created_at=np.array(chunks["created_at"], dtype=np.int64),
+            category_codes=category_codes,
+            categories=categories,
+            source_codes=source_codes,
+            sources=sources,
+            order=order,
+            starts=starts,
+            dim=dim,
+            matrix=matrix,
+            packed=packed,
+            scales=scales,
+            errors=errors,
+        )
+
+
+def _chunks(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == READ_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _and(keep: np.ndarray | None, more: np.ndarray) -> np.ndarray:
+    return more if keep is None else keep & more
+
+
+def _known(names: list[str], wanted: list[str]) -> list[int]:
+    """The codes of the wanted names that the user has (the others match no row)."""
+    return [i for i, name in enumerate(names) if name in set(wanted)]
