@@ -129,8 +129,10 @@ def multi_query(request: SearchRequest) -> list[Ranked]:
     vectors = [embedder.embed_query(query) for query in request.queries]  # each cached on its own
     totals: dict[int, float] = defaultdict(float)
     best: dict[int, Ranked] = {}
-    for vector in vectors:
-        for rank, ranked in enumerate(_dense(request, vector, max(request.k * 3, POOL))):
+    pool = max(request.k * 3, POOL)
+    for matches in get_vector_store().query_many(vectors, uid=request.uid, top_k=pool, filters=request.filters):
+        for rank, m in enumerate(matches):  # the queries scored together: the local store reads the vectors once
+            ranked = Ranked(int(m.memory_id), m.score, m.vector_id, m.score)
             totals[ranked.memory_id] += ranked.score if request.fusion == "sum" else 1 / (RRF_K + rank + 1)
             if ranked.memory_id not in best or ranked.score > best[ranked.memory_id].score:
                 best[ranked.memory_id] = ranked

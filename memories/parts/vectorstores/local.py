@@ -221,74 +221,95 @@ class LocalVectorStore(VectorStore):
     def query_vectors(
         self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
     ) -> list[VectorMatch]:
-        found = self._score(vector, uid=uid, filters=filters)
+        found = self._score([vector], uid=uid, filters=filters)
         if found is None:
             return []
-        data, query, approx, bound = found
+        data, queries, approx, bound = found
+        approx, bound = approx[0], bound[0]
         if top_k is not None and top_k < np.isfinite(approx).sum():
             floor = np.partition(approx - bound, len(approx) - top_k)[len(approx) - top_k]  # top_k-th lower bound
             rows = np.flatnonzero(approx + bound >= floor)
         else:
             rows = np.flatnonzero(np.isfinite(approx))
-        rows, scores = self._exact(data, rows, approx, query)
-        chosen = np.lexsort((rows, -scores))[:top_k]  # best first; a tie in the order written
+        rows, scores = self._exact(data, rows, approx[None], queries)
+        chosen = np.lexsort((rows, -scores[0]))[:top_k]  # best first; a tie in the order written
         return [
             VectorMatch(data.record_ids[row].decode(), data.memory_ids[data.memory_codes[row]], score, data.kinds[kind])
             for row, score, kind in zip(
-                rows[chosen].tolist(), scores[chosen].tolist(), data.kind_codes[rows[chosen]].tolist()
+                rows[chosen].tolist(), scores[0][chosen].tolist(), data.kind_codes[rows[chosen]].tolist()
             )
         ]
 
     def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
-        """The `top_k` memories by their best vector, grouped in NumPy: only the rows that could be a
-        top memory's best are scored exactly and looked at one by one."""
-        found = self._score(vector, uid=uid, filters=filters)
+        return self.query_many([vector], uid=uid, top_k=top_k, filters=filters)[0]
+
+    def query_many(
+        self, vectors: list[np.ndarray], *, uid: str, top_k: int, filters: SearchFilters
+    ) -> list[list[MemoryMatch]]:
+        """The `top_k` memories by their best vector, for each query, scored together and grouped in
+        NumPy: only the rows that could be a top memory's best are scored exactly and looked at one by one."""
+        found = self._score(vectors, uid=uid, filters=filters)
         if found is None:
-            return []
-        data, query, approx, bound = found
-        lower = np.maximum.reduceat((approx - bound)[data.order], data.starts)  # each memory's best, at least
-        present = np.isfinite(lower)
-        if top_k < present.sum():
-            floor = np.partition(lower, len(lower) - top_k)[len(lower) - top_k]
-            rows = np.flatnonzero(approx + bound >= floor)
-        else:
-            rows = np.flatnonzero(np.isfinite(approx))
-        rows, scores = self._exact(data, rows, approx, query)
-        matches: list[MemoryMatch] = []
-        seen: set[int] = set()
-        best_first = np.lexsort((rows, -scores))  # a tie in the order written
-        for row, score in zip(rows[best_first].tolist(), scores[best_first].tolist()):
-            code = int(data.memory_codes[row])
-            if code not in seen:
-                seen.add(code)
-                matches.append(MemoryMatch(data.memory_ids[code], score, data.record_ids[row].decode()))
-                if len(matches) == top_k:
-                    break
-        return matches
+            return [[] for _ in vectors]
+        data, queries, approx, bound = found
+        wanted = []
+        for row_approx, row_bound in zip(approx, bound):
+            lower = np.maximum.reduceat((row_approx - row_bound)[data.order], data.starts)  # a memory's best, at least
+            if top_k < np.isfinite(lower).sum():
+                floor = np.partition(lower, len(lower) - top_k)[len(lower) - top_k]
+                wanted.append(np.flatnonzero(row_approx + row_bound >= floor))
+            else:
+                wanted.append(np.flatnonzero(np.isfinite(row_approx)))
+        rows, scores = self._exact(data, np.unique(np.concatenate(wanted)), approx, queries)
+        found_by_query = []
+        for row_scores in scores:
+            matches: list[MemoryMatch] = []
+            seen: set[int] = set()
+            best_first = np.lexsort((rows, -row_scores))  # a tie in the order written
+            for row, score in zip(rows[best_first].tolist(), row_scores[best_first].tolist()):
+                code = int(data.memory_codes[row])
+                if code not in seen:
+                    seen.add(code)
+                    matches.append(MemoryMatch(data.memory_ids[code], score, data.record_ids[row].decode()))
+                    if len(matches) == top_k:
+                        break
+            found_by_query.append(matches)
+        return found_by_query
 
     def _score(
-        self, vector: np.ndarray, *, uid: str, filters: SearchFilters
-    ) -> tuple[_UserVectors, np.ndarray, np.ndarray, np.ndarray | float] | None:
-        """The user's vectors, the query, and each row's score for the query, within `bound` of the exact one
-        (0 for a small user's float32 rows); rows the filters leave out score -inf."""
+        self, vectors: list[np.ndarray], *, uid: str, filters: SearchFilters
+    ) -> tuple[_UserVectors, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The user's vectors, the queries (one row each), and each row's score for each query, within
+        `bound` of the exact one (0 for a small user's float32 rows); rows the filters leave out score -inf."""
         data = self._vectors(uid)
         if data is None or not len(data):
             return None
-        query = np.asarray(vector, dtype=np.float32).ravel()
-        if data.dim != query.size:
+        queries = np.stack([np.asarray(vector, dtype=np.float32).ravel() for vector in vectors])
+        if data.dim != queries.shape[1]:
             raise BackendError(
-                f"stored vectors of uid {uid!r} have {data.dim} dimensions, the query {query.size}", permanent=True
+                f"stored vectors of uid {uid!r} have {data.dim} dimensions, the query {queries.shape[1]}",
+                permanent=True,
             )
         if data.matrix is not None:
-            approx, bound = (data.matrix @ query).astype(np.float64), 0.0
+            approx, bound = (queries @ data.matrix.T).astype(np.float64), np.zeros((len(queries), 1))
         else:
             import numkong
 
-            codes, scales, rest = _query_codes(query)
-            dots = np.asarray(numkong.dots_packed(codes, data.packed))
-            approx = data.scales * (dots[0] * scales[0] + dots[1] * scales[1])
+            coded = [_query_codes(query) for query in queries]
+            dots = np.asarray(numkong.dots_packed(np.concatenate([codes for codes, _, _ in coded]), data.packed))
+            approx = np.stack(
+                [
+                    data.scales * (dots[2 * i] * scales[0] + dots[2 * i + 1] * scales[1])
+                    for i, (_, scales, _) in enumerate(coded)
+                ]
+            )
             # |row . query - approx| <= |error| |query| + |scale x codes| |what the query's codes leave out|
-            bound = data.errors * float(np.linalg.norm(query)) + (1 + data.errors) * rest + 1e-6
+            bound = np.stack(
+                [
+                    data.errors * float(np.linalg.norm(query)) + (1 + data.errors) * rest + 1e-6
+                    for query, (_, _, rest) in zip(queries, coded)
+                ]
+            )
         keep = None
         if filters.starts_at:
             keep = data.created_at >= int(filters.starts_at.timestamp())
@@ -299,22 +320,22 @@ class LocalVectorStore(VectorStore):
         if filters.sources:
             keep = _and(keep, np.isin(data.source_codes, _known(data.sources, filters.sources)))
         if keep is not None:
-            approx[~keep] = -np.inf
-        return data, query, approx, bound
+            approx[:, ~keep] = -np.inf
+        return data, queries, approx, bound
 
     def _exact(
-        self, data: _UserVectors, rows: np.ndarray, approx: np.ndarray, query: np.ndarray
+        self, data: _UserVectors, rows: np.ndarray, approx: np.ndarray, queries: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """These rows and their exact (float32) scores: the small user's own, or, for the int8 copy,
-        the rows' vectors read again from the database (a row deleted since is left out)."""
+        """These rows and their exact (float32) scores for each query: the small user's own, or, for the
+        int8 copy, the rows' vectors read again from the database (a row deleted since is left out)."""
         if data.matrix is not None or not len(rows):
-            return rows, approx[rows]
+            return rows, approx[:, rows]
         values = dict(LocalVector.objects.filter(id__in=data.pks[rows].tolist()).values_list("id", "values"))
-        rows = np.array([row for row in rows.tolist() if len(values.get(int(data.pks[row]), b"")) == 4 * data.dim])
-        if not len(rows):
-            return rows.astype(np.int64), np.zeros(0)
+        rows = np.array(
+            [row for row in rows.tolist() if len(values.get(int(data.pks[row]), b"")) == 4 * data.dim], dtype=np.int64
+        )
         matrix = np.frombuffer(b"".join(values[pk] for pk in data.pks[rows].tolist()), dtype="<f4")
-        return rows, (matrix.reshape(len(rows), data.dim) @ query).astype(np.float64)
+        return rows, (queries @ matrix.reshape(len(rows), data.dim).T).astype(np.float64)
 
     def _vectors(self, uid: str) -> _UserVectors | None:
         """The user's vectors: from this process's cache when their version has not changed."""

@@ -178,6 +178,9 @@ def test_the_int8_copy_finds_what_exact_search_finds(monkeypatch):
                 found.append(
                     [(m.vector_id, m.score) for m in store.query_vectors(query, uid="u1", top_k=100, filters=filters)]
                 )
+        for filters in (SearchFilters(), health):  # several queries scored together: each as if alone
+            for matches in store.query_many(queries, uid="u1", top_k=10, filters=filters):
+                found.append([(m.memory_id, m.vector_id, m.score) for m in matches])
         return found
 
     exact = answers()
@@ -185,7 +188,9 @@ def test_the_int8_copy_finds_what_exact_search_finds(monkeypatch):
     int8 = answers()
 
     assert cached_copy("u1").matrix is None and cached_copy("u1").nbytes < 0.35 * vectors.nbytes
-    assert len(exact) == len(int8) == 40
+    assert len(exact) == len(int8) == 60
+    for together, alone in zip(exact[40:50], exact[0:40:4]):  # query_many answers each query as query does
+        assert [row[:-1] for row in together] == [row[:-1] for row in alone]
     for want, got in zip(exact, int8):
         assert [row[:-1] for row in got] == [row[:-1] for row in want]
         assert [row[-1] for row in got] == pytest.approx([row[-1] for row in want], abs=1e-6)
