@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from cachetools import LRUCache
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max
 from django.db.models.functions import Length
 
@@ -64,17 +64,27 @@ class _UserVectors:
 
 
 def _codes(values: list[str], dtype) -> tuple[np.ndarray, list[str]]:
-    names, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
-    return codes.astype(dtype), [str(name) for name in names]
+    """Each value as the index of its name in the (sorted) names."""
+    names, codes = np.unique(np.array(values, dtype=str), return_inverse=True)
+    return codes.astype(dtype), names.tolist()
 
 
 def _quantize(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """int8 codes of float32 rows (each scaled by its largest component), the scales, and the norm of
-    each row's rounding error."""
-    scales = np.maximum(np.abs(block).max(axis=1), np.float32(1e-30)) / np.float32(127)
-    codes = np.rint(block / scales[:, None]).astype(np.int8)
-    errors = np.linalg.norm(block - codes * scales[:, None], axis=1)
-    return codes, scales.astype(np.float32), errors.astype(np.float32)
+    each row's rounding error; a few rows at a time, so that the temporaries stay in the CPU's cache."""
+    codes = np.empty(block.shape, dtype=np.int8)
+    scales = np.empty(len(block), dtype=np.float32)
+    errors = np.empty(len(block), dtype=np.float32)
+    for at in range(0, len(block), 512):
+        rows = block[at : at + 512]
+        scale = np.maximum(np.abs(rows).max(axis=1), np.float32(1e-30)) / np.float32(127)
+        scaled = rows / scale[:, None]
+        rounded = np.rint(scaled)
+        codes[at : at + 512] = rounded
+        scaled -= rounded
+        errors[at : at + 512] = np.sqrt(np.einsum("ij,ij->i", scaled, scaled)) * scale
+        scales[at : at + 512] = scale
+    return codes, scales, errors
 
 
 def _query_codes(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -330,7 +340,7 @@ class LocalVectorStore(VectorStore):
         int8 copy, the rows' vectors read again from the database (a row deleted since is left out)."""
         if data.matrix is not None or not len(rows):
             return rows, approx[:, rows]
-        values = dict(LocalVector.objects.filter(id__in=data.pks[rows].tolist()).values_list("id", "values"))
+        values = _values(data.pks[rows].tolist())
         rows = np.array(
             [row for row in rows.tolist() if len(values.get(int(data.pks[row]), b"")) == 4 * data.dim], dtype=np.int64
         )
@@ -358,6 +368,28 @@ class LocalVectorStore(VectorStore):
                     cache[key] = data  # least recently used users out until it fits
         return data
 
+    def _chunks(self, uid: str, last: int, columns: tuple[str, ...]) -> Iterator[list[tuple]]:
+        """The user's rows up to id `last`, in the order written, READ_CHUNK at a time: on PostgreSQL from
+        a server-side cursor in binary (vectors as raw bytes, not hex), elsewhere through the ORM."""
+        rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid, id__lte=last).order_by("id")
+        if connection.vendor != "postgresql":
+            chunk = []
+            for row in rows.values_list(*columns).iterator(chunk_size=READ_CHUNK):
+                chunk.append(row)
+                if len(chunk) == READ_CHUNK:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+            return
+        sql, params = rows.values_list(*columns).query.sql_with_params()
+        with transaction.atomic():
+            connection.ensure_connection()
+            with connection.connection.cursor(name=f"local_store_{uuid.uuid4().hex}", binary=True) as cursor:
+                cursor.execute(sql, params)
+                while chunk := cursor.fetchmany(READ_CHUNK):
+                    yield chunk
+
     def _read(self, uid: str, version: str) -> _UserVectors | None:
         """One user's vectors from the database, a chunk at a time (a heavy user's float32 matrix is
         never whole in memory: each chunk is turned into int8 codes as it comes)."""
@@ -366,13 +398,12 @@ class LocalVectorStore(VectorStore):
         count = found["count"]
         if not count:
             return None
-        rows = rows.filter(id__lte=found["last"])  # a row written since: the next version reads it
         columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
         chunks: dict[str, list] = {name: [] for name in columns}
         dim = None
         matrix = codes = scales = errors = None
         at = 0
-        for chunk in _chunks(rows.order_by("id").values_list(*columns).iterator(chunk_size=READ_CHUNK)):
+        for chunk in self._chunks(uid, found["last"], columns):  # a row written since: the next version reads it
             if dim is None:
                 dim = len(chunk[0][7]) // 4
                 if count <= EXACT_MAX_VECTORS:
@@ -391,8 +422,8 @@ class LocalVectorStore(VectorStore):
                 codes[at : at + len(chunk)], scales[at : at + len(chunk)], errors[at : at + len(chunk)] = _quantize(
                     block
                 )
-            for i, name in enumerate(columns[:7]):
-                chunks[name].extend(row[i] for row in chunk)
+            for name, values in zip(columns[:7], zip(*chunk, strict=True)):
+                chunks[name].extend(values)
             at += len(chunk)
         if at < count:  # rows deleted while reading
             matrix = matrix[:at] if matrix is not None else None
@@ -432,17 +463,6 @@ class LocalVectorStore(VectorStore):
         )
 
 
-def _chunks(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
-    chunk = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == READ_CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _and(keep: np.ndarray | None, more: np.ndarray) -> np.ndarray:
     return more if keep is None else keep & more
 
@@ -450,3 +470,13 @@ def _and(keep: np.ndarray | None, more: np.ndarray) -> np.ndarray:
 def _known(names: list[str], wanted: list[str]) -> list[int]:
     """The codes of the wanted names that the user has (the others match no row)."""
     return [i for i, name in enumerate(names) if name in set(wanted)]
+
+
+def _values(pks: list[int]) -> dict[int, bytes]:
+    """The stored float32 bytes of these rows (on PostgreSQL as one array parameter: a query with
+    thousands of placeholders costs more to build than to answer)."""
+    if connection.vendor != "postgresql":
+        return dict(LocalVector.objects.filter(id__in=pks).values_list("id", "values"))
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT id, "values" FROM {LocalVector._meta.db_table} WHERE id = ANY(%s)', [pks])
+        return {pk: bytes(values) for pk, values in cursor.fetchall()}
