@@ -84,8 +84,9 @@ TOPICS = [
 ]
 
 
-def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: str = "synth-") -> None:
-    """Memory i (of len(uids)) for uids[i], with its vectors; every earlier `prefix` user removed first."""
+def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: str | None = "synth-") -> None:
+    """Memory i (of len(uids)) for uids[i], with its vectors; every earlier user of these uids (or of
+    `prefix`) removed first."""
     from django.db import transaction
     from django.utils import timezone
     from tqdm import tqdm
@@ -121,8 +122,10 @@ def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: st
     ]
     words = np.array(vocabulary + [w.lower() for t in TOPICS for w in t.split()[1:]])
     now = timezone.now()
-    Memory.objects.filter(uid__startswith=prefix).delete()
-    LocalVector.objects.filter(uid__startswith=prefix).delete()
+    for model in (Memory, LocalVector):
+        model.objects.filter(uid__in=set(uids)).delete()
+        if prefix:
+            model.objects.filter(uid__startswith=prefix).delete()
     n = len(uids)
     batch = 2000
     with tqdm(total=n, desc="loading synthetic memories", unit="memory") as bar:
@@ -279,25 +282,27 @@ def resident_mb() -> tuple[float, float]:
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def exact_top(uid: str, vector: np.ndarray, k: int, vectors_k: int) -> tuple[list[str], set[str]]:
-    """Ground truth from the database's float32 vectors: the k best memories by their best vector, and
-    the ids of the `vectors_k` best vectors."""
+def exact_ranking(uid: str, vectors: list[np.ndarray], k: int, vectors_k: int) -> list[tuple[list[str], set[str]]]:
+    """Ground truth from the database's float32 vectors, for each query vector: the k best memories
+    by their best vector, and the ids of the `vectors_k` best vectors."""
     from memories.models import LocalVector
 
     rows = list(LocalVector.objects.filter(namespace="ns1", uid=uid).values_list("record_id", "memory_id", "values"))
     matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
-    scores = matrix @ vector
-    order = np.argsort(-scores, kind="stable")
-    memories: list[str] = []
-    for row in order:
-        if rows[row][1] not in memories:
-            memories.append(rows[row][1])
-            if len(memories) == k:
-                break
-    return memories, {rows[row][0] for row in order[:vectors_k]}
+    truth = []
+    for vector in vectors:
+        order = np.argsort(-(matrix @ vector), kind="stable")
+        memories: list[str] = []
+        for row in order:
+            if rows[row][1] not in memories:
+                memories.append(rows[row][1])
+                if len(memories) == k:
+                    break
+        truth.append((memories, {rows[row][0] for row in order[:vectors_k]}))
+    return truth
 
 
-def measure_growth(sizes: list[int], queries_n: int, k: int, seed: int) -> dict:
+def measure_growth(sizes: list[int], queries_n: int, k: int, seed: int, recall: bool) -> dict:
     """One side of the growth run, in this process, with this tree's code (see --sizes)."""
     from django.conf import settings
 
@@ -324,18 +329,19 @@ def measure_growth(sizes: list[int], queries_n: int, k: int, seed: int) -> dict:
         for i, strategy in enumerate(STRATEGY_NAMES):  # cold: each text new to the embedder's cache
             chosen = [f"{t} ({size}, {strategy})" for t in texts[i * queries_n : (i + 1) * queries_n]]
             row[strategy] = percentiles(time_service(strategy, [uid] * queries_n, chosen, k))
-        memory_hits = vector_hits = 0
-        for text in texts[-queries_n:]:
-            vector = embedder.embed_query(text)
-            exact_memories, exact_vectors = exact_top(uid, vector, k, 1000)
-            found = store.query(vector, uid=uid, top_k=k, filters=SearchFilters())
-            memory_hits += len({m.memory_id for m in found} & set(exact_memories))
-            found_vectors = store.query_vectors(vector, uid=uid, top_k=1000, filters=SearchFilters())
-            vector_hits += len({m.vector_id for m in found_vectors} & exact_vectors)
-        row["recall@10"] = memory_hits / (k * queries_n)
-        row["recall of 1,000 vectors"] = vector_hits / (1000 * queries_n)
         row["rss_mb"], row["peak_rss_mb"] = resident_mb()
         row["cache"] = {key[1]: round(data.nbytes / 2**20, 1) for key, data in local_store._cache.items()}
+        row["recall@10"] = row["recall of 1,000 vectors"] = None
+        if recall:  # after the resident size: the ground truth holds the user's float32 matrix
+            vectors = [embedder.embed_query(text) for text in texts[-queries_n:]]
+            memory_hits = vector_hits = 0
+            for vector, (exact_memories, exact_vectors) in zip(vectors, exact_ranking(uid, vectors, k, 1000)):
+                found = store.query(vector, uid=uid, top_k=k, filters=SearchFilters())
+                memory_hits += len({m.memory_id for m in found} & set(exact_memories))
+                found_vectors = store.query_vectors(vector, uid=uid, top_k=1000, filters=SearchFilters())
+                vector_hits += len({m.vector_id for m in found_vectors} & exact_vectors)
+            row["recall@10"] = memory_hits / (k * queries_n)
+            row["recall of 1,000 vectors"] = vector_hits / (1000 * queries_n)
         out["sizes"][size] = row
     return out
 
@@ -354,10 +360,11 @@ def print_growth(results: dict[str, dict], vectors: dict[int, int]) -> None:
     )
     for label, result in results.items():
         for size, row in result["sizes"].items():
+            recall = "" if row["recall@10"] is None else f"{row['recall@10']:9.3f}"
+            recall_vectors = "" if row["recall@10"] is None else f"{row['recall of 1,000 vectors']:15.3f}"
             print(
                 f"{label:12} {size:8} {row['first semantic']:17.0f} {row['first hybrid']:15.0f} "
-                f"{row['recall@10']:9.3f} {row['recall of 1,000 vectors']:15.3f} {row['rss_mb']:7.0f} "
-                f"{row['peak_rss_mb']:7.0f}  {row['cache']}"
+                f"{recall:>9} {recall_vectors:>15} {row['rss_mb']:7.0f} {row['peak_rss_mb']:7.0f}  {row['cache']}"
             )
     print(f"LOCAL_STORE_CACHE_MB: {next(iter(results.values()))['cache_mb']}")
 
@@ -373,9 +380,10 @@ def growth(args) -> None:
 
     uids = growth_uids(sizes)
     have = {uid: Memory.objects.filter(uid=uid).count() for uid in uids}
-    if args.reload or any(have[uid] != size for uid, size in zip(uids, sizes)):
+    missing = [(uid, size) for uid, size in zip(uids, sizes) if args.reload or have[uid] != size]
+    if missing:
         started = time.perf_counter()
-        load([uid for uid, size in zip(uids, sizes) for _ in range(size)], 3.0, 12.0, args.seed, GROWTH_PREFIX)
+        load([uid for uid, size in missing for _ in range(size)], 3.0, 12.0, args.seed, prefix=None)
         print(f"loaded in {time.perf_counter() - started:.0f} s")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -393,8 +401,10 @@ def growth(args) -> None:
             trees = {args.old: Path(directory), "this tree": ROOT}
             export_revision(args.old, trees[args.old])
         for label, tree in trees.items():
+            queries_n = args.queries if label == "this tree" else args.old_queries
             command = [sys.executable, __file__, "--measure-growth", str(tree), "--sizes", args.sizes]
-            command += ["--queries", str(args.queries), "--k", str(args.k), "--database-url", database_url]
+            command += ["--queries", str(queries_n), "--k", str(args.k), "--database-url", database_url]
+            command += ["--recall"] if label == "this tree" else []
             env = {**os.environ, "MODEL_CACHE_DIR": str(ROOT / "var" / "models")}
             done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
             if done.returncode:
@@ -403,7 +413,8 @@ def growth(args) -> None:
     print()
     print(
         f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}; database: {database_label(database_url)}; "
-        f"k={args.k}; {args.queries} cold queries per strategy and user; one user per size"
+        f"k={args.k}; cold queries per strategy and user: {args.queries} (this tree), {args.old_queries} (--old); "
+        "one user per size"
     )
     print_growth(results, vectors)
 
@@ -429,13 +440,15 @@ def main() -> None:
     )
     parser.add_argument("--sizes", help="the growth curve: one user of each of these sizes (memories)")
     parser.add_argument("--old", help="with --sizes: also measure the code of this revision")
+    parser.add_argument("--old-queries", type=int, default=10, help="with --old: queries for its code (slow)")
+    parser.add_argument("--recall", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-growth", type=Path, help=argparse.SUPPRESS)  # one side, in a process of its own
     args = parser.parse_args()
     args.queries = args.queries or (40 if args.sizes or args.measure_growth else 300)
     if args.measure_growth:
         setup_django(args.database_url, root=args.measure_growth)
         sizes = [int(size) for size in args.sizes.split(",")]
-        print(json.dumps(measure_growth(sizes, args.queries, args.k, args.seed)))
+        print(json.dumps(measure_growth(sizes, args.queries, args.k, args.seed, args.recall)))
         return
     if args.sizes:  # the store's own cache size (LOCAL_STORE_CACHE_MB, default 512) unless set
         growth(args)
