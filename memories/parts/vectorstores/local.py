@@ -26,7 +26,8 @@ class _UserVectors:
     """One user's vectors as arrays, as read at one version (rows in the order written).
 
     Small users keep their float32 matrix (`matrix`). Larger ones keep an int8 copy for scoring
-    (`packed`, numkong's packed layout; row i is about `scales[i] x codes[i]`), the norm of what that
+    (`packed`: numkong's packed layout, one matrix per READ_CHUNK rows, so that the whole int8 copy
+    is never in memory twice; row i is about `scales[i] x codes[i]`), the norm of what that
     copy leaves out of each row (`errors`), and score a query exactly only on the rows whose bounds
     say they could rank (`LocalVectorStore._scores`). Metadata is kept as small integer codes, and
     the rows' order by memory (`order`, `starts`) lets a memory's best be taken with one reduceat."""
@@ -47,7 +48,7 @@ class _UserVectors:
     starts: np.ndarray  # int64: where each memory's rows start in `order`
     dim: int
     matrix: np.ndarray | None = None  # float32, one row per vector (small users)
-    packed: object = None  # numkong PackedMatrix of int8 rows (larger users)
+    packed: list | None = None  # numkong PackedMatrix of int8 rows, a chunk each (larger users)
     scales: np.ndarray | None = None  # float32 per row
     errors: np.ndarray | None = None  # float32 per row: |row - scale x codes|
 
@@ -57,7 +58,7 @@ class _UserVectors:
         arrays += (self.category_codes, self.source_codes, self.order, self.starts)
         arrays += tuple(a for a in (self.matrix, self.scales, self.errors) if a is not None)
         names = 64 * len(self.memory_ids)  # the memory ids' str objects, about
-        return sum(a.nbytes for a in arrays) + names + (self.packed.nbytes if self.packed is not None else 0)
+        return sum(a.nbytes for a in arrays) + names + sum(part.nbytes for part in self.packed or ())
 
     def __len__(self) -> int:
         return len(self.pks)
@@ -306,7 +307,8 @@ class LocalVectorStore(VectorStore):
             import numkong
 
             coded = [_query_codes(query) for query in queries]
-            dots = np.asarray(numkong.dots_packed(np.concatenate([codes for codes, _, _ in coded]), data.packed))
+            both = np.concatenate([codes for codes, _, _ in coded])
+            dots = np.concatenate([np.asarray(numkong.dots_packed(both, part)) for part in data.packed], axis=1)
             approx = np.stack(
                 [
                     data.scales * (dots[2 * i] * scales[0] + dots[2 * i + 1] * scales[1])
@@ -401,7 +403,7 @@ class LocalVectorStore(VectorStore):
         columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
         chunks: dict[str, list] = {name: [] for name in columns}
         dim = None
-        matrix = codes = scales = errors = None
+        matrix = scales = errors = packed = None
         at = 0
         for chunk in self._chunks(uid, found["last"], columns):  # a row written since: the next version reads it
             if dim is None:
@@ -409,8 +411,9 @@ class LocalVectorStore(VectorStore):
                 if count <= EXACT_MAX_VECTORS:
                     matrix = np.empty((count, dim), dtype=np.float32)
                 else:
-                    codes = np.empty((count, dim), dtype=np.int8)
-                    scales, errors = np.empty(count, dtype=np.float32), np.empty(count, dtype=np.float32)
+                    import numkong
+
+                    scales, errors, packed = np.empty(count, dtype=np.float32), np.empty(count, dtype=np.float32), []
             chunk = chunk[: count - at]  # rows of a transaction that committed late: the next version reads them
             blob = b"".join(row[7] for row in chunk)
             if not dim or len(blob) != 4 * dim * len(chunk):
@@ -419,27 +422,20 @@ class LocalVectorStore(VectorStore):
             if matrix is not None:
                 matrix[at : at + len(chunk)] = block
             else:
-                codes[at : at + len(chunk)], scales[at : at + len(chunk)], errors[at : at + len(chunk)] = _quantize(
-                    block
-                )
+                codes, scales[at : at + len(chunk)], errors[at : at + len(chunk)] = _quantize(block)
+                packed.append(numkong.dots_pack(codes))
             for name, values in zip(columns[:7], zip(*chunk, strict=True)):
                 chunks[name].extend(values)
             at += len(chunk)
         if at < count:  # rows deleted while reading
             matrix = matrix[:at] if matrix is not None else None
-            codes, scales, errors = (a[:at] if a is not None else None for a in (codes, scales, errors))
+            scales, errors = (a[:at] if a is not None else None for a in (scales, errors))
         memory_codes, memory_ids = _codes(chunks["memory_id"], np.int32)
         kind_codes, kinds = _codes(chunks["kind"], np.int8)
         category_codes, categories = _codes(chunks["category"], np.int16)
         source_codes, sources = _codes(chunks["source"], np.int16)
         order = np.argsort(memory_codes, kind="stable").astype(np.int32)
         starts = np.flatnonzero(np.r_[True, np.diff(memory_codes[order]) != 0])
-        packed = None
-        if codes is not None:
-            import numkong
-
-            packed = numkong.dots_pack(codes)
-            del codes
         return _UserVectors(
             version=version,
             pks=np.array(chunks["id"], dtype=np.int64),

@@ -185,9 +185,11 @@ def test_the_int8_copy_finds_what_exact_search_finds(monkeypatch):
 
     exact = answers()
     monkeypatch.setattr(local, "EXACT_MAX_VECTORS", 0)
+    monkeypatch.setattr(local, "READ_CHUNK", 700)  # read, coded and packed 700 rows at a time
     int8 = answers()
 
-    assert cached_copy("u1").matrix is None and cached_copy("u1").nbytes < 0.35 * vectors.nbytes
+    assert cached_copy("u1").matrix is None and len(cached_copy("u1").packed) == 4
+    assert cached_copy("u1").nbytes < 0.35 * vectors.nbytes
     assert len(exact) == len(int8) == 60
     for together, alone in zip(exact[40:50], exact[0:40:4]):  # query_many answers each query as query does
         assert [row[:-1] for row in together] == [row[:-1] for row in alone]
