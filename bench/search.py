@@ -342,31 +342,52 @@ def measure_growth(sizes: list[int], queries_n: int, k: int, seed: int, recall: 
                 vector_hits += len({m.vector_id for m in found_vectors} & exact_vectors)
             row["recall@10"] = memory_hits / (k * queries_n)
             row["recall of 1,000 vectors"] = vector_hits / (1000 * queries_n)
-        out["sizes"][size] = row
+        out["sizes"][uid] = row
+    # Every user again, twice in turn, the cache kept: what the process holds serving them all.
+    started = time.perf_counter()
+    for uid in growth_uids(sizes) * 2:
+        time_service("semantic", [uid], [f"a question in turn for {uid}"], k)
+    out["rotation"] = {
+        "seconds": time.perf_counter() - started,
+        "rss_mb": resident_mb()[0],
+        "cache": {key[1]: round(data.nbytes / 2**20, 1) for key, data in local_store._cache.items()},
+        "cache_total_mb": round(local_store._cache.currsize / 2**20, 1),
+    }
     return out
 
 
-def print_growth(results: dict[str, dict], vectors: dict[int, int]) -> None:
+def print_growth(results: dict[str, dict], vectors: dict[str, int]) -> None:
     print(f"{'code':12} {'memories':>8} {'vectors':>8} {'strategy, service, cold':28} {'p50 ms':>8} {'p95 ms':>8}")
     for label, result in results.items():
-        for size, row in result["sizes"].items():
+        for uid, row in result["sizes"].items():
             for strategy in STRATEGY_NAMES:
                 p = row[strategy]
-                print(f"{label:12} {size:8} {vectors[int(size)]:8} {strategy:28} {p['p50']:8.1f} {p['p95']:8.1f}")
+                size = row["memories"]
+                print(f"{label:12} {size:8} {vectors[uid]:8} {strategy:28} {p['p50']:8.1f} {p['p95']:8.1f}")
     print()
     print(
         f"{'code':12} {'memories':>8} {'first semantic ms':>17} {'first hybrid ms':>15} {'recall@10':>9} "
         f"{'recall 1000 vec':>15} {'RSS MB':>7} {'peak MB':>7}  cache (uid: MB)"
     )
     for label, result in results.items():
-        for size, row in result["sizes"].items():
+        for row in result["sizes"].values():
+            size = row["memories"]
             recall = "" if row["recall@10"] is None else f"{row['recall@10']:9.3f}"
             recall_vectors = "" if row["recall@10"] is None else f"{row['recall of 1,000 vectors']:15.3f}"
             print(
                 f"{label:12} {size:8} {row['first semantic']:17.0f} {row['first hybrid']:15.0f} "
                 f"{recall:>9} {recall_vectors:>15} {row['rss_mb']:7.0f} {row['peak_rss_mb']:7.0f}  {row['cache']}"
             )
-    print(f"LOCAL_STORE_CACHE_MB: {next(iter(results.values()))['cache_mb']}")
+    print(
+        f"LOCAL_STORE_CACHE_MB: {next(iter(results.values()))['cache_mb']}; peak MB: the process's high-water mark "
+        "until that user's recall (which reads its float32 vectors)"
+    )
+    for label, result in results.items():
+        turn = result["rotation"]
+        print(
+            f"{label}: every user searched again twice in turn ({turn['seconds']:.1f} s): RSS {turn['rss_mb']:.0f} MB, "
+            f"cache {turn['cache_total_mb']} MB {turn['cache']}"
+        )
 
 
 def growth(args) -> None:
@@ -391,7 +412,7 @@ def growth(args) -> None:
     LocalVectorStore().touch(set(uids))
     embedder = get_embedder()
     LocalVectorStore().check_model(embedder.model, embedder.dim, record=True)
-    vectors = {size: LocalVector.objects.filter(uid=uid).count() for size, uid in zip(sizes, uids)}
+    vectors = {uid: LocalVector.objects.filter(uid=uid).count() for uid in uids}
     results = {}
     trees = {"this tree": ROOT}
     with tempfile.TemporaryDirectory() as directory:

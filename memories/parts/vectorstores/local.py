@@ -469,10 +469,11 @@ def _known(names: list[str], wanted: list[str]) -> list[int]:
 
 
 def _values(pks: list[int]) -> dict[int, bytes]:
-    """The stored float32 bytes of these rows (on PostgreSQL as one array parameter: a query with
-    thousands of placeholders costs more to build than to answer)."""
+    """The stored float32 bytes of these rows (on PostgreSQL as one array literal: a query with
+    thousands of placeholders, or a list adapted item by item, costs more to build than to answer)."""
     if connection.vendor != "postgresql":
         return dict(LocalVector.objects.filter(id__in=pks).values_list("id", "values"))
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT id, "values" FROM {LocalVector._meta.db_table} WHERE id = ANY(%s)', [pks])
+        array = "{" + ",".join(map(str, pks)) + "}"
+        cursor.execute(f'SELECT id, "values" FROM {LocalVector._meta.db_table} WHERE id = ANY(%s::bigint[])', [array])
         return {pk: bytes(values) for pk, values in cursor.fetchall()}
