@@ -309,16 +309,18 @@ class LocalVectorStore(VectorStore):
             coded = [_query_codes(query) for query in queries]
             both = np.concatenate([codes for codes, _, _ in coded])
             dots = np.concatenate([np.asarray(numkong.dots_packed(both, part)) for part in data.packed], axis=1)
-            approx = np.stack(
-                [
-                    data.scales * (dots[2 * i] * scales[0] + dots[2 * i + 1] * scales[1])
-                    for i, (_, scales, _) in enumerate(coded)
-                ]
-            )
+            # in float32 (the dot products of codes are integers under 2^24, exact in it); its rounding
+            # is far within the 1e-5 added to the bound
+            approx = dots[0::2].astype(np.float32)
+            approx *= np.array([scales[0] for _, scales, _ in coded], dtype=np.float32)[:, None]
+            second = dots[1::2].astype(np.float32)
+            second *= np.array([scales[1] for _, scales, _ in coded], dtype=np.float32)[:, None]
+            approx += second
+            approx *= data.scales
             # |row . query - approx| <= |error| |query| + |scale x codes| |what the query's codes leave out|
             bound = np.stack(
                 [
-                    data.errors * float(np.linalg.norm(query)) + (1 + data.errors) * rest + 1e-6
+                    data.errors * np.float32(np.linalg.norm(query)) + np.float32((1 + data.errors.max()) * rest + 1e-5)
                     for query, (_, _, rest) in zip(queries, coded)
                 ]
             )
@@ -473,7 +475,11 @@ def _values(pks: list[int]) -> dict[int, bytes]:
     thousands of placeholders, or a list adapted item by item, costs more to build than to answer)."""
     if connection.vendor != "postgresql":
         return dict(LocalVector.objects.filter(id__in=pks).values_list("id", "values"))
-    with connection.cursor() as cursor:
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:  # Django's client-side cursors cannot read binary
         array = "{" + ",".join(map(str, pks)) + "}"
-        cursor.execute(f'SELECT id, "values" FROM {LocalVector._meta.db_table} WHERE id = ANY(%s::bigint[])', [array])
-        return {pk: bytes(values) for pk, values in cursor.fetchall()}
+        sql = f'SELECT id, "values" FROM {LocalVector._meta.db_table} WHERE id = ANY(%s::bigint[])'
+        cursor.execute(sql, [array], binary=True)  # vectors as raw bytes, not hex
+        return dict(cursor.fetchall())
