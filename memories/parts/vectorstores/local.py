@@ -51,6 +51,7 @@ class _UserVectors:
     packed: list | None = None  # numkong PackedMatrix of int8 rows, a chunk each (larger users)
     scales: np.ndarray | None = None  # float32 per row
     errors: np.ndarray | None = None  # float32 per row: |row - scale x codes|
+    reach: float = 0.0  # the largest |scale x codes| of a row
 
     @property
     def nbytes(self) -> int:
@@ -70,22 +71,25 @@ def _codes(values: list[str], dtype) -> tuple[np.ndarray, list[str]]:
     return codes.astype(dtype), names.tolist()
 
 
-def _quantize(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """int8 codes of float32 rows (each scaled by its largest component), the scales, and the norm of
-    each row's rounding error; a few rows at a time, so that the temporaries stay in the CPU's cache."""
+def _quantize(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """int8 codes of float32 rows (each scaled by its largest component), the scales, the norm of each
+    row's rounding error, and the largest norm of a coded row; a few rows at a time, so that the
+    temporaries stay in the CPU's cache."""
     codes = np.empty(block.shape, dtype=np.int8)
     scales = np.empty(len(block), dtype=np.float32)
     errors = np.empty(len(block), dtype=np.float32)
+    reach = 0.0
     for at in range(0, len(block), 512):
         rows = block[at : at + 512]
         scale = np.maximum(np.abs(rows).max(axis=1), np.float32(1e-30)) / np.float32(127)
         scaled = rows / scale[:, None]
         rounded = np.rint(scaled)
         codes[at : at + 512] = rounded
+        reach = max(reach, float((np.sqrt(np.einsum("ij,ij->i", rounded, rounded)) * scale).max(initial=0)))
         scaled -= rounded
         errors[at : at + 512] = np.sqrt(np.einsum("ij,ij->i", scaled, scaled)) * scale
         scales[at : at + 512] = scale
-    return codes, scales, errors
+    return codes, scales, errors, reach
 
 
 def _query_codes(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -320,7 +324,7 @@ class LocalVectorStore(VectorStore):
             # |row . query - approx| <= |error| |query| + |scale x codes| |what the query's codes leave out|
             bound = np.stack(
                 [
-                    data.errors * np.float32(np.linalg.norm(query)) + np.float32((1 + data.errors.max()) * rest + 1e-5)
+                    data.errors * np.float32(np.linalg.norm(query)) + np.float32(data.reach * rest + 1e-5)
                     for query, (_, _, rest) in zip(queries, coded)
                 ]
             )
@@ -406,7 +410,7 @@ class LocalVectorStore(VectorStore):
         chunks: dict[str, list] = {name: [] for name in columns}
         dim = None
         matrix = scales = errors = packed = None
-        at = 0
+        at, reach = 0, 0.0
         for chunk in self._chunks(uid, found["last"], columns):  # a row written since: the next version reads it
             if dim is None:
                 dim = len(chunk[0][7]) // 4
@@ -424,8 +428,9 @@ class LocalVectorStore(VectorStore):
             if matrix is not None:
                 matrix[at : at + len(chunk)] = block
             else:
-                codes, scales[at : at + len(chunk)], errors[at : at + len(chunk)] = _quantize(block)
+                codes, scales[at : at + len(chunk)], errors[at : at + len(chunk)], most = _quantize(block)
                 packed.append(numkong.dots_pack(codes))
+                reach = max(reach, most)
             for name, values in zip(columns[:7], zip(*chunk, strict=True)):
                 chunks[name].extend(values)
             at += len(chunk)
@@ -458,6 +463,7 @@ class LocalVectorStore(VectorStore):
             packed=packed,
             scales=scales,
             errors=errors,
+            reach=reach,
         )
 
 

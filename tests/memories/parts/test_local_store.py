@@ -197,6 +197,6 @@ def test_the_int8_copy_finds_what_exact_search_finds(monkeypatch):
         assert [row[:-1] for row in got] == [row[:-1] for row in want]
         assert [row[-1] for row in got] == pytest.approx([row[-1] for row in want], abs=1e-6)
     # without the re-score the int8 copy's order would not be exact search's
-    codes, scales, _ = local._quantize(vectors)
+    codes, scales, _, _ = local._quantize(vectors)
     rough = (codes.astype(np.float32) * scales[:, None]) @ queries[-1]
     assert np.argsort(-rough)[:100].tolist() != np.argsort(-(vectors @ queries[-1]))[:100].tolist()
