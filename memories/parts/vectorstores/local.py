@@ -15,9 +15,11 @@ from omi_memory.errors import BackendError
 
 from .base import MemoryMatch, SearchFilters, StoreStats, VectorMatch, VectorRecord, VectorStore
 
-# A user with more vectors than this is scored on an int8 copy of them (1 byte a dimension instead
-# of 4), with the float32 vectors of the few candidates that could rank read again from the database.
-EXACT_MAX_VECTORS = 20_000
+# A user whose float32 vectors take more bytes than this (64 MB: 43,690 vectors of 384 dimensions,
+# about 2,700 memories) is scored on an int8 copy of them (1 byte a dimension instead of 4), with the
+# float32 vectors of the few candidates that could rank read again from the database. Below it, the
+# float32 matrix is small, and scoring it whole costs less than that read.
+EXACT_MAX_BYTES = 64 * 2**20
 READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors are loaded
 
 
@@ -414,7 +416,7 @@ class LocalVectorStore(VectorStore):
         for chunk in self._chunks(uid, found["last"], columns):  # a row written since: the next version reads it
             if dim is None:
                 dim = len(chunk[0][7]) // 4
-                if count <= EXACT_MAX_VECTORS:
+                if count * dim * 4 <= EXACT_MAX_BYTES:
                     matrix = np.empty((count, dim), dtype=np.float32)
                 else:
                     import numkong

@@ -85,7 +85,7 @@ def layout(request, monkeypatch):
 
     monkeypatch.setattr(local, "_cache", None)
     if request.param == "int8":
-        monkeypatch.setattr(local, "EXACT_MAX_VECTORS", 0)
+        monkeypatch.setattr(local, "EXACT_MAX_BYTES", 0)
     return request.param
 
 
@@ -184,7 +184,7 @@ def test_the_int8_copy_finds_what_exact_search_finds(monkeypatch):
         return found
 
     exact = answers()
-    monkeypatch.setattr(local, "EXACT_MAX_VECTORS", 0)
+    monkeypatch.setattr(local, "EXACT_MAX_BYTES", 0)
     monkeypatch.setattr(local, "READ_CHUNK", 700)  # read, coded and packed 700 rows at a time
     int8 = answers()
 
