@@ -238,7 +238,7 @@ class LocalVectorStore(VectorStore):
     def query_vectors(
         self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
     ) -> list[VectorMatch]:
-        found = self._score([vector], uid=uid, filters=filters)
+        found = self._score([vector], uid=uid, filters=filters) if top_k is None or top_k > 0 else None
         if found is None:
             return []
         data, queries, approx, bound = found
@@ -265,7 +265,7 @@ class LocalVectorStore(VectorStore):
     ) -> list[list[MemoryMatch]]:
         """The `top_k` memories by their best vector, for each query, scored together and grouped in
         NumPy: only the rows that could be a top memory's best are scored exactly and looked at one by one."""
-        found = self._score(vectors, uid=uid, filters=filters)
+        found = self._score(vectors, uid=uid, filters=filters) if top_k > 0 else None
         if found is None:
             return [[] for _ in vectors]
         data, queries, approx, bound = found
