@@ -1,6 +1,14 @@
 """Search latency with many users, per strategy: p50/p95 as a service call and through the HTTP API.
 
     .venv/bin/python bench/search.py [--n 100000] [--users 1000] [--queries 300] [--database-url URL]
+    .venv/bin/python bench/search.py --sizes 100,1000,5000,20000 [--old REV] [--queries 40] [--database-url URL]
+
+`--sizes`: the growth curve, one user of each size (memories), side by side in one run: per strategy
+p50/p95 as a service call with a cold query cache, the first search of each user in a fresh process
+state (the store's copy of its vectors, then hybrid's BM25 index), recall@10 of the store against an
+exact float32 search over the database's vectors (per memory and of the 1,000 vectors hybrid reads),
+the process's resident size (RSS, and its peak) and what the store's cache holds. `--old REV` runs
+the same for REV's code in a process of its own, on the same data, and prints both.
 
 Loads N synthetic memories over M users (memory rows with a transcript of random words, each
 memory's own vector, a few transcript-window vectors and snippet vectors, generated directly as
@@ -18,8 +26,10 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from common import ROOT, database_label, machine, percentiles, setup_django
@@ -74,7 +84,9 @@ TOPICS = [
 ]
 
 
-def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None:
+def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: str | None = "synth-") -> None:
+    """Memory i (of len(uids)) for uids[i], with its vectors; every earlier user of these uids (or of
+    `prefix`) removed first."""
     from django.db import transaction
     from django.utils import timezone
     from tqdm import tqdm
@@ -110,8 +122,11 @@ def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None
     ]
     words = np.array(vocabulary + [w.lower() for t in TOPICS for w in t.split()[1:]])
     now = timezone.now()
-    Memory.objects.filter(uid__startswith="synth-").delete()
-    LocalVector.objects.filter(uid__startswith="synth-").delete()
+    for model in (Memory, LocalVector):
+        model.objects.filter(uid__in=set(uids)).delete()
+        if prefix:
+            model.objects.filter(uid__startswith=prefix).delete()
+    n = len(uids)
     batch = 2000
     with tqdm(total=n, desc="loading synthetic memories", unit="memory") as bar:
         for start in range(0, n, batch):
@@ -119,7 +134,7 @@ def load(n: int, users: int, windows: float, snippets: float, seed: int) -> None
             with transaction.atomic():
                 memories = Memory.objects.bulk_create(
                     Memory(
-                        uid=f"synth-{(start + i) % users:05d}",
+                        uid=uids[start + i],
                         transcript="Speaker 0: " + " ".join(rng.choice(words, size=300)),
                         title=f"Synthetic memory {start + i}",
                         overview="A synthetic memory for the search benchmark.",
@@ -253,6 +268,178 @@ def start_server(port: int, database_url: str) -> subprocess.Popen:
     raise SystemExit("the web server did not start")
 
 
+GROWTH_PREFIX = "grow-"
+
+
+def growth_uids(sizes: list[int]) -> list[str]:
+    return [f"{GROWTH_PREFIX}{i}-{size:05d}" for i, size in enumerate(sizes)]
+
+
+def resident_mb() -> tuple[float, float]:
+    """This process's resident size and its peak, MB."""
+    lines = Path("/proc/self/status").read_text().splitlines()
+    status = dict(line.split(":", 1) for line in lines if ":" in line)
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def exact_ranking(uid: str, vectors: list[np.ndarray], k: int, vectors_k: int) -> list[tuple[list[str], set[str]]]:
+    """Ground truth from the database's float32 vectors, for each query vector: the k best memories
+    by their best vector, and the ids of the `vectors_k` best vectors."""
+    from memories.models import LocalVector
+
+    rows = list(LocalVector.objects.filter(namespace="ns1", uid=uid).values_list("record_id", "memory_id", "values"))
+    matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+    truth = []
+    for vector in vectors:
+        order = np.argsort(-(matrix @ vector), kind="stable")
+        memories: list[str] = []
+        for row in order:
+            if rows[row][1] not in memories:
+                memories.append(rows[row][1])
+                if len(memories) == k:
+                    break
+        truth.append((memories, {rows[row][0] for row in order[:vectors_k]}))
+    return truth
+
+
+def measure_growth(sizes: list[int], queries_n: int, k: int, seed: int, recall: bool) -> dict:
+    """One side of the growth run, in this process, with this tree's code (see --sizes)."""
+    from django.conf import settings
+
+    from memories.parts.embedders import get_embedder
+    from memories.parts.vectorstores import SearchFilters, get_vector_store
+    from memories.parts.vectorstores import local as local_store
+    from search import lexical
+
+    embedder = get_embedder()
+    embedder.embed_query("warm up the model")
+    store = get_vector_store()
+    texts = queries(queries_n * (len(STRATEGY_NAMES) + 2), seed)
+    out: dict = {"cache_mb": settings.LOCAL_STORE_CACHE_MB, "sizes": {}}
+    for size, uid in zip(sizes, growth_uids(sizes)):
+        row: dict = {"memories": size}
+        local_store._cache = None  # a fresh process state for this user: vectors and BM25 index not read yet
+        lexical._cache.clear()
+        started = time.perf_counter()
+        time_service("semantic", [uid], ["a first question about the dentist"], k)
+        row["first semantic"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        time_service("hybrid", [uid], ["a first question about the garden"], k)
+        row["first hybrid"] = (time.perf_counter() - started) * 1000
+        for i, strategy in enumerate(STRATEGY_NAMES):  # cold: each text new to the embedder's cache
+            chosen = [f"{t} ({size}, {strategy})" for t in texts[i * queries_n : (i + 1) * queries_n]]
+            row[strategy] = percentiles(time_service(strategy, [uid] * queries_n, chosen, k))
+        row["rss_mb"], row["peak_rss_mb"] = resident_mb()
+        row["cache"] = {key[1]: round(data.nbytes / 2**20, 1) for key, data in local_store._cache.items()}
+        row["recall@10"] = row["recall of 1,000 vectors"] = None
+        if recall:  # after the resident size: the ground truth holds the user's float32 matrix
+            vectors = [embedder.embed_query(text) for text in texts[-queries_n:]]
+            memory_hits = vector_hits = 0
+            for vector, (exact_memories, exact_vectors) in zip(vectors, exact_ranking(uid, vectors, k, 1000)):
+                found = store.query(vector, uid=uid, top_k=k, filters=SearchFilters())
+                memory_hits += len({m.memory_id for m in found} & set(exact_memories))
+                found_vectors = store.query_vectors(vector, uid=uid, top_k=1000, filters=SearchFilters())
+                vector_hits += len({m.vector_id for m in found_vectors} & exact_vectors)
+            row["recall@10"] = memory_hits / (k * queries_n)
+            row["recall of 1,000 vectors"] = vector_hits / (1000 * queries_n)
+        out["sizes"][uid] = row
+    # Every user again, twice in turn, the cache kept: what the process holds serving them all.
+    started = time.perf_counter()
+    for uid in growth_uids(sizes) * 2:
+        time_service("semantic", [uid], [f"a question in turn for {uid}"], k)
+    out["rotation"] = {
+        "seconds": time.perf_counter() - started,
+        "rss_mb": resident_mb()[0],
+        "cache": {key[1]: round(data.nbytes / 2**20, 1) for key, data in local_store._cache.items()},
+        "cache_total_mb": round(local_store._cache.currsize / 2**20, 1),
+    }
+    return out
+
+
+def print_growth(results: dict[str, dict], vectors: dict[str, int]) -> None:
+    print(f"{'code':12} {'memories':>8} {'vectors':>8} {'strategy, service, cold':28} {'p50 ms':>8} {'p95 ms':>8}")
+    for label, result in results.items():
+        for uid, row in result["sizes"].items():
+            for strategy in STRATEGY_NAMES:
+                p = row[strategy]
+                size = row["memories"]
+                print(f"{label:12} {size:8} {vectors[uid]:8} {strategy:28} {p['p50']:8.1f} {p['p95']:8.1f}")
+    print()
+    print(
+        f"{'code':12} {'memories':>8} {'first semantic ms':>17} {'first hybrid ms':>15} {'recall@10':>9} "
+        f"{'recall 1000 vec':>15} {'RSS MB':>7} {'peak MB':>7}  cache (uid: MB)"
+    )
+    for label, result in results.items():
+        for row in result["sizes"].values():
+            size = row["memories"]
+            recall = "" if row["recall@10"] is None else f"{row['recall@10']:9.3f}"
+            recall_vectors = "" if row["recall@10"] is None else f"{row['recall of 1,000 vectors']:15.3f}"
+            print(
+                f"{label:12} {size:8} {row['first semantic']:17.0f} {row['first hybrid']:15.0f} "
+                f"{recall:>9} {recall_vectors:>15} {row['rss_mb']:7.0f} {row['peak_rss_mb']:7.0f}  {row['cache']}"
+            )
+    print(
+        f"LOCAL_STORE_CACHE_MB: {next(iter(results.values()))['cache_mb']}; peak MB: the process's high-water mark "
+        "until that user's recall (which reads its float32 vectors)"
+    )
+    for label, result in results.items():
+        turn = result["rotation"]
+        print(
+            f"{label}: every user searched again twice in turn ({turn['seconds']:.1f} s): RSS {turn['rss_mb']:.0f} MB, "
+            f"cache {turn['cache_total_mb']} MB {turn['cache']}"
+        )
+
+
+def growth(args) -> None:
+    sizes = [int(size) for size in args.sizes.split(",")]
+    database_url = setup_django(args.database_url)
+    from django.db import connection
+
+    from memories.models import LocalVector, Memory
+    from memories.parts.embedders import get_embedder
+    from memories.parts.vectorstores.local import LocalVectorStore
+
+    uids = growth_uids(sizes)
+    have = {uid: Memory.objects.filter(uid=uid).count() for uid in uids}
+    missing = [(uid, size) for uid, size in zip(uids, sizes) if args.reload or have[uid] != size]
+    if missing:
+        started = time.perf_counter()
+        load([uid for uid, size in missing for _ in range(size)], 3.0, 12.0, args.seed, prefix=None)
+        print(f"loaded in {time.perf_counter() - started:.0f} s")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+    LocalVectorStore().touch(set(uids))
+    embedder = get_embedder()
+    LocalVectorStore().check_model(embedder.model, embedder.dim, record=True)
+    vectors = {uid: LocalVector.objects.filter(uid=uid).count() for uid in uids}
+    results = {}
+    trees = {"this tree": ROOT}
+    with tempfile.TemporaryDirectory() as directory:
+        if args.old:
+            from test_suite import export_revision
+
+            trees = {args.old: Path(directory), "this tree": ROOT}
+            export_revision(args.old, trees[args.old])
+        for label, tree in trees.items():
+            queries_n = args.queries if label == "this tree" else args.old_queries
+            command = [sys.executable, __file__, "--measure-growth", str(tree), "--sizes", args.sizes]
+            command += ["--queries", str(queries_n), "--k", str(args.k), "--database-url", database_url]
+            command += ["--recall"] if label == "this tree" else []
+            env = {**os.environ, "MODEL_CACHE_DIR": str(ROOT / "var" / "models")}
+            done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"{label}: {done.stderr[-3000:]}")
+            results[label] = json.loads(done.stdout.splitlines()[-1])
+    print()
+    print(
+        f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}; database: {database_label(database_url)}; "
+        f"k={args.k}; cold queries per strategy and user: {args.queries} (this tree), {args.old_queries} (--old); "
+        "one user per size"
+    )
+    print_growth(results, vectors)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="memories")
@@ -260,7 +447,7 @@ def main() -> None:
     parser.add_argument("--windows", type=float, default=3.0, help="mean transcript windows per memory")
     parser.add_argument("--snippets", type=float, default=12.0, help="mean snippets per memory")
     parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--queries", type=int, help="default 300; with --sizes 40 per strategy and user")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=7)
@@ -272,7 +459,21 @@ def main() -> None:
         default=1024,
         help="LOCAL_STORE_CACHE_MB: enough for the users searched, so that repeat searches hit it",
     )
+    parser.add_argument("--sizes", help="the growth curve: one user of each of these sizes (memories)")
+    parser.add_argument("--old", help="with --sizes: also measure the code of this revision")
+    parser.add_argument("--old-queries", type=int, default=10, help="with --old: queries for its code (slow)")
+    parser.add_argument("--recall", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-growth", type=Path, help=argparse.SUPPRESS)  # one side, in a process of its own
     args = parser.parse_args()
+    args.queries = args.queries or (40 if args.sizes or args.measure_growth else 300)
+    if args.measure_growth:
+        setup_django(args.database_url, root=args.measure_growth)
+        sizes = [int(size) for size in args.sizes.split(",")]
+        print(json.dumps(measure_growth(sizes, args.queries, args.k, args.seed, args.recall)))
+        return
+    if args.sizes:  # the store's own cache size (LOCAL_STORE_CACHE_MB, default 512) unless set
+        growth(args)
+        return
     os.environ["LOCAL_STORE_CACHE_MB"] = str(args.store_cache_mb)
 
     database_url = setup_django(args.database_url)
@@ -285,7 +486,7 @@ def main() -> None:
     have = Memory.objects.filter(uid__startswith="synth-").count()
     if args.reload or have != args.n or not LocalVector.objects.filter(uid="synth-00000").exists():
         started = time.perf_counter()
-        load(args.n, args.users, args.windows, args.snippets, args.seed)
+        load([f"synth-{i % args.users:05d}" for i in range(args.n)], args.windows, args.snippets, args.seed)
         print(f"loaded in {time.perf_counter() - started:.0f} s")
         from django.db import connection
 

@@ -248,8 +248,10 @@ def multi_query(request: SearchRequest) -> list[Ranked]:
     totals: dict[int, float] = defaultdict(float)
     best: dict[int, Ranked] = {}
     rrf_k = request.params["rrf_k"]
-    for vector in vectors:
-        for rank, ranked in enumerate(_dense(request, vector, max(request.k * 3, request.params["pool"]))):
+    pool = max(request.k * 3, request.params["pool"])
+    for matches in get_vector_store().query_many(vectors, uid=request.uid, top_k=pool, filters=request.filters):
+        for rank, m in enumerate(matches):  # the queries scored together: the local store reads the vectors once
+            ranked = Ranked(int(m.memory_id), m.score, m.vector_id, m.score)
             totals[ranked.memory_id] += ranked.score if request.fusion == "sum" else 1 / (rrf_k + rank + 1)
             if ranked.memory_id not in best or ranked.score > best[ranked.memory_id].score:
                 best[ranked.memory_id] = ranked

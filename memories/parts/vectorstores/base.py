@@ -115,6 +115,12 @@ class VectorStore:
                     break
         return list(matches.values())
 
+    def query_many(
+        self, vectors: list[np.ndarray], *, uid: str, top_k: int, filters: SearchFilters
+    ) -> list[list[MemoryMatch]]:
+        """`query` for each of several vectors (a store may score them together)."""
+        return [self.query(vector, uid=uid, top_k=top_k, filters=filters) for vector in vectors]
+
     def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
         """Remove every vector of one user (`known_ids`: the ones the database knows of);
         returns how many ids were deleted."""

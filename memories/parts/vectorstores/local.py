@@ -6,32 +6,105 @@ from dataclasses import dataclass
 import numpy as np
 from cachetools import LRUCache
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count
+from django.db import connection, transaction
+from django.db.models import Count, Max
 from django.db.models.functions import Length
 
 from memories.models import LocalVector, LocalVectorVersion
 from omi_memory.errors import BackendError
 
-from .base import SearchFilters, StoreStats, VectorMatch, VectorRecord, VectorStore
+from .base import MemoryMatch, SearchFilters, StoreStats, VectorMatch, VectorRecord, VectorStore
+
+# A user whose float32 vectors take more bytes than this (64 MB: 43,690 vectors of 384 dimensions,
+# about 2,700 memories) is scored on an int8 copy of them (1 byte a dimension instead of 4), with the
+# float32 vectors of the few candidates that could rank read again from the database. Below it, the
+# float32 matrix is small, and scoring it whole costs less than that read.
+EXACT_MAX_BYTES = 64 * 2**20
+READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors are loaded
 
 
-@dataclass
+@dataclass(eq=False)
 class _UserVectors:
-    """One user's vectors as arrays, as read at one version."""
+    """One user's vectors as arrays, as read at one version (rows in the order written).
+
+    Small users keep their float32 matrix (`matrix`). Larger ones keep an int8 copy for scoring
+    (`packed`: numkong's packed layout, one matrix per READ_CHUNK rows, so that the whole int8 copy
+    is never in memory twice; row i is about `scales[i] x codes[i]`), the norm of what that
+    copy leaves out of each row (`errors`), and score a query exactly only on the rows whose bounds
+    say they could rank (`LocalVectorStore._scores`). Metadata is kept as small integer codes, and
+    the rows' order by memory (`order`, `starts`) lets a memory's best be taken with one reduceat."""
 
     version: str
-    record_ids: np.ndarray
-    memory_ids: np.ndarray
-    kinds: np.ndarray
-    created_at: np.ndarray
-    categories: np.ndarray
-    sources: np.ndarray
-    matrix: np.ndarray  # float32, one row per vector
+    pks: np.ndarray  # int64, LocalVector.id, for the float32 re-score
+    record_ids: np.ndarray  # bytes (UTF-8)
+    memory_codes: np.ndarray  # int32 index into memory_ids
+    memory_ids: np.ndarray  # object, one str per memory
+    kind_codes: np.ndarray  # int8 index into kinds
+    kinds: list[str]
+    created_at: np.ndarray  # int64
+    category_codes: np.ndarray  # int16 index into categories
+    categories: list[str]
+    source_codes: np.ndarray  # int16 index into sources
+    sources: list[str]
+    order: np.ndarray  # int32: rows grouped by memory
+    starts: np.ndarray  # int64: where each memory's rows start in `order`
+    dim: int
+    matrix: np.ndarray | None = None  # float32, one row per vector (small users)
+    packed: list | None = None  # numkong PackedMatrix of int8 rows, a chunk each (larger users)
+    scales: np.ndarray | None = None  # float32 per row
+    errors: np.ndarray | None = None  # float32 per row: |row - scale x codes|
+    reach: float = 0.0  # the largest |scale x codes| of a row
 
     @property
     def nbytes(self) -> int:
-        return self.matrix.nbytes + 64 * len(self.record_ids)
+        arrays = (self.pks, self.record_ids, self.memory_codes, self.kind_codes, self.created_at)
+        arrays += (self.category_codes, self.source_codes, self.order, self.starts)
+        arrays += tuple(a for a in (self.matrix, self.scales, self.errors) if a is not None)
+        names = 64 * len(self.memory_ids)  # the memory ids' str objects, about
+        return sum(a.nbytes for a in arrays) + names + sum(part.nbytes for part in self.packed or ())
+
+    def __len__(self) -> int:
+        return len(self.pks)
+
+
+def _codes(values: list[str], dtype) -> tuple[np.ndarray, list[str]]:
+    """Each value as the index of its name in the (sorted) names."""
+    names, codes = np.unique(np.array(values, dtype=str), return_inverse=True)
+    return codes.astype(dtype), names.tolist()
+
+
+def _quantize(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """int8 codes of float32 rows (each scaled by its largest component), the scales, the norm of each
+    row's rounding error, and the largest norm of a coded row; a few rows at a time, so that the
+    temporaries stay in the CPU's cache."""
+    codes = np.empty(block.shape, dtype=np.int8)
+    scales = np.empty(len(block), dtype=np.float32)
+    errors = np.empty(len(block), dtype=np.float32)
+    reach = 0.0
+    for at in range(0, len(block), 512):
+        rows = block[at : at + 512]
+        scale = np.maximum(np.abs(rows).max(axis=1), np.float32(1e-30)) / np.float32(127)
+        scaled = rows / scale[:, None]
+        rounded = np.rint(scaled)
+        codes[at : at + 512] = rounded
+        reach = max(reach, float((np.sqrt(np.einsum("ij,ij->i", rounded, rounded)) * scale).max(initial=0)))
+        scaled -= rounded
+        errors[at : at + 512] = np.sqrt(np.einsum("ij,ij->i", scaled, scaled)) * scale
+        scales[at : at + 512] = scale
+    return codes, scales, errors, reach
+
+
+def _query_codes(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The query as two int8 rows (the second codes what the first leaves out), their scales, and the
+    norm of what both leave out: a dot product with a row of codes is then nearly exact."""
+    rows, scales, rest = [], [], query.astype(np.float64)
+    for _ in range(2):
+        scale = max(float(np.abs(rest).max()), 1e-30) / 127
+        row = np.rint(rest / scale)
+        rows.append(row.astype(np.int8))
+        scales.append(scale)
+        rest = rest - row * scale
+    return np.stack(rows), np.array(scales), float(np.linalg.norm(rest))
 
 
 # The metadata the store keeps in columns of its own (what its searches filter on).
@@ -173,32 +246,124 @@ class LocalVectorStore(VectorStore):
     def query_vectors(
         self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
     ) -> list[VectorMatch]:
-        data = self._vectors(uid)
-        if data is None or not len(data.record_ids):
+        found = self._score([vector], uid=uid, filters=filters) if top_k is None or top_k > 0 else None
+        if found is None:
             return []
-        query = np.asarray(vector, dtype=np.float32)
-        if data.matrix.shape[1] != query.size:
+        data, queries, approx, bound = found
+        approx, bound = approx[0], bound[0]
+        if top_k is not None and top_k < np.isfinite(approx).sum():
+            floor = np.partition(approx - bound, len(approx) - top_k)[len(approx) - top_k]  # top_k-th lower bound
+            rows = np.flatnonzero(approx + bound >= floor)
+        else:
+            rows = np.flatnonzero(np.isfinite(approx))
+        rows, scores = self._exact(data, rows, approx[None], queries)
+        chosen = np.lexsort((rows, -scores[0]))[:top_k]  # best first; a tie in the order written
+        return [
+            VectorMatch(data.record_ids[row].decode(), data.memory_ids[data.memory_codes[row]], score, data.kinds[kind])
+            for row, score, kind in zip(
+                rows[chosen].tolist(), scores[0][chosen].tolist(), data.kind_codes[rows[chosen]].tolist()
+            )
+        ]
+
+    def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
+        return self.query_many([vector], uid=uid, top_k=top_k, filters=filters)[0]
+
+    def query_many(
+        self, vectors: list[np.ndarray], *, uid: str, top_k: int, filters: SearchFilters
+    ) -> list[list[MemoryMatch]]:
+        """The `top_k` memories by their best vector, for each query, scored together and grouped in
+        NumPy: only the rows that could be a top memory's best are scored exactly and looked at one by one."""
+        found = self._score(vectors, uid=uid, filters=filters) if top_k > 0 else None
+        if found is None:
+            return [[] for _ in vectors]
+        data, queries, approx, bound = found
+        wanted = []
+        for row_approx, row_bound in zip(approx, bound):
+            lower = np.maximum.reduceat((row_approx - row_bound)[data.order], data.starts)  # a memory's best, at least
+            if top_k < np.isfinite(lower).sum():
+                floor = np.partition(lower, len(lower) - top_k)[len(lower) - top_k]
+                wanted.append(np.flatnonzero(row_approx + row_bound >= floor))
+            else:
+                wanted.append(np.flatnonzero(np.isfinite(row_approx)))
+        rows, scores = self._exact(data, np.unique(np.concatenate(wanted)), approx, queries)
+        found_by_query = []
+        for row_scores in scores:
+            matches: list[MemoryMatch] = []
+            seen: set[int] = set()
+            best_first = np.lexsort((rows, -row_scores))  # a tie in the order written
+            for row, score in zip(rows[best_first].tolist(), row_scores[best_first].tolist()):
+                code = int(data.memory_codes[row])
+                if code not in seen:
+                    seen.add(code)
+                    matches.append(MemoryMatch(data.memory_ids[code], score, data.record_ids[row].decode()))
+                    if len(matches) == top_k:
+                        break
+            found_by_query.append(matches)
+        return found_by_query
+
+    def _score(
+        self, vectors: list[np.ndarray], *, uid: str, filters: SearchFilters
+    ) -> tuple[_UserVectors, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The user's vectors, the queries (one row each), and each row's score for each query, within
+        `bound` of the exact one (0 for a small user's float32 rows); rows the filters leave out score -inf."""
+        data = self._vectors(uid)
+        if data is None or not len(data):
+            return None
+        queries = np.stack([np.asarray(vector, dtype=np.float32).ravel() for vector in vectors])
+        if data.dim != queries.shape[1]:
             raise BackendError(
-                f"stored vectors of uid {uid!r} have {data.matrix.shape[1]} dimensions, the query {query.size}",
+                f"stored vectors of uid {uid!r} have {data.dim} dimensions, the query {queries.shape[1]}",
                 permanent=True,
             )
-        keep = np.ones(len(data.record_ids), dtype=bool)
+        if data.matrix is not None:
+            approx, bound = (queries @ data.matrix.T).astype(np.float64), np.zeros((len(queries), 1))
+        else:
+            import numkong
+
+            coded = [_query_codes(query) for query in queries]
+            both = np.concatenate([codes for codes, _, _ in coded])
+            dots = np.concatenate([np.asarray(numkong.dots_packed(both, part)) for part in data.packed], axis=1)
+            # in float32 (the dot products of codes are integers under 2^24, exact in it); its rounding
+            # is far within the 1e-5 added to the bound
+            approx = dots[0::2].astype(np.float32)
+            approx *= np.array([scales[0] for _, scales, _ in coded], dtype=np.float32)[:, None]
+            second = dots[1::2].astype(np.float32)
+            second *= np.array([scales[1] for _, scales, _ in coded], dtype=np.float32)[:, None]
+            approx += second
+            approx *= data.scales
+            # |row . query - approx| <= |error| |query| + |scale x codes| |what the query's codes leave out|
+            bound = np.stack(
+                [
+                    data.errors * np.float32(np.linalg.norm(query)) + np.float32(data.reach * rest + 1e-5)
+                    for query, (_, _, rest) in zip(queries, coded)
+                ]
+            )
+        keep = None
         if filters.starts_at:
-            keep &= data.created_at >= int(filters.starts_at.timestamp())
+            keep = data.created_at >= int(filters.starts_at.timestamp())
         if filters.ends_at:
-            keep &= data.created_at <= int(filters.ends_at.timestamp())
+            keep = _and(keep, data.created_at <= int(filters.ends_at.timestamp()))
         if filters.categories:
-            keep &= np.isin(data.categories, filters.categories)
+            keep = _and(keep, np.isin(data.category_codes, _known(data.categories, filters.categories)))
         if filters.sources:
-            keep &= np.isin(data.sources, filters.sources)
-        rows = np.flatnonzero(keep)
-        scores = (data.matrix[rows] if len(rows) < len(keep) else data.matrix) @ query
-        order = np.argsort(-scores, kind="stable")[:top_k]
-        record_ids, memory_ids, kinds = data.record_ids, data.memory_ids, data.kinds  # object arrays of str
-        return [
-            VectorMatch(record_ids[row], memory_ids[row], score, kinds[row])
-            for row, score in zip(rows[order].tolist(), scores[order].tolist())
-        ]
+            keep = _and(keep, np.isin(data.source_codes, _known(data.sources, filters.sources)))
+        if keep is not None:
+            approx[:, ~keep] = -np.inf
+        return data, queries, approx, bound
+
+    def _exact(
+        self, data: _UserVectors, rows: np.ndarray, approx: np.ndarray, queries: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """These rows and their exact (float32) scores for each query: the small user's own, or, for the
+        int8 copy, the rows' vectors read again from the database (a row deleted since is left out)."""
+        if data.matrix is not None or not len(rows):
+            return rows, approx[:, rows]
+        values = _values(data.pks[rows].tolist())
+        rows = np.array(
+            [row for row in rows.tolist() if len(values.get(int(data.pks[row]), b"")) == 4 * data.dim], dtype=np.int64
+        )
+        matrix = np.frombuffer(b"".join(values[pk] for pk in data.pks[rows].tolist()), dtype="<f4")
+        return rows, (queries @ matrix.reshape(len(rows), data.dim).T).astype(np.float64)
 
     def _vectors(self, uid: str) -> _UserVectors | None:
         """The user's vectors: from this process's cache when their version has not changed."""
@@ -212,30 +377,125 @@ class LocalVectorStore(VectorStore):
             cached = _user_cache().get(key)  # a hit becomes the most recently used
             if cached is not None and version is not None and cached.version == version:
                 return cached
-        rows = list(
-            LocalVector.objects.filter(namespace=self.namespace, uid=uid)
-            .order_by("id")
-            .values_list("record_id", "memory_id", "kind", "created_at", "category", "source", "values")
-        )
-        if not rows:
-            return None
-        blob = b"".join(row[6] for row in rows)
-        if len(blob) % (4 * len(rows)):
-            raise BackendError(f"stored vectors of uid {uid!r} do not all have one dimension", permanent=True)
-        data = _UserVectors(
-            version=version or "",
-            record_ids=np.array([r[0] for r in rows], dtype=object),
-            memory_ids=np.array([r[1] for r in rows], dtype=object),
-            kinds=np.array([r[2] for r in rows], dtype=object),
-            created_at=np.array([r[3] for r in rows], dtype=np.int64),
-            categories=np.array([r[4] for r in rows], dtype=object),
-            sources=np.array([r[5] for r in rows], dtype=object),
-            matrix=np.frombuffer(blob, dtype="<f4").reshape(len(rows), -1),
-        )
-        if version is not None:  # without a version row (written by hand) nothing is cached
+        data = self._read(uid, version or "")
+        if data is not None and version is not None:  # without a version row (written by hand) nothing is cached
             with _cache_lock:
                 cache = _user_cache()
                 cache.pop(key, None)
                 if data.nbytes <= cache.maxsize:  # larger than the whole cache: not kept
                     cache[key] = data  # least recently used users out until it fits
         return data
+
+    def _chunks(self, uid: str, last: int, columns: tuple[str, ...]) -> Iterator[list[tuple]]:
+        """The user's rows up to id `last`, in the order written, READ_CHUNK at a time: on PostgreSQL from
+        a server-side cursor in binary (vectors as raw bytes, not hex), elsewhere through the ORM."""
+        rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid, id__lte=last).order_by("id")
+        if connection.vendor != "postgresql":
+            chunk = []
+            for row in rows.values_list(*columns).iterator(chunk_size=READ_CHUNK):
+                chunk.append(row)
+                if len(chunk) == READ_CHUNK:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+            return
+        sql, params = rows.values_list(*columns).query.sql_with_params()
+        with transaction.atomic():
+            connection.ensure_connection()
+            with connection.connection.cursor(name=f"local_store_{uuid.uuid4().hex}", binary=True) as cursor:
+                cursor.execute(sql, params)
+                while chunk := cursor.fetchmany(READ_CHUNK):
+                    yield chunk
+
+    def _read(self, uid: str, version: str) -> _UserVectors | None:
+        """One user's vectors from the database, a chunk at a time (a heavy user's float32 matrix is
+        never whole in memory: each chunk is turned into int8 codes as it comes)."""
+        rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid)
+        found = rows.aggregate(count=Count("id"), last=Max("id"))
+        count = found["count"]
+        if not count:
+            return None
+        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
+        chunks: dict[str, list] = {name: [] for name in columns}
+        dim = None
+        matrix = scales = errors = packed = None
+        at, reach = 0, 0.0
+        for chunk in self._chunks(uid, found["last"], columns):  # a row written since: the next version reads it
+            if dim is None:
+                dim = len(chunk[0][7]) // 4
+                if count * dim * 4 <= EXACT_MAX_BYTES:
+                    matrix = np.empty((count, dim), dtype=np.float32)
+                else:
+                    import numkong
+
+                    scales, errors, packed = np.empty(count, dtype=np.float32), np.empty(count, dtype=np.float32), []
+            chunk = chunk[: count - at]  # rows of a transaction that committed late: the next version reads them
+            blob = b"".join(row[7] for row in chunk)
+            if not dim or len(blob) != 4 * dim * len(chunk):
+                raise BackendError(f"stored vectors of uid {uid!r} do not all have one dimension", permanent=True)
+            block = np.frombuffer(blob, dtype="<f4").reshape(len(chunk), dim)
+            if matrix is not None:
+                matrix[at : at + len(chunk)] = block
+            else:
+                codes, scales[at : at + len(chunk)], errors[at : at + len(chunk)], most = _quantize(block)
+                packed.append(numkong.dots_pack(codes))
+                reach = max(reach, most)
+            for name, values in zip(columns[:7], zip(*chunk, strict=True)):
+                chunks[name].extend(values)
+            at += len(chunk)
+        if at < count:  # rows deleted while reading
+            matrix = matrix[:at] if matrix is not None else None
+            scales, errors = (a[:at] if a is not None else None for a in (scales, errors))
+        memory_codes, memory_ids = _codes(chunks["memory_id"], np.int32)
+        kind_codes, kinds = _codes(chunks["kind"], np.int8)
+        category_codes, categories = _codes(chunks["category"], np.int16)
+        source_codes, sources = _codes(chunks["source"], np.int16)
+        order = np.argsort(memory_codes, kind="stable").astype(np.int32)
+        starts = np.flatnonzero(np.r_[True, np.diff(memory_codes[order]) != 0])
+        return _UserVectors(
+            version=version,
+            pks=np.array(chunks["id"], dtype=np.int64),
+            record_ids=np.array([r.encode() for r in chunks["record_id"]], dtype=bytes),
+            memory_codes=memory_codes,
+            memory_ids=np.array(memory_ids, dtype=object),
+            kind_codes=kind_codes,
+            kinds=kinds,
+            created_at=np.array(chunks["created_at"], dtype=np.int64),
+            category_codes=category_codes,
+            categories=categories,
+            source_codes=source_codes,
+            sources=sources,
+            order=order,
+            starts=starts,
+            dim=dim,
+            matrix=matrix,
+            packed=packed,
+            scales=scales,
+            errors=errors,
+            reach=reach,
+        )
+
+
+def _and(keep: np.ndarray | None, more: np.ndarray) -> np.ndarray:
+    return more if keep is None else keep & more
+
+
+def _known(names: list[str], wanted: list[str]) -> list[int]:
+    """The codes of the wanted names that the user has (the others match no row)."""
+    return [i for i, name in enumerate(names) if name in set(wanted)]
+
+
+def _values(pks: list[int]) -> dict[int, bytes]:
+    """The stored float32 bytes of these rows (on PostgreSQL as one array literal: a query with
+    thousands of placeholders, or a list adapted item by item, costs more to build than to answer)."""
+    if connection.vendor != "postgresql":
+        return dict(LocalVector.objects.filter(id__in=pks).values_list("id", "values"))
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:  # Django's client-side cursors cannot read binary
+        array = "{" + ",".join(map(str, pks)) + "}"
+        sql = f'SELECT id, "values" FROM {LocalVector._meta.db_table} WHERE id = ANY(%s::bigint[])'
+        cursor.execute(sql, [array], binary=True)  # vectors as raw bytes, not hex
+        return dict(cursor.fetchall())

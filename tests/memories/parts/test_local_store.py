@@ -77,7 +77,25 @@ def test_upsert_replaces_and_delete_removes():
     assert store.query(unit(0, 1), uid="u1", top_k=1, filters=SearchFilters()) == []
 
 
-def test_a_users_vectors_are_read_again_when_another_process_changes_them():
+@pytest.fixture(params=["float32", "int8"])
+def layout(request, monkeypatch):
+    """The two ways the process keeps a user's vectors: small users their float32 matrix, larger
+    ones an int8 copy scored with an exact re-score (here every user, whatever their size)."""
+    from memories.parts.vectorstores import local
+
+    monkeypatch.setattr(local, "_cache", None)
+    if request.param == "int8":
+        monkeypatch.setattr(local, "EXACT_MAX_BYTES", 0)
+    return request.param
+
+
+def cached_copy(uid: str):
+    from memories.parts.vectorstores import local
+
+    return local._cache[("ns1", uid)]
+
+
+def test_a_users_vectors_are_read_again_when_another_process_changes_them(layout):
     from memories.models import LocalVector, LocalVectorVersion
 
     store = LocalVectorStore()
@@ -91,14 +109,18 @@ def test_a_users_vectors_are_read_again_when_another_process_changes_them():
     assert store.query(unit(1), uid="u1", top_k=1, filters=SearchFilters())[0].score == pytest.approx(0, abs=1e-6)
 
 
-def test_the_process_keeps_the_most_recently_searched_users_within_the_byte_limit(settings, monkeypatch):
+def test_the_process_keeps_the_most_recently_searched_users_within_the_byte_limit(settings, layout):
     from memories.parts.vectorstores import local
 
     settings.LOCAL_STORE_CACHE_MB = 1
-    monkeypatch.setattr(local, "_cache", None)
     store = LocalVectorStore()
     rng = np.random.default_rng(0)
-    sizes = {"a": 256, "b": 256, "c": 256, "huge": 700}  # 384 dimensions: 0.4 MB a user, "huge" 1.1 MB
+    # 384 dimensions: about 0.4 MB a user (float32 256 vectors, int8 800), "huge" 1.1 MB
+    sizes = (
+        {"a": 256, "b": 256, "c": 256, "huge": 700}
+        if layout == "float32"
+        else {"a": 800, "b": 800, "c": 800, "huge": 2200}
+    )
     for uid, n in sizes.items():
         vectors = rng.normal(size=(n, 384)).astype(np.float32)
         store.upsert([record(f"{uid}-{i}", v, uid=uid, memory_id=str(i)) for i, v in enumerate(vectors)])
@@ -119,3 +141,62 @@ def test_the_process_keeps_the_most_recently_searched_users_within_the_byte_limi
     search("b")
     assert cached() == {"c", "b"}
     assert local._cache.currsize == sum(data.nbytes for data in local._cache.values()) <= 2**20
+    assert (cached_copy("b").matrix is None) == (layout == "int8")
+
+
+def test_the_int8_copy_finds_what_exact_search_finds(monkeypatch):
+    """Random unit vectors (their scores all close together, the int8 copy's rounding enough to
+    reorder them): the int8 copy with its re-score gives exact search's memories, vectors and scores."""
+    from memories.parts.vectorstores import local
+
+    rng = np.random.default_rng(17)
+    vectors = rng.normal(size=(2400, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = LocalVectorStore()
+    store.upsert(
+        [
+            record(f"u1-{i}", v, memory_id=str(i // 8), category=("work", "health")[i % 2], created_at=i)
+            for i, v in enumerate(vectors)
+        ]
+    )
+    queries = [vectors[5] + rng.normal(scale=0.5, size=384).astype(np.float32) for _ in range(5)]
+    queries += [rng.normal(size=384).astype(np.float32) for _ in range(5)]
+    queries = [q / np.linalg.norm(q) for q in queries]
+    health = SearchFilters(categories=["health"], starts_at=datetime.fromtimestamp(600, tz=UTC))
+
+    def answers():
+        monkeypatch.setattr(local, "_cache", None)
+        found = []
+        for query in queries:
+            for filters in (SearchFilters(), health):
+                found.append(
+                    [
+                        (m.memory_id, m.vector_id, m.score)
+                        for m in store.query(query, uid="u1", top_k=10, filters=filters)
+                    ]
+                )
+                found.append(
+                    [(m.vector_id, m.score) for m in store.query_vectors(query, uid="u1", top_k=100, filters=filters)]
+                )
+        for filters in (SearchFilters(), health):  # several queries scored together: each as if alone
+            for matches in store.query_many(queries, uid="u1", top_k=10, filters=filters):
+                found.append([(m.memory_id, m.vector_id, m.score) for m in matches])
+        return found
+
+    exact = answers()
+    monkeypatch.setattr(local, "EXACT_MAX_BYTES", 0)
+    monkeypatch.setattr(local, "READ_CHUNK", 700)  # read, coded and packed 700 rows at a time
+    int8 = answers()
+
+    assert cached_copy("u1").matrix is None and len(cached_copy("u1").packed) == 4
+    assert cached_copy("u1").nbytes < 0.35 * vectors.nbytes
+    assert len(exact) == len(int8) == 60
+    for together, alone in zip(exact[40:50], exact[0:40:4]):  # query_many answers each query as query does
+        assert [row[:-1] for row in together] == [row[:-1] for row in alone]
+    for want, got in zip(exact, int8):
+        assert [row[:-1] for row in got] == [row[:-1] for row in want]
+        assert [row[-1] for row in got] == pytest.approx([row[-1] for row in want], abs=1e-6)
+    # without the re-score the int8 copy's order would not be exact search's
+    codes, scales, _, _ = local._quantize(vectors)
+    rough = (codes.astype(np.float32) * scales[:, None]) @ queries[-1]
+    assert np.argsort(-rough)[:100].tolist() != np.argsort(-(vectors @ queries[-1]))[:100].tolist()
