@@ -1,9 +1,13 @@
 """Reads: memories, their vectors, API keys and the audit trail. `uid=None` means every user (a key
 that is not scoped)."""
 
+import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+from cachetools import LRUCache
+from django.conf import settings
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -197,18 +201,91 @@ def memory_vectors_matrix(*, uid: str, memory_ids: list[int] | None = None) -> t
     """The memory-level vector (position 0: structured fields + transcript) of each indexed memory
     of one user, as unit-length float32 rows, with their memory ids in the same order.
 
-    Only vectors of the current embedding model count, so a matrix never mixes models."""
-    rows = MemoryVector.objects.filter(
-        memory__uid=uid, memory__status=Memory.Status.INDEXED, position=0, model=get_embedder().model
-    )
-    if memory_ids is not None:
-        rows = rows.filter(memory_id__in=memory_ids)
-    pairs = list(rows.order_by("memory_id").values_list("memory_id", "vector"))
+    Only vectors of the current embedding model count, so a matrix never mixes models. The whole
+    matrix of a user (`memory_ids=None`) comes from this process's cache, brought up to date first
+    (see `_UserMatrix`): only the vectors written since it was read come from the database. The
+    matrix is read-only."""
+    model = get_embedder().model
+    rows = MemoryVector.objects.filter(memory__uid=uid, memory__status=Memory.Status.INDEXED, position=0, model=model)
+    if memory_ids is None:
+        return _cached_matrix(uid, model, rows)
+    pairs = list(rows.filter(memory_id__in=memory_ids).order_by("memory_id").values_list("memory_id", "vector"))
     if not pairs:
         return [], np.zeros((0, 0), dtype=np.float32)
-    matrix = np.vstack([np.frombuffer(bytes(vector), dtype="<f4") for _, vector in pairs])
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return [memory_id for memory_id, _ in pairs], matrix / np.maximum(norms, 1e-12)
+    return [memory_id for memory_id, _ in pairs], _unit_rows([vector for _, vector in pairs])
+
+
+def _unit_rows(blobs: list) -> np.ndarray:
+    matrix = np.vstack([np.frombuffer(bytes(blob), dtype="<f4") for blob in blobs])
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class _UserMatrix:
+    """One user's memory-level vectors as read: memory ids (ascending), the id of each vector's row
+    (a memory's rows are written anew whenever its vectors change, so a row id names one vector for
+    good) and the unit rows."""
+
+    memory_ids: np.ndarray
+    row_ids: np.ndarray
+    matrix: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.matrix.nbytes + 16 * len(self.memory_ids)
+
+
+_matrices: LRUCache | None = None  # (uid, model) -> _UserMatrix
+_matrices_lock = threading.Lock()
+
+
+def _matrix_cache() -> LRUCache:
+    """At most MEMORY_MATRIX_CACHE_MB of users' matrices, least recently used out first (a new,
+    empty cache if the setting changes). Call with the lock held."""
+    global _matrices
+    limit = settings.MEMORY_MATRIX_CACHE_MB * 2**20
+    if _matrices is None or _matrices.maxsize != limit:
+        _matrices = LRUCache(limit, getsizeof=lambda data: data.nbytes)
+    return _matrices
+
+
+def _cached_matrix(uid: str, model: str, rows: QuerySet) -> tuple[list[int], np.ndarray]:
+    """The user's matrix from the cache, after one query for the (memory id, row id) of every
+    current vector: rows the cache has are kept, the others (new or reprocessed memories) read,
+    memories gone dropped. The database stays the truth: no process can answer from a stale matrix."""
+    listed = np.array(list(rows.order_by("memory_id").values_list("memory_id", "id")), dtype=np.int64)
+    if not len(listed):
+        return [], np.zeros((0, 0), dtype=np.float32)
+    memory_ids, row_ids = listed[:, 0], listed[:, 1]
+    key = (uid, model)
+    with _matrices_lock:
+        cached = _matrix_cache().get(key)
+    where = np.full(len(row_ids), -1, dtype=np.int64)  # each current row's place in the cached matrix
+    if cached is not None and len(cached.row_ids):
+        order = np.argsort(cached.row_ids)
+        at = np.minimum(np.searchsorted(cached.row_ids, row_ids, sorter=order), len(order) - 1)
+        hit = cached.row_ids[order[at]] == row_ids
+        where[hit] = order[at[hit]]
+        if hit.all() and len(row_ids) == len(cached.row_ids):
+            return cached.memory_ids.tolist(), cached.matrix
+    missing = np.flatnonzero(where < 0)
+    read = dict(MemoryVector.objects.filter(id__in=row_ids[missing].tolist()).values_list("id", "vector"))
+    fresh = _unit_rows([read[row_id] for row_id in row_ids[missing].tolist()]).astype(np.float32)
+    matrix = np.empty((len(row_ids), fresh.shape[1]), dtype=np.float32)
+    if cached is not None and cached.matrix.shape[1:] != fresh.shape[1:]:
+        raise BackendError(f"memory vectors of uid {uid!r} changed dimension under model {model!r}", permanent=True)
+    kept = np.flatnonzero(where >= 0)
+    if len(kept):
+        matrix[kept] = cached.matrix[where[kept]]
+    matrix[missing] = fresh
+    matrix.flags.writeable = False  # shared by every caller: none may change it
+    data = _UserMatrix(memory_ids, row_ids, matrix)
+    with _matrices_lock:
+        cache = _matrix_cache()
+        cache.pop(key, None)
+        if data.nbytes <= cache.maxsize:  # larger than the whole cache: not kept
+            cache[key] = data
+    return memory_ids.tolist(), matrix
 
 
 def memory_neighbours(*, memory, k: int = 5) -> list[tuple[Memory, float]]:

@@ -350,6 +350,9 @@ if _metrics_dir := env_str("PROMETHEUS_MULTIPROC_DIR"):
 
 # Duplicates: two memories of one user whose vectors' cosine is at least this are a pair to review.
 DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
+# Each process keeps recently checked users' memory vectors (the duplicate check of a new memory,
+# neighbours, clusters), up to this size, brought up to date from the database before each use.
+MEMORY_MATRIX_CACHE_MB = env_int("MEMORY_MATRIX_CACHE_MB", 256, minimum=0)
 
 # Search: a result whose best vector's cosine with the query is under this is marked weak (see
 # search/services.py). 0.35 lies between nonsense and real answers for the local model (MiniLM) on

@@ -72,11 +72,12 @@ def forget_process_state() -> None:
     from django.core.cache import caches
     from django.core.cache.backends.locmem import LocMemCache
 
-    from memories import services
+    from memories import selectors, services
     from memories.parts import registry
     from omi_memory import throttles
 
     Embedder._caches.clear()
+    selectors._matrices = None
     registry._forget_parts()
     services._BROKER.reset()
     throttles._CACHE.reset()

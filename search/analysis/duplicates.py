@@ -135,7 +135,8 @@ def duplicate_scan(*, uid: str | None = None, threshold: float | None = None) ->
 
 def duplicate_check_memories(*, memory_ids: list[int], threshold: float | None = None) -> dict[str, int]:
     """The incremental check: each newly indexed memory against the other memories of its user,
-    one matrix product per user (a matrix-vector product for one memory)."""
+    one matrix product per user (a matrix-vector product for one memory), over the user's matrix
+    from this process's cache (`memory_vectors_matrix`: only what changed since is read)."""
     threshold = _threshold(threshold)
     totals = {"memories": 0, "pairs": 0, "created": 0, "refreshed": 0, "kept_closed": 0}
     by_uid: dict[str, list[int]] = {}
