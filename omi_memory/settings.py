@@ -358,6 +358,12 @@ MEMORY_MATRIX_CACHE_MB = env_int("MEMORY_MATRIX_CACHE_MB", 256, minimum=0)
 # search/services.py). 0.35 lies between nonsense and real answers for the local model (MiniLM) on
 # LoCoMo dev (docs/benchmarks.md, bench/relevance_floor.py); another embedder needs its own.
 SEARCH_RELEVANCE_FLOOR = env_float("SEARCH_RELEVANCE_FLOOR", 0.35, minimum=0.0)
+# Search logs are written after the answer by a thread of each process (PostgreSQL; search/search_log.py),
+# at most SEARCH_LOG_QUEUE waiting (more: the search writes its own); feedback on a search whose log
+# is on its way waits for it up to SEARCH_LOG_WAIT seconds.
+SEARCH_LOG_BACKGROUND = env_bool("SEARCH_LOG_BACKGROUND", True)
+SEARCH_LOG_QUEUE = env_int("SEARCH_LOG_QUEUE", 1000, minimum=1)
+SEARCH_LOG_WAIT = env_float("SEARCH_LOG_WAIT", 2.0, minimum=0.0)
 
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")

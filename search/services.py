@@ -21,6 +21,7 @@ from omi_memory.metrics import SEARCH_DURATION
 from . import strategies
 from .lexical import matched_spans, query_terms
 from .models import RelevanceFeedback, SearchLog
+from .search_log import search_log_write
 from .selectors import near_duplicates
 from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest
 
@@ -78,8 +79,9 @@ def search_memories(
     """The `k` searchable memories of `uid` (indexed, or being reprocessed with their old vectors)
     that best answer `queries` by `strategy`, best first, near-duplicates collapsed under the first
     (more are ranked so that k distinct ones are left); those under `relevance_floor` (None:
-    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. Every search is logged (`SearchLog`) unless
-    `log=False` (the evaluation's own runs)."""
+    `settings.SEARCH_RELEVANCE_FLOOR`) marked weak. Every search is logged (`SearchLog`, written
+    after the answer: `search_log.py`; its id is the result's `search_id`) unless `log=False` (the
+    evaluation's own runs)."""
     started = time.perf_counter()
     filters = filters or SearchFilters()
     floor = settings.SEARCH_RELEVANCE_FLOOR if relevance_floor is None else relevance_floor
@@ -121,22 +123,24 @@ def search_memories(
     result = SearchResult(hits=hits, took_ms=(time.perf_counter() - started) * 1000, relevance_floor=floor)
     SEARCH_DURATION.labels(strategy).observe(result.took_ms / 1000)
     if log:
-        result.search_id = SearchLog.objects.create(
-            api_key=api_key,
-            user=user,
-            uid=uid,
-            queries=queries,
-            strategy=strategy,
-            params={
-                "k": k,
-                "half_life_days": half_life_days,
-                "fusion": fusion,
-                "relevance_floor": floor,
-                "filters": _filters_json(filters),
-            },
-            results=[{"memory_id": h.memory.id, "score": round(h.score, 6), "weak": h.weak} for h in hits],
-            latency_ms=round(result.took_ms, 3),
-        ).id
+        result.search_id = search_log_write(
+            SearchLog(
+                api_key=api_key,
+                user=user,
+                uid=uid,
+                queries=queries,
+                strategy=strategy,
+                params={
+                    "k": k,
+                    "half_life_days": half_life_days,
+                    "fusion": fusion,
+                    "relevance_floor": floor,
+                    "filters": _filters_json(filters),
+                },
+                results=[{"memory_id": h.memory.id, "score": round(h.score, 6), "weak": h.weak} for h in hits],
+                latency_ms=round(result.took_ms, 3),
+            )
+        )
     return result
 
 
