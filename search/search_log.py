@@ -1,7 +1,7 @@
 """Search logs written after the answer, off the search's hot path.
 
-A search takes its log's id first (`reserve_id`: the next value of the table's PostgreSQL
-sequence, one round trip without a commit), so the caller gets `search_id` at once; the row is
+A search takes its log's id first (`reserve_id`: from ids the process took from the table's
+PostgreSQL sequence, RESERVE at a time in one round trip), so the caller gets `search_id` at once; the row is
 written by one background thread per process, a few at a time (`bulk_create`). The queue is bounded
 (SEARCH_LOG_QUEUE): when it is full the search writes its own log, so logs are never dropped and
 memory never grows. On normal shutdown (`atexit`) the thread writes what is queued before the
@@ -26,6 +26,7 @@ from .models import SearchLog
 
 logger = logging.getLogger(__name__)
 BATCH = 200  # rows per insert
+RESERVE = 50  # ids taken from the sequence at once
 
 
 def in_background() -> bool:
@@ -39,11 +40,34 @@ def _sequence(alias: str) -> str:
         return cursor.fetchone()[0]
 
 
+class _Ids:
+    """Ids taken from the sequence RESERVE at a time (one round trip), handed out one by one; a
+    forked process takes its own (never its parent's)."""
+
+    def __init__(self):
+        self._ids: list[int] = []
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._ids, self._pid = [], os.getpid()
+            if not self._ids:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT nextval(%s) FROM generate_series(1, %s)", [_sequence(connection.alias), RESERVE]
+                    )
+                    self._ids = sorted((row[0] for row in cursor.fetchall()), reverse=True)
+            return self._ids.pop()
+
+
+_ids = _Ids()
+
+
 def reserve_id() -> int:
-    """The id the next search log will have (PostgreSQL: taken from the table's sequence)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(%s)", [_sequence(connection.alias)])
-        return cursor.fetchone()[0]
+    """An id for a search log that no other process will use (PostgreSQL: from the table's sequence)."""
+    return _ids.take()
 
 
 def reserved(search_id: int) -> bool:
