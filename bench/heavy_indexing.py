@@ -9,8 +9,9 @@ vectors are bench/duplicates.py's synthetic unit vectors (384 dims, topics, plan
 A second run reuses them (`--reload` to rebuild). Then, per size:
 
 - duplicate check of one new memory (`duplicate_check_memory`, pairs written included): old, the
-  user's whole matrix read from the database each time; new, the process's cached matrix brought up
-  to date (one listing, the new vector read). Each of `--checks` rounds adds one memory (every
+  user's whole matrix read from the database each time; new, the process's kept matrix brought up
+  to date with the rows written since (`memory_vectors_similar`); "cold" is its first check in a
+  process (a whole read). Each of `--checks` rounds adds one memory (every
   other one a near-copy of an existing memory) and times both on it; both must find the same pairs.
 - BM25: old, the index built from the database (read, tokenize, bm25s) as every process did after
   any change of the user; new, the first build in a process, then one change applied (a memory
@@ -119,22 +120,37 @@ def old_matrix(*, uid: str, memory_ids=None):
     return [m for m, _ in pairs], matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
-def bench_duplicates(uid: str, checks: int, model: str) -> dict:
-    from unittest import mock
+def old_check(memory_id: int, threshold: float) -> set[tuple[int, int]]:
+    """The duplicate check before issue 17: the whole matrix read, one product, pairs saved."""
+    from memories.models import Memory
+    from search.analysis.duplicates import _save_pairs
 
-    from memories.selectors import memory_vectors_matrix
-    from search.analysis import duplicates
+    uid = Memory.objects.get(id=memory_id).uid
+    ids, matrix = old_matrix(uid=uid)
+    row = ids.index(memory_id)
+    scores = matrix[row] @ matrix.T
+    found = {
+        (min(memory_id, ids[c]), max(memory_id, ids[c])): float(scores[c]) for c in np.flatnonzero(scores >= threshold)
+    }
+    found.pop((memory_id, memory_id), None)
+    _save_pairs(uid, found)
+    return set(found)
+
+
+def bench_duplicates(uid: str, checks: int, model: str) -> dict:
+    from django.conf import settings
+
+    from memories import selectors
+    from memories.models import Memory
+    from search.analysis.duplicates import duplicate_check_memory
     from search.models import DuplicatePair
 
-    ids, matrix = memory_vectors_matrix(uid=uid)
+    ids, matrix = selectors.memory_vectors_matrix(uid=uid, memory_ids=None)
     rng = np.random.default_rng(11)
-    duplicate_check = duplicates.duplicate_check_memory
     cold_memory = add_memory(uid, matrix[0], "Speaker 0: a new one.", model)
-    from memories import selectors
-
     selectors._matrices = None  # a process that never read this user
     started = time.perf_counter()
-    duplicate_check(memory_id=cold_memory.id)
+    duplicate_check_memory(memory_id=cold_memory.id)
     cold = (time.perf_counter() - started) * 1000
     old, new, added = [], [], [cold_memory.id]
     for round_ in range(checks):
@@ -143,17 +159,15 @@ def bench_duplicates(uid: str, checks: int, model: str) -> dict:
         memory = add_memory(uid, (base + noise) / np.linalg.norm(base + noise), "Speaker 0: a new one.", model)
         added.append(memory.id)
         started = time.perf_counter()
-        with mock.patch.object(duplicates, "memory_vectors_matrix", old_matrix):
-            old_counts = duplicate_check(memory_id=memory.id)
+        old_found = old_check(memory.id, settings.DUPLICATE_THRESHOLD)
         old.append((time.perf_counter() - started) * 1000)
         DuplicatePair.objects.filter(memory_b_id=memory.id).delete()
         started = time.perf_counter()
-        new_counts = duplicate_check(memory_id=memory.id)
+        duplicate_check_memory(memory_id=memory.id)
         new.append((time.perf_counter() - started) * 1000)
-        assert old_counts == new_counts, (old_counts, new_counts)
+        new_found = set(DuplicatePair.objects.filter(memory_b_id=memory.id).values_list("memory_a_id", "memory_b_id"))
+        assert old_found == new_found, (old_found, new_found)
     pairs = DuplicatePair.objects.filter(memory_b_id__in=added).count()
-    from memories.models import Memory
-
     Memory.objects.filter(id__in=added).delete()
     return {"old": percentiles(old), "new": percentiles(new), "cold_ms": cold, "pairs": pairs}
 
@@ -280,9 +294,13 @@ def main() -> None:
     parser.add_argument("--database-url")
     args = parser.parse_args()
     database_url = setup_django(args.database_url)
+    from memories import selectors
     from memories.models import Memory
     from memories.parts.embedders import get_embedder
 
+    # This process is the only writer: every row it reads is settled at once (a process past its
+    # first SETTLE_SECONDS, with no transaction of another process in flight).
+    selectors.SETTLE_SECONDS = 0.0
     model = get_embedder().model
     sizes = [int(s) for s in args.sizes.split(",")]
     for n in sizes:

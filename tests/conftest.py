@@ -78,6 +78,7 @@ def forget_process_state() -> None:
 
     Embedder._caches.clear()
     selectors._matrices = None
+    selectors._checkpoints.clear()
     registry._forget_parts()
     services._BROKER.reset()
     throttles._CACHE.reset()

@@ -286,8 +286,14 @@ def _brute_force_pairs(uid: str, threshold: float = 0.95) -> set[tuple[int, int]
     return {(ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)) if scores[i, j] >= threshold}
 
 
-def test_the_check_of_new_memories_finds_the_pairs_a_full_read_finds_after_the_users_vectors_changed(db):
+@pytest.mark.parametrize("settle", [60.0, 0.0], ids=["young process: whole listing", "only rows since"])
+def test_the_check_of_new_memories_finds_the_pairs_a_full_read_finds_after_the_users_vectors_changed(
+    db, monkeypatch, settle
+):
+    from memories import selectors
     from memories.parts.embedders import get_embedder
+
+    monkeypatch.setattr(selectors, "SETTLE_SECONDS", settle)
 
     rng = np.random.default_rng(17)
     near = lambda row: unit_rows(row[None] + 0.01 * rng.standard_normal((1, 64)))[0]  # noqa: E731 - cosine ~0.995
