@@ -40,9 +40,10 @@ class Bm25Corpus:
     frequencies, where bm25s precomputes every score (which is why any change meant a rebuild).
 
     A corpus is never changed: `changed` returns a new one that shares the rest. The documents of
-    the last compaction are one sparse matrix (documents x terms, by term); those added since, a
-    small one of their own; removed ones are masked until the next compaction (when the added and
-    removed pass a share of the whole). The vocabulary only grows (shared; additions under `_lock`).
+    the last compaction are one sparse matrix (documents x terms, by term), in the order of their
+    owners; those added since, a small one of their own; removed ones are masked until the next
+    compaction (when the added and removed pass a share of the whole). The vocabulary only grows
+    (shared; additions under `_lock`).
     """
 
     K1, B = 1.5, 0.75
@@ -51,16 +52,19 @@ class Bm25Corpus:
 
     def __init__(self, vocab: dict, base, pending: list, owners: np.ndarray, lengths: np.ndarray, alive: np.ndarray):
         self.vocab = vocab  # term -> column
-        self.base = base  # csc_matrix (documents x terms) of the first base.shape[0] slots
+        self.base = base  # csc_matrix (documents x terms) of the first base.shape[0] slots, by owner
         self.pending = pending  # the token ids (np.int64) of each later slot
         self.extra = _postings(pending, len(vocab))  # the later slots, by term
         self.owners, self.lengths, self.alive = owners, lengths, alive  # per slot
         self.live = int(alive.sum())
         average = float(lengths[alive].sum()) / self.live if self.live else 1.0
         self.norm = self.K1 * (1 - self.B + self.B * lengths / max(average, 1e-9))
+        size = base.shape[0]
+        self.starts = np.flatnonzero(np.r_[True, owners[1:size] != owners[: size - 1]]) if size else np.zeros(0, int)
 
     @classmethod
     def build(cls, owners: list[int], documents: list[list[str]], vocab: dict | None = None) -> "Bm25Corpus":
+        """Of documents in the order of their owners."""
         vocab = {} if vocab is None else vocab
         ids = [_ids(vocab, tokens) for tokens in documents]
         return cls(
@@ -82,23 +86,20 @@ class Bm25Corpus:
         pending = self.pending + ids
         if len(pending) + int((~alive).sum()) <= max(self.COMPACT_MIN, self.COMPACT_SHARE * len(owners)):
             return Bm25Corpus(self.vocab, self.base, pending, owners, lengths, alive)
-        size = self.base.shape[0]
         keep = np.flatnonzero(alive)
-        base = _widen(self.base[keep[keep < size]], len(self.vocab))
-        rest = _postings([pending[slot - size] for slot in keep[keep >= size].tolist()], len(self.vocab))
-        return Bm25Corpus(
-            self.vocab,
-            _sparse().vstack([base, rest], format="csc"),
-            [],
-            owners[keep],
-            lengths[keep],
-            np.ones(len(keep), dtype=bool),
+        keep = keep[np.argsort(owners[keep], kind="stable")]
+        every = _sparse().vstack(
+            [_widen(self.base, len(self.vocab)), _postings(pending, len(self.vocab))], format="csr"
         )
+        return Bm25Corpus(self.vocab, every[keep].tocsc(), [], owners[keep], lengths[keep], np.ones(len(keep), bool))
 
-    def scores(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(owners, their best scores) of the owners with a document that has a term of `tokens`
-        (a term given twice counts twice, as in bm25s)."""
+    def best(self, tokens: list[str], memory_ids: np.ndarray) -> np.ndarray:
+        """Each of `memory_ids` (ascending; every owner of a live document is one) scored by its
+        best document for `tokens` (a term given twice counts twice, as in bm25s); 0 for none."""
+        out = np.zeros(len(memory_ids))
         terms = Counter(self.vocab[token] for token in tokens if token in self.vocab)
+        if not terms:
+            return out
         total = np.zeros(len(self.owners))
         for term, count in terms.items():
             slots, frequencies = [], []
@@ -113,13 +114,14 @@ class Bm25Corpus:
             if len(slot):
                 idf = np.log(1 + (self.live - len(slot) + 0.5) / (len(slot) + 0.5))
                 total[slot] += count * idf * tf / (tf + self.norm[slot])
-        hit = np.flatnonzero(total)
-        owners, values = self.owners[hit], total[hit]
-        order = np.lexsort((-values, owners))  # by owner, best first: each owner's first is its best
-        owners, values = owners[order], values[order]
-        first = np.ones(len(owners), dtype=bool)
-        first[1:] = owners[1:] != owners[:-1]
-        return owners[first], values[first]
+        size = self.base.shape[0]
+        if size:  # the base is in the order of owners: the best of each owner's run of slots
+            best = np.maximum.reduceat(total[:size], self.starts)
+            hit = np.flatnonzero(best)
+            out[np.searchsorted(memory_ids, self.owners[self.starts[hit]])] = best[hit]
+        hit = np.flatnonzero(total[size:]) + size
+        np.maximum.at(out, np.searchsorted(memory_ids, self.owners[hit]), total[hit])
+        return out
 
 
 def _ids(vocab: dict, tokens: list[str]) -> np.ndarray:
@@ -168,10 +170,8 @@ class LexicalIndex:
         named = [MONTHS.index(name) + 1 for name in MONTH_NAMES.findall(query)]
         signals = {"month": np.isin(self.months, named).astype(np.float64)}
         tokens = _tokenize([query])[0]
-        for name, corpus in (("lexical", self.texts), ("exchanges", self.exchanges)):
-            owners, values = corpus.scores(tokens)
-            signals[name] = np.zeros(len(self.memory_ids))
-            signals[name][np.searchsorted(self.memory_ids, owners)] = values
+        signals["lexical"] = self.texts.best(tokens, self.memory_ids)
+        signals["exchanges"] = self.exchanges.best(tokens, self.memory_ids)
         return self.memory_ids[keep], {name: values[keep] for name, values in signals.items()}
 
 

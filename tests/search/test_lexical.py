@@ -91,8 +91,9 @@ def test_a_corpus_changed_step_by_step_scores_as_bm25s_built_afresh_over_what_is
             for owner, score in zip(owners, expected.tolist()):
                 if score > 0:
                     best[owner] = max(best.get(owner, 0.0), score)
-            found_owners, found = corpus.scores(query)
-            assert dict(zip(found_owners.tolist(), found.tolist())) == pytest.approx(best, rel=1e-5), (step, query)
+            memory_ids = np.array(sorted(documents))
+            found = dict(zip(memory_ids.tolist(), corpus.best(query, memory_ids).tolist()))
+            assert {o: v for o, v in found.items() if v} == pytest.approx(best, rel=1e-5), (step, query)
 
 
 def test_an_index_follows_memories_indexed_reprocessed_or_deleted_elsewhere_without_a_rebuild():
