@@ -198,13 +198,11 @@ def lexical_index(uid: str) -> LexicalIndex:
         .order_by("id")
         .values_list("id", "created_at", "category", "source", "title", "overview", "transcript")
     )
-    texts = _tokenize([f"{r[4]}\n{r[5]}\n{r[6]}" for r in rows])
-    owners, exchanges = [], []
-    for row in rows:
-        pieces = _exchanges(row[6])
+    texts, owners, exchanges = [], [], []
+    for row, (text, pieces) in zip(rows, _memory_tokens([(r[4], r[5], r[6]) for r in rows])):
+        texts.append(text)
         owners += [row[0]] * len(pieces)
         exchanges += pieces
-    exchanges = _tokenize(exchanges)
     with _lock:  # one change at a time: the vocabulary is shared
         if cached is None:
             text_corpus = Bm25Corpus.build([r[0] for r in rows], texts)
@@ -247,6 +245,28 @@ def _exchanges(transcript: str) -> list[str]:
     """Every EXCHANGE_TURNS consecutive turns (at least one text, perhaps empty)."""
     turns = split_turns(transcript)
     return ["\n".join(turns[i : i + EXCHANGE_TURNS]) for i in range(max(len(turns) - EXCHANGE_TURNS + 1, 1))]
+
+
+def _memory_tokens(memories: list[tuple[str, str, str]]) -> list[tuple[list[str], list[list[str]]]]:
+    """For each (title, overview, transcript): the tokens of its whole text (title, overview and
+    transcript) and of each of its exchanges (`_exchanges`). Each turn is tokenized once: a word
+    never spans two lines, so a text's tokens are those of its lines one after the other."""
+    flat, spans = [], []
+    for title, overview, transcript in memories:
+        turns = split_turns(transcript)
+        spans.append((len(flat), len(turns)))
+        flat += [title, overview, *turns]
+    tokens = _tokenize(flat)
+    out = []
+    for start, count in spans:
+        turns = tokens[start + 2 : start + 2 + count]
+        text = tokens[start] + tokens[start + 1] + [token for turn in turns for token in turn]
+        pieces = [
+            [token for turn in turns[i : i + EXCHANGE_TURNS] for token in turn]
+            for i in range(max(count - EXCHANGE_TURNS + 1, 1))
+        ]
+        out.append((text, pieces))
+    return out
 
 
 @functools.cache

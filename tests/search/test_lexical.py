@@ -117,3 +117,18 @@ def test_an_index_follows_memories_indexed_reprocessed_or_deleted_elsewhere_with
     assert fresh_ids.tolist() == ids.tolist()
     for name in ("lexical", "exchanges"):
         assert changed[name] == pytest.approx(fresh[name], rel=1e-6)
+
+
+def test_a_memory_tokenized_turn_by_turn_has_the_tokens_of_its_whole_text_and_exchanges():
+    from tests.support.transcripts import BUDGET, DENTIST
+
+    cases = [
+        ("Dentist", "A crown, twelve hundred dollars", DENTIST),
+        ("", "", BUDGET + "\n\n   \nRaj: one more line\r\nAna: and another"),
+        ("Numbers only", "", "1 2 3"),
+        ("", "", ""),
+    ]
+
+    for (title, overview, transcript), (text, exchanges) in zip(cases, lexical._memory_tokens(cases)):
+        assert text == lexical._tokenize([f"{title}\n{overview}\n{transcript}"])[0]
+        assert exchanges == lexical._tokenize(lexical._exchanges(transcript))
