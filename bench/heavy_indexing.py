@@ -2,6 +2,7 @@
 each as it was (old) against as it is (new), for users of 1,000, 5,000 and 20,000 memories.
 
     .venv/bin/python bench/heavy_indexing.py --database-url postgres://.../omi_bench [--sizes 1000,5000,20000]
+        [--parts duplicates,lexical,logging] [--checks 20] [--logs 300] [--reload]
 
 Loads one user per size (`heavy-{n}`): indexed, searchable memories whose transcripts are slices of
 the LoCoMo conversations (../shared/data/locomo/memories.jsonl, 6 to 20 turns each) and whose own
@@ -289,10 +290,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--checks", type=int, default=20, help="duplicate checks per size")
     parser.add_argument("--logs", type=int, default=300)
-    parser.add_argument("--skip-lexical", action="store_true")
+    parser.add_argument("--parts", default="duplicates,lexical,logging", help="which of them to run")
     parser.add_argument("--reload", action="store_true")
     parser.add_argument("--database-url")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     database_url = setup_django(args.database_url)
     from memories import selectors
     from memories.models import Memory
@@ -310,16 +312,20 @@ def main() -> None:
             load(uid, n, seed=n, model=model)
             print(f"loaded {n} memories of {uid} in {time.perf_counter() - started:.1f} s", flush=True)
     print(f"machine: {machine()}; database: {database_label(database_url)}")
-    print("\nduplicate check of one new memory (ms; pairs written included)")
-    print(f"{'memories':>9} {'old p50':>9} {'old p95':>9} {'new p50':>9} {'new p95':>9} {'new, cold':>10} {'pairs':>6}")
-    for n in sizes:
+    if "duplicates" in parts:
+        print("\nduplicate check of one new memory (ms; pairs written included)")
+        print(
+            f"{'memories':>9} {'old p50':>9} {'old p95':>9} {'new p50':>9} {'new p95':>9} "
+            f"{'new, cold':>10} {'pairs':>6}"
+        )
+    for n in sizes if "duplicates" in parts else []:
         d = bench_duplicates(f"heavy-{n}", args.checks, model)
         print(
             f"{n:>9,} {d['old']['p50']:>9.1f} {d['old']['p95']:>9.1f} {d['new']['p50']:>9.1f} "
             f"{d['new']['p95']:>9.1f} {d['cold_ms']:>10.1f} {d['pairs']:>6}",
             flush=True,
         )
-    if not args.skip_lexical:
+    if "lexical" in parts:
         print("\nBM25 index of one user: rebuild (old) against first build and one change applied (new)")
         print(
             f"{'memories':>9} {'exchanges':>10} {'old rebuild s':>14} {'new first s':>12} {'change ms':>10} "
@@ -333,7 +339,7 @@ def main() -> None:
                 f"{f['query_old']['p50']:>14.2f} {f['query_new']['p50']:>14.2f}",
                 flush=True,
             )
-    if database_url.startswith("postgres"):
+    if "logging" in parts and database_url.startswith("postgres"):
         g = bench_logging(args.logs)
         print(f"\nlogging one search (ms), {args.logs} logs each")
         print(f"old, insert in the search:   p50 {g['old']['p50']:.3f}  p95 {g['old']['p95']:.3f}")
