@@ -58,7 +58,11 @@ class Bm25Corpus:
         self.owners, self.lengths, self.alive = owners, lengths, alive  # per slot
         self.live = int(alive.sum())
         average = float(lengths[alive].sum()) / self.live if self.live else 1.0
-        self.norm = self.K1 * (1 - self.B + self.B * lengths / max(average, 1e-9))
+        norm = (self.K1 * (1 - self.B + self.B * lengths / max(average, 1e-9))).astype(np.float32)
+        # Each posting's term-frequency part, tf / (tf + norm): depends on the average length, so it
+        # is computed for each corpus (one pass over the postings); a query adds the idf.
+        self.parts = [m.data / (m.data + norm[m.indices + shift]) for m, shift in self._matrices()]
+        self.dead = not alive.all()
         size = base.shape[0]
         self.starts = np.flatnonzero(np.r_[True, owners[1:size] != owners[: size - 1]]) if size else np.zeros(0, int)
 
@@ -93,6 +97,9 @@ class Bm25Corpus:
         )
         return Bm25Corpus(self.vocab, every[keep].tocsc(), [], owners[keep], lengths[keep], np.ones(len(keep), bool))
 
+    def _matrices(self):
+        return ((self.base, 0), (self.extra, self.base.shape[0]))
+
     def best(self, tokens: list[str], memory_ids: np.ndarray) -> np.ndarray:
         """Each of `memory_ids` (ascending; every owner of a live document is one) scored by its
         best document for `tokens` (a term given twice counts twice, as in bm25s); 0 for none."""
@@ -100,20 +107,21 @@ class Bm25Corpus:
         terms = Counter(self.vocab[token] for token in tokens if token in self.vocab)
         if not terms:
             return out
-        total = np.zeros(len(self.owners))
+        total = np.zeros(len(self.owners), dtype=np.float32)
         for term, count in terms.items():
-            slots, frequencies = [], []
-            for matrix, shift in ((self.base, 0), (self.extra, self.base.shape[0])):
+            slots, parts = [], []
+            for (matrix, shift), part in zip(self._matrices(), self.parts):
                 if term < matrix.shape[1]:
                     start, end = matrix.indptr[term], matrix.indptr[term + 1]
-                    slots.append(matrix.indices[start:end] + shift)
-                    frequencies.append(matrix.data[start:end])
-            slot, tf = np.concatenate(slots), np.concatenate(frequencies).astype(np.float64)
-            live = self.alive[slot]
-            slot, tf = slot[live], tf[live]
+                    slots.append(matrix.indices[start:end] + shift if shift else matrix.indices[start:end])
+                    parts.append(part[start:end])
+            slot, part = (slots[0], parts[0]) if len(slots) == 1 else (np.concatenate(slots), np.concatenate(parts))
+            if self.dead:
+                live = self.alive[slot]
+                slot, part = slot[live], part[live]
             if len(slot):
-                idf = np.log(1 + (self.live - len(slot) + 0.5) / (len(slot) + 0.5))
-                total[slot] += count * idf * tf / (tf + self.norm[slot])
+                idf = np.float32(count * np.log(1 + (self.live - len(slot) + 0.5) / (len(slot) + 0.5)))
+                total[slot] += idf * part
         size = self.base.shape[0]
         if size:  # the base is in the order of owners: the best of each owner's run of slots
             best = np.maximum.reduceat(total[:size], self.starts)
