@@ -304,7 +304,7 @@ def _cached_matrix(uid: str, model: str, rows: QuerySet) -> tuple[list[int], np.
         return [], np.zeros((0, 0), dtype=np.float32)
     memory_ids, row_ids = listed[:, 0], listed[:, 1]
     cached = _kept((uid, model))
-    if cached is not None and np.array_equal(cached.row_ids, row_ids):  # the same rows: nothing copied
+    if cached is not None and cached.live.all() and np.array_equal(cached.row_ids, row_ids):  # nothing copied
         data = _kept((uid, model), _UserMatrix(memory_ids, row_ids, cached.live, cached.buffer, settled))
         return memory_ids.tolist(), data.matrix
     where = np.full(len(row_ids), -1, dtype=np.int64)  # each row's place in the cached matrix

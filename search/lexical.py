@@ -63,8 +63,6 @@ class Bm25Corpus:
         # is computed for each corpus (one pass over the postings); a query adds the idf.
         self.parts = [m.data / (m.data + norm[m.indices + shift]) for m, shift in self._matrices()]
         self.dead = not alive.all()
-        size = base.shape[0]
-        self.starts = np.flatnonzero(np.r_[True, owners[1:size] != owners[: size - 1]]) if size else np.zeros(0, int)
 
     @classmethod
     def build(cls, owners: list[int], documents: list[list[str]], vocab: dict | None = None) -> "Bm25Corpus":
@@ -111,10 +109,12 @@ class Bm25Corpus:
         for term, count in terms.items():
             slots, parts = [], []
             for (matrix, shift), part in zip(self._matrices(), self.parts):
-                if term < matrix.shape[1]:
+                if term < matrix.shape[1] and matrix.indptr[term + 1] > matrix.indptr[term]:
                     start, end = matrix.indptr[term], matrix.indptr[term + 1]
                     slots.append(matrix.indices[start:end] + shift if shift else matrix.indices[start:end])
                     parts.append(part[start:end])
+            if not slots:
+                continue
             slot, part = (slots[0], parts[0]) if len(slots) == 1 else (np.concatenate(slots), np.concatenate(parts))
             if self.dead:
                 live = self.alive[slot]
@@ -122,13 +122,13 @@ class Bm25Corpus:
             if len(slot):
                 idf = np.float32(count * np.log(1 + (self.live - len(slot) + 0.5) / (len(slot) + 0.5)))
                 total[slot] += idf * part
-        size = self.base.shape[0]
-        if size:  # the base is in the order of owners: the best of each owner's run of slots
-            best = np.maximum.reduceat(total[:size], self.starts)
-            hit = np.flatnonzero(best)
-            out[np.searchsorted(memory_ids, self.owners[self.starts[hit]])] = best[hit]
-        hit = np.flatnonzero(total[size:]) + size
-        np.maximum.at(out, np.searchsorted(memory_ids, self.owners[hit]), total[hit])
+        hit = np.flatnonzero(total)
+        owners, values, base = self.owners[hit], total[hit], hit < self.base.shape[0]
+        if base.any():  # the base is in the order of owners: the best of each owner's run of hits
+            runs, scores = owners[base], values[base]
+            first = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
+            out[np.searchsorted(memory_ids, runs[first])] = np.maximum.reduceat(scores, first)
+        np.maximum.at(out, np.searchsorted(memory_ids, owners[~base]), values[~base])
         return out
 
 
