@@ -19,11 +19,14 @@ def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
     if uid is not None:
         searches = searches.filter(uid=uid)
     search = searches.first()
-    if search is None and not SearchLog.objects.filter(id=search_id).exists() and search_log.reserved(search_id):
-        search_log.writer.flush()  # written by this process, perhaps
-        deadline = time.monotonic() + settings.SEARCH_LOG_WAIT
-        while (search := searches.first()) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+    if search is None and search_log.reserved(search_id):
+        written = SearchLog.objects.filter(id=search_id)  # by anyone: another user's is not waited for
+        if not written.exists():
+            search_log.writer.flush()  # written by this process, perhaps
+            deadline = time.monotonic() + settings.SEARCH_LOG_WAIT
+            while not written.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        search = searches.first()
     if search is None:
         raise NotFound(f"search {search_id} not found")
     return search

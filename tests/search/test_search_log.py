@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 
 from memories.models import ApiKey
 from search import search_log
@@ -50,7 +51,12 @@ def test_a_search_logged_after_the_answer_has_its_fields_and_can_be_judged_at_on
 def test_feedback_waits_for_a_log_still_on_its_way_but_not_for_an_unknown_or_another_users_search(background):
     search_id = reserve_id()
     late = SearchLog(id=search_id, uid="alice", queries=["crown"], strategy="hybrid", latency_ms=1.0)
-    threading.Timer(0.3, lambda: SearchLog.objects.bulk_create([late])).start()  # another process, slow
+
+    def write_late():  # another process, slow
+        SearchLog.objects.bulk_create([late])
+        connection.close()
+
+    threading.Timer(0.3, write_late).start()
 
     assert search_log_get(search_id=search_id, uid="alice").queries == ["crown"]
 
