@@ -75,20 +75,23 @@ def load(n: int, topics: int, planted: int, seed: int, model: str) -> None:
             batch_size=1000,
         )
         MemoryVector.objects.bulk_create(
-            [
-                MemoryVector(
-                    memory=memory,
-                    position=0,
-                    kind="memory",
-                    vector_id=memory.vector_id,
-                    model=model,
-                    dim=DIM,
-                    vector=matrix[i].tobytes(),
-                )
-                for i, memory in enumerate(memories)
-            ],
-            batch_size=1000,
+            [own_vector(memory, matrix[i], model) for i, memory in enumerate(memories)], batch_size=1000
         )
+
+
+def own_vector(memory, vector: np.ndarray, model: str):
+    """A memory's own vector (position 0) as the pipeline keeps it in the database."""
+    from memories.models import MemoryVector
+
+    return MemoryVector(
+        memory=memory,
+        position=0,
+        kind="memory",
+        vector_id=memory.vector_id,
+        model=model,
+        dim=DIM,
+        vector=np.asarray(vector, dtype="<f4").tobytes(),
+    )
 
 
 def seed_pairs(ids: list[int], rows: list[np.ndarray], threshold: float) -> set[tuple[int, int]]:

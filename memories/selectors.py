@@ -1,10 +1,15 @@
 """Reads: memories, their vectors, API keys and the audit trail. `uid=None` means every user (a key
 that is not scoped)."""
 
+import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db.models import Count, Min, Q, QuerySet
+from cachetools import LRUCache
+from django.conf import settings
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
@@ -207,18 +212,216 @@ def memory_vectors_matrix(*, uid: str, memory_ids: list[int] | None = None) -> t
     """The memory-level vector (position 0: structured fields + transcript) of each indexed memory
     of one user, as unit-length float32 rows, with their memory ids in the same order.
 
-    Only vectors of the current embedding model count, so a matrix never mixes models."""
-    rows = MemoryVector.objects.filter(
-        memory__uid=uid, memory__status=Memory.Status.INDEXED, position=0, model=get_embedder().model
-    )
-    if memory_ids is not None:
-        rows = rows.filter(memory_id__in=memory_ids)
-    pairs = list(rows.order_by("memory_id").values_list("memory_id", "vector"))
+    Only vectors of the current embedding model count, so a matrix never mixes models. The whole
+    matrix of a user (`memory_ids=None`) comes from this process's cache, brought up to date first
+    (see `_UserMatrix`): only the vectors written since it was read come from the database. The
+    matrix is read-only."""
+    model = get_embedder().model
+    rows = MemoryVector.objects.filter(memory__uid=uid, memory__status=Memory.Status.INDEXED, position=0, model=model)
+    if memory_ids is None:
+        return _cached_matrix(uid, model, rows)
+    pairs = list(rows.filter(memory_id__in=memory_ids).order_by("memory_id").values_list("memory_id", "vector"))
     if not pairs:
         return [], np.zeros((0, 0), dtype=np.float32)
-    matrix = np.vstack([np.frombuffer(bytes(vector), dtype="<f4") for _, vector in pairs])
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return [memory_id for memory_id, _ in pairs], matrix / np.maximum(norms, 1e-12)
+    return [memory_id for memory_id, _ in pairs], _unit_rows([vector for _, vector in pairs])
+
+
+def _unit_rows(blobs: list) -> np.ndarray:
+    matrix = np.vstack([np.frombuffer(bytes(blob), dtype="<f4") for blob in blobs])
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class _UserMatrix:
+    """One user's memory-level vectors as read: per row the memory id, the id of the vector's row in
+    the database (a memory's rows are written anew whenever its vectors change, so a row id names
+    one vector for good) and whether it is still the memory's vector (`live`); the unit rows
+    (read-only: a view of `buffer`, which has room for rows to come); and `settled`: every vector
+    row of a smaller id that will ever be committed was committed when these were read (0: unknown).
+    Rows are by ascending memory id and all live, until rows written since are added at the end."""
+
+    memory_ids: np.ndarray
+    row_ids: np.ndarray
+    live: np.ndarray
+    buffer: np.ndarray
+    settled: int
+
+    @property
+    def matrix(self) -> np.ndarray:
+        view = self.buffer[: len(self.row_ids)]
+        view.flags.writeable = False  # shared by every caller: none may change it
+        return view
+
+    @property
+    def nbytes(self) -> int:
+        return self.buffer.nbytes + 17 * len(self.memory_ids)
+
+
+_matrices: LRUCache | None = None  # (uid, model) -> _UserMatrix
+_matrices_lock = threading.Lock()
+_update_lock = threading.Lock()  # one update of a kept matrix at a time (they add rows to its buffer)
+SETTLE_SECONDS = 60.0  # a transaction that writes vectors commits within this time of taking its row ids
+_checkpoints: list[tuple[float, int]] = []  # (monotonic time, greatest vector row id then), oldest first
+
+
+def _matrix_cache() -> LRUCache:
+    """At most MEMORY_MATRIX_CACHE_MB of users' matrices, least recently used out first (a new,
+    empty cache if the setting changes). Call with the lock held."""
+    global _matrices
+    limit = settings.MEMORY_MATRIX_CACHE_MB * 2**20
+    if _matrices is None or _matrices.maxsize != limit:
+        _matrices = LRUCache(limit, getsizeof=lambda data: data.nbytes)
+    return _matrices
+
+
+def _kept(key: tuple[str, str], data: _UserMatrix | None = None) -> _UserMatrix | None:
+    """The cache's matrix of (uid, model); with `data`, that one kept instead."""
+    with _matrices_lock:
+        cache = _matrix_cache()
+        if data is None:
+            return cache.get(key)
+        cache.pop(key, None)
+        if data.nbytes <= cache.maxsize:  # larger than the whole cache: not kept
+            cache[key] = data
+        return data
+
+
+def _settled_row_id() -> int:
+    """A vector row id under which every row that will ever be committed is committed now: the
+    greatest id this process saw SETTLE_SECONDS ago or more (0 in a younger process)."""
+    now = time.monotonic()
+    with _matrices_lock:
+        fresh = bool(_checkpoints) and now - _checkpoints[-1][0] < 1.0
+    if not fresh:
+        greatest = MemoryVector.objects.aggregate(greatest=Max("id"))["greatest"] or 0
+        with _matrices_lock:
+            _checkpoints.append((now, greatest))
+    with _matrices_lock:
+        settled = [i for i, (at, _) in enumerate(_checkpoints) if now - at >= SETTLE_SECONDS]
+        if not settled:
+            return 0
+        del _checkpoints[: settled[-1]]  # older ones are of no more use
+        return _checkpoints[0][1]
+
+
+def _cached_matrix(uid: str, model: str, rows: QuerySet) -> tuple[list[int], np.ndarray]:
+    """The user's matrix from the cache, after one query for the (memory id, row id) of every
+    current vector: rows the cache has are kept, the others (new or reprocessed memories) read,
+    memories gone dropped. The database stays the truth: no process answers from a stale matrix."""
+    settled = _settled_row_id()
+    listed = np.array(list(rows.order_by("memory_id").values_list("memory_id", "id")), dtype=np.int64)
+    if not len(listed):
+        return [], np.zeros((0, 0), dtype=np.float32)
+    memory_ids, row_ids = listed[:, 0], listed[:, 1]
+    cached = _kept((uid, model))
+    if cached is not None and cached.live.all() and np.array_equal(cached.row_ids, row_ids):  # nothing copied
+        data = _kept((uid, model), _UserMatrix(memory_ids, row_ids, cached.live, cached.buffer, settled))
+        return memory_ids.tolist(), data.matrix
+    where = np.full(len(row_ids), -1, dtype=np.int64)  # each row's place in the cached matrix
+    if cached is not None and len(cached.row_ids):
+        order = np.argsort(cached.row_ids)
+        at = np.minimum(np.searchsorted(cached.row_ids, row_ids, sorter=order), len(order) - 1)
+        hit = cached.row_ids[order[at]] == row_ids
+        where[hit] = order[at[hit]]
+    missing = np.flatnonzero(where < 0)
+    fresh = _vectors(row_ids[missing]) if len(missing) else None
+    dim = fresh.shape[1] if fresh is not None else cached.buffer.shape[1]
+    if cached is not None and cached.buffer.shape[1] != dim:
+        raise BackendError(f"memory vectors of uid {uid!r} changed dimension under model {model!r}", permanent=True)
+    buffer = np.empty((len(row_ids) + _room(len(row_ids)), dim), dtype=np.float32)
+    kept = np.flatnonzero(where >= 0)
+    if len(kept):
+        buffer[kept] = cached.buffer[where[kept]]
+    if fresh is not None:
+        buffer[missing] = fresh
+    data = _kept((uid, model), _UserMatrix(memory_ids, row_ids, np.ones(len(row_ids), dtype=bool), buffer, settled))
+    return memory_ids.tolist(), data.matrix
+
+
+def _room(rows: int) -> int:
+    return max(64, rows // 8)
+
+
+def _vectors(row_ids: np.ndarray) -> np.ndarray:
+    """The unit vectors of these vector rows, in their order."""
+    read = dict(MemoryVector.objects.filter(id__in=row_ids.tolist()).values_list("id", "vector"))
+    return _unit_rows([read[row_id] for row_id in row_ids.tolist()]).astype(np.float32)
+
+
+def _updated(uid: str, model: str, cached: _UserMatrix) -> _UserMatrix:
+    """The kept matrix with the vectors written since it was read (rows past its `settled` id, of
+    any user: few, found by key, then this user's kept): the changed memories' old rows marked not
+    live, their new rows added at the end of the buffer (copied to a larger one when it is full).
+    Call with `_update_lock` held."""
+    settled = _settled_row_id()
+    recent = dict(
+        MemoryVector.objects.filter(id__gt=cached.settled, position=0, model=model).values_list("memory_id", "id")
+    )
+    indexed = dict(
+        Memory.objects.filter(id__in=list(recent), uid=uid).values_list("id", "status")
+    )  # this user's changed memories
+    if not indexed:
+        return _kept((uid, model), _UserMatrix(cached.memory_ids, cached.row_ids, cached.live, cached.buffer, settled))
+    changed = np.array(sorted(indexed), dtype=np.int64)
+    live = cached.live & ~np.isin(cached.memory_ids, changed)
+    added = [(m, recent[m]) for m in changed.tolist() if indexed[m] == Memory.Status.INDEXED]
+    add_ids = np.array([m for m, _ in added], dtype=np.int64)
+    add_rows = np.array([row for _, row in added], dtype=np.int64)
+    fresh = _vectors(add_rows) if added else np.zeros((0, cached.buffer.shape[1]), dtype=np.float32)
+    if fresh.shape[1] != cached.buffer.shape[1]:
+        raise BackendError(f"memory vectors of uid {uid!r} changed dimension under model {model!r}", permanent=True)
+    n, buffer = len(cached.row_ids), cached.buffer
+    if n + len(added) > len(buffer):  # full: the live rows into a larger buffer
+        keep = np.flatnonzero(live)
+        buffer = np.empty((len(keep) + len(added) + _room(len(keep)), buffer.shape[1]), dtype=np.float32)
+        buffer[: len(keep)] = cached.buffer[keep]
+        cached = _UserMatrix(cached.memory_ids[keep], cached.row_ids[keep], live[keep], buffer, cached.settled)
+        n, live = len(keep), live[keep]
+    buffer[n : n + len(added)] = fresh  # past the end of every earlier view of this buffer
+    data = _UserMatrix(
+        np.concatenate([cached.memory_ids, add_ids]),
+        np.concatenate([cached.row_ids, add_rows]),
+        np.concatenate([live, np.ones(len(added), dtype=bool)]),
+        buffer,
+        settled,
+    )
+    return _kept((uid, model), data)
+
+
+def memory_vectors_similar(*, uid: str, memory_ids: list[int], threshold: float) -> dict[tuple[int, int], float]:
+    """Each pair (a < b: cosine) of one of `memory_ids` with another indexed memory of the user
+    whose own vectors have a cosine of `threshold` or more (vectors of the current model).
+
+    Over the user's matrix kept in this process (`memory_vectors_matrix`), brought up to date with
+    only the vectors written since it was read (`_updated`); a memory found is checked to be still
+    indexed with that vector (a deleted one is left out). Once the process has the matrix, no whole
+    matrix is read or copied: it stays cheap for a user of many memories."""
+    model = get_embedder().model
+    with _update_lock:
+        cached = _kept((uid, model))
+        if cached is None or not cached.settled:
+            memory_vectors_matrix(uid=uid)  # read whole by the exact path (and kept)
+            cached = _kept((uid, model))
+        else:
+            cached = _updated(uid, model, cached)
+    if cached is None or not len(cached.memory_ids):
+        return {}
+    checked = np.flatnonzero(np.isin(cached.memory_ids, memory_ids) & cached.live)
+    scores = cached.matrix[checked] @ cached.matrix.T  # (checked memories) x (all of the user's rows)
+    scores[:, ~cached.live] = -np.inf
+    found, rows_of = {}, {}
+    for r, c in zip(*np.nonzero(scores >= threshold)):
+        a, b = int(cached.memory_ids[checked[r]]), int(cached.memory_ids[c])
+        if a != b:
+            found[(min(a, b), max(a, b))] = float(scores[r, c])
+            rows_of[(min(a, b), max(a, b))] = {int(cached.row_ids[checked[r]]), int(cached.row_ids[c])}
+    if found:  # only memories still indexed with these vectors (a deleted one's row is still here)
+        named = set().union(*rows_of.values())
+        current = set(
+            MemoryVector.objects.filter(id__in=named, memory__status=Memory.Status.INDEXED).values_list("id", flat=True)
+        )
+        found = {key: similarity for key, similarity in found.items() if rows_of[key] <= current}
+    return found
 
 
 def memory_neighbours(*, memory, k: int = 5) -> list[tuple[Memory, float]]:

@@ -372,6 +372,9 @@ CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
 
 # Duplicates: two memories of one user whose vectors' cosine is at least this are a pair to review.
 DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
+# Each process keeps recently checked users' memory vectors (the duplicate check of a new memory,
+# neighbours, clusters), up to this size, brought up to date from the database before each use.
+MEMORY_MATRIX_CACHE_MB = env_int("MEMORY_MATRIX_CACHE_MB", 256, minimum=0)
 
 # Search: a result whose best vector's cosine with the query is under this is marked weak (see
 # search/services.py). 0.35 lies between nonsense and real answers for the local model (MiniLM) on
@@ -380,6 +383,12 @@ SEARCH_RELEVANCE_FLOOR = env_float("SEARCH_RELEVANCE_FLOOR", 0.35, minimum=0.0)
 # `manage.py tune` refuses to fit a strategy's parameters to fewer judged queries (with a labelled set:
 # judged and labelled queries together) than this.
 TUNE_MIN_QUERIES = env_int("TUNE_MIN_QUERIES", 30, minimum=1)
+# Search logs are written after the answer by a thread of each process (PostgreSQL; search/search_log.py),
+# at most SEARCH_LOG_QUEUE waiting (more: the search writes its own); feedback on a search whose log
+# is on its way waits for it up to SEARCH_LOG_WAIT seconds.
+SEARCH_LOG_BACKGROUND = env_bool("SEARCH_LOG_BACKGROUND", True)
+SEARCH_LOG_QUEUE = env_int("SEARCH_LOG_QUEUE", 1000, minimum=1)
+SEARCH_LOG_WAIT = env_float("SEARCH_LOG_WAIT", 2.0, minimum=0.0)
 
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")

@@ -1,19 +1,33 @@
 """Reads about searches. `uid=None` means every user (a key that is not scoped)."""
 
+import time
+
+from django.conf import settings
 from django.db.models import Count, Max, QuerySet
 
 from omi_memory.errors import NotFound
 
+from . import search_log
 from .experiments import assigned_arm
 from .models import DuplicatePair, EvalRun, Experiment, ParameterProfile, SearchLog
 
 
 def search_log_get(*, search_id: int, uid: str | None = None) -> SearchLog:
-    """One logged search, or NotFound: also for another user's search, so ids reveal nothing."""
+    """One logged search, or NotFound: also for another user's search, so ids reveal nothing. A
+    search whose log is still being written (`search_log.py`) is waited for, SEARCH_LOG_WAIT seconds
+    at most."""
     searches = SearchLog.objects.filter(id=search_id)
     if uid is not None:
         searches = searches.filter(uid=uid)
     search = searches.first()
+    if search is None and search_log.reserved(search_id):
+        written = SearchLog.objects.filter(id=search_id)  # by anyone: another user's is not waited for
+        if not written.exists():
+            search_log.writer.flush()  # written by this process, perhaps
+            deadline = time.monotonic() + settings.SEARCH_LOG_WAIT
+            while not written.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        search = searches.first()
     if search is None:
         raise NotFound(f"search {search_id} not found")
     return search

@@ -34,6 +34,7 @@ from . import strategies
 from .experiments import ARMS, INTERLEAVED, arm_search_kwargs, clean_arm, interleave_coin, team_draft
 from .lexical import matched_spans, query_terms
 from .models import Experiment, ParameterProfile, RelevanceFeedback, ResultUse, SearchLog
+from .search_log import search_log_write
 from .selectors import experiment_for_search, near_duplicates, profile_active, profile_get
 from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest, resolve_params
 
@@ -107,7 +108,8 @@ def search_memories(
     profile if there is one; False, none; a name, that profile), overridden by `params` for this
     search: a name the strategy does not have or a value out of bounds is a ValidationFailed. Every
     search is logged (`SearchLog`, with every parameter used in `params["strategy_params"]` and the
-    profile's name in `params["profile"]`) unless `log=False` (the evaluation's own runs).
+    profile's name in `params["profile"]`) unless `log=False` (the evaluation's own runs); the log
+    is written after the answer (`search_log.py`), its id at once the result's `search_id`.
     `strategy=None`: the default strategy (with the other arguments), or, when the running
     experiment takes `uid` in (logged searches only), its arm's strategy, parameters and profile,
     or both arms interleaved. `index_version` (e.g. "v2"): search that built index version (its
@@ -183,26 +185,28 @@ def search_memories(
                 },
                 "arm_ms": arm_ms,
             }
-        result.search_id = SearchLog.objects.create(
-            api_key=api_key,
-            user=user,
-            uid=uid,
-            queries=queries,
-            strategy=strategy,
-            params=logged,
-            results=[
-                {
-                    "memory_id": h.memory.id,
-                    "score": round(h.score, 6),
-                    "weak": h.weak,
-                    **({"arm": h.arm} if h.arm else {}),
-                }
-                for h in ranking.hits
-            ],
-            latency_ms=round(result.took_ms, 3),
-            experiment=experiment,
-            arm=arm,
-        ).id
+        result.search_id = search_log_write(
+            SearchLog(
+                api_key=api_key,
+                user=user,
+                uid=uid,
+                queries=queries,
+                strategy=strategy,
+                params=logged,
+                results=[
+                    {
+                        "memory_id": h.memory.id,
+                        "score": round(h.score, 6),
+                        "weak": h.weak,
+                        **({"arm": h.arm} if h.arm else {}),
+                    }
+                    for h in ranking.hits
+                ],
+                latency_ms=round(result.took_ms, 3),
+                experiment=experiment,
+                arm=arm,
+            )
+        )
     return result
 
 

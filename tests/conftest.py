@@ -101,11 +101,13 @@ def forget_process_state() -> None:
     from django.core.cache import caches
     from django.core.cache.backends.locmem import LocMemCache
 
-    from memories import services
+    from memories import selectors, services
     from memories.parts import registry, versions
     from omi_memory import throttles
 
     Embedder._caches.clear()
+    selectors._matrices = None
+    selectors._checkpoints.clear()
     registry._forget_parts()
     versions._forget_parts()
     services._BROKER.reset()

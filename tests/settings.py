@@ -8,3 +8,7 @@ import secrets
 os.environ.setdefault("SECRET_KEY", f"test-run-{secrets.token_urlsafe(48)}")
 
 from omi_memory.settings import *  # noqa: E402, F403
+
+# A test's rows live in its transaction, which the search-log thread's connection cannot see: logs
+# are written in the search (tests/search/test_search_log.py turns the thread on, on committed rows).
+SEARCH_LOG_BACKGROUND = False

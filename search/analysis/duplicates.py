@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from memories.models import AuditEvent, Memory, MemoryVector
-from memories.selectors import memory_vectors_matrix
+from memories.selectors import memory_vectors_matrix, memory_vectors_similar
 from memories.services import audit_record, memory_merge_into, memory_unmerge
 from omi_memory.actors import Actor
 from omi_memory.errors import Conflict, NotFound, ValidationFailed
@@ -152,7 +152,8 @@ def duplicate_scan(*, uid: str | None = None, threshold: float | None = None) ->
 
 def duplicate_check_memories(*, memory_ids: list[int], threshold: float | None = None) -> dict[str, int]:
     """The incremental check: each newly indexed memory against the other memories of its user,
-    one matrix product per user (a matrix-vector product for one memory)."""
+    one matrix product per user (a matrix-vector product for one memory), over the user's matrix
+    kept in this process (`memories.selectors.memory_vectors_similar`: only what changed is read)."""
     threshold = _threshold(threshold)
     totals = {"memories": 0, "pairs": 0, "created": 0, "refreshed": 0, "kept_closed": 0}
     by_uid: dict[str, list[int]] = {}
@@ -161,20 +162,10 @@ def duplicate_check_memories(*, memory_ids: list[int], threshold: float | None =
     ):
         by_uid.setdefault(uid, []).append(memory_id)
     for uid, new_ids in by_uid.items():
-        ids, matrix = memory_vectors_matrix(uid=uid)
-        wanted = set(new_ids)
-        rows = [row for row, memory_id in enumerate(ids) if memory_id in wanted]
-        if not rows:
-            continue
-        scores = matrix[rows] @ matrix.T  # (new memories) x (all of the user's memories)
-        found = {}
-        for r, c in zip(*np.nonzero(scores >= threshold)):
-            a, b = ids[rows[r]], ids[c]
-            if a != b:
-                found[(min(a, b), max(a, b))] = float(scores[r, c])
+        found = memory_vectors_similar(uid=uid, memory_ids=new_ids, threshold=threshold)
         with transaction.atomic():
             counts = _save_pairs(uid, found)
-        totals["memories"] += len(rows)
+        totals["memories"] += len(new_ids)
         totals["pairs"] += len(found)
         for key, value in counts.items():
             totals[key] += value

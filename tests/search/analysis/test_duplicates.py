@@ -6,9 +6,11 @@ import pytest
 from memories.models import ActionItem, AuditEvent, Event, Memory, MemoryVector
 from memories.parts.vectorstores import get_vector_store
 from memories.parts.vectorstores.base import SearchFilters
+from memories.selectors import memory_vectors_matrix
 from memories.services import memory_reprocess
 from omi_memory.errors import Conflict
 from search.analysis.duplicates import (
+    duplicate_check_memories,
     duplicate_check_memory,
     duplicate_pair_dismiss,
     duplicate_pair_merge,
@@ -247,3 +249,77 @@ def _user(name: str):
     from django.contrib.auth.models import User
 
     return User.objects.create_user(name)
+
+
+def _stored(uid: str, vector: np.ndarray) -> Memory:
+    """An indexed memory whose own vector is `vector`, as the pipeline keeps it."""
+    from memories.parts.embedders import get_embedder
+
+    memory = Memory.objects.create(uid=uid, transcript="Speaker 0: a memory.", status=Memory.Status.INDEXED)
+    _revector(memory, vector, model=get_embedder().model)
+    return memory
+
+
+def _revector(memory: Memory, vector: np.ndarray, *, model: str) -> None:
+    """The memory's vectors written anew (as a reprocess writes them)."""
+    MemoryVector.objects.filter(memory=memory).delete()
+    MemoryVector.objects.create(
+        memory=memory,
+        position=0,
+        vector_id=memory.vector_id,
+        model=model,
+        dim=len(vector),
+        vector=np.asarray(vector, dtype="<f4").tobytes(),
+    )
+
+
+def _brute_force_pairs(uid: str, threshold: float = 0.95) -> set[tuple[int, int]]:
+    """Every pair over the threshold, from the user's vectors read from the database afresh."""
+    rows = list(
+        MemoryVector.objects.filter(memory__uid=uid, memory__status=Memory.Status.INDEXED, position=0)
+        .order_by("memory_id")
+        .values_list("memory_id", "vector")
+    )
+    ids = [memory_id for memory_id, _ in rows]
+    matrix = unit_rows(np.vstack([np.frombuffer(bytes(v), dtype="<f4") for _, v in rows]))
+    scores = matrix @ matrix.T
+    return {(ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)) if scores[i, j] >= threshold}
+
+
+@pytest.mark.parametrize("settle", [60.0, 0.0], ids=["young process: whole listing", "only rows since"])
+def test_the_check_of_new_memories_finds_the_pairs_a_full_read_finds_after_the_users_vectors_changed(
+    db, monkeypatch, settle
+):
+    from memories import selectors
+    from memories.parts.embedders import get_embedder
+
+    monkeypatch.setattr(selectors, "SETTLE_SECONDS", settle)
+
+    rng = np.random.default_rng(17)
+    near = lambda row: unit_rows(row[None] + 0.01 * rng.standard_normal((1, 64)))[0]  # noqa: E731 - cosine ~0.995
+    base = unit_rows(rng.standard_normal((40, 64)))
+    memories = [_stored("heavy", row) for row in base]
+    _stored("other", base[3])  # another user's copy: never a pair
+    duplicate_scan(uid="heavy")  # reads (and keeps) the user's matrix: nothing similar yet
+    assert not DuplicatePair.objects.exists()
+
+    # Changes the kept matrix has not seen: a new near-copy of memory 3, memory 7 reprocessed into a
+    # near-copy of memory 9, memory 11 deleted just after a near-copy of it was added.
+    copy_of_3 = _stored("heavy", near(base[3]))
+    _revector(memories[7], near(base[9]), model=get_embedder().model)
+    copy_of_11 = _stored("heavy", near(base[11]))
+    Memory.objects.filter(id=memories[11].id).update(status=Memory.Status.DELETED)
+    MemoryVector.objects.filter(memory=memories[11]).delete()
+
+    duplicate_check_memories(memory_ids=[copy_of_3.id, memories[7].id, copy_of_11.id])
+
+    expected = _brute_force_pairs("heavy")
+    assert expected == {(memories[3].id, copy_of_3.id), (memories[7].id, memories[9].id)}
+    assert pairs_of("heavy") == expected
+    assert pairs_of("other") == set()
+    # The scan over the same (now kept) matrix agrees, and with the whole user read afresh.
+    DuplicatePair.objects.all().delete()
+    assert duplicate_scan(uid="heavy")["pairs"] == 2 and pairs_of("heavy") == expected
+    ids, matrix = memory_vectors_matrix(uid="heavy")
+    fresh_ids, fresh = memory_vectors_matrix(uid="heavy", memory_ids=ids)
+    assert ids == fresh_ids and np.array_equal(matrix, fresh) and memories[11].id not in ids
