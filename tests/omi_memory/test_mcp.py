@@ -6,6 +6,7 @@ add_memory answers. Rows are committed (other processes read them) and flushed a
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import anyio
@@ -89,6 +90,13 @@ def text(result) -> str:
     return "\n".join(block.text for block in result.content)
 
 
+def run(scenario):
+    """`anyio.run(scenario)` on a thread of its own: the browser tests' Playwright keeps an event
+    loop running on the main thread for the rest of the session."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(anyio.run, scenario).result()
+
+
 def test_a_scoped_key_adds_finds_reads_lists_and_deletes_its_memories(connect):
     key = key_for("alice")
 
@@ -107,7 +115,7 @@ def test_a_scoped_key_adds_finds_reads_lists_and_deletes_its_memories(connect):
             gone = await mcp.call_tool("get_memory", {"memory_id": memory_id})
             return added, note, found, got, listed, deleted, after, gone
 
-    added, note, found, got, listed, deleted, after, gone = anyio.run(scenario)
+    added, note, found, got, listed, deleted, after, gone = run(scenario)
 
     assert not added.is_error, text(added)
     memory_id = added.structured_content["id"]
@@ -150,7 +158,7 @@ def test_a_scoped_key_is_refused_another_uid_with_a_tool_error(connect):
             }
             return bens, refused
 
-    bens, refused = anyio.run(scenario)
+    bens, refused = run(scenario)
 
     assert not bens.is_error, text(bens)
     for name in ("search", "add", "list"):
@@ -184,7 +192,7 @@ def test_input_out_of_the_apis_bounds_is_a_tool_error(connect):
                 "uid": await mcp.call_tool("add_memory", {"uid": "not a uid!", "text": "hello there"}),
             }
 
-    answers = anyio.run(scenario)
+    answers = run(scenario)
 
     assert all(answer.is_error for answer in answers.values()), {n: text(a) for n, a in answers.items()}
     assert "uid is required" in text(answers["no uid"])
@@ -237,7 +245,7 @@ def test_stdio_checks_its_key_at_every_call_and_refuses_to_start_without_one(tmp
                 after = await mcp.call_tool("list_memories", {})
                 return before, after
 
-    before, after = anyio.run(scenario)
+    before, after = run(scenario)
     no_key = subprocess.run(
         [sys.executable, "manage.py", "mcp"], cwd=ROOT, env=server_env(), capture_output=True, text=True, timeout=120
     )
@@ -264,7 +272,7 @@ def test_tool_calls_count_against_the_keys_api_rates(tmp_path):
             async with over_stdio(key, errlog, THROTTLE_READS="2/min") as mcp:
                 return [await mcp.call_tool("list_memories", {}) for _ in range(3)]
 
-    answers = anyio.run(scenario)
+    answers = run(scenario)
 
     assert [answer.is_error for answer in answers] == [False, False, True]
     assert "throttled: too many requests from this API key; try again in" in text(answers[2])
