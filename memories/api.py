@@ -15,12 +15,12 @@ from omi_memory.api_common import (
     Pagination,
     RowId,
     Text,
+    check_scope,
     check_uid,
     documented_example,
     errors,
     key_uid,
 )
-from omi_memory.errors import Forbidden
 from omi_memory.throttles import ANON, READS, WRITES
 
 from . import selectors, services
@@ -186,8 +186,8 @@ def create_memories(request: HttpRequest, payload: MemoryBatchIn):
 @paginate(Pagination)
 def list_memories(request: HttpRequest, filters: Query[MemoryFilters]):
     scoped = key_uid(request)
-    if scoped is not None and filters.uid not in (None, scoped):
-        raise Forbidden(f"this API key may only act for uid {scoped!r}", code="uid_forbidden")
+    if filters.uid is not None:
+        check_scope(scoped, filters.uid)
     values = filters.dict()
     values["uid"] = scoped or values["uid"]
     return selectors.memory_list(**values)

@@ -273,6 +273,9 @@ class AuditEvent(models.Model):
         API_KEY_REVOKE = "api_key.revoke", "API key revoked"
         API_KEY_EXPIRE = "api_key.expire", "API key expiry set"
         VECTORS_RECONCILE = "vectors.reconcile", "vector reconciliation started"
+        WEBHOOK_CREATE = "webhook.create", "webhook endpoint created"
+        WEBHOOK_UPDATE = "webhook.update", "webhook endpoint changed"
+        WEBHOOK_DELETE = "webhook.delete", "webhook endpoint deleted"
         PROFILE_ACTIVATE = "profile.activate", "parameter profile activated"
         PROFILE_DEACTIVATE = "profile.deactivate", "parameter profile deactivated"
 
@@ -287,11 +290,13 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=150)  # the username, the key's prefix and name, the OS user
     actor_user_id = models.BigIntegerField(null=True, blank=True)
     actor_key_id = models.BigIntegerField(null=True, blank=True)
-    origin = models.CharField(max_length=16)  # dashboard, api, command line
+    origin = models.CharField(max_length=16)  # dashboard, api, mcp, command line
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     uid = models.CharField(max_length=128, blank=True, db_index=True)  # the memories' user, when one
-    target_type = models.CharField(max_length=32, blank=True)  # memory, user, duplicate_pair, cluster_run, api_key, ...
+    target_type = models.CharField(
+        max_length=32, blank=True
+    )  # memory, user, duplicate_pair, cluster_run, api_key, webhook, parameter_profile
     target_ids = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
 

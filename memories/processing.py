@@ -16,6 +16,7 @@ countdown. Whatever happens to a message or a worker, once the lease has passed 
 cannot finish what another claim took over: every finish is conditional on its own token.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -35,7 +36,7 @@ from omi_memory.metrics import PIPELINE_FAILURES, PIPELINE_RETRIES, PIPELINE_STA
 from .models import ActionItem, Event, Memory
 from .parts.extractors import Extraction, get_extractor
 from .parts.vectorstores import get_vector_store
-from .signals import memory_indexed
+from .signals import memory_failed, memory_indexed
 from .vectors import memory_vectors_build_many, memory_vectors_delete, memory_vectors_save, memory_vectors_upsert_many
 
 logger = logging.getLogger(__name__)
@@ -96,11 +97,9 @@ def _process_claimed(
         outcomes.update(_finish_indexed([m for m in ready if m.id not in failures], extractions, built, token))
     indexed = [memory_id for memory_id, done in outcomes.items() if done == "indexed"]
     if indexed:  # e.g. the duplicate check (search); a receiver's failure must not fail the pipeline
-        for receiver, result in memory_indexed.send_robust(sender=Memory, memory_ids=indexed):
-            if isinstance(result, Exception):
-                logger.error("memory_indexed receiver %s failed", receiver, exc_info=result)
+        _announce(memory_indexed, indexed)
 
-    retry = []
+    retry, failed = [], []
     for memory_id, exc in failures.items():
         reason = f"{type(exc).__name__}: {exc}"
         known = isinstance(exc, (BackendError, OperationalError, InterfaceError))
@@ -112,12 +111,24 @@ def _process_claimed(
             retry.append(memory_id)
             PIPELINE_RETRIES.labels(type(exc).__name__).inc()
         else:
-            _finish_failed(memory_id, token, reason, built[memory_id].ids if memory_id in built else [])
+            if _finish_failed(memory_id, token, reason, built[memory_id].ids if memory_id in built else []):
+                failed.append(memory_id)
             outcomes[memory_id] = "failed"
             PIPELINE_FAILURES.labels(type(exc).__name__).inc()
+    if failed:
+        _announce(memory_failed, failed)
     if retry:
         raise RetryLater(f"{len(retry)} memories to retry; first: {failures[retry[0]]}", outcomes=outcomes)
     return outcomes
+
+
+def _announce(signal, memory_ids: list[int]) -> None:
+    """Send `memory_indexed` or `memory_failed` (the duplicate check, webhooks): a receiver's
+    failure is logged and never fails the pipeline."""
+    signal_name = "memory_indexed" if signal is memory_indexed else "memory_failed"
+    for receiver, result in signal.send_robust(sender=Memory, memory_ids=memory_ids):
+        if isinstance(result, Exception):
+            logger.error("%s receiver %s failed", signal_name, receiver, exc_info=result)
 
 
 class RetryLater(BackendError):
@@ -161,11 +172,15 @@ def _extract_all(memories: list[Memory], failures: dict[int, Exception]) -> dict
 
     workers = min(extractor.concurrency or settings.EXTRACT_CONCURRENCY, len(memories))
     extractions: dict[int, Extraction] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {memory.id: pool.submit(extract, memory) for memory in memories}
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {memory.id: pool.submit(extract, memory) for memory in memories}
+        results = {memory_id: future.result for memory_id, future in futures.items()}
+    else:  # one at a time: no threads to start
+        results = {memory.id: functools.partial(extract, memory) for memory in memories}
     for memory in memories:
         try:
-            extraction = futures[memory.id].result()
+            extraction = results[memory.id]()
         except Exception as exc:  # noqa: BLE001 - recorded on the memory
             failures[memory.id] = exc
             continue
@@ -312,9 +327,10 @@ def _released_after_database_error(token, exc: Exception, attempt: int) -> "Retr
     return RetryLater(f"database unavailable: {reason}", outcomes={memory_id: "retrying" for memory_id in held})
 
 
-def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) -> None:
+def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) -> bool:
+    """Mark a memory failed (False: deleted or re-claimed meanwhile), its partial vectors removed."""
     logger.warning("memory %s: failed: %s", memory_id, reason)
-    Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
+    updated = Memory.objects.filter(id=memory_id, status=Status.PROCESSING, claim_token=token).update(
         status=Status.FAILED, claim_token=None, lease_until=None, searchable=False, failure_reason=reason[:2000]
     )
     if vector_ids:  # some may have been written before the failure: never leave them behind
@@ -322,6 +338,7 @@ def _finish_failed(memory_id: int, token, reason: str, vector_ids: list[str]) ->
             get_vector_store().delete(vector_ids)
         except BackendError as exc:
             logger.warning("memory %s: could not remove its partial vectors: %s", memory_id, exc)
+    return bool(updated)
 
 
 def _replace_items(extractions: dict[int, Extraction]) -> None:

@@ -43,6 +43,7 @@ from .models import (
     Source,
 )
 from .processing import lease_after_retry
+from .signals import memory_deleted, memory_failed
 from .vectors import memory_vectors_delete, user_vectors_erase
 
 logger = logging.getLogger(__name__)
@@ -315,6 +316,8 @@ def _memory_soft_delete(memory: Memory) -> bool:
             )
         )
         transaction.on_commit(partial(_send, delete_memory_vectors, [memory.id], [memory.id]))
+        if deleted:  # e.g. webhooks; in this transaction
+            memory_deleted.send(sender=Memory, memory_ids=[memory.id])
     return bool(deleted)
 
 
@@ -376,6 +379,8 @@ def pipeline_sweep(*, limit: int = 1000, batch: int = 16) -> Sweep:
                     searchable=False,
                     failure_reason=WORKER_LOST.format(attempts),
                 )
+        if sweep.failed:  # e.g. webhooks; in this transaction
+            memory_failed.send(sender=Memory, memory_ids=sweep.failed)
         Memory.objects.filter(id__in=[id_ for id_, _ in lost if id_ not in sweep.failed]).update(
             status=Status.QUEUED,
             claim_token=None,
@@ -408,20 +413,24 @@ def user_erase(*, uid: str, actor: Actor) -> tuple[int, int]:
     database's). Returns (memories deleted, vectors removed). The memories are marked and the
     erasure recorded together; the vectors go after (a failure there leaves them for a rerun)."""
     with transaction.atomic():
-        deleted = (
-            Memory.objects.filter(uid=uid)
+        erased = list(
+            Memory.objects.select_for_update()
+            .filter(uid=uid)
             .exclude(status=Status.DELETED)
-            .update(
-                status=Status.DELETED,
-                claimed_at=None,
-                claim_token=None,
-                searchable=False,
-                lease_until=timezone.now() + _queue_lease(),  # the sweeper's, if the store fails below
-            )
+            .values_list("id", flat=True)
+        )
+        deleted = Memory.objects.filter(id__in=erased).update(
+            status=Status.DELETED,
+            claimed_at=None,
+            claim_token=None,
+            searchable=False,
+            lease_until=timezone.now() + _queue_lease(),  # the sweeper's, if the store fails below
         )
         audit_record(
             actor=actor, action=AuditEvent.Action.USER_ERASE, uid=uid, target_type="user", details={"memories": deleted}
         )
+        if erased:  # e.g. webhooks; in this transaction
+            memory_deleted.send(sender=Memory, memory_ids=erased)
     removed = user_vectors_erase(uid=uid)
     Memory.objects.filter(uid=uid, status=Status.DELETED).update(lease_until=None)
     return deleted, removed

@@ -1,6 +1,7 @@
 """A memory's vectors: what is embedded, building them, storing them (store and database), removing them.
 
-Position 0 is the memory's own text (structured fields + transcript); then its transcript windows
+Position 0 is the memory's own text (structured fields + transcript; under late chunking the
+fields' vector plus the transcript's, pooled from its reads); then its transcript windows
 (`-c{i}`) and snippets (`-s{i}`). The processing engine (`memories/processing.py`) builds and
 upserts them; deletes and `reindex` come here too.
 """
@@ -42,11 +43,15 @@ class BuiltVectors:
     reused: bool = False
 
 
+def memory_head(memory: Memory) -> str:
+    """A memory's structured fields, as its own vector reads them."""
+    return "\n".join(part for part in (memory.title, memory.overview, f"Category: {memory.category}") if part)
+
+
 def embedding_text(memory: Memory) -> str:
     """Omi's embedding text: the structured fields and the transcript. The summary comes first
     because a model reads only so many tokens: a long transcript's tail is what gets cut."""
-    head = "\n".join(part for part in (memory.title, memory.overview, f"Category: {memory.category}") if part)
-    return f"{head}\n{memory.transcript}"
+    return f"{memory_head(memory)}\n{memory.transcript}"
 
 
 def snippet_plan(embedder) -> str:
@@ -64,7 +69,7 @@ def chunking(embedder) -> str:
     plan = snippet_plan(embedder)
     if plan == "none":
         return f"windows {settings.CHUNK_TOKENS}, no snippets"
-    reads = f", reads {settings.LATE_READ_TOKENS}" if plan == "late" else ""
+    reads = f", reads {settings.LATE_READ_TOKENS}, memory vector of fields + transcript" if plan == "late" else ""
     return f"{plan}: windows {settings.CHUNK_TOKENS}, snippets {settings.SNIPPET_TOKENS}{reads}"
 
 
@@ -76,16 +81,23 @@ class _Plan:
     vectors: list[np.ndarray | None]
     ids: list[str]
     kinds: list[str]
+    transcript_vector: np.ndarray | None = None  # added to the memory's own vector once embedded
 
 
 def _plan(memory: Memory, embedder) -> _Plan:
     main = embedding_text(memory)
     plan = snippet_plan(embedder)
-    snippets, snippet_vectors = [], []
+    snippets, snippet_vectors, transcript_vector = [], [], None
     if plan == "late":
+        # The reads that make the windows and snippets cover the whole transcript, so the memory's
+        # own vector reads its fields alone and adds the transcript's vector pooled from those
+        # reads: the transcript is not read again, and two conversations with one title still differ.
         chunks = embedder.embed_late(memory.transcript)
+        main, transcript_vector = memory_head(memory), chunks.whole
         parts, part_vectors = chunks.windows, list(chunks.window_vectors)
         snippets, snippet_vectors = chunks.snippets, list(chunks.snippet_vectors)
+        if len(parts) <= 1:
+            parts, part_vectors = [], []  # one window is the whole transcript, in the memory's vector
     else:
         count = embedder.count_tokens_batch
         parts = windows(memory.transcript, max_tokens=settings.CHUNK_TOKENS, count_tokens=count)
@@ -93,8 +105,8 @@ def _plan(memory: Memory, embedder) -> _Plan:
         if plan == "texts":
             snippets = windows(memory.transcript, max_tokens=settings.SNIPPET_TOKENS, count_tokens=count)
             snippet_vectors = [None] * len(snippets)
-    if len(parts) <= 1 and embedder.count_tokens(main) <= embedder.max_tokens:
-        parts, part_vectors = [], []  # the memory's own vector already reads the whole transcript
+        if len(parts) <= 1 and embedder.count_tokens(main) <= embedder.max_tokens:
+            parts, part_vectors = [], []  # the memory's own vector already reads the whole transcript
     if len(snippets) <= 1:
         snippets, snippet_vectors = [], []
     return _Plan(
@@ -106,6 +118,7 @@ def _plan(memory: Memory, embedder) -> _Plan:
             *(f"{memory.vector_id}-s{i}" for i in range(len(snippets))),
         ],
         kinds=["memory"] + ["window"] * len(parts) + ["snippet"] * len(snippets),
+        transcript_vector=transcript_vector,
     )
 
 
@@ -162,6 +175,9 @@ def memory_vectors_build_many(*, memories: list[Memory], force: bool = False) ->
     for memory in todo:
         plan = plans[memory.id]
         vectors = np.stack([next(embedded) if v is None else v for v in plan.vectors])
+        if plan.transcript_vector is not None:
+            own = vectors[0] + plan.transcript_vector
+            vectors[0] = own / max(float(np.linalg.norm(own)), 1e-12)
         built[memory.id] = BuiltVectors(
             hashes[memory.id], embedder.model, embedder.dim, plan.ids, plan.texts, vectors, plan.kinds
         )

@@ -8,6 +8,7 @@ user, "command line"). Services record it in the audit trail (`memories.services
 import getpass
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,6 +20,7 @@ COMMAND = "command"
 
 DASHBOARD = "dashboard"
 API = "api"
+MCP = "mcp"
 COMMAND_LINE = "command line"
 
 USER_AGENT_CHARS = 300
@@ -39,17 +41,20 @@ class Actor:
     def from_request(cls, request) -> "Actor":
         """The API key of an API request, else the dashboard's signed-in user; with the client's
         address (`client_ip`: behind TRUSTED_PROXIES, the one they saw) and user agent."""
-        where = {
-            "ip_address": client_ip(request),
-            "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_CHARS],
-        }
         auth = getattr(request, "auth", None)  # set by the API's authentication
         if auth is not None and hasattr(auth, "key_hash"):
-            name = f"{auth.prefix}… ({auth.name})"[:NAME_CHARS]
-            return cls(kind=API_KEY, name=name, origin=API, api_key_id=auth.id, **where)
+            return cls.from_api_key(auth, origin=API, meta=request.META)
         user = request.user
         origin = API if auth is not None else DASHBOARD
-        return cls(kind=USER, name=user.get_username() or "anonymous", origin=origin, user_id=user.pk, **where)
+        name = user.get_username() or "anonymous"
+        return cls(kind=USER, name=name, origin=origin, user_id=user.pk, **_where(request.META))
+
+    @classmethod
+    def from_api_key(cls, key, *, origin: str, meta: Mapping | None = None) -> "Actor":
+        """An API key (`memories.models.ApiKey`) acting through `origin` (API, MCP); `meta`: the
+        request's WSGI environ (a stdio MCP server has none: no address)."""
+        name = f"{key.prefix}… ({key.name})"[:NAME_CHARS]
+        return cls(kind=API_KEY, name=name, origin=origin, api_key_id=key.id, **_where(meta or {}))
 
     @classmethod
     def command(cls) -> "Actor":
@@ -57,13 +62,22 @@ class Actor:
         return cls(kind=COMMAND, name=_os_user(), origin=COMMAND_LINE)
 
 
+def _where(meta: Mapping) -> dict:
+    return {"ip_address": meta_ip(meta), "user_agent": meta.get("HTTP_USER_AGENT", "")[:USER_AGENT_CHARS]}
+
+
 def client_ip(request: HttpRequest) -> str | None:
     """The caller's address: REMOTE_ADDR, or with TRUSTED_PROXIES set, the address the outermost of
     those proxies appended to X-Forwarded-For (what a client writes there itself is not believed).
     Only a valid IP address counts; None when there is none (a request made in code)."""
-    remote = _ip(request.META.get("REMOTE_ADDR", ""))
+    return meta_ip(request.META)
+
+
+def meta_ip(meta: Mapping) -> str | None:
+    """`client_ip` of a request's META (its WSGI environ)."""
+    remote = _ip(meta.get("REMOTE_ADDR", ""))
     proxies = settings.TRUSTED_PROXIES
-    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    hops = [hop.strip() for hop in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
     if not proxies or not hops:
         return remote
     return _ip(hops[-min(proxies, len(hops))]) or remote

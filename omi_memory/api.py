@@ -19,6 +19,7 @@ from omi_memory import bounds, throttles
 from omi_memory.errors import ApplicationError, BackendError, error_body
 from omi_memory.roles import is_admin
 from search.api import router as search_router
+from webhooks.api import router as webhooks_router
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +132,4 @@ def _unexpected(request, exc):
 
 api.add_router("/memories", memories_router)
 api.add_router("/search", search_router)
+api.add_router("/webhooks", webhooks_router)

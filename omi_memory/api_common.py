@@ -113,6 +113,10 @@ def documented_example(value: dict) -> dict:
 
 
 def check_uid(request: HttpRequest, uid: str) -> None:
-    scoped = key_uid(request)
+    check_scope(key_uid(request), uid)
+
+
+def check_scope(scoped: str | None, uid: str | None) -> None:
+    """Forbidden unless a key scoped to `scoped` (None: every user) may act for `uid`."""
     if scoped is not None and uid != scoped:
         raise Forbidden(f"this API key may only act for uid {scoped!r}", code="uid_forbidden")

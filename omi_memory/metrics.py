@@ -79,6 +79,13 @@ MODEL_TOKENS = Counter(
     "Tokens the local model read, special tokens included (each forward pass of the runtime)",
 )
 
+# Written by whoever delivers webhooks (the Celery workers; the web process without Redis)
+WEBHOOK_ATTEMPTS = Counter(
+    f"{PREFIX}webhook_attempts",
+    "Webhook delivery attempts, by event type and outcome (delivered; failed: an error or an answer not 2xx)",
+    ["event", "outcome"],
+)
+
 
 @contextmanager
 def timed(histogram: Histogram, *labels: str) -> Iterator[None]:

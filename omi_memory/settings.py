@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "csp",
     "memories",
     "search",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -348,6 +349,27 @@ READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 3.0, minimum=0.1)  # seconds each r
 if _metrics_dir := env_str("PROMETHEUS_MULTIPROC_DIR"):
     Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
 
+# Webhooks (webhooks/): signed POSTs of events to the endpoints admins register. An attempt waits
+# WEBHOOKS_TIMEOUT seconds at most; a failed one is tried again after WEBHOOKS_RETRY_BACKOFF_SECONDS,
+# doubled each time (plus up to a quarter at random; at most the pipeline's longest countdown, which
+# the broker's visibility timeout allows), up to WEBHOOKS_MAX_ATTEMPTS attempts in all. An endpoint
+# is disabled after WEBHOOKS_DISABLE_AFTER_FAILURES failed attempts in a row, until an admin enables
+# it again. Only public addresses receive webhooks unless WEBHOOKS_ALLOW_PRIVATE (webhooks/addresses.py).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+WEBHOOKS_TIMEOUT = env_float("WEBHOOKS_TIMEOUT", 10.0, minimum=0.1)
+WEBHOOKS_MAX_ATTEMPTS = env_int("WEBHOOKS_MAX_ATTEMPTS", 6, minimum=1)
+WEBHOOKS_RETRY_BACKOFF_SECONDS = env_float("WEBHOOKS_RETRY_BACKOFF_SECONDS", 30.0, minimum=0.0)
+WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS = PIPELINE_RETRY_BACKOFF_MAX_SECONDS
+WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 20, minimum=1)
+# A pending delivery this long past its time, held by no attempt, lost its message: the sweep
+# (Celery beat, with the pipeline's) sends it again. Longer than any countdown.
+WEBHOOKS_SWEEP_AFTER_SECONDS = WEBHOOKS_RETRY_BACKOFF_MAX_SECONDS + 300
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.tasks.sweep_webhooks",
+    "schedule": PIPELINE_SWEEP_SECONDS,
+    "options": {"expires": PIPELINE_SWEEP_SECONDS},
+}
+
 # Duplicates: two memories of one user whose vectors' cosine is at least this are a pair to review.
 DUPLICATE_THRESHOLD = env_float("DUPLICATE_THRESHOLD", 0.95, minimum=0.0)
 
@@ -439,5 +461,6 @@ LOGGING = {
         "sentence_transformers": {"level": "WARNING"},
         "bm25s": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "mcp.server.streamable_http": {"level": "WARNING"},  # a line per MCP request otherwise
     },
 }

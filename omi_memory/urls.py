@@ -15,4 +15,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("memories.urls")),
     path("", include("search.urls")),
+    path("", include("webhooks.urls")),
 ]

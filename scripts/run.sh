@@ -52,7 +52,7 @@ else
   supervise $BIN/python manage.py sweep --every "${PIPELINE_SWEEP_SECONDS:-60}" &
   pids+=($!)
 fi
-echo "Serving on http://127.0.0.1:${PORT:-8000}"
+echo "Serving on http://127.0.0.1:${PORT:-8000} (the MCP server at /mcp: Authorization: Bearer <API key>)"
 $BIN/gunicorn omi_memory.wsgi --config scripts/gunicorn.conf.py --bind "127.0.0.1:${PORT:-8000}" --workers "${WEB_WORKERS:-2}" --threads 4 \
   --timeout 300 --access-logfile - &
 pids+=($!)

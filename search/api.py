@@ -217,6 +217,12 @@ class FeedbackOut(Schema):
 )
 def search(request: HttpRequest, payload: SearchIn):
     check_uid(request, payload.uid)
+    return search_run(payload, **api_caller(request))
+
+
+def search_run(payload: SearchIn, **caller) -> dict:
+    """Run a search as `payload` says, logged for `caller` (`api_key=` or `user=`): a `SearchOut`
+    (the API's answer, and the MCP tool's structured content)."""
     filters = SearchFilters(
         starts_at=payload.starts_at,
         ends_at=payload.ends_at,
@@ -234,7 +240,7 @@ def search(request: HttpRequest, payload: SearchIn):
         fusion=payload.fusion,
         relevance_floor=payload.relevance_floor,
         params=payload.params,
-        **api_caller(request),
+        **caller,
     )
     return {
         "search_id": result.search_id,

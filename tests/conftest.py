@@ -1,5 +1,6 @@
 import importlib
 import json
+import socket
 from contextlib import contextmanager
 
 import pytest
@@ -21,6 +22,9 @@ class Api:
     def post(self, path: str, body=None, *, raw: str | None = None):
         data = raw if raw is not None else json.dumps(body if body is not None else {})
         return self.client.post(f"/api/v1{path}", data, content_type="application/json")
+
+    def patch(self, path: str, body: dict):
+        return self.client.patch(f"/api/v1{path}", json.dumps(body), content_type="application/json")
 
     def get(self, path: str, **params):
         return self.client.get(f"/api/v1{path}", params)
@@ -45,6 +49,25 @@ def api_for(db):
 def remember(db):
     """Store a memory through the services; in-process, it is indexed on return."""
     return indexed_memory
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """`dns["hooks.example.net"] = ["93.184.215.14"]`: what a name resolves to (the resolver the
+    webhooks use is the process's; names not set here resolve as usual)."""
+    names: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in names:
+            return [
+                (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+                for ip in names[host]
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from omi_memory.actors import Actor
 from omi_memory.errors import Conflict, NotFound, ValidationFailed
 
 from ..models import DuplicatePair
+from ..signals import duplicate_found
 
 logger = logging.getLogger(__name__)
 Pair = DuplicatePair.Status
@@ -74,10 +75,26 @@ def _save_pairs(uid: str, found: dict[tuple[int, int], float]) -> dict[str, int]
             pair.similarity = similarity
             changed.append(pair)
     # ignore_conflicts: a check running at the same time may have just opened the same pair.
+    started = timezone.now()
     DuplicatePair.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
     DuplicatePair.objects.bulk_update(changed, ["similarity"], batch_size=1000)
     counts["created"], counts["refreshed"] = len(new), len(changed)
+    if new and duplicate_found.has_listeners(DuplicatePair):  # e.g. webhooks; in this transaction
+        _announce_new(uid, {(p.memory_a_id, p.memory_b_id) for p in new}, started)
     return counts
+
+
+def _announce_new(uid: str, keys: set[tuple[int, int]], since) -> None:
+    """Send `duplicate_found` with the ids of the pairs just opened (ids are given by the database)."""
+    opened = DuplicatePair.objects.filter(
+        uid=uid,
+        created_at__gte=since,
+        memory_a_id__in={a for a, _ in keys},
+        memory_b_id__in={b for _, b in keys},
+    ).values_list("id", "memory_a_id", "memory_b_id")
+    pair_ids = [id_ for id_, a, b in opened if (a, b) in keys]
+    if pair_ids:
+        duplicate_found.send(sender=DuplicatePair, pair_ids=pair_ids)
 
 
 def _refresh_open(uid: str, ids: list[int], matrix: np.ndarray) -> int:

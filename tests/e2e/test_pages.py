@@ -3,7 +3,7 @@ load, the favicon, the styled 404; the API docs let a signed-in admin try the AP
 
 from playwright.sync_api import expect
 
-PAGES = ["/memories/", "/search/", "/clusters/", "/duplicates/", "/evaluation/", "/pipeline/", "/keys/", "/audit/"]
+from tests.omi_memory.test_pages import PAGES  # the dashboard pages, one list
 
 
 def test_an_empty_install_loads_every_page_and_everything_on_it(page, sign_in):

@@ -42,9 +42,10 @@ def test_other_sessions_still_need_an_api_key(signed_in, client):
     assert not SearchLog.objects.exists()
 
 
-def test_every_example_in_the_docs_is_accepted(api):
+def test_every_example_in_the_docs_is_accepted(api, dns):
     """Each request body's documented example, posted as it stands (the judgment's example names
-    search 1 and memory 1, made here)."""
+    search 1 and memory 1, made here; the webhook's host resolves to a public address here)."""
+    dns["hooks.example.com"] = ["93.184.215.14"]
     spec = api.get("/openapi.json").json()
     schemas = spec["components"]["schemas"]
     posted = {}
@@ -53,7 +54,7 @@ def test_every_example_in_the_docs_is_accepted(api):
         if body:
             name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
             posted[path.removeprefix("/api/v1")] = schemas[name]["example"]
-    assert set(posted) == {"/memories", "/memories/batch", "/search", "/search/feedback"}
+    assert set(posted) == {"/memories", "/memories/batch", "/search", "/search/feedback", "/webhooks/endpoints"}
     Memory.objects.create(id=1, uid="alice", transcript="Alice: hello", status="indexed", searchable=True)
     SearchLog.objects.create(
         id=1, uid="alice", queries=["hello"], strategy="hybrid", results=[{"memory_id": 1, "score": 0.5}], latency_ms=1
@@ -64,7 +65,13 @@ def test_every_example_in_the_docs_is_accepted(api):
 
     statuses = {path: api.post(path, example).status_code for path, example in posted.items()}
 
-    assert statuses == {"/memories": 201, "/memories/batch": 201, "/search": 200, "/search/feedback": 201}
+    assert statuses == {
+        "/memories": 201,
+        "/memories/batch": 201,
+        "/search": 200,
+        "/search/feedback": 201,
+        "/webhooks/endpoints": 201,
+    }
 
 
 def test_every_bound_of_a_number_is_stated_as_json_schema_states_it(client):

@@ -4,7 +4,17 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/memories/", "/search/", "/clusters/", "/duplicates/", "/evaluation/", "/pipeline/", "/keys/", "/audit/"]
+PAGES = [
+    "/memories/",
+    "/search/",
+    "/clusters/",
+    "/duplicates/",
+    "/evaluation/",
+    "/pipeline/",
+    "/keys/",
+    "/audit/",
+    "/webhooks/",
+]
 
 
 def test_an_empty_install_answers_every_page_with_an_empty_state(signed_in):

@@ -14,12 +14,14 @@ from .cache import get_embedding_cache
 @dataclass
 class LateChunks:
     """A transcript's windows and snippets (their texts) with vectors pooled from the token
-    states of the model window that holds them."""
+    states of the model window that holds them; `whole`, every token's states pooled (the
+    transcript's own vector, zeros for an empty one)."""
 
     windows: list[str]
     window_vectors: np.ndarray
     snippets: list[str]
     snippet_vectors: np.ndarray
+    whole: np.ndarray
 
 
 class Embedder:

@@ -200,7 +200,9 @@ class LocalEmbedder(Embedder):
     late_chunking = True
     # Transcripts read lately (the extractor's categorisation reads one, then the pipeline pools
     # its snippets from it), up to 64 MB of vectors.
-    _late_cache = LRUCache(64 * 2**20, getsizeof=lambda c: c.window_vectors.nbytes + c.snippet_vectors.nbytes + 1)
+    _late_cache = LRUCache(
+        64 * 2**20, getsizeof=lambda c: c.window_vectors.nbytes + c.snippet_vectors.nbytes + c.whole.nbytes
+    )
 
     def warm_up(self) -> None:
         _tokenizer()
@@ -253,7 +255,8 @@ class LocalEmbedder(Embedder):
         def texts(spans) -> list[str]:
             return [span_text(transcript, offsets, levels, span) for span in spans]
 
-        return LateChunks(texts(windows), pooled(windows), texts(snippets), pooled(snippets))
+        whole = _pooled(states) if len(ids) else np.zeros(self.dim, np.float32)
+        return LateChunks(texts(windows), pooled(windows), texts(snippets), pooled(snippets), whole)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if _onnx_session() is not None or len(texts) == 1:  # ONNX: one text at a time, no padding

@@ -398,12 +398,17 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
+@functools.cache
+def _not_naming() -> frozenset[str]:
+    return TITLE_STOP_WORDS | MORE_STOP_WORDS | REACTIONS | TIME_WORDS | VAGUE | ADJECTIVES
+
+
 def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[str]]:
     """The runs of words in `sentence` that name things: words that are neither function, talk,
     time or vague words, nor common verbs (a verb right after a determiner is a noun: "a call"),
     nor the speakers' names, nor reactions; a mark, a number alone or any other word ends a run
     ("For the permanent crown the doctor wants you back" -> "permanent crown", "doctor")."""
-    ignore = TITLE_STOP_WORDS | MORE_STOP_WORDS | REACTIONS | TIME_WORDS | VAGUE | ADJECTIVES | speakers
+    ignore = _not_naming() | speakers if speakers else _not_naming()
     phrases, run, previous = [], [], ""
     for token in TOKEN.findall(BRACKETED.sub(" ", sentence)):
         lower = POSSESSIVE.sub("", token.lower().replace("’", "'"))

@@ -77,8 +77,9 @@ def test_vectors_of_the_plan_before_late_chunking_answer_searches_until_reindex_
     out = io.StringIO()
     call_command("reindex", stdout=out)
 
-    assert "from chunking 'not noted' to 'late: windows 200, snippets 32, reads 128'" in out.getvalue()
-    assert VectorIndex.objects.get(store="local/ns1").chunking == "late: windows 200, snippets 32, reads 128"
+    late = "late: windows 200, snippets 32, reads 128, memory vector of fields + transcript"
+    assert f"from chunking 'not noted' to '{late}'" in out.getvalue()
+    assert VectorIndex.objects.get(store="local/ns1").chunking == late
     after = dict(MemoryVector.objects.filter(kind="snippet").values_list("vector_id", "vector"))
     common = set(after) & set(before)
     assert len(common) >= 4 and all(bytes(after[i]) != bytes(before[i]) for i in common)
