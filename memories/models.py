@@ -313,7 +313,7 @@ class AuditEvent(models.Model):
     uid = models.CharField(max_length=128, blank=True, db_index=True)  # the memories' user, when one
     target_type = models.CharField(
         max_length=32, blank=True
-    )  # memory, user, duplicate_pair, cluster_run, api_key, webhook
+    )  # memory, user, duplicate_pair, cluster_run, api_key, webhook, parameter_profile
     target_ids = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
 
