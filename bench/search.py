@@ -142,6 +142,7 @@ def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: st
                         source=SOURCES[(start + i) % len(SOURCES)],
                         created_at=now - timedelta(days=float(rng.uniform(0, 365))),
                         status=Memory.Status.INDEXED,
+                        searchable=True,  # as the pipeline leaves an indexed memory: found by search
                         embedding_model="all-MiniLM-L6-v2",
                         embedding_dim=384,
                     )
