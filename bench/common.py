@@ -1,10 +1,13 @@
 """Shared set-up for the benchmarks: a database of their own, Django, percentiles, the machine."""
 
+import http.client
 import os
 import platform
 import secrets
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,3 +76,23 @@ def machine() -> str:
 
 def database_label(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgres") else "SQLite"
+
+
+def start_web(port: int, *, threads: int, env: dict | None = None) -> subprocess.Popen:
+    """One gunicorn worker of the app on 127.0.0.1:`port` (warnings only, `env`: the environment,
+    default this process's), returned once it answers; stop it with os.killpg."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "omi_memory.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+        + ["--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT,
+        env={**(os.environ if env is None else env), "LOG_LEVEL": "WARNING"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
+            return server
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the web server did not start")

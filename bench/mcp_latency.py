@@ -18,12 +18,11 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 
 import anyio
-from common import ROOT, database_label, machine, percentiles, setup_django
+from common import ROOT, database_label, machine, percentiles, setup_django, start_web
 
 QUESTIONS = [
     ("alice", "what did the dentist say"),
@@ -37,25 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_gunicorn(port: int) -> subprocess.Popen:
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "omi_memory.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
-        + ["--threads", "4", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
-            return server
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the web server did not start")
 
 
 def timed(call, calls: int) -> list[float]:
@@ -159,7 +139,7 @@ def main() -> None:
     key = api_key_create(name="bench mcp_latency", actor=Actor.command())[1]
 
     port = free_port()
-    server = start_gunicorn(port)
+    server = start_web(port, threads=4)
     try:
         figures = {
             "REST API": api_figures(port, key, memory_ids, args.calls),

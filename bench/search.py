@@ -32,7 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, database_label, machine, percentiles, setup_django
+from common import ROOT, database_label, machine, percentiles, setup_django, start_web
 
 STRATEGY_NAMES = ("semantic", "time_weighted", "multi_query", "hybrid")
 
@@ -238,35 +238,9 @@ def time_http(port: int, key: str, strategy: str, uids: list[str], texts: list[s
 
 
 def start_server(port: int, database_url: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url, "TORCH_THREADS": "1", "LOG_LEVEL": "WARNING"}
-    env.pop("REDIS_URL", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "omi_memory.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/api/v1/openapi.json")
-            return server
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the web server did not start")
+    """The web server for the HTTP figures: one worker, one thread, tasks in-process (no Redis)."""
+    env = {name: value for name, value in os.environ.items() if name != "REDIS_URL"}
+    return start_web(port, threads=1, env={**env, "DATABASE_URL": database_url, "TORCH_THREADS": "1"})
 
 
 GROWTH_PREFIX = "grow-"

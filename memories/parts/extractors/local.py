@@ -398,9 +398,8 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-@functools.cache
-def _not_naming() -> frozenset[str]:
-    return TITLE_STOP_WORDS | MORE_STOP_WORDS | REACTIONS | TIME_WORDS | VAGUE | ADJECTIVES
+# Words that never name a thing in a noun phrase (`_noun_phrases`), besides the speakers' names.
+NOT_NAMING = TITLE_STOP_WORDS | MORE_STOP_WORDS | REACTIONS | TIME_WORDS | VAGUE | ADJECTIVES
 
 
 def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[str]]:
@@ -408,7 +407,6 @@ def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[
     time or vague words, nor common verbs (a verb right after a determiner is a noun: "a call"),
     nor the speakers' names, nor reactions; a mark, a number alone or any other word ends a run
     ("For the permanent crown the doctor wants you back" -> "permanent crown", "doctor")."""
-    ignore = _not_naming() | speakers if speakers else _not_naming()
     phrases, run, previous = [], [], ""
     for token in TOKEN.findall(BRACKETED.sub(" ", sentence)):
         lower = POSSESSIVE.sub("", token.lower().replace("’", "'"))
@@ -417,7 +415,8 @@ def _noun_phrases(sentence: str, speakers: set[str] = frozenset()) -> list[list[
         naming = (
             any(ch.isalpha() for ch in token)
             and len(lower) > 1
-            and lower not in ignore
+            and lower not in NOT_NAMING
+            and lower not in speakers
             and not ORDINAL_WORD.fullmatch(lower)
             and not adverb
             and (not verb or previous in DETERMINERS or (run and lower in EVENT_NOUNS))
