@@ -11,15 +11,20 @@ the process's resident size (RSS, and its peak) and what the store's cache holds
 the same for REV's code in a process of its own, on the same data, and prints both.
 
 Loads N synthetic memories over M users (memory rows with a transcript of random words, each
-memory's own vector, a few transcript-window vectors and snippet vectors, generated directly as
-random unit vectors: the scores mean nothing, the work is the real work), then times searches for
-random users with distinct real queries, embedded by the real model: "cold" when the query's
+memory's own vector, a few transcript-window vectors and snippet vectors), then times searches for
+random users with distinct real queries, embedded by the real model. The vectors are made from real
+ones: a bank of sentences about the queries' topics, embedded once by the local model (`bench/out/`);
+a memory is about one topic, its windows average a few of that topic's sentences, its snippets are
+one sentence each, with a little noise, so that they have the neighbourhoods of a real user's
+vectors (random unit vectors have none: every one nearly orthogonal to every other, which no graph
+index is made for). The queries are "cold" when the query's
 embedding is not cached, "warm" when the same query was just asked. A second run on the same
 database reuses the data (`--reload` to rebuild it).
 """
 
 import argparse
 import http.client
+import io
 import json
 import os
 import random
@@ -32,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, database_label, machine, percentiles, setup_django, start_web
+from common import OUT, ROOT, database_label, machine, percentiles, setup_django, start_web
 
 STRATEGY_NAMES = ("semantic", "time_weighted", "multi_query", "hybrid")
 
@@ -128,6 +133,7 @@ def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: st
             model.objects.filter(uid__startswith=prefix).delete()
     n = len(uids)
     batch = 2000
+    bank = sentence_bank(seed)
     with tqdm(total=n, desc="loading synthetic memories", unit="memory") as bar:
         for start in range(0, n, batch):
             size = min(batch, n - start)
@@ -150,9 +156,7 @@ def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: st
                 )
                 window_counts = rng.poisson(windows, size=size)
                 snippet_counts = rng.poisson(snippets, size=size)
-                counts = 1 + window_counts + snippet_counts
-                vectors = rng.standard_normal((int(counts.sum()), 384)).astype("<f4")
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                vectors = synthetic_vectors(rng, bank, window_counts, snippet_counts)
                 local, stored, row = [], [], 0
                 for memory, n_windows, n_snippets in zip(memories, window_counts, snippet_counts):
                     meta = {
@@ -197,6 +201,102 @@ def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: st
                 LocalVector.objects.bulk_create(local, batch_size=1000)
                 MemoryVector.objects.bulk_create(stored, batch_size=1000)
             bar.update(size)
+
+
+SUBJECTS = ["I", "We", "My sister", "The manager", "Dad", "Alex", "The doctor", "Our neighbour", "Priya", "Mom"]
+VERBS = [
+    "talked about",
+    "asked me about",
+    "is worried about",
+    "finally sorted out",
+    "wants to postpone",
+    "paid for",
+    "forgot about",
+    "is excited about",
+    "complained about",
+    "wrote down the details of",
+    "changed the plan for",
+    "needs help with",
+]
+DETAILS = [
+    "next Tuesday",
+    "after lunch",
+    "because of the budget",
+    "with the kids",
+    "before the deadline",
+    "over the phone",
+    "at the office",
+    "this weekend",
+    "for the third time",
+    "and it went well",
+    "but nobody agreed",
+    "so we should call them back",
+]
+CHATTER = [
+    "Yeah, that sounds good to me.",
+    "Hold on, let me check my calendar.",
+    "Sorry, I missed what you said.",
+    "Okay, talk to you later then.",
+    "Ha, that is so funny.",
+    "Can you hear me now?",
+    "I think so, but I am not sure.",
+    "Thanks, I really appreciate it.",
+]
+BANK_PER_TOPIC = 60
+
+
+def sentence_bank(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sentences about each topic (BANK_PER_TOPIC each, in TOPICS' order) and some chatter, embedded
+    by the local model once (kept in bench/out): the vectors' unit rows and the chatter's."""
+    from memories.parts.embedders import get_embedder
+
+    embedder = get_embedder()
+    path = OUT / f"sentence-bank-{seed}-{embedder.model.replace('/', '_')}.npz"
+    if path.exists():
+        with np.load(path) as stored:
+            return stored["topics"], stored["chatter"]
+    pick = random.Random(seed).choice
+    sentences = [
+        f"Speaker {pick('01')}: {pick(SUBJECTS)} {pick(VERBS)} {topic} {pick(DETAILS)}."
+        for topic in TOPICS
+        for _ in range(BANK_PER_TOPIC)
+    ]
+    print(f"embedding a bank of {len(sentences) + len(CHATTER)} sentences once ({path.name})")
+    topics = embedder.embed_documents(sentences)
+    chatter = embedder.embed_documents([f"Speaker 1: {line}" for line in CHATTER])
+    np.savez(path, topics=topics, chatter=chatter)
+    return topics, chatter
+
+
+def synthetic_vectors(
+    rng: np.random.Generator, bank: tuple[np.ndarray, np.ndarray], windows: np.ndarray, snippets: np.ndarray
+) -> np.ndarray:
+    """Each memory's vectors (its own, its windows', its snippets'), in order: a memory is about a
+    topic (and a little about a second); its own vector and windows average four of the topic's
+    sentences and one of the second's, a snippet is one sentence (of the topic, the second, or
+    chatter); every vector with a little noise, unit length."""
+    topics, chatter = bank
+    n = len(windows)
+    first, second = rng.integers(0, len(TOPICS), n), rng.integers(0, len(TOPICS), n)
+    averaged = 1 + windows  # the memory's own vector and its windows
+    rows = []
+    for count, kind in ((averaged, "average"), (snippets, "snippet")):
+        topic, other = np.repeat(first, count), np.repeat(second, count)
+        size = int(count.sum())
+
+        def sentence(of):
+            return topics[of * BANK_PER_TOPIC + rng.integers(0, BANK_PER_TOPIC, len(of))]
+
+        if kind == "average":
+            part = sum(sentence(topic) for _ in range(4)) / 4 + 0.25 * sentence(other)
+        else:
+            which = rng.random(size)
+            part = np.where((which < 0.7)[:, None], sentence(topic), sentence(other))
+            part = np.where((which >= 0.9)[:, None], chatter[rng.integers(0, len(chatter), size)], part)
+        rows.append(np.split(part, np.cumsum(count)[:-1]))
+    vectors = np.concatenate([block for pair in zip(*rows) for block in pair]).astype(np.float32)
+    vectors += rng.normal(scale=0.02, size=vectors.shape).astype(np.float32)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype("<f4")
 
 
 def queries(count: int, seed: int) -> list[str]:
@@ -368,6 +468,8 @@ def print_growth(results: dict[str, dict], vectors: dict[str, int]) -> None:
 def growth(args) -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     database_url = setup_django(args.database_url)
+    from django.conf import settings
+    from django.core.management import call_command
     from django.db import connection
 
     from memories.models import LocalVector, Memory
@@ -387,6 +489,12 @@ def growth(args) -> None:
     LocalVectorStore().touch(set(uids))
     embedder = get_embedder()
     LocalVectorStore().check_model(embedder.model, embedder.dim, record=True)
+    started = time.perf_counter()  # what an operator runs after an import (searches make them otherwise)
+    call_command("local_store_snapshots", rebuild=bool(missing), stdout=io.StringIO())
+    print(
+        f"snapshots on disk of the users with {settings.LOCAL_STORE_SNAPSHOT_ROWS:,} vectors or more: "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     vectors = {uid: LocalVector.objects.filter(uid=uid).count() for uid in uids}
     results = {}
     trees = {"this tree": ROOT}

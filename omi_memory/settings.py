@@ -400,6 +400,10 @@ VECTOR_NAMESPACE = env_str("VECTOR_NAMESPACE", env_str("PINECONE_NAMESPACE", "ns
 INDEX_VERSION_TTL = env_float("INDEX_VERSION_TTL", 1.0, minimum=0.0)
 # The local store keeps recently searched users' vectors in each process, up to this size.
 LOCAL_STORE_CACHE_MB = env_int("LOCAL_STORE_CACHE_MB", 512, minimum=0)
+# A user with this many vectors or more (40,000: about 2,500 memories) gets a snapshot on disk, under
+# LOCAL_STORE_DIR, that every process of the host starts from, searched through a graph (0: never).
+LOCAL_STORE_SNAPSHOT_ROWS = env_int("LOCAL_STORE_SNAPSHOT_ROWS", 40_000, minimum=0)
+LOCAL_STORE_DIR = Path(env_str("LOCAL_STORE_DIR", str(BASE_DIR / "var" / "local-store")))
 
 # The local model: threads are capped, a second busy core makes 2-thread torch much slower.
 TORCH_THREADS = env_int("TORCH_THREADS", 1, minimum=1)

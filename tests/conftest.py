@@ -97,12 +97,15 @@ def forget_process_state() -> None:
     """No vector cached in this process, for any model, and parts built anew (a store remembers
     its model record for a few seconds: a record from rows since rolled back must not count); no
     request counted by a throttle in this process's cache (a Redis cache is never flushed here); no
-    broker or cache remembered as down."""
+    broker or cache remembered as down; no snapshot of the local store on disk (of rows since rolled back)."""
+    import shutil
+
     from django.core.cache import caches
     from django.core.cache.backends.locmem import LocMemCache
 
     from memories import selectors, services
     from memories.parts import registry, versions
+    from memories.parts.vectorstores import snapshots
     from omi_memory import throttles
 
     Embedder._caches.clear()
@@ -114,6 +117,7 @@ def forget_process_state() -> None:
     throttles._CACHE.reset()
     if isinstance(caches["default"], LocMemCache):
         caches["default"].clear()
+    shutil.rmtree(snapshots.database_dir(), ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from cachetools import LRUCache
@@ -13,7 +14,10 @@ from django.db.models.functions import Length
 from memories.models import LocalVector, LocalVectorVersion
 from omi_memory.errors import BackendError
 
+from . import snapshots
 from .base import MemoryMatch, SearchFilters, StoreStats, VectorMatch, VectorRecord, VectorStore
+
+logger = logging.getLogger(__name__)
 
 # A user whose float32 vectors take more bytes than this (64 MB: 43,690 vectors of 384 dimensions,
 # about 2,700 memories) is scored on an int8 copy of them (1 byte a dimension instead of 4), with the
@@ -21,6 +25,18 @@ from .base import MemoryMatch, SearchFilters, StoreStats, VectorMatch, VectorRec
 # float32 matrix is small, and scoring it whole costs less than that read.
 EXACT_MAX_BYTES = 64 * 2**20
 READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors are loaded
+# A user with a snapshot on disk (LOCAL_STORE_SNAPSHOT_ROWS vectors or more; `snapshots.py`) is
+# searched through its graph: the best CANDIDATES_PER_MEMORY x k rows (at least CANDIDATES_MIN),
+# scored exactly, and every row written since the snapshot. A filter that keeps a share of the rows
+# asks for that many more, up to EXACT_ROWS of them: past it, or when the candidates hold fewer than
+# k memories, the rows the filter keeps are all scored. A snapshot is made again in the background
+# when the rows written or deleted since pass REFRESH_SHARE of it.
+CANDIDATES_MIN = 400
+CANDIDATES_PER_MEMORY = 40
+CANDIDATES_EXTRA = 400  # more than the k vectors asked for (query_vectors)
+EXACT_ROWS = 32_768
+REFRESH_SHARE = 0.05
+CHECKED_ROWS = 32  # rows of a snapshot compared with the database before it is trusted
 
 
 @dataclass(eq=False)
@@ -54,14 +70,24 @@ class _UserVectors:
     scales: np.ndarray | None = None  # float32 per row
     errors: np.ndarray | None = None  # float32 per row: |row - scale x codes|
     reach: float = 0.0  # the largest |scale x codes| of a row
+    # Users with a snapshot: rows [0, len(snapshot)) are its rows, searched through its graph; the rest
+    # were written since (`delta`, float32); `alive`: the rows not deleted since.
+    snapshot: snapshots.Snapshot | None = None
+    delta: np.ndarray | None = None
+    alive: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
         arrays = (self.pks, self.record_ids, self.memory_codes, self.kind_codes, self.created_at)
         arrays += (self.category_codes, self.source_codes, self.order, self.starts)
-        arrays += tuple(a for a in (self.matrix, self.scales, self.errors) if a is not None)
+        arrays += tuple(a for a in (self.matrix, self.scales, self.errors, self.delta, self.alive) if a is not None)
         names = 64 * len(self.memory_ids)  # the memory ids' str objects, about
-        return sum(a.nbytes for a in arrays) + names + sum(part.nbytes for part in self.packed or ())
+        graph = int(self.snapshot.index.memory_usage) if self.snapshot is not None else 0
+        return sum(a.nbytes for a in arrays) + names + graph + sum(part.nbytes for part in self.packed or ())
+
+    @property
+    def base(self) -> int:
+        return len(self.snapshot) if self.snapshot is not None else 0
 
     def __len__(self) -> int:
         return len(self.pks)
@@ -111,6 +137,7 @@ def _query_codes(query: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 METADATA_COLUMNS = ("uid", "memory_id", "created_at", "category", "source", "kind")
 
 _cache: LRUCache | None = None  # (namespace, uid) -> _UserVectors
+_snapshotting: set[tuple[str, str]] = set()  # snapshots being made by this process
 _cache_lock = threading.Lock()
 
 
@@ -161,6 +188,11 @@ class LocalVectorStore(VectorStore):
             for record in records
         ]
         with transaction.atomic():
+            # a changed vector is a new row (a new id): a process that holds a snapshot of the user's
+            # rows sees what changed by their ids (`_caught_up`)
+            ids = [row.record_id for row in rows]
+            for start in range(0, len(ids), 1000):
+                LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start : start + 1000]).delete()
             LocalVector.objects.bulk_create(
                 rows,
                 update_conflicts=True,
@@ -181,6 +213,7 @@ class LocalVectorStore(VectorStore):
         with transaction.atomic():
             deleted, _ = LocalVector.objects.filter(namespace=self.namespace, uid=uid).delete()
             self.touch({uid})
+        snapshots.remove(self.namespace, uid)
         return deleted
 
     def fetch_metadata(self, ids: list[str]) -> dict[str, dict]:
@@ -232,6 +265,7 @@ class LocalVectorStore(VectorStore):
         with transaction.atomic():
             LocalVector.objects.filter(namespace=self.namespace).delete()
             LocalVectorVersion.objects.filter(namespace=self.namespace).delete()
+        snapshots.remove(self.namespace)
 
     def touch(self, uids: set[str]) -> None:
         """Give these users' vectors a new version: every process reads them again."""
@@ -246,22 +280,29 @@ class LocalVectorStore(VectorStore):
     def query_vectors(
         self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
     ) -> list[VectorMatch]:
-        found = self._score([vector], uid=uid, filters=filters) if top_k is None or top_k > 0 else None
-        if found is None:
+        data = self._vectors(uid) if top_k is None or top_k > 0 else None
+        if data is None or not len(data):
             return []
-        data, queries, approx, bound = found
-        approx, bound = approx[0], bound[0]
-        if top_k is not None and top_k < np.isfinite(approx).sum():
-            floor = np.partition(approx - bound, len(approx) - top_k)[len(approx) - top_k]  # top_k-th lower bound
-            rows = np.flatnonzero(approx + bound >= floor)
+        if data.snapshot is not None:
+            count = None if top_k is None else top_k + CANDIDATES_EXTRA
+            rows, scores = self._from_graph(data, _query_matrix(data, [vector], uid)[0], filters, count)
         else:
-            rows = np.flatnonzero(np.isfinite(approx))
-        rows, scores = self._exact(data, rows, approx[None], queries)
-        chosen = np.lexsort((rows, -scores[0]))[:top_k]  # best first; a tie in the order written
+            queries, approx, bound = self._score(data, [vector], uid=uid, filters=filters)
+            approx, bound = approx[0], bound[0]
+            if top_k is not None and top_k < np.isfinite(approx).sum():
+                floor = np.partition(approx - bound, len(approx) - top_k)[len(approx) - top_k]  # top_k-th lower bound
+                rows = np.flatnonzero(approx + bound >= floor)
+            else:
+                rows = np.flatnonzero(np.isfinite(approx))
+            rows, scores = self._exact(data, rows, approx[None], queries)
+            scores = scores[0]
+        chosen = np.lexsort((rows, -scores))[:top_k]  # best first; a tie in the order written
         return [
-            VectorMatch(data.record_ids[row].decode(), data.memory_ids[data.memory_codes[row]], score, data.kinds[kind])
+            VectorMatch(
+                data.record_ids[row].decode(), str(data.memory_ids[data.memory_codes[row]]), score, data.kinds[kind]
+            )
             for row, score, kind in zip(
-                rows[chosen].tolist(), scores[0][chosen].tolist(), data.kind_codes[rows[chosen]].tolist()
+                rows[chosen].tolist(), scores[chosen].tolist(), data.kind_codes[rows[chosen]].tolist()
             )
         ]
 
@@ -273,10 +314,20 @@ class LocalVectorStore(VectorStore):
     ) -> list[list[MemoryMatch]]:
         """The `top_k` memories by their best vector, for each query, scored together and grouped in
         NumPy: only the rows that could be a top memory's best are scored exactly and looked at one by one."""
-        found = self._score(vectors, uid=uid, filters=filters) if top_k > 0 else None
-        if found is None:
+        data = self._vectors(uid) if top_k > 0 else None
+        if data is None or not len(data):
             return [[] for _ in vectors]
-        data, queries, approx, bound = found
+        if data.snapshot is not None:
+            found_by_query = []
+            for query in _query_matrix(data, vectors, uid):
+                count = max(CANDIDATES_MIN, CANDIDATES_PER_MEMORY * top_k)
+                rows, scores = self._from_graph(data, query, filters, count)
+                matches = _best_per_memory(data, rows, scores, top_k)
+                if len(matches) < top_k and len(rows) < len(data):  # the candidates were too few: every row
+                    matches = _best_per_memory(data, *self._from_graph(data, query, filters, None), top_k)
+                found_by_query.append(matches)
+            return found_by_query
+        queries, approx, bound = self._score(data, vectors, uid=uid, filters=filters)
         wanted = []
         for row_approx, row_bound in zip(approx, bound):
             lower = np.maximum.reduceat((row_approx - row_bound)[data.order], data.starts)  # a memory's best, at least
@@ -286,35 +337,44 @@ class LocalVectorStore(VectorStore):
             else:
                 wanted.append(np.flatnonzero(np.isfinite(row_approx)))
         rows, scores = self._exact(data, np.unique(np.concatenate(wanted)), approx, queries)
-        found_by_query = []
-        for row_scores in scores:
-            matches: list[MemoryMatch] = []
-            seen: set[int] = set()
-            best_first = np.lexsort((rows, -row_scores))  # a tie in the order written
-            for row, score in zip(rows[best_first].tolist(), row_scores[best_first].tolist()):
-                code = int(data.memory_codes[row])
-                if code not in seen:
-                    seen.add(code)
-                    matches.append(MemoryMatch(data.memory_ids[code], score, data.record_ids[row].decode()))
-                    if len(matches) == top_k:
-                        break
-            found_by_query.append(matches)
-        return found_by_query
+        return [_best_per_memory(data, rows, row_scores, top_k) for row_scores in scores]
+
+    def _from_graph(
+        self, data: _UserVectors, query: np.ndarray, filters: SearchFilters, count: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (ascending) and their exact scores: the `count` best candidates of the snapshot's graph
+        (more in the share of rows a filter keeps) and every row written since; every row the filters
+        keep when `count` is None or that share is small."""
+        keep = _keep(data, filters)
+        keep = data.alive if keep is None else keep & data.alive
+        kept = int(np.count_nonzero(keep))
+        wanted = None if count is None else -(-count * len(data) // max(kept, 1))
+        if wanted is None or kept <= EXACT_ROWS or wanted >= data.base:
+            rows = np.flatnonzero(keep)
+        else:
+            found = np.asarray(data.snapshot.index.search(query, count=wanted, threads=1).keys, dtype=np.int64)
+            rows = np.union1d(found, np.arange(data.base, len(data)))
+            rows = rows[keep[rows]]
+        return rows, self._float_scores(data, rows, query)
+
+    def _float_scores(self, data: _UserVectors, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The exact scores of these rows (ascending): a snapshot's read from its file a block at a
+        time, later ones from memory."""
+        scores = np.empty(len(rows), dtype=np.float64)
+        split = int(np.searchsorted(rows, data.base))
+        for at in range(0, split, READ_CHUNK):
+            block = rows[at : min(split, at + READ_CHUNK)]
+            scores[at : at + len(block)] = data.snapshot.rows(block) @ query
+        if split < len(rows):
+            scores[split:] = data.delta[rows[split:] - data.base] @ query
+        return scores
 
     def _score(
-        self, vectors: list[np.ndarray], *, uid: str, filters: SearchFilters
-    ) -> tuple[_UserVectors, np.ndarray, np.ndarray, np.ndarray] | None:
-        """The user's vectors, the queries (one row each), and each row's score for each query, within
-        `bound` of the exact one (0 for a small user's float32 rows); rows the filters leave out score -inf."""
-        data = self._vectors(uid)
-        if data is None or not len(data):
-            return None
-        queries = np.stack([np.asarray(vector, dtype=np.float32).ravel() for vector in vectors])
-        if data.dim != queries.shape[1]:
-            raise BackendError(
-                f"stored vectors of uid {uid!r} have {data.dim} dimensions, the query {queries.shape[1]}",
-                permanent=True,
-            )
+        self, data: _UserVectors, vectors: list[np.ndarray], *, uid: str, filters: SearchFilters
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The queries (one row each) and each row's score for each query, within `bound` of the exact
+        one (0 for a small user's float32 rows); rows the filters leave out score -inf."""
+        queries = _query_matrix(data, vectors, uid)
         if data.matrix is not None:
             approx, bound = (queries @ data.matrix.T).astype(np.float64), np.zeros((len(queries), 1))
         else:
@@ -338,18 +398,10 @@ class LocalVectorStore(VectorStore):
                     for query, (_, _, rest) in zip(queries, coded)
                 ]
             )
-        keep = None
-        if filters.starts_at:
-            keep = data.created_at >= int(filters.starts_at.timestamp())
-        if filters.ends_at:
-            keep = _and(keep, data.created_at <= int(filters.ends_at.timestamp()))
-        if filters.categories:
-            keep = _and(keep, np.isin(data.category_codes, _known(data.categories, filters.categories)))
-        if filters.sources:
-            keep = _and(keep, np.isin(data.source_codes, _known(data.sources, filters.sources)))
+        keep = _keep(data, filters)
         if keep is not None:
             approx[:, ~keep] = -np.inf
-        return data, queries, approx, bound
+        return queries, approx, bound
 
     def _exact(
         self, data: _UserVectors, rows: np.ndarray, approx: np.ndarray, queries: np.ndarray
@@ -366,7 +418,9 @@ class LocalVectorStore(VectorStore):
         return rows, (queries @ matrix.reshape(len(rows), data.dim).T).astype(np.float64)
 
     def _vectors(self, uid: str) -> _UserVectors | None:
-        """The user's vectors: from this process's cache when their version has not changed."""
+        """The user's vectors: from this process's cache when their version has not changed; else, for
+        a user with a snapshot, the snapshot (or the copy this process has) with the rows written and
+        deleted since; else read from the database."""
         version = (
             LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid)
             .values_list("version", flat=True)
@@ -377,14 +431,158 @@ class LocalVectorStore(VectorStore):
             cached = _user_cache().get(key)  # a hit becomes the most recently used
             if cached is not None and version is not None and cached.version == version:
                 return cached
-        data = self._read(uid, version or "")
+        data = None
+        if version is not None and settings.LOCAL_STORE_SNAPSHOT_ROWS:
+            if cached is not None and cached.snapshot is not None:
+                data = self._caught_up(cached, uid, version)
+            elif (snapshot := snapshots.load(self.namespace, uid)) is not None:
+                data = self._caught_up(_from_snapshot(snapshot), uid, version)
+        if data is None:
+            data = self._read(uid, version or "")
         if data is not None and version is not None:  # without a version row (written by hand) nothing is cached
             with _cache_lock:
                 cache = _user_cache()
                 cache.pop(key, None)
                 if data.nbytes <= cache.maxsize:  # larger than the whole cache: not kept
                     cache[key] = data  # least recently used users out until it fits
+            rows = settings.LOCAL_STORE_SNAPSHOT_ROWS
+            since = len(data) - data.base + (len(data.alive) - int(data.alive.sum()) if data.alive is not None else 0)
+            if rows and len(data) >= rows and (data.snapshot is None or since > REFRESH_SHARE * len(data)):
+                self._snapshot_in_background(uid)
         return data
+
+    def _caught_up(self, data: _UserVectors, uid: str, version: str) -> _UserVectors | None:
+        """`data` (a snapshot's rows and those read since) with the rows written and deleted since, as
+        of `version`; None when the user has no rows, or a snapshot does not match the database (made
+        of another database of the same name, say), which is then removed."""
+        stored = _user_pks(self.namespace, uid)
+        if not len(stored):
+            return None
+        alive = np.isin(data.pks, stored, assume_unique=True)
+        if data.alive is None and not self._matches(data, alive):  # a snapshot just loaded
+            logger.warning("local store: the snapshot of %r does not match the database; read again", uid)
+            snapshots.remove(self.namespace, uid)
+            return None
+        new = np.setdiff1d(stored, data.pks, assume_unique=True)
+        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
+        rows = sorted(_rows(new.tolist(), columns), key=lambda row: row[0]) if len(new) else []
+        rows = [row for row in rows if len(row[7]) == 4 * data.dim]
+        if not rows:
+            return replace(data, version=version, alive=alive)
+        pks, record_ids, memory_ids, kinds, created_at, categories, sources, values = zip(*rows, strict=True)
+        added = np.frombuffer(b"".join(values), dtype="<f4").reshape(len(rows), data.dim)
+        memory_codes, memory_names = _more_codes(data.memory_ids.tolist(), memory_ids)
+        kind_codes, kind_names = _more_codes(data.kinds, kinds)
+        category_codes, category_names = _more_codes(data.categories, categories)
+        source_codes, source_names = _more_codes(data.sources, sources)
+        return replace(
+            data,
+            version=version,
+            pks=np.concatenate([data.pks, np.array(pks, dtype=np.int64)]),
+            record_ids=np.concatenate([data.record_ids, np.array([r.encode() for r in record_ids], dtype=bytes)]),
+            memory_codes=np.concatenate([data.memory_codes, memory_codes.astype(np.int32)]),
+            memory_ids=np.array(memory_names, dtype=str),
+            kind_codes=np.concatenate([data.kind_codes, kind_codes.astype(np.int8)]),
+            kinds=kind_names,
+            created_at=np.concatenate([data.created_at, np.array(created_at, dtype=np.int64)]),
+            category_codes=np.concatenate([data.category_codes, category_codes.astype(np.int16)]),
+            categories=category_names,
+            source_codes=np.concatenate([data.source_codes, source_codes.astype(np.int16)]),
+            sources=source_names,
+            delta=added if data.delta is None else np.concatenate([data.delta, added]),
+            alive=np.concatenate([alive, np.ones(len(rows), dtype=bool)]),
+        )
+
+    def _matches(self, data: _UserVectors, alive: np.ndarray) -> bool:
+        """Whether some of a snapshot's rows still in the database (CHECKED_ROWS of them, at random)
+        are those rows: the same record and vector."""
+        still = np.flatnonzero(alive)
+        if not len(still):
+            return True
+        sample = np.sort(np.random.default_rng().choice(still, size=min(CHECKED_ROWS, len(still)), replace=False))
+        stored = {row[0]: row[1:] for row in _rows(data.pks[sample].tolist(), ("id", "record_id", "values"))}
+        mine = data.snapshot.rows(sample)
+        return all(
+            stored.get(int(data.pks[row]), ("", b""))[0] == data.record_ids[row].decode()
+            and stored[int(data.pks[row])][1] == mine[i].astype("<f4").tobytes()
+            for i, row in enumerate(sample.tolist())
+        )
+
+    def count(self, uid: str) -> int:
+        return LocalVector.objects.filter(namespace=self.namespace, uid=uid).count()
+
+    def heavy_users(self, rows: int) -> dict[str, int]:
+        """The users with `rows` vectors or more, and how many."""
+        counted = LocalVector.objects.filter(namespace=self.namespace).values_list("uid").annotate(n=Count("id"))
+        return dict(counted.filter(n__gte=rows).order_by("uid"))
+
+    def snapshot(self, uid: str, progress=None) -> bool:
+        """Make the user's snapshot on disk from the database (`snapshots.py`): False when there is no
+        row, or another process is making it now. `progress(rows)` is called as rows are added."""
+        version = (
+            LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid)
+            .values_list("version", flat=True)
+            .first()
+        )
+        rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid)
+        last = rows.aggregate(last=Max("id"))["last"]
+        size = rows.annotate(size=Length("values")).values_list("size", flat=True).first()
+        if last is None or version is None or not size:
+            return False
+        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
+        names: dict[str, list] = {name: [] for name in columns[:7]}
+        dim = size // 4
+
+        def blocks():
+            for chunk in self._chunks(uid, last, columns):
+                chunk = [row for row in chunk if len(row[7]) == 4 * dim]
+                for name, values in zip(columns[:7], zip(*chunk, strict=True)):
+                    names[name].extend(values)
+                yield np.frombuffer(b"".join(row[7] for row in chunk), dtype="<f4").reshape(len(chunk), dim)
+
+        def meta() -> dict[str, np.ndarray]:
+            memory_codes, memory_ids = _codes(names["memory_id"], np.int32)
+            kind_codes, kinds = _codes(names["kind"], np.int8)
+            category_codes, categories = _codes(names["category"], np.int16)
+            source_codes, sources = _codes(names["source"], np.int16)
+            return {
+                "pks": np.array(names["id"], dtype=np.int64),
+                "record_ids": np.array([r.encode() for r in names["record_id"]], dtype=bytes),
+                "memory_codes": memory_codes,
+                "memory_ids": np.array(memory_ids, dtype=str),
+                "kind_codes": kind_codes,
+                "kinds": np.array(kinds, dtype=str),
+                "created_at": np.array(names["created_at"], dtype=np.int64),
+                "category_codes": category_codes,
+                "categories": np.array(categories, dtype=str),
+                "source_codes": source_codes,
+                "sources": np.array(sources, dtype=str),
+            }
+
+        return snapshots.write(
+            self.namespace, uid, version=version, dim=dim, blocks=blocks(), meta=meta, progress=progress
+        )
+
+    def _snapshot_in_background(self, uid: str) -> None:
+        """Make the user's snapshot in a thread of this process (one at a time per user and process; one
+        process at a time per user, by the snapshot's lock)."""
+        key = (self.namespace, uid)
+        with _cache_lock:
+            if key in _snapshotting:
+                return
+            _snapshotting.add(key)
+
+        def make():
+            try:
+                self.snapshot(uid)
+            except Exception:
+                logger.exception("local store: the snapshot of %r failed", uid)
+            finally:
+                connection.close()
+                with _cache_lock:
+                    _snapshotting.discard(key)
+
+        threading.Thread(target=make, name=f"local-store-snapshot-{uid}", daemon=True).start()
 
     def _chunks(self, uid: str, last: int, columns: tuple[str, ...]) -> Iterator[list[tuple]]:
         """The user's rows up to id `last`, in the order written, READ_CHUNK at a time: on PostgreSQL from
@@ -477,6 +675,48 @@ class LocalVectorStore(VectorStore):
         )
 
 
+def _query_matrix(data: _UserVectors, vectors: list[np.ndarray], uid: str) -> np.ndarray:
+    queries = np.stack([np.asarray(vector, dtype=np.float32).ravel() for vector in vectors])
+    if data.dim != queries.shape[1]:
+        raise BackendError(
+            f"stored vectors of uid {uid!r} have {data.dim} dimensions, the query {queries.shape[1]}", permanent=True
+        )
+    return queries
+
+
+def _keep(data: _UserVectors, filters: SearchFilters) -> np.ndarray | None:
+    """The rows the filters keep (None: every row)."""
+    keep = None
+    if filters.starts_at:
+        keep = data.created_at >= int(filters.starts_at.timestamp())
+    if filters.ends_at:
+        keep = _and(keep, data.created_at <= int(filters.ends_at.timestamp()))
+    if filters.categories:
+        keep = _and(keep, np.isin(data.category_codes, _known(data.categories, filters.categories)))
+    if filters.sources:
+        keep = _and(keep, np.isin(data.source_codes, _known(data.sources, filters.sources)))
+    return keep
+
+
+def _best_per_memory(data: _UserVectors, rows: np.ndarray, scores: np.ndarray, top_k: int) -> list[MemoryMatch]:
+    """The `top_k` memories of these rows by their best row's score (a tie: the row written first)."""
+    if len(rows) > 64 * top_k:  # only rows among the best 64 x k can be a top memory's best... or more are needed
+        best = np.argpartition(-scores, 64 * top_k)[: 64 * top_k]
+        if len(np.unique(data.memory_codes[rows[best]])) >= top_k:
+            rows, scores = rows[best], scores[best]
+    matches: list[MemoryMatch] = []
+    seen: set[int] = set()
+    best_first = np.lexsort((rows, -scores))
+    for row, score in zip(rows[best_first].tolist(), scores[best_first].tolist()):
+        code = int(data.memory_codes[row])
+        if code not in seen:
+            seen.add(code)
+            matches.append(MemoryMatch(str(data.memory_ids[code]), score, data.record_ids[row].decode()))
+            if len(matches) == top_k:
+                break
+    return matches
+
+
 def _and(keep: np.ndarray | None, more: np.ndarray) -> np.ndarray:
     return more if keep is None else keep & more
 
@@ -486,16 +726,72 @@ def _known(names: list[str], wanted: list[str]) -> list[int]:
     return [i for i, name in enumerate(names) if name in set(wanted)]
 
 
-def _values(pks: list[int]) -> dict[int, bytes]:
-    """The stored float32 bytes of these rows (on PostgreSQL as one array literal: a query with
-    thousands of placeholders, or a list adapted item by item, costs more to build than to answer)."""
+def _from_snapshot(snapshot: snapshots.Snapshot) -> _UserVectors:
+    meta = snapshot.meta
+    empty = np.zeros(0, dtype=np.int64)
+    return _UserVectors(
+        version=snapshot.version,
+        pks=meta["pks"],
+        record_ids=meta["record_ids"],
+        memory_codes=meta["memory_codes"],
+        memory_ids=meta["memory_ids"],
+        kind_codes=meta["kind_codes"],
+        kinds=meta["kinds"].tolist(),
+        created_at=meta["created_at"],
+        category_codes=meta["category_codes"],
+        categories=meta["categories"].tolist(),
+        source_codes=meta["source_codes"],
+        sources=meta["sources"].tolist(),
+        order=empty,
+        starts=empty,
+        dim=snapshot.dim,
+        snapshot=snapshot,
+    )
+
+
+def _more_codes(names: list[str], values) -> tuple[np.ndarray, list[str]]:
+    """The codes of `values` among `names`, new names added at the end."""
+    at = {name: i for i, name in enumerate(names)}
+    names = list(names)
+    codes = []
+    for value in values:
+        if value not in at:
+            at[value] = len(names)
+            names.append(value)
+        codes.append(at[value])
+    return np.array(codes), names
+
+
+def _user_pks(namespace: str, uid: str) -> np.ndarray:
+    """The ids of the user's rows, ascending."""
+    rows = LocalVector.objects.filter(namespace=namespace, uid=uid).order_by("id")
     if connection.vendor != "postgresql":
-        return dict(LocalVector.objects.filter(id__in=pks).values_list("id", "values"))
+        return np.array(list(rows.values_list("id", flat=True)), dtype=np.int64)
+    sql, params = rows.values_list("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT array_agg(id) FROM ({sql}) AS ids", params)
+        return np.array(cursor.fetchone()[0] or [], dtype=np.int64)
+
+
+def _values(pks: list[int]) -> dict[int, bytes]:
+    """The stored float32 bytes of these rows."""
+    return dict(_rows(pks, ("id", "values")))
+
+
+def _rows(pks: list[int], columns: tuple[str, ...]) -> list[tuple]:
+    """These columns of these rows (on PostgreSQL as one array literal: a query with thousands of
+    placeholders, or a list adapted item by item, costs more to build than to answer)."""
+    if connection.vendor != "postgresql":
+        found = []
+        for start in range(0, len(pks), 500):
+            found += LocalVector.objects.filter(id__in=pks[start : start + 500]).values_list(*columns)
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in found]
     import psycopg
 
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:  # Django's client-side cursors cannot read binary
         array = "{" + ",".join(map(str, pks)) + "}"
-        sql = f'SELECT id, "values" FROM {LocalVector._meta.db_table} WHERE id = ANY(%s::bigint[])'
+        names = ", ".join(f'"{column}"' for column in columns)
+        sql = f"SELECT {names} FROM {LocalVector._meta.db_table} WHERE id = ANY(%s::bigint[])"
         cursor.execute(sql, [array], binary=True)  # vectors as raw bytes, not hex
-        return dict(cursor.fetchall())
+        return cursor.fetchall()

@@ -1,0 +1,177 @@
+"""A heavy user's snapshot on disk (memories/parts/vectorstores/snapshots.py): searched through its
+graph, it finds what exact search finds; rows written and deleted since are seen; a snapshot that
+does not match the database is not trusted; erasing a user removes it."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from memories.parts.vectorstores import SearchFilters, VectorRecord, snapshots
+from memories.parts.vectorstores import local as local_module
+from memories.parts.vectorstores.local import LocalVectorStore
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def graph(settings, monkeypatch):
+    """Snapshots on, the graph asked even for a few rows, and no thread (it would not see the test's
+    transaction): a snapshot is made when the test says so."""
+    settings.LOCAL_STORE_SNAPSHOT_ROWS = 1
+    monkeypatch.setattr(local_module, "EXACT_ROWS", 0)
+    monkeypatch.setattr(local_module, "_cache", None)
+    monkeypatch.setattr(LocalVectorStore, "_snapshot_in_background", lambda self, uid: None)
+
+
+def clustered(rng, memories: int, per: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors with neighbours, as real ones have: each memory's `per` vectors around its own centre,
+    the centres around 20 topics. Returns the unit vectors and each one's memory."""
+    topics = rng.normal(size=(20, 384))
+    centres = topics[rng.integers(0, 20, memories)] + 0.6 * rng.normal(size=(memories, 384))
+    owner = np.repeat(np.arange(memories), per)
+    vectors = (centres[owner] + 0.5 * rng.normal(size=(len(owner), 384))).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), owner
+
+
+def records(vectors, owner, uid="u1", start=0):
+    return [
+        VectorRecord(
+            id=f"{uid}-{memory}-{i}",
+            values=vector,
+            metadata={
+                "uid": uid,
+                "memory_id": str(memory),
+                "created_at": 1_700_000_000 + int(memory),
+                "category": ("work", "health")[int(memory) % 2],
+                "source": "omi",
+                "kind": "snippet",
+            },
+        )
+        for i, (vector, memory) in enumerate(zip(vectors, owner), start=start)
+    ]
+
+
+def answers(store, queries, uid="u1"):
+    health = SearchFilters(categories=["health"], starts_at=datetime.fromtimestamp(1_700_000_050, tz=UTC))
+    found = []
+    for query in queries:
+        for filters in (SearchFilters(), health):
+            found.append([m.memory_id for m in store.query(query, uid=uid, top_k=10, filters=filters)])
+        found.append([m.vector_id for m in store.query_vectors(query, uid=uid, top_k=50, filters=SearchFilters())])
+    for matches in store.query_many(queries[:3], uid=uid, top_k=10, filters=SearchFilters()):
+        found.append([m.memory_id for m in matches])
+    return found
+
+
+def exact(settings, store, queries, uid="u1"):
+    """What the store answers without a snapshot (every row scored), then with snapshots on again."""
+    rows = settings.LOCAL_STORE_SNAPSHOT_ROWS
+    settings.LOCAL_STORE_SNAPSHOT_ROWS = 0
+    local_module._cache = None
+    try:
+        return answers(store, queries, uid)
+    finally:
+        settings.LOCAL_STORE_SNAPSHOT_ROWS = rows
+        local_module._cache = None
+
+
+def test_the_graph_finds_what_exact_search_finds(settings, graph):
+    rng = np.random.default_rng(3)
+    vectors, owner = clustered(rng, 300, 12)
+    store = LocalVectorStore()
+    store.upsert(records(vectors, owner))
+    queries = [v + 0.3 * rng.normal(size=384).astype(np.float32) for v in vectors[rng.integers(0, len(vectors), 8)]]
+    queries = [q / np.linalg.norm(q) for q in queries]
+    want = exact(settings, store, queries)
+
+    assert store.snapshot("u1")
+    got = answers(store, queries)
+
+    data = local_module._cache[("ns1", "u1")]
+    assert data.snapshot is not None and data.matrix is None and data.packed is None  # the graph answered
+    assert got == want
+    by_id = {r.id: r.values for r in records(vectors, owner)}
+    for match in store.query_vectors(queries[0], uid="u1", top_k=20, filters=SearchFilters()):  # exact scores
+        assert match.score == pytest.approx(float(by_id[match.vector_id] @ queries[0]), abs=1e-6)
+
+
+def test_rows_written_and_deleted_since_the_snapshot_are_seen(settings, graph):
+    rng = np.random.default_rng(4)
+    vectors, owner = clustered(rng, 200, 10)
+    store = LocalVectorStore()
+    store.upsert(records(vectors, owner))
+    assert store.snapshot("u1")
+    query = vectors[0]
+    assert store.query(query, uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "0"
+
+    # Another process: memory 0 deleted, memory 7's first vector changed to the query, a new memory 500.
+    store.delete([f"u1-0-{i}" for i in range(10)])
+    store.upsert(records([query], [7], start=70))  # u1-7-70: memory 7's first vector, rewritten
+    store.upsert(records([-query], [500], start=5000))
+
+    found = store.query(query, uid="u1", top_k=3, filters=SearchFilters())
+    assert found[0].memory_id == "7" and found[0].score == pytest.approx(1.0, abs=1e-6)
+    assert "0" not in [m.memory_id for m in store.query(query, uid="u1", top_k=200, filters=SearchFilters())]
+    assert store.query(-query, uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "500"
+    assert answers(store, [query, -query]) == exact(settings, store, [query, -query])
+    # a process that starts now: the snapshot, then the same changes read from the database
+    local_module._cache = None
+    assert store.query(query, uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "7"
+    assert local_module._cache[("ns1", "u1")].snapshot is not None
+
+
+def test_a_snapshot_that_does_not_match_the_database_is_not_trusted(settings, graph):
+    from memories.models import LocalVector, LocalVectorVersion
+
+    rng = np.random.default_rng(5)
+    vectors, owner = clustered(rng, 100, 8)
+    store = LocalVectorStore()
+    store.upsert(records(vectors, owner))
+    assert store.snapshot("u1")
+    # Same ids, other vectors (a database made again under the same name): not what the snapshot holds.
+    for row, vector in zip(LocalVector.objects.filter(uid="u1").order_by("id"), vectors[::-1]):
+        LocalVector.objects.filter(id=row.id).update(values=vector.astype("<f4").tobytes())
+    LocalVectorVersion.objects.filter(uid="u1").update(version="remade")
+    local_module._cache = None
+
+    found = store.query(vectors[0], uid="u1", top_k=1, filters=SearchFilters())
+
+    assert found[0].vector_id == records(vectors, owner)[-1].id  # the row that now holds vectors[0]
+    assert local_module._cache[("ns1", "u1")].snapshot is None
+    assert snapshots.load("ns1", "u1") is None  # removed: made again later
+
+
+def test_a_snapshot_never_answers_for_another_user_and_goes_with_the_user(settings, graph):
+    rng = np.random.default_rng(6)
+    vectors, owner = clustered(rng, 100, 8)
+    store = LocalVectorStore()
+    store.upsert(records(vectors, owner, uid="u1") + records(vectors[:8], owner[:8] + 1000, uid="u2"))
+    assert store.snapshot("u1") and store.snapshot("u2")
+    assert {m.memory_id for m in store.query(vectors[40], uid="u2", top_k=10, filters=SearchFilters())} == {"1000"}
+
+    store.delete_uid("u1", known_ids=[])
+
+    assert not snapshots.user_dir("ns1", "u1").exists()
+    assert snapshots.user_dir("ns1", "u2").exists()
+    local_module._cache = None
+    assert store.query(vectors[0], uid="u1", top_k=10, filters=SearchFilters()) == []
+
+
+def test_the_cache_counts_a_snapshot_users_graph_and_keeps_the_byte_limit(settings, graph):
+    rng = np.random.default_rng(7)
+    store = LocalVectorStore()
+    for uid in ("a", "b", "c"):
+        vectors, owner = clustered(rng, 120, 10)
+        store.upsert(records(vectors, owner, uid=uid))
+        assert store.snapshot(uid)
+    query = np.eye(384, dtype=np.float32)[0]
+    store.query(query, uid="a", top_k=1, filters=SearchFilters())
+    one = local_module._cache.currsize
+    assert one > snapshots.load("ns1", "a").index.memory_usage  # the graph is counted
+    settings.LOCAL_STORE_CACHE_MB = 2 * one / 2**20 + 0.01  # room for two users
+    for uid in ("a", "b", "a", "c"):
+        assert store.query(query, uid=uid, top_k=1, filters=SearchFilters())
+
+    assert {uid for _, uid in local_module._cache} == {"a", "c"}
+    assert local_module._cache.currsize <= settings.LOCAL_STORE_CACHE_MB * 2**20
