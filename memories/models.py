@@ -401,11 +401,15 @@ class LocalVector(models.Model):
 
 class LocalVectorVersion(models.Model):
     """Changes whenever one user's vectors in the local store change: processes that keep those
-    vectors in memory read them again when it differs from theirs."""
+    vectors in memory read them again when it differs from theirs (or, from a snapshot, read only
+    what changed: rows of a higher id, and `LocalVectorDeletion`s). Every write takes this row
+    first, so one user's writes commit in the order of their ids. `epoch` changes when a copy
+    made before can no longer catch up (the user erased, deletions forgotten)."""
 
     namespace = models.CharField(max_length=64)
     uid = models.CharField(max_length=128)
     version = models.CharField(max_length=32)
+    epoch = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "search_localvectorversion"
@@ -413,6 +417,22 @@ class LocalVectorVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.uid}: {self.version}"
+
+
+class LocalVectorDeletion(models.Model):
+    """A row of `LocalVector` deleted (`row`: its id), in the order deleted: what a process that
+    holds a snapshot of the user's vectors reads to leave it out."""
+
+    namespace = models.CharField(max_length=64)
+    uid = models.CharField(max_length=128)
+    row = models.BigIntegerField()
+
+    class Meta:
+        db_table = "search_localvectordeletion"
+        indexes = [models.Index(fields=["namespace", "uid", "id"], name="local_vector_deletions")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.uid}: {self.row}"
 
 
 class VectorIndex(models.Model):

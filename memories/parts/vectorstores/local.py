@@ -8,10 +8,10 @@ import numpy as np
 from cachetools import LRUCache
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max
 from django.db.models.functions import Length
 
-from memories.models import LocalVector, LocalVectorVersion
+from memories.models import LocalVector, LocalVectorDeletion, LocalVectorVersion
 from omi_memory.errors import BackendError
 
 from . import snapshots
@@ -32,7 +32,7 @@ READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors
 # k memories, the rows the filter keeps are all scored. A snapshot is made again in the background
 # when the rows written or deleted since pass REFRESH_SHARE of it.
 CANDIDATES_MIN = 400
-CANDIDATES_PER_MEMORY = 40
+CANDIDATES_PER_MEMORY = 12
 CANDIDATES_EXTRA = 400  # more than the k vectors asked for (query_vectors)
 EXACT_ROWS = 32_768
 REFRESH_SHARE = 0.05
@@ -75,6 +75,9 @@ class _UserVectors:
     snapshot: snapshots.Snapshot | None = None
     delta: np.ndarray | None = None
     alive: np.ndarray | None = None
+    last_pk: int = 0  # the highest row id read
+    deleted_seq: int = 0  # the last LocalVectorDeletion applied
+    epoch: int = 0  # of LocalVectorVersion, when the snapshot was made
 
     @property
     def nbytes(self) -> int:
@@ -82,7 +85,7 @@ class _UserVectors:
         arrays += (self.category_codes, self.source_codes, self.order, self.starts)
         arrays += tuple(a for a in (self.matrix, self.scales, self.errors, self.delta, self.alive) if a is not None)
         names = 64 * len(self.memory_ids)  # the memory ids' str objects, about
-        graph = int(self.snapshot.index.memory_usage) if self.snapshot is not None else 0
+        graph = self.snapshot.graph_bytes if self.snapshot is not None else 0
         return sum(a.nbytes for a in arrays) + names + graph + sum(part.nbytes for part in self.packed or ())
 
     @property
@@ -188,11 +191,14 @@ class LocalVectorStore(VectorStore):
             for record in records
         ]
         with transaction.atomic():
+            self.touch({row.uid for row in rows})  # first: one user's writes commit in the order of their ids
             # a changed vector is a new row (a new id): a process that holds a snapshot of the user's
             # rows sees what changed by their ids (`_caught_up`)
             ids = [row.record_id for row in rows]
             for start in range(0, len(ids), 1000):
-                LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start : start + 1000]).delete()
+                self._delete_rows(
+                    LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start : start + 1000])
+                )
             LocalVector.objects.bulk_create(
                 rows,
                 update_conflicts=True,
@@ -200,19 +206,28 @@ class LocalVectorStore(VectorStore):
                 update_fields=["uid", "memory_id", "created_at", "category", "source", "kind", "metadata", "values"],
                 batch_size=1000,
             )
-            self.touch({row.uid for row in rows})
 
     def delete(self, ids: list[str]) -> None:
         with transaction.atomic():
             for start in range(0, len(ids), 1000):
                 chosen = LocalVector.objects.filter(namespace=self.namespace, record_id__in=ids[start : start + 1000])
                 self.touch(set(chosen.values_list("uid", flat=True)))
-                chosen.delete()
+                self._delete_rows(chosen)
+
+    def _delete_rows(self, chosen) -> None:
+        """Delete these rows, noted in `LocalVectorDeletion` (call with their users touched)."""
+        found = list(chosen.values_list("id", "uid"))
+        if found:
+            LocalVector.objects.filter(id__in=[row for row, _ in found]).delete()
+            LocalVectorDeletion.objects.bulk_create(
+                [LocalVectorDeletion(namespace=self.namespace, uid=uid, row=row) for row, uid in found], batch_size=1000
+            )
 
     def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
         with transaction.atomic():
+            self.touch({uid}, epoch=True)  # no copy of the user's vectors catches up: they are all gone
             deleted, _ = LocalVector.objects.filter(namespace=self.namespace, uid=uid).delete()
-            self.touch({uid})
+            LocalVectorDeletion.objects.filter(namespace=self.namespace, uid=uid).delete()
         snapshots.remove(self.namespace, uid)
         return deleted
 
@@ -264,18 +279,26 @@ class LocalVectorStore(VectorStore):
         """Remove every vector of the namespace (a reindex to another dimension starts here)."""
         with transaction.atomic():
             LocalVector.objects.filter(namespace=self.namespace).delete()
-            LocalVectorVersion.objects.filter(namespace=self.namespace).delete()
+            LocalVectorDeletion.objects.filter(namespace=self.namespace).delete()
+            versions = LocalVectorVersion.objects.filter(namespace=self.namespace)
+            versions.update(version=uuid.uuid4().hex, epoch=F("epoch") + 1)  # no copy catches up
         snapshots.remove(self.namespace)
 
-    def touch(self, uids: set[str]) -> None:
-        """Give these users' vectors a new version: every process reads them again."""
+    def touch(self, uids: set[str], *, epoch: bool = False) -> None:
+        """Give these users' vectors a new version: every process reads them again (what changed, or, with
+        `epoch`, everything). In a transaction, their rows stay locked until it ends."""
         if uids:
             LocalVectorVersion.objects.bulk_create(
-                [LocalVectorVersion(namespace=self.namespace, uid=uid, version=uuid.uuid4().hex) for uid in uids],
+                [
+                    LocalVectorVersion(namespace=self.namespace, uid=uid, version=uuid.uuid4().hex)
+                    for uid in sorted(uids)  # one order of locks
+                ],
                 update_conflicts=True,
                 unique_fields=["namespace", "uid"],
                 update_fields=["version"],
             )
+            if epoch:
+                LocalVectorVersion.objects.filter(namespace=self.namespace, uid__in=uids).update(epoch=F("epoch") + 1)
 
     def query_vectors(
         self, vector: np.ndarray, *, uid: str, top_k: int | None, filters: SearchFilters
@@ -419,13 +442,11 @@ class LocalVectorStore(VectorStore):
 
     def _vectors(self, uid: str) -> _UserVectors | None:
         """The user's vectors: from this process's cache when their version has not changed; else, for
-        a user with a snapshot, the snapshot (or the copy this process has) with the rows written and
-        deleted since; else read from the database."""
-        version = (
-            LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid)
-            .values_list("version", flat=True)
-            .first()
-        )
+        a user with a snapshot, this process's copy or the snapshot, with what changed since; else read
+        whole from the database."""
+        version, epoch = (
+            LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid).values_list("version", "epoch").first()
+        ) or (None, 0)
         key = (self.namespace, uid)
         with _cache_lock:
             cached = _user_cache().get(key)  # a hit becomes the most recently used
@@ -433,9 +454,9 @@ class LocalVectorStore(VectorStore):
                 return cached
         data = None
         if version is not None and settings.LOCAL_STORE_SNAPSHOT_ROWS:
-            if cached is not None and cached.snapshot is not None:
+            if cached is not None and cached.snapshot is not None and cached.epoch == epoch:
                 data = self._caught_up(cached, uid, version)
-            elif (snapshot := snapshots.load(self.namespace, uid)) is not None:
+            elif (snapshot := snapshots.load(self.namespace, uid)) is not None and snapshot.info["epoch"] == epoch:
                 data = self._caught_up(_from_snapshot(snapshot), uid, version)
         if data is None:
             data = self._read(uid, version or "")
@@ -452,33 +473,43 @@ class LocalVectorStore(VectorStore):
         return data
 
     def _caught_up(self, data: _UserVectors, uid: str, version: str) -> _UserVectors | None:
-        """`data` (a snapshot's rows and those read since) with the rows written and deleted since, as
-        of `version`; None when the user has no rows, or a snapshot does not match the database (made
-        of another database of the same name, say), which is then removed."""
-        stored = _user_pks(self.namespace, uid)
-        if not len(stored):
-            return None
-        alive = np.isin(data.pks, stored, assume_unique=True)
+        """`data` (a snapshot's rows and those read since) with the rows written since (of a higher id)
+        and deleted since (`LocalVectorDeletion`), as of `version` (read before them: what commits
+        meanwhile is read again next time, to the same effect); None when the user has no row left,
+        or a snapshot does not match the database (made of another database of the same name, say),
+        which is then removed."""
+        gone = LocalVectorDeletion.objects.filter(namespace=self.namespace, uid=uid, id__gt=data.deleted_seq)
+        gone = list(gone.order_by("id").values_list("id", "row"))
+        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
+        rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid, id__gt=data.last_pk).order_by("id")
+        rows = [_bytes(row) for row in rows.values_list(*columns)]
+        if len(rows) != len([row for row in rows if len(row[7]) == 4 * data.dim]):
+            return None  # another dimension: read whole (and refused there)
+        alive = data.alive if data.alive is not None else np.ones(len(data), dtype=bool)
+        if gone:
+            alive = alive & ~np.isin(data.pks, [row for _, row in gone])
         if data.alive is None and not self._matches(data, alive):  # a snapshot just loaded
             logger.warning("local store: the snapshot of %r does not match the database; read again", uid)
             snapshots.remove(self.namespace, uid)
             return None
-        new = np.setdiff1d(stored, data.pks, assume_unique=True)
-        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
-        rows = sorted(_rows(new.tolist(), columns), key=lambda row: row[0]) if len(new) else []
-        rows = [row for row in rows if len(row[7]) == 4 * data.dim]
+        deleted_seq = gone[-1][0] if gone else data.deleted_seq
         if not rows:
-            return replace(data, version=version, alive=alive)
+            if not alive.any():
+                return None
+            return replace(data, version=version, alive=alive, deleted_seq=deleted_seq)
         pks, record_ids, memory_ids, kinds, created_at, categories, sources, values = zip(*rows, strict=True)
         added = np.frombuffer(b"".join(values), dtype="<f4").reshape(len(rows), data.dim)
         memory_codes, memory_names = _more_codes(data.memory_ids.tolist(), memory_ids)
         kind_codes, kind_names = _more_codes(data.kinds, kinds)
         category_codes, category_names = _more_codes(data.categories, categories)
         source_codes, source_names = _more_codes(data.sources, sources)
+        pks = np.array(pks, dtype=np.int64)
         return replace(
             data,
             version=version,
-            pks=np.concatenate([data.pks, np.array(pks, dtype=np.int64)]),
+            last_pk=int(pks[-1]),
+            deleted_seq=deleted_seq,
+            pks=np.concatenate([data.pks, pks]),
             record_ids=np.concatenate([data.record_ids, np.array([r.encode() for r in record_ids], dtype=bytes)]),
             memory_codes=np.concatenate([data.memory_codes, memory_codes.astype(np.int32)]),
             memory_ids=np.array(memory_names, dtype=str),
@@ -490,7 +521,7 @@ class LocalVectorStore(VectorStore):
             source_codes=np.concatenate([data.source_codes, source_codes.astype(np.int16)]),
             sources=source_names,
             delta=added if data.delta is None else np.concatenate([data.delta, added]),
-            alive=np.concatenate([alive, np.ones(len(rows), dtype=bool)]),
+            alive=np.concatenate([alive, ~np.isin(pks, [row for _, row in gone])]),
         )
 
     def _matches(self, data: _UserVectors, alive: np.ndarray) -> bool:
@@ -518,12 +549,15 @@ class LocalVectorStore(VectorStore):
 
     def snapshot(self, uid: str, progress=None) -> bool:
         """Make the user's snapshot on disk from the database (`snapshots.py`): False when there is no
-        row, or another process is making it now. `progress(rows)` is called as rows are added."""
-        version = (
-            LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid)
-            .values_list("version", flat=True)
-            .first()
-        )
+        row, or another process is making it now. `progress(rows)` is called as rows are added.
+
+        The deletions it has applied are then forgotten: the user's epoch moves on, so that a copy
+        made before, which could need them, is made again from this snapshot."""
+        version, epoch = (
+            LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid).values_list("version", "epoch").first()
+        ) or (None, 0)
+        deletions = LocalVectorDeletion.objects.filter(namespace=self.namespace, uid=uid)
+        deleted_seq = deletions.aggregate(last=Max("id"))["last"] or 0  # before the rows: applied again is no harm
         rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid)
         last = rows.aggregate(last=Max("id"))["last"]
         size = rows.annotate(size=Length("values")).values_list("size", flat=True).first()
@@ -540,7 +574,7 @@ class LocalVectorStore(VectorStore):
                     names[name].extend(values)
                 yield np.frombuffer(b"".join(row[7] for row in chunk), dtype="<f4").reshape(len(chunk), dim)
 
-        def meta() -> dict[str, np.ndarray]:
+        def meta() -> tuple[dict[str, np.ndarray], dict]:
             memory_codes, memory_ids = _codes(names["memory_id"], np.int32)
             kind_codes, kinds = _codes(names["kind"], np.int8)
             category_codes, categories = _codes(names["category"], np.int16)
@@ -557,11 +591,20 @@ class LocalVectorStore(VectorStore):
                 "categories": np.array(categories, dtype=str),
                 "source_codes": source_codes,
                 "sources": np.array(sources, dtype=str),
-            }
+            }, {"epoch": epoch + 1, "last_pk": max(names["id"]), "deleted_seq": deleted_seq}
 
-        return snapshots.write(
+        path = snapshots.write(
             self.namespace, uid, version=version, dim=dim, blocks=blocks(), meta=meta, progress=progress
         )
+        if path is None:
+            return False
+        with transaction.atomic():
+            moved = LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid, epoch=epoch)
+            if not moved.update(epoch=epoch + 1):  # erased, or cleared, meanwhile
+                snapshots.remove(self.namespace, uid)
+                return False
+            deletions.filter(id__lte=deleted_seq).delete()
+        return True
 
     def _snapshot_in_background(self, uid: str) -> None:
         """Make the user's snapshot in a thread of this process (one at a time per user and process; one
@@ -746,6 +789,9 @@ def _from_snapshot(snapshot: snapshots.Snapshot) -> _UserVectors:
         starts=empty,
         dim=snapshot.dim,
         snapshot=snapshot,
+        last_pk=snapshot.info["last_pk"],
+        deleted_seq=snapshot.info["deleted_seq"],
+        epoch=snapshot.info["epoch"],
     )
 
 
@@ -762,15 +808,8 @@ def _more_codes(names: list[str], values) -> tuple[np.ndarray, list[str]]:
     return np.array(codes), names
 
 
-def _user_pks(namespace: str, uid: str) -> np.ndarray:
-    """The ids of the user's rows, ascending."""
-    rows = LocalVector.objects.filter(namespace=namespace, uid=uid).order_by("id")
-    if connection.vendor != "postgresql":
-        return np.array(list(rows.values_list("id", flat=True)), dtype=np.int64)
-    sql, params = rows.values_list("id").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT array_agg(id) FROM ({sql}) AS ids", params)
-        return np.array(cursor.fetchone()[0] or [], dtype=np.int64)
+def _bytes(row: tuple) -> tuple:
+    return tuple(bytes(value) if isinstance(value, memoryview) else value for value in row)
 
 
 def _values(pks: list[int]) -> dict[int, bytes]:
@@ -785,7 +824,7 @@ def _rows(pks: list[int], columns: tuple[str, ...]) -> list[tuple]:
         found = []
         for start in range(0, len(pks), 500):
             found += LocalVector.objects.filter(id__in=pks[start : start + 500]).values_list(*columns)
-        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in found]
+        return [_bytes(row) for row in found]
     import psycopg
 
     connection.ensure_connection()

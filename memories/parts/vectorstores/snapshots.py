@@ -24,7 +24,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-FORMAT = 1
+FORMAT = 2
 # The graph: each vector linked to 16 others (32 at the bottom level), 128 candidates looked at when
 # one is added. On 320,000 vectors of real sentence embeddings this finds the ten best memories
 # of exact search with the candidates re-scored (docs/benchmarks.md).
@@ -40,19 +40,22 @@ class Snapshot:
     of float32 vectors, read with `rows`."""
 
     path: Path
-    version: str
-    dim: int
+    info: dict  # version, dim, rows, and what the store notes of the rows (its last id, ...)
     meta: dict[str, np.ndarray]
     index: object  # usearch.index.Index
     vectors: int  # an open file descriptor of vectors.f32
+    graph_bytes: int  # the graph's file, with its int8 vectors: a view that the page cache shares
 
     def __len__(self) -> int:
         return len(self.meta["pks"])
 
     @property
-    def nbytes(self) -> int:
-        """What the process holds of it: the arrays and the graph with its int8 vectors."""
-        return sum(a.nbytes for a in self.meta.values()) + int(self.index.memory_usage)
+    def version(self) -> str:
+        return self.info["version"]
+
+    @property
+    def dim(self) -> int:
+        return self.info["dim"]
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """These rows' float32 vectors (ascending rows), read from the file: what the page cache holds is
@@ -107,10 +110,11 @@ def load(namespace: str, uid: str) -> Snapshot | None:
         index = Index.restore(str(path / "hnsw.usearch"), view=True)
         if index is None or not len(index) == len(meta["pks"]) == info["rows"]:
             return None
+        graph_bytes = (path / "hnsw.usearch").stat().st_size
         vectors = os.open(path / "vectors.f32", os.O_RDONLY)
     except (OSError, ValueError, KeyError, RuntimeError):
         return None
-    return Snapshot(path, info["version"], info["dim"], meta, index, vectors)
+    return Snapshot(path, info, meta, index, vectors, graph_bytes)
 
 
 def write(
@@ -120,12 +124,12 @@ def write(
     version: str,
     dim: int,
     blocks: Iterator[np.ndarray],
-    meta: Callable[[], dict[str, np.ndarray]],
+    meta: Callable[[], tuple[dict[str, np.ndarray], dict]],
     progress=None,
-) -> bool:
-    """A new snapshot of rows (`blocks`: their float32 vectors in order; `meta()`: their columns, once
-    the blocks are read), made current; False when another process is making one of this user now
-    (the first one wins, the other gives up)."""
+) -> Path | None:
+    """A new snapshot of rows (`blocks`: their float32 vectors in order; `meta()`: their columns and
+    what to note of them, once the blocks are read), made current: its directory; None when another
+    process is making one of this user now (the first one wins, the other gives up)."""
     from usearch.index import Index
 
     directory = user_dir(namespace, uid)
@@ -134,7 +138,7 @@ def write(
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return False
+            return None
         path = directory / f"g-{uuid.uuid4().hex}"
         path.mkdir()
         try:
@@ -154,14 +158,13 @@ def write(
                     rows += len(block)
                     if progress:
                         progress(len(block))
-            columns = meta()
+            columns, noted = meta()
             if rows != len(columns["pks"]):
                 raise ValueError(f"{rows} vectors for {len(columns['pks'])} rows")
             index.save(str(path / "hnsw.usearch"))
             np.savez(path / "meta.npz", **columns)
-            (path / "info.json").write_text(
-                json.dumps({"format": FORMAT, "version": version, "dim": dim, "rows": rows})
-            )
+            info = {**noted, "format": FORMAT, "version": version, "dim": dim, "rows": rows}
+            (path / "info.json").write_text(json.dumps(info))
             (directory / "current.new").write_text(path.name)
             os.replace(directory / "current.new", directory / "current")
         except BaseException:
@@ -170,7 +173,7 @@ def write(
         for old in directory.glob("g-*"):  # a process reading one keeps its open files
             if old != path:
                 shutil.rmtree(old, ignore_errors=True)
-    return True
+    return path
 
 
 def remove(namespace: str, uid: str | None = None) -> None:

@@ -168,10 +168,37 @@ def test_the_cache_counts_a_snapshot_users_graph_and_keeps_the_byte_limit(settin
     query = np.eye(384, dtype=np.float32)[0]
     store.query(query, uid="a", top_k=1, filters=SearchFilters())
     one = local_module._cache.currsize
-    assert one > snapshots.load("ns1", "a").index.memory_usage  # the graph is counted
+    assert one > snapshots.load("ns1", "a").graph_bytes  # the graph is counted
     settings.LOCAL_STORE_CACHE_MB = 2 * one / 2**20 + 0.01  # room for two users
     for uid in ("a", "b", "a", "c"):
         assert store.query(query, uid=uid, top_k=1, filters=SearchFilters())
 
     assert {uid for _, uid in local_module._cache} == {"a", "c"}
     assert local_module._cache.currsize <= settings.LOCAL_STORE_CACHE_MB * 2**20
+
+
+def test_a_copy_made_before_a_new_snapshot_is_made_again_from_it(settings, graph):
+    """A new snapshot forgets the deletions it holds: a process's copy made before it, which might
+    still need them, is made again from the new snapshot at the next change."""
+    from memories.models import LocalVectorDeletion
+
+    rng = np.random.default_rng(8)
+    vectors, owner = clustered(rng, 150, 8)
+    store = LocalVectorStore()
+    store.upsert(records(vectors, owner))
+    assert store.snapshot("u1")
+    assert store.query(vectors[0], uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "0"
+    before = local_module._cache[("ns1", "u1")]
+
+    store.delete([f"u1-0-{i}" for i in range(8)])  # memory 0 gone: a deletion noted
+    assert LocalVectorDeletion.objects.filter(uid="u1").count() == 8
+    assert store.snapshot("u1")  # made again elsewhere: the deletions forgotten
+    assert not LocalVectorDeletion.objects.filter(uid="u1").exists()
+    local_module._cache[("ns1", "u1")] = before  # this process still holds the copy from before
+    store.upsert(records([-vectors[0]], [900], start=9000))
+
+    found = store.query(vectors[0], uid="u1", top_k=200, filters=SearchFilters())
+
+    assert "0" not in [m.memory_id for m in found]
+    assert store.query(-vectors[0], uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "900"
+    assert local_module._cache[("ns1", "u1")].snapshot.path != before.snapshot.path
