@@ -1,5 +1,6 @@
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -141,6 +142,8 @@ METADATA_COLUMNS = ("uid", "memory_id", "created_at", "category", "source", "kin
 
 _cache: LRUCache | None = None  # (namespace, uid) -> _UserVectors
 _snapshotting: set[tuple[str, str]] = set()  # snapshots being made by this process
+_snapshot_failed: dict[tuple[str, str], float] = {}  # when this process last failed to make one
+SNAPSHOT_RETRY_SECONDS = 600
 _cache_lock = threading.Lock()
 
 
@@ -611,7 +614,7 @@ class LocalVectorStore(VectorStore):
         process at a time per user, by the snapshot's lock)."""
         key = (self.namespace, uid)
         with _cache_lock:
-            if key in _snapshotting:
+            if key in _snapshotting or time.monotonic() - _snapshot_failed.get(key, -1e9) < SNAPSHOT_RETRY_SECONDS:
                 return
             _snapshotting.add(key)
 
@@ -619,7 +622,10 @@ class LocalVectorStore(VectorStore):
             try:
                 self.snapshot(uid)
             except Exception:
-                logger.exception("local store: the snapshot of %r failed", uid)
+                logger.exception(
+                    "local store: the snapshot of %r failed; tried again in %d s", uid, SNAPSHOT_RETRY_SECONDS
+                )
+                _snapshot_failed[key] = time.monotonic()
             finally:
                 connection.close()
                 with _cache_lock:

@@ -202,3 +202,28 @@ def test_a_copy_made_before_a_new_snapshot_is_made_again_from_it(settings, graph
     assert "0" not in [m.memory_id for m in found]
     assert store.query(-vectors[0], uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "900"
     assert local_module._cache[("ns1", "u1")].snapshot.path != before.snapshot.path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_that_finds_a_heavy_user_without_a_snapshot_has_one_made(settings, monkeypatch):
+    import time
+
+    settings.LOCAL_STORE_SNAPSHOT_ROWS = 100
+    monkeypatch.setattr(local_module, "_cache", None)
+    rng = np.random.default_rng(9)
+    vectors, owner = clustered(rng, 30, 5)  # 150 rows
+    store = LocalVectorStore()
+    store.upsert(records(vectors, owner))
+
+    first = store.query(vectors[0], uid="u1", top_k=3, filters=SearchFilters())  # answered from the database
+    deadline = time.monotonic() + 60
+    while local_module._snapshotting and time.monotonic() < deadline:  # made in a thread meanwhile
+        time.sleep(0.05)
+    store.upsert(records(vectors[:1], owner[:1], uid="u2"))  # (another user: u1's version unchanged)
+    local_module._cache = None
+
+    assert snapshots.load("ns1", "u1") is not None
+    again = store.query(vectors[0], uid="u1", top_k=3, filters=SearchFilters())
+    assert [(m.memory_id, m.vector_id) for m in again] == [(m.memory_id, m.vector_id) for m in first]
+    assert [m.score for m in again] == pytest.approx([m.score for m in first], abs=1e-6)
+    assert local_module._cache[("ns1", "u1")].snapshot is not None
