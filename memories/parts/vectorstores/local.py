@@ -28,10 +28,11 @@ EXACT_MAX_BYTES = 64 * 2**20
 READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors are loaded
 # A user with a snapshot on disk (LOCAL_STORE_SNAPSHOT_ROWS vectors or more; `snapshots.py`) is
 # searched through its graph: the best CANDIDATES_PER_MEMORY x k rows (at least CANDIDATES_MIN),
-# scored exactly, and every row written since the snapshot. A filter that keeps a share of the rows
-# asks for that many more, up to EXACT_ROWS of them: past it, or when the candidates hold fewer than
-# k memories, the rows the filter keeps are all scored. A snapshot is made again in the background
-# when the rows written or deleted since pass REFRESH_SHARE of it.
+# scored exactly, and every row written since the snapshot. A filter that keeps a share s of the
+# rows asks the graph for 1/s times as many; every row it keeps is scored instead when they are
+# EXACT_ROWS or fewer, or the graph would be asked for as many, or the candidates hold fewer than k
+# memories. A snapshot is made again in the background when the rows written or deleted since pass
+# REFRESH_SHARE of it.
 CANDIDATES_MIN = 400
 CANDIDATES_PER_MEMORY = 12
 CANDIDATES_EXTRA = 400  # more than the k vectors asked for (query_vectors)
