@@ -27,14 +27,15 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 
 import numpy as np
 from cachetools import LRUCache
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import CharField, Count, Max, Q, Sum
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from memories.models import Memory
@@ -79,15 +80,18 @@ class Bm25Corpus:
         self.extra = _postings(pending, len(vocab))  # the later slots, by term
         self.owners, self.lengths, self.alive = owners, lengths, alive  # per slot
         self.live = int(alive.sum())
-        average = float(lengths[alive].sum()) / self.live if self.live else 1.0
-        norm = (self.K1 * (1 - self.B + self.B * lengths / max(average, 1e-9))).astype(np.float32)
-        norm[~alive] = np.inf  # tf / (tf + inf): 0
-        # Each posting's term-frequency part, tf / (tf + norm): depends on the average length, so it
-        # is computed for each corpus (one pass over the postings); a query adds the idf.
-        self.parts = [
-            m.data / (m.data + norm[m.indices + shift if shift else m.indices]) for m, shift in self._matrices()
-        ]
         self._placed: tuple | None = None  # (memory ids, where each slot's score goes in them)
+
+    @functools.cached_property
+    def parts(self) -> list[np.ndarray]:
+        """Each posting's term-frequency part, tf / (tf + norm), of the base and of the later slots;
+        0 for a removed document's. It depends on the average length, so it is computed for each
+        corpus (one pass over the postings, at its first query: a corpus loaded and changed at once
+        never pays it); a query adds the idf."""
+        average = float(self.lengths[self.alive].sum()) / self.live if self.live else 1.0
+        norm = (self.K1 * (1 - self.B + self.B * self.lengths / max(average, 1e-9))).astype(np.float32)
+        norm[~self.alive] = np.inf  # tf / (tf + inf): 0
+        return [m.data / (m.data + norm[m.indices + shift if shift else m.indices]) for m, shift in self._matrices()]
 
     @classmethod
     def build(cls, owners: list[int], documents: list[list[str]], vocab: dict | None = None) -> "Bm25Corpus":
@@ -154,7 +158,8 @@ class Bm25Corpus:
         placed = self._placed
         if placed is None or placed[0] is not memory_ids:
             size = self.base.shape[0]
-            heads = np.flatnonzero(np.r_[True, self.owners[1:size] != self.owners[: size - 1]][:size])
+            base = self.owners[:size]
+            heads = np.flatnonzero(np.r_[True, base[1:] != base[:-1]][:size])
             placed = (
                 memory_ids,
                 heads,
@@ -203,11 +208,11 @@ def _widen(matrix, terms: int):
 
 @dataclass
 class LexicalIndex:
-    version: tuple | None  # None: loaded from a snapshot, not yet checked against the database
+    version: tuple | None  # (count, newest indexing time, id sum) of the memories it holds
     listed_at: datetime  # when the memories it holds were listed: the state it holds
     lag: int  # memories read and tokenized since it was built, loaded or saved (SNAPSHOT_LAG)
     memory_ids: np.ndarray  # ascending
-    indexed_at: dict  # memory id -> when it was indexed: what a change of the user is compared with
+    indexed_at: dict  # memory id -> when it was indexed (as text): what a change of the user is compared with
     created_at: np.ndarray  # epoch seconds
     categories: np.ndarray
     sources: np.ndarray
@@ -246,16 +251,20 @@ def lexical_index(uid: str) -> LexicalIndex:
     user's snapshot) with the memories indexed, reprocessed or deleted since applied (only those
     are read and tokenized); built from every memory when there is neither."""
     memories = Memory.objects.filter(uid=uid, searchable=True)
-    stats = memories.aggregate(n=Count("id"), last=Max("indexed_at"), ids=Sum("id"))
-    version = (stats["n"], stats["last"], stats["ids"])
+    stats = memories.aggregate(n=Count("id"), last=_text(Max("indexed_at")), ids=Sum("id"))
+    version = (stats["n"], stats["last"], int(stats["ids"] or 0))
     with _lock:
         cached = _cache.get(uid)  # a hit becomes the most recently used
-    if cached is not None and cached.version == version:
-        return cached
     if cached is None:
         cached = snapshot_read(uid)
+        if cached is not None and cached.version == version:  # nothing changed since it was saved
+            with _lock:
+                _cache[uid] = cached
+            return cached
+    elif cached.version == version:
+        return cached
     listed_at = timezone.now()
-    listed = dict(memories.values_list("id", "indexed_at"))
+    listed = dict(memories.values_list("id", _text("indexed_at")))
     known = {} if cached is None else cached.indexed_at
     removed = {memory_id for memory_id, at in known.items() if listed.get(memory_id, not at) != at}
     rows = list(
@@ -320,6 +329,12 @@ def _columns(index: LexicalIndex, removed: set[int]) -> dict[int, tuple]:
         index.months.tolist(),
     )
     return {row[0]: row[1:] for row in rows if row[0] not in removed}
+
+
+def _text(expression):
+    """An indexing time as the database writes it as text: compared, never parsed (parsing 20,000
+    datetimes took most of a catch-up's listing)."""
+    return Cast(expression, CharField())
 
 
 def _exchanges(transcript: str) -> list[str]:
@@ -404,8 +419,6 @@ def _stemmer():
 
 # Snapshots: a user's index saved in the database (LexicalSnapshot), for processes without a copy.
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NEVER = np.iinfo(np.int64).min  # an indexing time of None
 _ESCAPE = 255  # a posting's step (see _postings_arrays) under 0 or from this is in `wide`
 
 
@@ -440,6 +453,8 @@ def snapshot_encode(uid: str, index: LexicalIndex) -> bytes:
     meta = {
         "format": SNAPSHOT_FORMAT,
         "uid": uid,
+        "version": index.version,
+        "indexed_at": [index.indexed_at[memory_id] for memory_id in index.memory_ids.tolist()],
         "vocab": [words[column] for column in used.tolist()],
         "categories": index.categories.tolist(),
         "sources": index.sources.tolist(),
@@ -447,7 +462,6 @@ def snapshot_encode(uid: str, index: LexicalIndex) -> bytes:
     arrays = {
         "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
         "memory_ids": index.memory_ids,
-        "indexed_at": np.array([_microseconds(index.indexed_at[m]) for m in index.memory_ids.tolist()], dtype=np.int64),
         "created_at": index.created_at,
         "months": index.months.astype(np.uint8),
     }
@@ -478,26 +492,26 @@ def _postings_arrays(name: str, matrix, owners: np.ndarray, lengths: np.ndarray)
 
 
 def snapshot_decode(uid: str, data, listed_at: datetime) -> LexicalIndex:
-    """The index a blob of `snapshot_encode` holds, to be brought up to date (its version is none);
-    ValueError (or another error) when the blob is not a whole snapshot of `uid` in this format."""
+    """The index a blob of `snapshot_encode` holds (with the version it was saved at); ValueError (or
+    another error) when the blob is not a whole snapshot of `uid` in this format."""
     with np.load(io.BytesIO(data), allow_pickle=False) as blob:
         arrays = {name: blob[name] for name in blob.files}
     meta = json.loads(arrays["meta"].tobytes())
     if meta["format"] != SNAPSHOT_FORMAT or meta["uid"] != uid:
         raise ValueError(f"a snapshot of {meta.get('uid')!r} in format {meta.get('format')}")
     memory_ids = arrays["memory_ids"].astype(np.int64)
-    columns = (arrays["indexed_at"], arrays["created_at"], arrays["months"], meta["categories"], meta["sources"])
+    columns = (meta["indexed_at"], arrays["created_at"], arrays["months"], meta["categories"], meta["sources"])
     if any(len(column) != len(memory_ids) for column in columns) or (np.diff(memory_ids) <= 0).any():
         raise ValueError("the memories' columns do not match")
     vocab = {word: column for column, word in enumerate(meta["vocab"])}
     if len(vocab) != len(meta["vocab"]):
         raise ValueError("a word given twice")
     return LexicalIndex(
-        version=None,
+        version=tuple(meta["version"]),
         listed_at=listed_at,
         lag=0,
         memory_ids=memory_ids,
-        indexed_at=dict(zip(memory_ids.tolist(), map(_moment, arrays["indexed_at"].tolist()))),
+        indexed_at=dict(zip(memory_ids.tolist(), meta["indexed_at"])),
         created_at=arrays["created_at"].astype(np.float64),
         categories=np.array(meta["categories"], dtype=object),
         sources=np.array(meta["sources"], dtype=object),
@@ -530,14 +544,6 @@ def _corpus(vocab: dict, arrays: dict, name: str, memory_ids: np.ndarray) -> Bm2
         raise ValueError(f"the {name} corpus names documents it does not have")
     matrix = _sparse().csc_matrix((tf.astype(np.float32), indices, indptr), shape=(len(owners), len(vocab)))
     return Bm25Corpus(vocab, matrix, [], owners, lengths.astype(np.float64), np.ones(len(owners), dtype=bool))
-
-
-def _microseconds(moment: datetime | None) -> int:
-    return _NEVER if moment is None else (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def _moment(microseconds: int) -> datetime | None:
-    return None if microseconds == _NEVER else _EPOCH + timedelta(microseconds=microseconds)
 
 
 def snapshot_read(uid: str) -> LexicalIndex | None:

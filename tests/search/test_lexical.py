@@ -64,17 +64,20 @@ def _bm25s_scores(documents: list[list[str]], tokens: list[str]) -> np.ndarray:
     return np.asarray(index.get_scores(tokens), dtype=np.float64) if tokens else np.zeros(len(documents))
 
 
-def test_a_corpus_changed_step_by_step_scores_as_bm25s_built_afresh_over_what_is_left(monkeypatch):
+@pytest.mark.parametrize("first", [30, 0], ids=["30 memories first", "none first"])
+def test_a_corpus_changed_step_by_step_scores_as_bm25s_built_afresh_over_what_is_left(monkeypatch, first):
     monkeypatch.setattr(lexical.Bm25Corpus, "COMPACT_MIN", 6)  # compactions as well as pending documents
     rng = np.random.default_rng(5)
     words = [f"w{i}" for i in range(40)]
     make = lambda: list(rng.choice(words, size=int(rng.integers(0, 12))))  # noqa: E731 - empty ones too
-    documents = {owner: [make() for _ in range(int(rng.integers(1, 4)))] for owner in range(30)}
+    documents = {owner: [make() for _ in range(int(rng.integers(1, 4)))] for owner in range(first)}
     corpus = lexical.Bm25Corpus.build(
         [o for o, docs in documents.items() for _ in docs], [d for docs in documents.values() for d in docs]
     )
     for step in range(25):
-        removed = set(rng.choice(list(documents), size=int(rng.integers(0, 3)), replace=False).tolist())
+        removed = set(
+            rng.choice(list(documents), size=min(int(rng.integers(0, 3)), len(documents)), replace=False).tolist()
+        )
         added = {o: [make() for _ in range(int(rng.integers(1, 4)))] for o in [100 + step, *list(removed)[:1]]}
         for owner in removed:
             del documents[owner]
