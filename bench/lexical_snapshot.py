@@ -6,9 +6,9 @@ date), and query scoring old against new, side by side in one run.
         [--old c9367c3] [--rounds 10] [--repeat 5]
 
 Users as bench/heavy_indexing.py loads them (`heavy-{n}`: LoCoMo slices, 6 to 20 turns; loaded when
-missing). Per size, in this process (scipy and bm25s imported before the clock starts: their import,
-printed apart, is the same for both codes), each "first use" is `lexical_index` and the first query
-scored, after the process's copies are dropped:
+missing). Per size, in this process (scipy, bm25s and PyStemmer imported before the clock starts:
+their import in a fresh process, the same for both codes, is printed apart), each "first use" is
+`lexical_index` and the first query scored, after the process's copies are dropped:
 
 - new, no snapshot: the whole build (what a process pays once when there is none), then the
   snapshot saved (`snapshot_write`, here rather than in the writer thread: its time and size);
@@ -125,7 +125,7 @@ def bench(uid: str, old, rounds: int, repeat: int, model: str) -> dict:
 
 
 def imports_s() -> float:
-    """A fresh Python's import of what the index needs beyond Django (scipy.sparse, bm25s, PyStemmer)."""
+    """A fresh Python's import of what the index needs beyond Django and numpy, seconds."""
     code = "import time, numpy; t = time.perf_counter(); import scipy.sparse, bm25s, Stemmer; "
     code += "print(time.perf_counter() - t)"
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
@@ -152,7 +152,7 @@ def main() -> None:
     lexical.SNAPSHOT_LAG = 10**9  # no save by the writer thread during a timing
     old = old_module(args.old)
     print(f"machine: {machine()}; database: {database_label(database_url)}; old: {args.old}")
-    print(f"a fresh process's import of scipy.sparse, bm25s and PyStemmer (either code): {imports_s():.2f} s")
+    print(f"a fresh process's import of scipy.sparse, bm25s and PyStemmer: {imports_s():.2f} s (not in the figures)")
     print(
         f"\n{'memories':>9} {'exchanges':>10} | first use s: {'old build':>9} {'new build':>9} {'snapshot':>9} "
         f"{'+3 changed':>10} {'+67 changed':>11} | {'read s':>6} {'write s':>7} {'MB':>5} | "

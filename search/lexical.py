@@ -12,9 +12,11 @@ from all of the user's memories.
 A process without a copy loads the user's snapshot (`LexicalSnapshot`: one row per user, shared by
 every process and host) and applies the changes made since it was saved in the same way; it builds
 the index from every memory only when there is no snapshot it can read (none, another format or
-tokenizer, corrupt: never an error to the user). A process saves a snapshot after it applied
-SNAPSHOT_LAG changed memories since its copy was built, loaded or saved, in a thread of its own
-(`SnapshotWriter`: never in the search); the row is replaced only by a snapshot of a later state.
+tokenizer, corrupt: never an error to the user). A process saves a snapshot once it has read more
+than SNAPSHOT_LAG memories since its copy was built, loaded or saved (a build reads them all), in a
+thread of its own (`SnapshotWriter`: never in the search); the row is replaced only by a snapshot of
+a later state. So a process without a copy reads at most about SNAPSHOT_LAG memories more than the
+snapshot (unless no process applied the changes since), where it read all of them before.
 """
 
 import functools
@@ -208,7 +210,7 @@ def _widen(matrix, terms: int):
 
 @dataclass
 class LexicalIndex:
-    version: tuple | None  # (count, newest indexing time, id sum) of the memories it holds
+    version: tuple  # (count, newest indexing time, id sum) of the memories it holds
     listed_at: datetime  # when the memories it holds were listed: the state it holds
     lag: int  # memories read and tokenized since it was built, loaded or saved (SNAPSHOT_LAG)
     memory_ids: np.ndarray  # ascending
@@ -332,8 +334,8 @@ def _columns(index: LexicalIndex, removed: set[int]) -> dict[int, tuple]:
 
 
 def _text(expression):
-    """An indexing time as the database writes it as text: compared, never parsed (parsing 20,000
-    datetimes took most of a catch-up's listing)."""
+    """An indexing time as the database writes it as text (PostgreSQL: in the connection's time
+    zone, UTC): compared, never parsed (parsing 20,000 datetimes took most of a catch-up's listing)."""
     return Cast(expression, CharField())
 
 
