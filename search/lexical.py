@@ -19,6 +19,7 @@ a later state. So a process without a copy reads at most about SNAPSHOT_LAG memo
 snapshot (unless no process applied the changes since), where it read all of them before.
 """
 
+import atexit
 import functools
 import hashlib
 import io
@@ -55,6 +56,7 @@ TOKEN = re.compile(r"(?u)\b\w\w+\b")  # a word to BM25 (bm25s's pattern, given i
 STEMMER = "english"
 SNAPSHOT_FORMAT = 1
 SNAPSHOT_LAG = 64  # more memories read and tokenized since the copy was built, loaded or saved: saved
+EXIT_WAIT = 30.0  # seconds a process that ends waits for the snapshots it has still to save
 
 
 class Bm25Corpus:
@@ -611,10 +613,11 @@ class SnapshotWriter:
             self._pending[uid] = index
             self._changed.notify_all()
 
-    def flush(self) -> None:
-        """Return once every snapshot submitted so far in this process is saved (or failed)."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once every snapshot submitted so far in this process is saved (or failed), or
+        after `timeout` seconds."""
         with self._changed:
-            self._changed.wait_for(lambda: not self._pending and not self._busy)
+            self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
 
     def _run(self) -> None:
         while True:
@@ -634,6 +637,7 @@ class SnapshotWriter:
 
 
 writer = SnapshotWriter()
+atexit.register(writer.flush, EXIT_WAIT)  # a command that built a heavy user's index saves it before it ends
 
 
 def snapshot_submit(uid: str, index: LexicalIndex) -> None:
