@@ -26,6 +26,7 @@ the writer back (SNAPSHOT_LAG raised), so no save runs during a timing.
 
 import argparse
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -166,7 +167,10 @@ def main() -> None:
     lexical._sparse(), lexical._bm25s(), lexical._stemmer()  # imported before the clock starts
     lexical.SNAPSHOT_LAG = 10**9  # no save by the writer thread during a timing
     old = old_module(args.old)
-    print(f"machine: {machine()}; database: {database_label(database_url)}; old: {args.old}")
+    print(
+        f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}; database: {database_label(database_url)}; "
+        f"old: {args.old}"
+    )
     print(f"a fresh process's import of scipy.sparse, bm25s and PyStemmer: {imports_s():.2f} s (not in the figures)")
     print(
         f"\n{'memories':>9} {'exchanges':>10} | first use s: {'old build':>9} {'new build':>9} {'snapshot':>9} "

@@ -63,8 +63,8 @@ class Bm25Corpus:
     """BM25 over documents that come and go, each of an owner (a memory), which scores as its best
     document. bm25s's formula and defaults (its `lucene` variant, k1 1.5, b 0.75), so the scores
     are those of a bm25s index of the same documents; but they are computed at query time from each
-    posting's term-frequency part, where bm25s precomputes every score (which is why any change
-    meant a rebuild).
+    posting's term-frequency part (computed at a term's first query in the corpus, then kept), where
+    bm25s precomputes every score (which is why any change meant a rebuild).
 
     A corpus is never changed: `changed` returns a new one that shares the rest. The documents of
     the last compaction are one sparse matrix (documents x terms, by term), in the order of their
@@ -84,18 +84,33 @@ class Bm25Corpus:
         self.extra = _postings(pending, len(vocab))  # the later slots, by term
         self.owners, self.lengths, self.alive = owners, lengths, alive  # per slot
         self.live = int(alive.sum())
+        self._terms: dict[int, list] = {}  # term -> its postings (`_postings_of`), once queried
         self._placed: tuple | None = None  # (memory ids, where each slot's score goes in them)
 
     @functools.cached_property
-    def parts(self) -> list[np.ndarray]:
-        """Each posting's term-frequency part, tf / (tf + norm), of the base and of the later slots;
-        0 for a removed document's. It depends on the average length, so it is computed for each
-        corpus (one pass over the postings, at its first query: a corpus loaded and changed at once
-        never pays it); a query adds the idf."""
+    def _norm(self) -> np.ndarray:
+        """Each slot's k1 (1 - b + b length / average length); inf for a removed one."""
         average = float(self.lengths[self.alive].sum()) / self.live if self.live else 1.0
         norm = (self.K1 * (1 - self.B + self.B * self.lengths / max(average, 1e-9))).astype(np.float32)
         norm[~self.alive] = np.inf  # tf / (tf + inf): 0
-        return [m.data / (m.data + norm[m.indices + shift if shift else m.indices]) for m, shift in self._matrices()]
+        return norm
+
+    def _postings_of(self, term: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The term's postings in the base and in the later slots: (slots, each one's term-frequency
+        part tf / (tf + norm), 0 for a removed document). The parts depend on the average length, so
+        each corpus computes them, for a term at its first query (a corpus loaded or changed pays
+        nothing for the terms no query asks); a query adds the idf."""
+        postings = self._terms.get(term)
+        if postings is None:
+            postings = []
+            for matrix, shift in self._matrices():
+                if term < matrix.shape[1]:
+                    start, end = matrix.indptr[term], matrix.indptr[term + 1]
+                    slots, tf = matrix.indices[start:end], matrix.data[start:end]
+                    slots = slots + shift if shift else slots
+                    postings.append((slots, tf / (tf + self._norm[slots])))
+            self._terms[term] = postings
+        return postings
 
     @classmethod
     def build(cls, owners: list[int], documents: list[list[str]], vocab: dict | None = None) -> "Bm25Corpus":
@@ -135,12 +150,7 @@ class Bm25Corpus:
             return out
         total = np.zeros(len(self.owners), dtype=np.float32)
         for term, count in terms.items():
-            postings = []
-            for (matrix, shift), part in zip(self._matrices(), self.parts):
-                if term < matrix.shape[1]:
-                    start, end = matrix.indptr[term], matrix.indptr[term + 1]
-                    slots = matrix.indices[start:end]
-                    postings.append((slots + shift if shift else slots, part[start:end]))
+            postings = self._postings_of(term)
             found = sum(np.count_nonzero(part) for _, part in postings)  # the live documents with the term
             if found:
                 idf = np.float32(count * np.log(1 + (self.live - found + 0.5) / (found + 0.5)))
