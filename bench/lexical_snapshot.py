@@ -18,7 +18,9 @@ their import in a fresh process, the same for both codes, is printed apart), eac
   `--repeat` times, as is the snapshot's read (fetch and decode); (c) again in a new Python process
   each time (Django set up, then the clock: the imports of scipy, bm25s and PyStemmer included);
 - old: REV's `search/lexical.py` (read from git) builds the index from the database, at (c)'s state;
-- query scoring p50/p95 of the 8 bench queries x `--rounds`, old against new over that same state.
+- query scoring p50/p95 of the 8 bench queries x `--rounds`, old against new over that same state;
+- a change applied by a process that has a copy (a memory reprocessed; the first query after it),
+  old against new (the median of `--repeat` changes).
 
 Every new index must score as the old one or a build does (asserted, to the bit). The bench holds
 the writer back (SNAPSHOT_LAG raised), so no save runs during a timing.
@@ -84,6 +86,25 @@ def scoring(old_index, new_index, rounds: int) -> tuple[dict, dict]:
     return percentiles(old_ms), percentiles(new_ms)
 
 
+def change_applied(old, uid: str, memory_ids: list[int]) -> tuple[float, float]:
+    """Seconds for a process that has a copy to apply another process's change (a memory
+    reprocessed) and score the first query after it, old and new (medians, one memory each)."""
+    from django.utils import timezone
+
+    from memories.models import Memory
+    from memories.parts.vectorstores import SearchFilters
+    from search import lexical
+
+    seconds: dict = {old: [], lexical: []}
+    for memory_id in memory_ids:
+        Memory.objects.filter(id=memory_id).update(indexed_at=timezone.now())
+        for module, samples in seconds.items():
+            started = time.perf_counter()
+            module.lexical_index(uid).scores(QUERIES[0], SearchFilters())
+            samples.append(time.perf_counter() - started)
+    return tuple(sorted(samples)[len(samples) // 2] for samples in seconds.values())
+
+
 def fresh_process_s(uid: str, database_url: str) -> float:
     """Seconds of the first use in a new Python process (Django set up first; the imports the index
     needs included)."""
@@ -128,6 +149,7 @@ def bench(uid: str, old, rounds: int, repeat: int, model: str, database_url: str
         figures["old_s"], old_index = first_use(old, uid)
         assert all_scores(caught_up) == all_scores(old_index)
         figures["query_old"], figures["query_new"] = scoring(old_index, caught_up, rounds)
+        figures["change_old"], figures["change_new"] = change_applied(old, uid, ids[3 : 3 + repeat])
     finally:
         Memory.objects.filter(id=added.id).delete()
         Memory.objects.filter(id=ids[2]).update(searchable=True)
@@ -175,7 +197,7 @@ def main() -> None:
     print(
         f"\n{'memories':>9} {'exchanges':>10} | first use s: {'old build':>9} {'new build':>9} {'snapshot':>9} "
         f"{'+3 changed':>10} {'+67 changed':>11} {'+67, new process':>16} | {'read s':>6} {'write s':>7} {'MB':>5} | "
-        f"query ms: {'old p50':>7} {'old p95':>7} {'new p50':>7} {'new p95':>7}"
+        f"query ms: {'old p50':>7} {'old p95':>7} {'new p50':>7} {'new p95':>7} | change s: {'old':>5} {'new':>5}"
     )
     for n in [int(s) for s in args.sizes.split(",")]:
         f = bench(f"heavy-{n}", old, args.rounds, args.repeat, model, database_url)
@@ -183,7 +205,8 @@ def main() -> None:
             f"{f['memories']:>9,} {f['exchanges']:>10,} | {'':13}{f['old_s']:>9.2f} {f['build_s']:>9.2f} "
             f"{f['unchanged_s']:>9.3f} {f['three_s']:>10.3f} {f['lag_s']:>11.3f} {f['fresh_s']:>16.3f} | "
             f"{f['read_s']:>6.3f} {f['write_s']:>7.2f} {f['snapshot_mb']:>5.1f} | {'':10}{f['query_old']['p50']:>7.2f} "
-            f"{f['query_old']['p95']:>7.2f} {f['query_new']['p50']:>7.2f} {f['query_new']['p95']:>7.2f}",
+            f"{f['query_old']['p95']:>7.2f} {f['query_new']['p50']:>7.2f} {f['query_new']['p95']:>7.2f} | {'':10}"
+            f"{f['change_old']:>5.3f} {f['change_new']:>5.3f}",
             flush=True,
         )
 
