@@ -577,6 +577,7 @@ def snapshot_write(*, uid: str, index: LexicalIndex) -> bool:
     """Save `index` as the user's snapshot, unless the row holds a later state of this layout
     (False). One UPDATE or INSERT: a reader sees the old snapshot or the new one, whole. Nothing is
     saved for a user with no searchable memory left (erased since)."""
+    data = snapshot_encode(uid, index)
     if not Memory.objects.filter(uid=uid, searchable=True).exists():
         return False
     layout = snapshot_layout()
@@ -585,7 +586,7 @@ def snapshot_write(*, uid: str, index: LexicalIndex) -> bool:
         "listed_at": index.listed_at,
         "memories": len(index.memory_ids),
         "written_at": timezone.now(),
-        "data": snapshot_encode(uid, index),
+        "data": data,
     }
     older = LexicalSnapshot.objects.filter(Q(listed_at__lt=index.listed_at) | ~Q(layout=layout), uid=uid)
     if older.update(**fields):
@@ -636,9 +637,7 @@ class SnapshotWriter:
                 uid, index = self._pending.popitem()
                 self._busy = True
             try:
-                snapshot_write(uid=uid, index=index)
-            except Exception:  # noqa: BLE001 - the thread must live on; the next change submits again
-                logger.exception("could not save the BM25 snapshot of %s", uid)
+                _save(uid, index)
             finally:
                 connection.close()  # idle: no connection held
                 with self._changed:
@@ -656,4 +655,13 @@ def snapshot_submit(uid: str, index: LexicalIndex) -> None:
     if settings.LEXICAL_SNAPSHOT_BACKGROUND:
         writer.submit(uid, index)
     else:
+        _save(uid, index)
+
+
+def _save(uid: str, index: LexicalIndex) -> None:
+    """`snapshot_write`, whose failure is only logged (a later save, SNAPSHOT_LAG changed memories
+    on, makes up for it)."""
+    try:
         snapshot_write(uid=uid, index=index)
+    except Exception:  # noqa: BLE001 - a search or the writer thread must go on
+        logger.exception("could not save the BM25 snapshot of %s", uid)

@@ -327,6 +327,21 @@ def test_an_erased_user_keeps_no_snapshot(snapshots):
     assert lexical.snapshot_write(uid="alice", index=lexical._cache["alice"]) is False  # a late writer
 
 
+def test_a_snapshot_that_cannot_be_saved_costs_the_search_nothing(snapshots, monkeypatch, caplog):
+    from search.models import LexicalSnapshot
+
+    def broken(uid, index):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(lexical, "snapshot_encode", broken)
+    dentist = three_memories("alice")[0]
+
+    ids, signals = lexical_index("alice").scores("crown", SearchFilters())
+
+    assert dict(zip(ids.tolist(), signals["lexical"] > 0))[dentist.id]
+    assert not LexicalSnapshot.objects.exists() and "could not save the BM25 snapshot of alice" in caplog.text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_snapshot_is_saved_by_a_thread_of_the_process_not_in_the_search(snapshots, settings, monkeypatch):
     """Committed rows: the writer's own connection sees only those."""
