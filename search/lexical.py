@@ -185,7 +185,7 @@ class Bm25Corpus:
 
 
 def _places(memory_ids: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Of `owners`, whether each is one of `memory_ids` (ascending), and the places of those that are."""
+    """The places in `memory_ids` (ascending) of those `owners` that are in it, and which are."""
     places = np.minimum(np.searchsorted(memory_ids, owners), max(len(memory_ids) - 1, 0))
     present = memory_ids[places] == owners if len(memory_ids) else np.zeros(len(owners), dtype=bool)
     return places[present], present
