@@ -199,8 +199,11 @@ def bench_lexical(uid: str, model: str) -> dict:
 
     from memories.models import Memory
     from search import lexical
+    from search.models import LexicalSnapshot
 
     figures = {"old_rebuild_s": old_lexical_build(uid)}
+    LexicalSnapshot.objects.filter(uid=uid).delete()  # a first build (bench/lexical_snapshot.py: the snapshot's load)
+    lexical.SNAPSHOT_LAG = 10**9  # no save by the writer thread during the timings
     lexical._cache.clear()
     started = time.perf_counter()
     before = lexical.lexical_index(uid)

@@ -389,6 +389,9 @@ TUNE_MIN_QUERIES = env_int("TUNE_MIN_QUERIES", 30, minimum=1)
 SEARCH_LOG_BACKGROUND = env_bool("SEARCH_LOG_BACKGROUND", True)
 SEARCH_LOG_QUEUE = env_int("SEARCH_LOG_QUEUE", 1000, minimum=1)
 SEARCH_LOG_WAIT = env_float("SEARCH_LOG_WAIT", 2.0, minimum=0.0)
+# A user's BM25 index is saved for other processes (search/lexical.py, LexicalSnapshot) by a thread of
+# the process, after the search; off: in the search that made it.
+LEXICAL_SNAPSHOT_BACKGROUND = env_bool("LEXICAL_SNAPSHOT_BACKGROUND", True)
 
 # Pluggable parts: a name from the registry in search/<part>/__init__.py, or a dotted path.
 EXTRACTOR = env_str("EXTRACTOR", "local")

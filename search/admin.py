@@ -1,6 +1,6 @@
 """The search app's rows in /admin/: read-only, each with filters and search (searches, judgments,
-uses, experiments, evaluations, parameter profiles, clusterings and duplicate pairs are made by the services,
-never by hand)."""
+uses, experiments, evaluations, parameter profiles, clusterings, duplicate pairs and BM25 snapshots
+are made by the services, never by hand)."""
 
 from django.contrib import admin
 
@@ -12,6 +12,7 @@ from .models import (
     DuplicateScan,
     EvalRun,
     Experiment,
+    LexicalSnapshot,
     ParameterProfile,
     RelevanceFeedback,
     ResultUse,
@@ -89,3 +90,13 @@ class DuplicatePairAdmin(ReadOnlyAdmin):
     list_display = ("id", "uid", "memory_a", "memory_b", "similarity", "status", "kept", "resolved_by")
     list_filter = ("status",)
     search_fields = ("uid",)
+
+
+@admin.register(LexicalSnapshot)
+class LexicalSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("uid", "memories", "listed_at", "written_at", "layout")
+    list_filter = ("written_at",)
+    search_fields = ("uid",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("data")  # megabytes a heavy user

@@ -248,3 +248,20 @@ class DuplicateScan(Job):
 
     def __str__(self) -> str:
         return f"duplicate scan of {self.uid or 'every user'} ({self.status})"
+
+
+class LexicalSnapshot(models.Model):
+    """A user's BM25 index as a process saved it (search/lexical.py): what a process without a copy
+    of that index loads, then brings up to date (only the memories changed since are read and
+    tokenized), instead of tokenizing every memory of the user. One per user, replaced only by one
+    of a later state (`listed_at`: when the memories it holds were listed) or of another layout."""
+
+    uid = models.CharField(max_length=128, unique=True)
+    layout = models.CharField(max_length=64)  # the format and tokenizer it was made with: another is never read
+    listed_at = models.DateTimeField()
+    memories = models.PositiveIntegerField()
+    written_at = models.DateTimeField()
+    data = models.BinaryField()  # np.savez_compressed arrays, no pickles (search.lexical.snapshot_encode)
+
+    def __str__(self) -> str:
+        return f"BM25 snapshot of {self.uid}: {self.memories} memories listed at {self.listed_at:%Y-%m-%d %H:%M:%S}"

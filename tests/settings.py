@@ -12,6 +12,8 @@ from omi_memory.settings import *  # noqa: E402, F403
 # A test's rows live in its transaction, which the search-log thread's connection cannot see: logs
 # are written in the search (tests/search/test_search_log.py turns the thread on, on committed rows).
 SEARCH_LOG_BACKGROUND = False
+# Likewise BM25 snapshots are saved in the search that made them (search/lexical.py).
+LEXICAL_SNAPSHOT_BACKGROUND = False
 
 # Snapshots of heavy users' vectors go to a directory of this run (tests/memories/parts/
 # test_local_store.py makes them on purpose, with LOCAL_STORE_SNAPSHOT_ROWS lowered).
