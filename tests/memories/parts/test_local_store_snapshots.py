@@ -227,3 +227,15 @@ def test_a_search_that_finds_a_heavy_user_without_a_snapshot_has_one_made(settin
     assert [(m.memory_id, m.vector_id) for m in again] == [(m.memory_id, m.vector_id) for m in first]
     assert [m.score for m in again] == pytest.approx([m.score for m in first], abs=1e-6)
     assert local_module._cache[("ns1", "u1")].snapshot is not None
+
+
+@pytest.mark.parametrize("first, then", [("usearch.index", "onnxruntime"), ("onnxruntime", "usearch.index")])
+def test_the_graph_library_and_the_models_runtime_load_in_either_order(first, then):
+    """A worker may make a snapshot before it embeds anything: usearch 2.26 then crashed the process
+    when onnxruntime was imported after it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"import {first}; import {then}"], capture_output=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
