@@ -6,6 +6,7 @@ from .models import (
     AuditEvent,
     Event,
     LocalVector,
+    LocalVectorDeletion,
     LocalVectorVersion,
     Memory,
     MemoryVector,
@@ -120,7 +121,14 @@ class LocalVectorAdmin(ReadOnlyAdmin):
 
 @admin.register(LocalVectorVersion)
 class LocalVectorVersionAdmin(ReadOnlyAdmin):
-    list_display = ("namespace", "uid", "version")
+    list_display = ("namespace", "uid", "version", "epoch")
+    list_filter = ("namespace",)
+    search_fields = ("uid",)
+
+
+@admin.register(LocalVectorDeletion)
+class LocalVectorDeletionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "namespace", "uid", "row")
     list_filter = ("namespace",)
     search_fields = ("uid",)
 
