@@ -14,3 +14,11 @@ class SearchConfig(AppConfig):
         memory_indexed.connect(duplicate_check_enqueue, dispatch_uid="search.duplicate_check")
         # A user erased keeps no BM25 snapshot either.
         memory_deleted.connect(snapshots_forget, dispatch_uid="search.lexical_snapshots")
+        # A profile or an experiment saved in this process: its searches read them again at once.
+        from django.db.models.signals import post_delete, post_save
+
+        from .selectors import forget_recently_read
+
+        for model in (self.get_model("ParameterProfile"), self.get_model("Experiment")):
+            for signal in (post_save, post_delete):
+                signal.connect(forget_recently_read, sender=model, dispatch_uid=f"search.forget.{model.__name__}")

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from memories.index_versions import index_version_get, index_version_parts
-from memories.models import UID_PATTERN, AuditEvent, Memory, MemoryVector
+from memories.models import UID_PATTERN, AuditEvent, Memory
 from memories.parts.vectorstores import ModelMismatch, SearchFilters
 from memories.parts.versions import current_parts, using_version
 from memories.services import audit_record
@@ -35,7 +35,14 @@ from .experiments import ARMS, INTERLEAVED, arm_search_kwargs, clean_arm, interl
 from .lexical import matched_spans, query_terms
 from .models import Experiment, ParameterProfile, RelevanceFeedback, ResultUse, SearchLog
 from .search_log import search_log_write
-from .selectors import experiment_for_search, near_duplicates, profile_active, profile_get
+from .selectors import (
+    experiment_for_search,
+    forget_recently_read,
+    hit_memories,
+    near_duplicates,
+    profile_active,
+    profile_get,
+)
 from .strategies import DEFAULT_HALF_LIFE_DAYS, DEFAULT_STRATEGY, SearchRequest, resolve_params
 
 logger = logging.getLogger(__name__)
@@ -254,32 +261,25 @@ def _ranking(
             params=strategy_params,
         )
         ranked = strategies.run(request)
-    memories = (
-        Memory.objects.filter(uid=uid, id__in=[r.memory_id for r in ranked], searchable=True)
-        .defer("transcript")
-        .in_bulk()
-    )
-    texts = dict(
-        MemoryVector.objects.filter(
-            vector_id__in=[r.vector_id for r in ranked if r.vector_id], position__gt=0
-        ).values_list("vector_id", "text")
-    )
+    memories = hit_memories(uid=uid, matched={r.memory_id: r.vector_id for r in ranked})
     terms = query_terms(" ".join(queries))
-    hits = []
-    for r in ranked:
-        memory = memories.get(r.memory_id)
-        if memory is None:
-            continue
-        text = texts.get(r.vector_id)
-        snippet = _snippet(text, terms) if text else memory.overview[:SNIPPET_CHARS]
-        hits.append(SearchHit(memory, r.score, r.vector_id, snippet, r.similarity, r.similarity < floor, terms=terms))
-    return Ranking(_collapse_near_duplicates(hits)[:k], strategy_params, used.name if used else "", parts.version or "")
+    hits = [
+        SearchHit(memories[r.memory_id], r.score, r.vector_id, "", r.similarity, r.similarity < floor, terms=terms)
+        for r in ranked
+        if r.memory_id in memories
+    ]
+    hits = _collapse_near_duplicates(hits)[:k]
+    for hit in hits:  # the snippets of the hits shown only
+        text = hit.memory.matched_text
+        hit.snippet = _snippet(text, terms) if text else hit.memory.overview[:SNIPPET_CHARS]
+    return Ranking(hits, strategy_params, used.name if used else "", parts.version or "")
 
 
 def _collapse_near_duplicates(hits: list[SearchHit]) -> list[SearchHit]:
     """Each hit that is a near-duplicate of one ranked above it goes into the `also` of the first
     of them (of its group, through chains of pairs), and out of the list."""
-    linked = near_duplicates(memory_ids=[hit.memory.id for hit in hits])
+    paired = any(hit.memory.paired for hit in hits)  # else no pair to read (`hit_memories`)
+    linked = near_duplicates(memory_ids=[hit.memory.id for hit in hits]) if paired else {}
     kept: list[SearchHit] = []
     under: dict[int, int] = {}  # memory id -> the position in `kept` of the hit it is shown under (or is)
     for hit in hits:
@@ -409,6 +409,7 @@ def experiment_set_state(*, experiment_id: int, state: str, actor: Actor) -> Exp
                     changes["started_at"] = now
             before = experiment.state
             Experiment.objects.filter(id=experiment_id).update(**changes)
+            forget_recently_read()
             audit_record(
                 actor=actor,
                 action=action,
@@ -466,7 +467,7 @@ def profile_activate(*, profile: ParameterProfile, actor: Actor) -> ParameterPro
     if previous is not None:
         ParameterProfile.objects.filter(pk=previous.pk).update(active=False)
     profile.active, profile.activated_at = True, timezone.now()
-    profile.save(update_fields=["active", "activated_at"])
+    profile.save(update_fields=["active", "activated_at"])  # and this process reads the profiles again
     _audit_profile(actor, AuditEvent.Action.PROFILE_ACTIVATE, profile, previous=previous.name if previous else None)
     return profile
 
@@ -479,6 +480,7 @@ def profile_deactivate(*, strategy: str, actor: Actor) -> ParameterProfile | Non
     profile = same.filter(active=True).first()
     if profile is not None:
         ParameterProfile.objects.filter(pk=profile.pk).update(active=False)
+        forget_recently_read()
         profile.active = False
         _audit_profile(actor, AuditEvent.Action.PROFILE_DEACTIVATE, profile)
     return profile

@@ -97,7 +97,8 @@ def forget_process_state() -> None:
     """No vector cached in this process, for any model, and parts built anew (a store remembers
     its model record for a few seconds: a record from rows since rolled back must not count); no
     request counted by a throttle in this process's cache (a Redis cache is never flushed here); no
-    broker or cache remembered as down; no snapshot of the local store on disk (of rows since rolled back)."""
+    broker or cache remembered as down; no parameter profile or experiment remembered; no snapshot of
+    the local store on disk (of rows since rolled back)."""
     import shutil
 
     from django.core.cache import caches
@@ -107,6 +108,7 @@ def forget_process_state() -> None:
     from memories.parts import registry, versions
     from memories.parts.vectorstores import snapshots
     from omi_memory import throttles
+    from search import selectors as search_selectors
 
     Embedder._caches.clear()
     selectors._matrices = None
@@ -115,6 +117,7 @@ def forget_process_state() -> None:
     versions._forget_parts()
     services._BROKER.reset()
     throttles._CACHE.reset()
+    search_selectors.forget_recently_read()
     if isinstance(caches["default"], LocMemCache):
         caches["default"].clear()
     shutil.rmtree(snapshots.database_dir(), ignore_errors=True)

@@ -1,8 +1,9 @@
 import pytest
 from django.conf import settings
 
+from memories.models import Memory
 from search.lexical import query_terms
-from search.models import SearchLog
+from search.models import DuplicatePair, SearchLog
 from search.services import SearchHit
 from tests.support.memories import alices_five_and_bobs_one, february
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, long_transcript
@@ -12,6 +13,11 @@ pytestmark = pytest.mark.django_db
 
 def at(day: int) -> str:
     return february(day).isoformat()
+
+
+def pair(one: Memory, other: Memory, status: str) -> DuplicatePair:
+    first, second = sorted([one, other], key=lambda memory: memory.id)
+    return DuplicatePair.objects.create(uid=one.uid, memory_a=first, memory_b=second, similarity=0.97, status=status)
 
 
 def ids(response) -> list[int]:
@@ -103,6 +109,30 @@ class TestOverAlicesFiveMemories:
         assert not any(hit["weak"] for hit in api.post("/search", body).json()["results"])
         body = {"uid": "alice", "query": "how much will the new tooth crown cost", "relevance_floor": 1}
         assert all(hit["weak"] for hit in api.post("/search", body).json()["results"])
+
+    def test_near_duplicates_collapse_through_chains_of_open_or_confirmed_pairs(self, api, memories):
+        dentist, budget, garden, standup = (memories[n] for n in ("dentist", "budget", "garden", "standup"))
+        pair(dentist, budget, DuplicatePair.Status.OPEN)
+        pair(budget, garden, DuplicatePair.Status.CONFIRMED)  # garden is under dentist through budget
+        pair(dentist, standup, DuplicatePair.Status.DISMISSED)  # not a duplicate after all
+
+        results = api.post("/search", {"uid": "alice", "query": "how much will the new tooth crown cost"}).json()
+
+        shown = [hit["memory"]["id"] for hit in results["results"]]
+        assert shown[0] == dentist.id and sorted(results["results"][0]["also"]) == sorted([budget.id, garden.id])
+        assert sorted(shown[1:]) == sorted([standup.id, memories["recital"].id])
+        assert all(hit["also"] == [] for hit in results["results"][1:])
+
+    def test_a_memory_search_cannot_find_links_no_chain_of_pairs(self, api, memories):
+        dentist, budget, garden = (memories[n] for n in ("dentist", "budget", "garden"))
+        pair(dentist, budget, DuplicatePair.Status.OPEN)
+        pair(budget, garden, DuplicatePair.Status.OPEN)
+        Memory.objects.filter(id=budget.id).update(searchable=False)  # failed on reprocessing, say
+
+        results = api.post("/search", {"uid": "alice", "query": "how much will the new tooth crown cost"}).json()
+
+        shown = {hit["memory"]["id"]: hit["also"] for hit in results["results"]}
+        assert budget.id not in shown and shown[dentist.id] == [] and shown[garden.id] == []
 
     def test_the_query_words_are_located_in_the_snippet_as_bm25_matches_them(self, api, memories):
         hit = api.post("/search", {"uid": "alice", "query": "CROWNS and the replacement", "k": 1}).json()["results"][0]

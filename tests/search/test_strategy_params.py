@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import jsonschema
 import pytest
 
-from search.models import DuplicatePair, SearchLog
-from search.strategies import PARAMS, strategy_defaults
+from search.models import DuplicatePair, ParameterProfile, SearchLog
+from search.strategies import PARAMS, resolve_params, strategy_defaults
 from tests.support.transcripts import BUDGET, DENTIST
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +94,19 @@ def test_the_openapi_document_states_each_parameter_with_its_bounds(api):
     for strategy, params in PARAMS.items():
         for param in params:
             assert f"{param.name} {param.low:g}..{param.high:g}" in description["description"], (strategy, param)
+
+
+def test_a_profile_saved_here_is_used_by_the_next_search_and_one_saved_elsewhere_within_the_ttl(
+    api, remember, settings
+):
+    remember("alice", DENTIST)
+
+    def profile_used() -> str | None:
+        return SearchLog.objects.get(id=search(api).json()["search_id"]).params["profile"]
+
+    assert profile_used() is None
+    ParameterProfile.objects.create(name="saved", strategy="hybrid", params=resolve_params("hybrid"), active=True)
+    assert profile_used() == "saved"  # saved in this process (the admin site, a shell): at once
+    settings.INDEX_VERSION_TTL = 0
+    ParameterProfile.objects.filter(name="saved").update(active=False)  # as another process would: no signal here
+    assert profile_used() is None

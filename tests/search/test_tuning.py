@@ -11,7 +11,14 @@ from django.core.management import CommandError, call_command
 from memories.models import AuditEvent, Memory
 from search import tuning
 from search.models import DuplicatePair, ParameterProfile, SearchLog
-from search.strategies import HYBRID_SIGNALS, HybridSignals, hybrid_fuse, resolve_params, weight_param
+from search.strategies import (
+    HYBRID_MAX_SNIPPETS,
+    HYBRID_SIGNALS,
+    HybridSignals,
+    hybrid_fuse,
+    resolve_params,
+    weight_param,
+)
 from tests.support.transcripts import BUDGET, DENTIST, GARDEN, RECITAL, STANDUP
 
 pytestmark = pytest.mark.django_db
@@ -33,11 +40,10 @@ def synthetic_queries(truth: dict, *, queries: int = 200, candidates: int = 15) 
     made = []
     for _ in range(queries):
         ids = list(range(1, candidates + 1))
-        signals = {
-            name: dict(zip(ids, rng.random(candidates).tolist())) for name in ("lexical", "exchanges", "windows")
-        }
-        signals["month"] = dict(zip(ids, (rng.random(candidates) < 0.2).astype(float).tolist()))
-        snippets = {i: sorted(rng.random(3).tolist(), reverse=True) for i in ids}
+        signals = {name: rng.random(candidates) for name in ("lexical", "exchanges", "windows")}
+        signals["month"] = (rng.random(candidates) < 0.2).astype(float)
+        snippets = np.full((candidates, HYBRID_MAX_SNIPPETS), np.nan)
+        snippets[:, :3] = -np.sort(-rng.random((candidates, 3)))  # best first
         recorded = HybridSignals(ids, signals, snippets, {})
         _, order = hybrid_fuse(recorded, truth, "sum")
         relevant = {ids[i] for i in order[:2]}
