@@ -146,7 +146,8 @@ def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: st
                         overview="A synthetic memory for the search benchmark.",
                         category=CATEGORIES[(start + i) % len(CATEGORIES)],
                         source=SOURCES[(start + i) % len(SOURCES)],
-                        created_at=now - timedelta(days=float(rng.uniform(0, 365))),
+                        created_at=(created := now - timedelta(days=float(rng.uniform(0, 365)))),
+                        indexed_at=created,  # BM25 lists a user's memories by when they were indexed
                         status=Memory.Status.INDEXED,
                         searchable=True,  # as the pipeline leaves an indexed memory: found by search
                         embedding_model="all-MiniLM-L6-v2",
