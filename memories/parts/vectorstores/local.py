@@ -35,7 +35,7 @@ READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors
 # REFRESH_SHARE of it.
 CANDIDATES_MIN = 400
 CANDIDATES_PER_MEMORY = 12
-CANDIDATES_EXTRA = 200  # more than the k vectors asked for (query_vectors)
+CANDIDATES_EXTRA = 200  # more than the k vectors asked for (query_vectors; at least CANDIDATES_MIN)
 EXACT_ROWS = 32_768
 REFRESH_SHARE = 0.05
 CHECKED_ROWS = 32  # rows of a snapshot compared with the database before it is trusted
@@ -311,7 +311,7 @@ class LocalVectorStore(VectorStore):
         if data is None or not len(data):
             return []
         if data.snapshot is not None:
-            count = None if top_k is None else top_k + CANDIDATES_EXTRA
+            count = None if top_k is None else max(CANDIDATES_MIN, top_k + CANDIDATES_EXTRA)
             rows, scores = self._from_graph(data, _query_matrix(data, [vector], uid)[0], filters, count)
         else:
             queries, approx, bound = self._score(data, [vector], uid=uid, filters=filters)
