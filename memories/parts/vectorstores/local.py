@@ -35,7 +35,7 @@ READ_CHUNK = 8192  # rows read from the database at a time when a user's vectors
 # REFRESH_SHARE of it.
 CANDIDATES_MIN = 400
 CANDIDATES_PER_MEMORY = 12
-CANDIDATES_EXTRA = 200  # more than the k vectors asked for (query_vectors; at least CANDIDATES_MIN)
+CANDIDATES_EXTRA = 400  # more than the k vectors asked for (query_vectors; at least CANDIDATES_MIN)
 EXACT_ROWS = 32_768
 REFRESH_SHARE = 0.05
 CHECKED_ROWS = 32  # rows of a snapshot compared with the database before it is trusted
