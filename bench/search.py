@@ -505,7 +505,10 @@ def growth(args) -> None:
         if args.old:
             from test_suite import export_revision
 
-            trees = {args.old: Path(directory), "this tree": ROOT}
+            trees = {
+                "this tree": ROOT,
+                args.old: Path(directory),
+            }  # this tree first: the later side runs after the other's whole reads
             export_revision(args.old, trees[args.old])
         for label, tree in trees.items():
             queries_n = args.queries if label == "this tree" else args.old_queries
