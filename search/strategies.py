@@ -24,6 +24,7 @@ the absolute measure that a relevance floor compares (search/services.py).
 
 import math
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,8 @@ HYBRID_RRF_K = 10
 HYBRID_SNIPPETS_PER_MEMORY = 2  # a memory's snippets signal: the mean of its best this many
 HYBRID_MAX_SNIPPETS = 5  # the most snippets per memory a search keeps (the parameter's bound)
 HYBRID_MAX_VECTORS = 1000  # a store that cannot score every vector of a user returns this many
+# hybrid's query embeddings, beside the searches' own threads (as many as a server's threads, about)
+_EMBEDDING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-embedding")
 
 
 def half_life_from_rate(rate: float) -> float | None:
@@ -285,9 +288,12 @@ class HybridSignals:
 
 def hybrid_signals(request: SearchRequest) -> HybridSignals:
     query = request.queries[0]
+    # The query is embedded (the model's runtime lets go of the GIL) while BM25 checks the user's
+    # memories in the database and scores them: for a heavy user, each takes about 5 ms.
+    embedding = _EMBEDDING.submit(get_embedder().embed_query, query)  # the version's embedder, chosen here
     memory_ids, lexical = lexical_index(request.uid).scores(query, request.filters)
     matches = get_vector_store().query_vectors(
-        get_embedder().embed_query(query), uid=request.uid, top_k=HYBRID_MAX_VECTORS, filters=request.filters
+        embedding.result(), uid=request.uid, top_k=HYBRID_MAX_VECTORS, filters=request.filters
     )  # best first
     found = np.array([int(match.memory_id) for match in matches], dtype=np.int64)
     scores = np.array([match.score for match in matches], dtype=np.float64)
