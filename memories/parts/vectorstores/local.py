@@ -323,15 +323,15 @@ class LocalVectorStore(VectorStore):
                 rows = np.flatnonzero(np.isfinite(approx))
             rows, scores = self._exact(data, rows, approx[None], queries)
             scores = scores[0]
-        chosen = np.lexsort((rows, -scores))[:top_k]  # best first; a tie in the order written
-        return [
-            VectorMatch(
-                data.record_ids[row].decode(), str(data.memory_ids[data.memory_codes[row]]), score, data.kinds[kind]
-            )
-            for row, score, kind in zip(
-                rows[chosen].tolist(), scores[chosen].tolist(), data.kind_codes[rows[chosen]].tolist()
-            )
-        ]
+        order = np.lexsort((rows, -scores))[:top_k]  # best first; a tie in the order written
+        chosen = rows[order]
+        columns = (  # a column at a time (hybrid asks for 1,000)
+            [record_id.decode() for record_id in data.record_ids[chosen].tolist()],
+            data.memory_ids[data.memory_codes[chosen]].tolist(),
+            scores[order].tolist(),
+            np.array(data.kinds, dtype=object)[data.kind_codes[chosen]].tolist(),
+        )
+        return [VectorMatch(*row) for row in zip(*columns, strict=True)]
 
     def query(self, vector: np.ndarray, *, uid: str, top_k: int, filters: SearchFilters) -> list[MemoryMatch]:
         return self.query_many([vector], uid=uid, top_k=top_k, filters=filters)[0]
