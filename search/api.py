@@ -76,7 +76,7 @@ Query = Annotated[NotBlank, Field(max_length=MAX_QUERY_CHARS)]
 
 def _params_rules() -> list[dict]:
     """Each strategy's parameters as JSON Schema: the names it has, each a number (an integer when
-    whole) in its bounds; hybrid's weights not all 0. (A strategy left out is hybrid.)"""
+    whole) in its bounds; hybrid's weights not all 0. (A strategy left out, or null, is hybrid.)"""
     rules = []
     for strategy, params in PARAMS.items():
         chosen = {"strategy": {"const": strategy}}
@@ -93,7 +93,7 @@ def _params_rules() -> list[dict]:
             allowed["not"] = {"required": weights, "properties": {name: {"const": 0} for name in weights}}
         rules.append(
             {
-                "if": {"properties": chosen}
+                "if": {"properties": {"strategy": {"enum": [strategy, None]}}}
                 if strategy == DEFAULT_STRATEGY
                 else {"required": ["strategy"], "properties": chosen},
                 "then": {"properties": {"params": {"anyOf": [allowed, {"type": "null"}]}}},

@@ -83,6 +83,17 @@ def test_the_openapi_document_accepts_each_strategys_parameters_in_their_bounds(
     assert not schema.is_valid({"uid": "alice", "query": "crown", "params": {"pool": 10}})  # hybrid has no pool
 
 
+def test_a_null_strategy_is_hybrid_for_the_openapi_document_as_for_the_api(api):
+    """A fuzzer found a body the document allowed and the API refused: strategy null (hybrid) with
+    a parameter hybrid lacks."""
+    schema = search_schema(api)
+    unknown = {"uid": "alice", "query": "crown", "strategy": None, "params": {"\u0004": 1.0}}
+    known = {**unknown, "params": {"rrf_k": 10}}
+
+    assert not schema.is_valid(unknown) and search(api, **unknown).status_code == 422
+    assert schema.is_valid(known) and search(api, **known).status_code == 200
+
+
 def test_a_parameter_that_is_not_a_json_number_is_refused(api):
     response = search(api, params={"lexical_weight": "0.5"})
 
