@@ -410,6 +410,8 @@ class LocalVectorVersion(models.Model):
     uid = models.CharField(max_length=128)
     version = models.CharField(max_length=32)
     epoch = models.BigIntegerField(default=0)
+    # set when a snapshot of the user is first made: from then on their deleted rows are logged
+    deletions_logged = models.BooleanField(default=False)
 
     class Meta:
         db_table = "search_localvectorversion"
@@ -421,7 +423,8 @@ class LocalVectorVersion(models.Model):
 
 class LocalVectorDeletion(models.Model):
     """A row of `LocalVector` deleted (`row`: its id), in the order deleted: what a process that
-    holds a snapshot of the user's vectors reads to leave it out."""
+    holds a snapshot of the user's vectors reads to leave it out. Kept only for users with a snapshot
+    (`LocalVectorVersion.deletions_logged`), until their next snapshot holds it."""
 
     namespace = models.CharField(max_length=64)
     uid = models.CharField(max_length=128)

@@ -1,14 +1,15 @@
 """Reads about searches. `uid=None` means every user (a key that is not scoped)."""
 
 import time
-from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, QuerySet
 
 from memories.models import Memory, MemoryVector
+from omi_memory import recently
 from omi_memory.errors import NotFound
+from omi_memory.recently import recently_read
 
 from . import search_log
 from .experiments import assigned_arm
@@ -75,32 +76,16 @@ def profile_get(*, name: str) -> ParameterProfile:
 
 def profile_active(*, strategy: str) -> ParameterProfile | None:
     """The profile that searches with `strategy` use by default, if an admin activated one (read
-    on every search: see `_recently_read`)."""
-    return _recently_read(
+    on every search: see `omi_memory.recently`)."""
+    return recently_read(
         ("profile", strategy), lambda: ParameterProfile.objects.filter(strategy=strategy, active=True).first()
     )
-
-
-# What every search reads and an admin seldom changes (the active profiles, the running experiment):
-# each process trusts its copy for INDEX_VERSION_TTL seconds, as it does the active index version
-# (memories/parts/versions.py), and forgets it at once when this process saves one of those rows.
-_recent: dict[tuple, tuple[float, object]] = {}
-
-
-def _recently_read(key: tuple, read: Callable[[], object]):
-    now = time.monotonic()
-    found = _recent.get(key)
-    if found is not None and now - found[0] <= settings.INDEX_VERSION_TTL:
-        return found[1]
-    value = read()
-    _recent[key] = (now, value)
-    return value
 
 
 def forget_recently_read(**kwargs) -> None:
     """Read the profiles and the running experiment again at the next search (a receiver of
     ParameterProfile's and Experiment's saves and deletes; called after an update())."""
-    _recent.clear()
+    recently.forget("profile", "experiment")
 
 
 TREND_RUNS_READ = 2000  # the newest runs the trends are drawn from
@@ -163,8 +148,8 @@ def near_duplicates(*, memory_ids: list[int]) -> dict[int, set[int]]:
 
 def experiment_for_search(*, uid: str) -> tuple[Experiment | None, str]:
     """The running experiment and the arm of `uid` in it ("a", "b", "interleaved"), or (None, "")
-    when none runs or it does not take this user in (read on every search: see `_recently_read`)."""
-    experiment = _recently_read(
+    when none runs or it does not take this user in (read on every search: see `omi_memory.recently`)."""
+    experiment = recently_read(
         ("experiment",), lambda: Experiment.objects.filter(state=Experiment.State.RUNNING).first()
     )
     arm = assigned_arm(experiment, uid) if experiment else None

@@ -107,8 +107,7 @@ def forget_process_state() -> None:
     from memories import selectors, services
     from memories.parts import registry, versions
     from memories.parts.vectorstores import snapshots
-    from omi_memory import throttles
-    from search import selectors as search_selectors
+    from omi_memory import recently, throttles
 
     Embedder._caches.clear()
     selectors._matrices = None
@@ -117,7 +116,7 @@ def forget_process_state() -> None:
     versions._forget_parts()
     services._BROKER.reset()
     throttles._CACHE.reset()
-    search_selectors.forget_recently_read()
+    recently.forget()
     if isinstance(caches["default"], LocMemCache):
         caches["default"].clear()
     shutil.rmtree(snapshots.database_dir(), ignore_errors=True)

@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
             name='epoch',
             field=models.BigIntegerField(default=0),
         ),
+        migrations.AddField(
+            model_name="localvectorversion",
+            name="deletions_logged",
+            field=models.BooleanField(default=False),
+        ),
         migrations.CreateModel(
             name='LocalVectorDeletion',
             fields=[

@@ -13,16 +13,17 @@ meanwhile (double write), so a search answers fully from either.
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
+
+from omi_memory import recently
+from omi_memory.recently import recently_read
 
 from .embedders.base import Embedder
 from .vectorstores.base import VectorStore
@@ -41,10 +42,10 @@ class IndexParts:
 
 _pinned: ContextVar[IndexParts | None] = ContextVar("index_parts", default=None)
 _lock = threading.Lock()
-_active: tuple[float, object] = (float("-inf"), None)  # (read at, the active row's fields or None)
 _parts: dict[tuple, object] = {}  # embedders and stores of versions, built once per process
 _warmed: set[int] = set()  # versions whose parts this process has warmed up
 PART_FIELDS = ("id", "embedder", "dimensions", "vector_store", "host", "namespace")
+ACTIVE_VERSION = ("active index version",)  # its key in omi_memory.recently
 logger = logging.getLogger(__name__)
 
 
@@ -64,11 +65,11 @@ def using_version(parts: IndexParts | None) -> Iterator[IndexParts | None]:
 
 def active_version_fields() -> dict | None:
     """The active managed version's row (as a dict), or None: the settings decide. Cached per
-    process for INDEX_VERSION_TTL seconds."""
-    global _active
-    read_at, fields = _active
-    if time.monotonic() - read_at <= settings.INDEX_VERSION_TTL:
-        return fields
+    process for INDEX_VERSION_TTL seconds (`omi_memory.recently`)."""
+    return recently_read(ACTIVE_VERSION, _read_active_version)
+
+
+def _read_active_version() -> dict | None:
     from django.db import DatabaseError
 
     from memories.models import VectorIndex
@@ -83,7 +84,6 @@ def active_version_fields() -> dict | None:
         rows = []
     fields = next(({f: row[f] for f in PART_FIELDS} for row in rows if row["state"] == "active"), None)
     _warm([{f: row[f] for f in PART_FIELDS} for row in rows if row["state"] == "ready"])
-    _active = (time.monotonic(), fields)
     return fields
 
 
@@ -157,8 +157,7 @@ def _part(key: tuple, make):
 
 def forget(**kwargs) -> None:
     """Read the active version again at the next use (after an activation in this process)."""
-    global _active
-    _active = (float("-inf"), None)
+    recently.forget(*ACTIVE_VERSION)
 
 
 @receiver(setting_changed)

@@ -39,6 +39,9 @@ CANDIDATES_EXTRA = 400  # more than the k vectors asked for (query_vectors; at l
 EXACT_ROWS = 32_768
 REFRESH_SHARE = 0.05
 CHECKED_ROWS = 32  # rows of a snapshot compared with the database before it is trusted
+SNAPSHOT_RETRY_SECONDS = 600  # after a background snapshot failed, before this process tries again
+# A user's rows as they are read to be kept (`_read`, a snapshot, a catch-up): the vector last.
+ROW_COLUMNS = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
 
 
 @dataclass(eq=False)
@@ -144,7 +147,6 @@ METADATA_COLUMNS = ("uid", "memory_id", "created_at", "category", "source", "kin
 _cache: LRUCache | None = None  # (namespace, uid) -> _UserVectors
 _snapshotting: set[tuple[str, str]] = set()  # snapshots being made by this process
 _snapshot_failed: dict[tuple[str, str], float] = {}  # when this process last failed to make one
-SNAPSHOT_RETRY_SECONDS = 600
 _cache_lock = threading.Lock()
 
 
@@ -219,13 +221,18 @@ class LocalVectorStore(VectorStore):
                 self._delete_rows(chosen)
 
     def _delete_rows(self, chosen) -> None:
-        """Delete these rows, noted in `LocalVectorDeletion` (call with their users touched)."""
+        """Delete these rows, noted in `LocalVectorDeletion` for the users with a snapshot (call with
+        their users touched: their version rows locked, so a snapshot begun meanwhile waits)."""
         found = list(chosen.values_list("id", "uid"))
-        if found:
-            LocalVector.objects.filter(id__in=[row for row, _ in found]).delete()
-            LocalVectorDeletion.objects.bulk_create(
-                [LocalVectorDeletion(namespace=self.namespace, uid=uid, row=row) for row, uid in found], batch_size=1000
-            )
+        if not found:
+            return
+        LocalVector.objects.filter(id__in=[row for row, _ in found]).delete()
+        versions = LocalVectorVersion.objects.filter(namespace=self.namespace, uid__in={uid for _, uid in found})
+        logged = set(versions.filter(deletions_logged=True).values_list("uid", flat=True))
+        LocalVectorDeletion.objects.bulk_create(
+            [LocalVectorDeletion(namespace=self.namespace, uid=uid, row=row) for row, uid in found if uid in logged],
+            batch_size=1000,
+        )
 
     def delete_uid(self, uid: str, *, known_ids: list[str]) -> int:
         with transaction.atomic():
@@ -484,9 +491,8 @@ class LocalVectorStore(VectorStore):
         which is then removed."""
         gone = LocalVectorDeletion.objects.filter(namespace=self.namespace, uid=uid, id__gt=data.deleted_seq)
         gone = list(gone.order_by("id").values_list("id", "row"))
-        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
         rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid, id__gt=data.last_pk).order_by("id")
-        rows = [_bytes(row) for row in rows.values_list(*columns)]
+        rows = [_bytes(row) for row in rows.values_list(*ROW_COLUMNS)]
         if len(rows) != len([row for row in rows if len(row[7]) == 4 * data.dim]):
             return None  # another dimension: read whole (and refused there)
         alive = data.alive if data.alive is not None else np.ones(len(data), dtype=bool)
@@ -557,9 +563,9 @@ class LocalVectorStore(VectorStore):
 
         The deletions it has applied are then forgotten: the user's epoch moves on, so that a copy
         made before, which could need them, is made again from this snapshot."""
-        version, epoch = (
-            LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid).values_list("version", "epoch").first()
-        ) or (None, 0)
+        versions = LocalVectorVersion.objects.filter(namespace=self.namespace, uid=uid)
+        versions.update(deletions_logged=True)  # before the rows are read: any deleted since is logged
+        version, epoch = versions.values_list("version", "epoch").first() or (None, 0)
         deletions = LocalVectorDeletion.objects.filter(namespace=self.namespace, uid=uid)
         deleted_seq = deletions.aggregate(last=Max("id"))["last"] or 0  # before the rows: applied again is no harm
         rows = LocalVector.objects.filter(namespace=self.namespace, uid=uid)
@@ -567,35 +573,23 @@ class LocalVectorStore(VectorStore):
         size = rows.annotate(size=Length("values")).values_list("size", flat=True).first()
         if last is None or version is None or not size:
             return False
-        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
-        names: dict[str, list] = {name: [] for name in columns[:7]}
+        names: dict[str, list] = {name: [] for name in ROW_COLUMNS[:-1]}
         dim = size // 4
 
         def blocks():
-            for chunk in self._chunks(uid, last, columns):
-                chunk = [row for row in chunk if len(row[7]) == 4 * dim]
-                for name, values in zip(columns[:7], zip(*chunk, strict=True)):
+            for chunk in self._chunks(uid, last, ROW_COLUMNS):
+                chunk = [row for row in chunk if len(row[-1]) == 4 * dim]
+                for name, values in zip(ROW_COLUMNS[:-1], zip(*chunk, strict=True)):
                     names[name].extend(values)
-                yield np.frombuffer(b"".join(row[7] for row in chunk), dtype="<f4").reshape(len(chunk), dim)
+                yield np.frombuffer(b"".join(row[-1] for row in chunk), dtype="<f4").reshape(len(chunk), dim)
 
         def meta() -> tuple[dict[str, np.ndarray], dict]:
-            memory_codes, memory_ids = _codes(names["memory_id"], np.int32)
-            kind_codes, kinds = _codes(names["kind"], np.int8)
-            category_codes, categories = _codes(names["category"], np.int16)
-            source_codes, sources = _codes(names["source"], np.int16)
-            return {
-                "pks": np.array(names["id"], dtype=np.int64),
-                "record_ids": np.array([r.encode() for r in names["record_id"]], dtype=bytes),
-                "memory_codes": memory_codes,
-                "memory_ids": np.array(memory_ids, dtype=str),
-                "kind_codes": kind_codes,
-                "kinds": np.array(kinds, dtype=str),
-                "created_at": np.array(names["created_at"], dtype=np.int64),
-                "category_codes": category_codes,
-                "categories": np.array(categories, dtype=str),
-                "source_codes": source_codes,
-                "sources": np.array(sources, dtype=str),
-            }, {"epoch": epoch + 1, "last_pk": max(names["id"]), "deleted_seq": deleted_seq}
+            # names as str arrays, saved without pickle (`_from_snapshot` makes the lists again)
+            arrays = {
+                name: np.asarray(value, dtype=str) if isinstance(value, list) or value.dtype == object else value
+                for name, value in _metadata(names).items()
+            }
+            return arrays, {"epoch": epoch + 1, "last_pk": max(names["id"]), "deleted_seq": deleted_seq}
 
         path = snapshots.write(
             self.namespace, uid, version=version, dim=dim, blocks=blocks(), meta=meta, progress=progress
@@ -664,12 +658,12 @@ class LocalVectorStore(VectorStore):
         count = found["count"]
         if not count:
             return None
-        columns = ("id", "record_id", "memory_id", "kind", "created_at", "category", "source", "values")
-        chunks: dict[str, list] = {name: [] for name in columns}
+
+        chunks: dict[str, list] = {name: [] for name in ROW_COLUMNS}
         dim = None
         matrix = scales = errors = packed = None
         at, reach = 0, 0.0
-        for chunk in self._chunks(uid, found["last"], columns):  # a row written since: the next version reads it
+        for chunk in self._chunks(uid, found["last"], ROW_COLUMNS):  # a row written since: the next version reads it
             if dim is None:
                 dim = len(chunk[0][7]) // 4
                 if count * dim * 4 <= EXACT_MAX_BYTES:
@@ -689,31 +683,18 @@ class LocalVectorStore(VectorStore):
                 codes, scales[at : at + len(chunk)], errors[at : at + len(chunk)], most = _quantize(block)
                 packed.append(numkong.dots_pack(codes))
                 reach = max(reach, most)
-            for name, values in zip(columns[:7], zip(*chunk, strict=True)):
+            for name, values in zip(ROW_COLUMNS[:-1], zip(*chunk, strict=True)):
                 chunks[name].extend(values)
             at += len(chunk)
         if at < count:  # rows deleted while reading
             matrix = matrix[:at] if matrix is not None else None
             scales, errors = (a[:at] if a is not None else None for a in (scales, errors))
-        memory_codes, memory_ids = _codes(chunks["memory_id"], np.int32)
-        kind_codes, kinds = _codes(chunks["kind"], np.int8)
-        category_codes, categories = _codes(chunks["category"], np.int16)
-        source_codes, sources = _codes(chunks["source"], np.int16)
-        order = np.argsort(memory_codes, kind="stable").astype(np.int32)
-        starts = np.flatnonzero(np.r_[True, np.diff(memory_codes[order]) != 0])
+        metadata = _metadata(chunks)
+        order = np.argsort(metadata["memory_codes"], kind="stable").astype(np.int32)
+        starts = np.flatnonzero(np.r_[True, np.diff(metadata["memory_codes"][order]) != 0])
         return _UserVectors(
             version=version,
-            pks=np.array(chunks["id"], dtype=np.int64),
-            record_ids=np.array([r.encode() for r in chunks["record_id"]], dtype=bytes),
-            memory_codes=memory_codes,
-            memory_ids=np.array(memory_ids, dtype=object),
-            kind_codes=kind_codes,
-            kinds=kinds,
-            created_at=np.array(chunks["created_at"], dtype=np.int64),
-            category_codes=category_codes,
-            categories=categories,
-            source_codes=source_codes,
-            sources=sources,
+            **metadata,
             order=order,
             starts=starts,
             dim=dim,
@@ -776,22 +757,35 @@ def _known(names: list[str], wanted: list[str]) -> list[int]:
     return [i for i, name in enumerate(names) if name in set(wanted)]
 
 
+def _metadata(columns: dict[str, list]) -> dict:
+    """Rows' columns (of ROW_COLUMNS, by name) as `_UserVectors` keeps them: arrays, the text ones as
+    small integer codes into their sorted names."""
+    memory_codes, memory_ids = _codes(columns["memory_id"], np.int32)
+    kind_codes, kinds = _codes(columns["kind"], np.int8)
+    category_codes, categories = _codes(columns["category"], np.int16)
+    source_codes, sources = _codes(columns["source"], np.int16)
+    return {
+        "pks": np.array(columns["id"], dtype=np.int64),
+        "record_ids": np.array([r.encode() for r in columns["record_id"]], dtype=bytes),
+        "memory_codes": memory_codes,
+        "memory_ids": np.array(memory_ids, dtype=object),
+        "kind_codes": kind_codes,
+        "kinds": kinds,
+        "created_at": np.array(columns["created_at"], dtype=np.int64),
+        "category_codes": category_codes,
+        "categories": categories,
+        "source_codes": source_codes,
+        "sources": sources,
+    }
+
+
 def _from_snapshot(snapshot: snapshots.Snapshot) -> _UserVectors:
-    meta = snapshot.meta
+    names = {"kinds", "categories", "sources"}  # lists of names, saved as arrays
+    metadata = {name: array.tolist() if name in names else array for name, array in snapshot.meta.items()}
     empty = np.zeros(0, dtype=np.int64)
     return _UserVectors(
         version=snapshot.version,
-        pks=meta["pks"],
-        record_ids=meta["record_ids"],
-        memory_codes=meta["memory_codes"],
-        memory_ids=meta["memory_ids"],
-        kind_codes=meta["kind_codes"],
-        kinds=meta["kinds"].tolist(),
-        created_at=meta["created_at"],
-        category_codes=meta["category_codes"],
-        categories=meta["categories"].tolist(),
-        source_codes=meta["source_codes"],
-        sources=meta["sources"].tolist(),
+        **metadata,
         order=empty,
         starts=empty,
         dim=snapshot.dim,

@@ -70,12 +70,9 @@ class Snapshot:
                 raise OSError(f"{self.path}: short read")
         return out
 
-    def close(self) -> None:
+    def __del__(self):  # the last copy of the user's vectors that holds it is gone
         with contextlib.suppress(OSError):
             os.close(self.vectors)
-
-    def __del__(self):
-        self.close()
 
 
 def database_dir() -> Path:
@@ -85,14 +82,13 @@ def database_dir() -> Path:
     return Path(settings.LOCAL_STORE_DIR) / hashlib.sha256(place.encode()).hexdigest()[:16]
 
 
+def namespace_dir(namespace: str) -> Path:
+    return database_dir() / hashlib.sha256(namespace.encode()).hexdigest()[:16]
+
+
 def user_dir(namespace: str, uid: str) -> Path:
     """This database's, namespace's and user's directory (names hashed: a uid is any text)."""
-    namespace_hash = hashlib.sha256(namespace.encode()).hexdigest()[:16]
-    return database_dir() / namespace_hash / hashlib.sha256(uid.encode()).hexdigest()[:32]
-
-
-def namespace_dir(namespace: str) -> Path:
-    return user_dir(namespace, "").parent
+    return namespace_dir(namespace) / hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
 def load(namespace: str, uid: str) -> Snapshot | None:

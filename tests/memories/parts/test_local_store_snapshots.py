@@ -52,6 +52,17 @@ def records(vectors, owner, uid="u1", start=0):
     ]
 
 
+def snapshotted(seed: int, memories: int, per: int):
+    """A store holding u1's clustered vectors, with a snapshot of them: the store, vectors, owners and
+    the generator (for queries)."""
+    rng = np.random.default_rng(seed)
+    vectors, owner = clustered(rng, memories, per)
+    store = LocalVectorStore()
+    store.upsert(records(vectors, owner))
+    assert store.snapshot("u1")
+    return store, vectors, owner, rng
+
+
 def answers(store, queries, uid="u1"):
     health = SearchFilters(categories=["health"], starts_at=datetime.fromtimestamp(1_700_000_050, tz=UTC))
     found = []
@@ -77,15 +88,11 @@ def exact(settings, store, queries, uid="u1"):
 
 
 def test_the_graph_finds_what_exact_search_finds(settings, graph):
-    rng = np.random.default_rng(3)
-    vectors, owner = clustered(rng, 300, 12)
-    store = LocalVectorStore()
-    store.upsert(records(vectors, owner))
+    store, vectors, owner, rng = snapshotted(3, 300, 12)
     queries = [v + 0.3 * rng.normal(size=384).astype(np.float32) for v in vectors[rng.integers(0, len(vectors), 8)]]
     queries = [q / np.linalg.norm(q) for q in queries]
-    want = exact(settings, store, queries)
+    want = exact(settings, store, queries)  # every row scored
 
-    assert store.snapshot("u1")
     got = answers(store, queries)
 
     data = local_module._cache[("ns1", "u1")]
@@ -97,11 +104,7 @@ def test_the_graph_finds_what_exact_search_finds(settings, graph):
 
 
 def test_rows_written_and_deleted_since_the_snapshot_are_seen(settings, graph):
-    rng = np.random.default_rng(4)
-    vectors, owner = clustered(rng, 200, 10)
-    store = LocalVectorStore()
-    store.upsert(records(vectors, owner))
-    assert store.snapshot("u1")
+    store, vectors, owner, _ = snapshotted(4, 200, 10)
     query = vectors[0]
     assert store.query(query, uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "0"
 
@@ -124,11 +127,7 @@ def test_rows_written_and_deleted_since_the_snapshot_are_seen(settings, graph):
 def test_a_snapshot_that_does_not_match_the_database_is_not_trusted(settings, graph):
     from memories.models import LocalVector, LocalVectorVersion
 
-    rng = np.random.default_rng(5)
-    vectors, owner = clustered(rng, 100, 8)
-    store = LocalVectorStore()
-    store.upsert(records(vectors, owner))
-    assert store.snapshot("u1")
+    store, vectors, owner, _ = snapshotted(5, 100, 8)
     # Same ids, other vectors (a database made again under the same name): not what the snapshot holds.
     for row, vector in zip(LocalVector.objects.filter(uid="u1").order_by("id"), vectors[::-1]):
         LocalVector.objects.filter(id=row.id).update(values=vector.astype("<f4").tobytes())
@@ -182,11 +181,7 @@ def test_a_copy_made_before_a_new_snapshot_is_made_again_from_it(settings, graph
     still need them, is made again from the new snapshot at the next change."""
     from memories.models import LocalVectorDeletion
 
-    rng = np.random.default_rng(8)
-    vectors, owner = clustered(rng, 150, 8)
-    store = LocalVectorStore()
-    store.upsert(records(vectors, owner))
-    assert store.snapshot("u1")
+    store, vectors, owner, _ = snapshotted(8, 150, 8)
     assert store.query(vectors[0], uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "0"
     before = local_module._cache[("ns1", "u1")]
 
@@ -202,6 +197,20 @@ def test_a_copy_made_before_a_new_snapshot_is_made_again_from_it(settings, graph
     assert "0" not in [m.memory_id for m in found]
     assert store.query(-vectors[0], uid="u1", top_k=1, filters=SearchFilters())[0].memory_id == "900"
     assert local_module._cache[("ns1", "u1")].snapshot.path != before.snapshot.path
+
+
+def test_deleted_rows_are_logged_only_for_users_with_a_snapshot(settings, graph):
+    """The log is what snapshots catch up from: a user without one (most users) leaves no rows in it
+    as their memories are reprocessed and deleted."""
+    from memories.models import LocalVectorDeletion
+
+    store, vectors, owner, _ = snapshotted(10, 40, 4)
+    store.upsert(records(vectors, owner, uid="u2"))
+
+    store.delete([f"u1-0-{i}" for i in range(4)] + [f"u2-0-{i}" for i in range(4)])
+    store.upsert(records(vectors[4:8], owner[4:8], start=4) + records(vectors[4:8], owner[4:8], uid="u2", start=4))
+
+    assert sorted(LocalVectorDeletion.objects.values_list("uid", flat=True)) == ["u1"] * 8
 
 
 @pytest.mark.django_db(transaction=True)
