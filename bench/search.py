@@ -351,6 +351,17 @@ def growth_uids(sizes: list[int]) -> list[str]:
     return [f"{GROWTH_PREFIX}{i}-{size:05d}" for i, size in enumerate(sizes)]
 
 
+def settle() -> None:
+    """On PostgreSQL, what autovacuum does after a load (a server's steady state): fresh statistics
+    for the planner, and the visibility map, without which the index-only scans that check a user's
+    memories (BM25's, before each search) visit the table too (about 4x slower at 20,000)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+
+
 def resident_mb() -> tuple[float, float]:
     """This process's resident size and its peak, MB."""
     lines = Path("/proc/self/status").read_text().splitlines()
@@ -409,17 +420,6 @@ def measure_growth(sizes: list[int], queries_n: int, k: int, seed: int, recall: 
             row[strategy] = percentiles(time_service(strategy, [uid] * queries_n, chosen, k))
         row["rss_mb"], row["peak_rss_mb"] = resident_mb()
         row["cache"] = {key[1]: round(data.nbytes / 2**20, 1) for key, data in local_store._cache.items()}
-        row["recall@10"] = row["recall of 1,000 vectors"] = None
-        if recall:  # after the resident size: the ground truth holds the user's float32 matrix
-            vectors = [embedder.embed_query(text) for text in texts[-queries_n:]]
-            memory_hits = vector_hits = 0
-            for vector, (exact_memories, exact_vectors) in zip(vectors, exact_ranking(uid, vectors, k, 1000)):
-                found = store.query(vector, uid=uid, top_k=k, filters=SearchFilters())
-                memory_hits += len({m.memory_id for m in found} & set(exact_memories))
-                found_vectors = store.query_vectors(vector, uid=uid, top_k=1000, filters=SearchFilters())
-                vector_hits += len({m.vector_id for m in found_vectors} & exact_vectors)
-            row["recall@10"] = memory_hits / (k * queries_n)
-            row["recall of 1,000 vectors"] = vector_hits / (1000 * queries_n)
         out["sizes"][uid] = row
     # Every user again, twice in turn, the cache kept: what the process holds serving them all.
     started = time.perf_counter()
@@ -431,6 +431,21 @@ def measure_growth(sizes: list[int], queries_n: int, k: int, seed: int, recall: 
         "cache": {key[1]: round(data.nbytes / 2**20, 1) for key, data in local_store._cache.items()},
         "cache_total_mb": round(local_store._cache.currsize / 2**20, 1),
     }
+    # Last: the ground truth reads each user's float32 vectors whole, which the process keeps (its
+    # allocator does not give them back), so every resident size above is measured before it.
+    for uid in growth_uids(sizes):
+        row = out["sizes"][uid]
+        row["recall@10"] = row["recall of 1,000 vectors"] = None
+        if recall:
+            vectors = [embedder.embed_query(text) for text in texts[-queries_n:]]
+            memory_hits = vector_hits = 0
+            for vector, (exact_memories, exact_vectors) in zip(vectors, exact_ranking(uid, vectors, k, 1000)):
+                found = store.query(vector, uid=uid, top_k=k, filters=SearchFilters())
+                memory_hits += len({m.memory_id for m in found} & set(exact_memories))
+                found_vectors = store.query_vectors(vector, uid=uid, top_k=1000, filters=SearchFilters())
+                vector_hits += len({m.vector_id for m in found_vectors} & exact_vectors)
+            row["recall@10"] = memory_hits / (k * queries_n)
+            row["recall of 1,000 vectors"] = vector_hits / (1000 * queries_n)
     return out
 
 
@@ -457,8 +472,8 @@ def print_growth(results: dict[str, dict], vectors: dict[str, int]) -> None:
                 f"{recall:>9} {recall_vectors:>15} {row['rss_mb']:7.0f} {row['peak_rss_mb']:7.0f}  {row['cache']}"
             )
     print(
-        f"LOCAL_STORE_CACHE_MB: {next(iter(results.values()))['cache_mb']}; peak MB: the process's high-water mark "
-        "until that user's recall (which reads its float32 vectors)"
+        f"LOCAL_STORE_CACHE_MB: {next(iter(results.values()))['cache_mb']}; RSS and peak MB: the process's resident "
+        "size and its high-water mark after that user's timings (the recall, which reads float32 vectors, comes last)"
     )
     for label, result in results.items():
         turn = result["rotation"]
@@ -473,7 +488,6 @@ def growth(args) -> None:
     database_url = setup_django(args.database_url)
     from django.conf import settings
     from django.core.management import call_command
-    from django.db import connection
 
     from memories.models import LocalVector, Memory
     from memories.parts.embedders import get_embedder
@@ -486,9 +500,7 @@ def growth(args) -> None:
         started = time.perf_counter()
         load([uid for uid, size in missing for _ in range(size)], 3.0, 12.0, args.seed, prefix=None)
         print(f"loaded in {time.perf_counter() - started:.0f} s")
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
+    settle()  # after a load, and after whatever wrote since (another bench, a test run)
     LocalVectorStore().touch(set(uids))
     embedder = get_embedder()
     LocalVectorStore().check_model(embedder.model, embedder.dim, record=True)
@@ -498,6 +510,9 @@ def growth(args) -> None:
         f"snapshots on disk of the users with {settings.LOCAL_STORE_SNAPSHOT_ROWS:,} vectors or more: "
         f"{time.perf_counter() - started:.0f} s"
     )
+    started = time.perf_counter()
+    call_command("lexical_snapshots", rebuild=bool(missing), stdout=io.StringIO())
+    print(f"BM25 snapshots of the users: {time.perf_counter() - started:.0f} s")
     vectors = {uid: LocalVector.objects.filter(uid=uid).count() for uid in uids}
     results = {}
     trees = {"this tree": ROOT}
@@ -577,11 +592,7 @@ def main() -> None:
         started = time.perf_counter()
         load([f"synth-{i % args.users:05d}" for i in range(args.n)], args.windows, args.snippets, args.seed)
         print(f"loaded in {time.perf_counter() - started:.0f} s")
-        from django.db import connection
-
-        if connection.vendor == "postgresql":  # fresh statistics, as autovacuum would give them
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
+        settle()
     else:
         print(f"reusing {have} synthetic memories")
     store = LocalVectorStore()

@@ -264,9 +264,7 @@ def lexical_index(uid: str) -> LexicalIndex:
     (count, newest indexing time, id sum); else that copy (or, when the process has none, the
     user's snapshot) with the memories indexed, reprocessed or deleted since applied (only those
     are read and tokenized); built from every memory when there is neither."""
-    memories = Memory.objects.filter(uid=uid, searchable=True)
-    stats = memories.aggregate(n=Count("id"), last=_text(Max("indexed_at")), ids=Sum("id"))
-    version = (stats["n"], stats["last"], int(stats["ids"] or 0))
+    version = _version(uid)
     with _lock:
         cached = _cache.get(uid)  # a hit becomes the most recently used
     if cached is None:
@@ -277,8 +275,30 @@ def lexical_index(uid: str) -> LexicalIndex:
             return cached
     elif cached.version == version:
         return cached
+    index, save = _caught_up(uid, cached, version)
+    with _lock:
+        _cache[uid] = index
+    if save:
+        snapshot_submit(uid, index)
+    return index
+
+
+def _version(uid: str) -> tuple:
+    """(count, newest indexing time, id sum) of the user's searchable memories: what changes when
+    one is indexed, reprocessed or deleted (an index-only scan of `memory_uid_searchable`)."""
+    stats = _searchable(uid).aggregate(n=Count("id"), last=_text(Max("indexed_at")), ids=Sum("id"))
+    return (stats["n"], stats["last"], int(stats["ids"] or 0))
+
+
+def _searchable(uid: str):
+    return Memory.objects.filter(uid=uid, searchable=True)
+
+
+def _caught_up(uid: str, cached: LexicalIndex | None, version: tuple) -> tuple[LexicalIndex, bool]:
+    """`cached` (None: nothing) with the memories changed since applied, as of `version`; and
+    whether it is to be saved as the user's snapshot (SNAPSHOT_LAG)."""
     listed_at = timezone.now()
-    listed = dict(memories.values_list("id", _text("indexed_at")))
+    listed = dict(_searchable(uid).values_list("id", _text("indexed_at")))
     known = {} if cached is None else cached.indexed_at
     removed = {memory_id for memory_id, at in known.items() if listed.get(memory_id, not at) != at}
     rows = list(
@@ -290,14 +310,24 @@ def lexical_index(uid: str) -> LexicalIndex:
     save = lag > SNAPSHOT_LAG
     state = {"version": version, "listed_at": listed_at, "lag": 0 if save else lag}
     if cached is not None and not lag:  # a snapshot that holds every change
-        index = replace(cached, **state)
-    else:
-        index = _changed(cached, removed, rows, listed, state)
-    with _lock:
-        _cache[uid] = index
-    if save:
-        snapshot_submit(uid, index)
-    return index
+        return replace(cached, **state), save
+    return _changed(cached, removed, rows, listed, state), save
+
+
+def snapshot_users(*, more_than: int = SNAPSHOT_LAG, missing: bool = True) -> dict[str, int]:
+    """The users with more than `more_than` searchable memories, and how many; with `missing`,
+    only those without a snapshot of this layout."""
+    users = Memory.objects.filter(searchable=True).values_list("uid").annotate(n=Count("id")).filter(n__gt=more_than)
+    if missing:
+        users = users.exclude(uid__in=LexicalSnapshot.objects.filter(layout=snapshot_layout()).values("uid"))
+    return dict(users.order_by("uid"))
+
+
+def snapshot_build(uid: str) -> bool:
+    """Build the user's index from every searchable memory and save it as their snapshot, here and
+    now (ahead of their first search: a command's); False when nothing was saved (see snapshot_write)."""
+    index, _ = _caught_up(uid, None, _version(uid))
+    return snapshot_write(uid=uid, index=replace(index, lag=0))
 
 
 def _changed(
@@ -578,7 +608,7 @@ def snapshot_write(*, uid: str, index: LexicalIndex) -> bool:
     (False). One UPDATE or INSERT: a reader sees the old snapshot or the new one, whole. Nothing is
     saved for a user with no searchable memory left (erased since)."""
     data = snapshot_encode(uid, index)
-    if not Memory.objects.filter(uid=uid, searchable=True).exists():
+    if not _searchable(uid).exists():
         return False
     layout = snapshot_layout()
     fields = {
@@ -602,7 +632,7 @@ def snapshot_write(*, uid: str, index: LexicalIndex) -> bool:
 def snapshots_forget(sender, memory_ids: list[int], **kwargs) -> None:
     """`memory_deleted`: a user left without a searchable memory (erased) keeps no snapshot either."""
     uids = set(Memory.objects.filter(id__in=memory_ids).values_list("uid", flat=True))
-    gone = [uid for uid in uids if not Memory.objects.filter(uid=uid, searchable=True).exists()]
+    gone = [uid for uid in uids if not _searchable(uid).exists()]
     LexicalSnapshot.objects.filter(uid__in=gone).delete()
 
 

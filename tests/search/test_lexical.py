@@ -1,5 +1,7 @@
 """BM25 per user: which words count, and how many users' indexes a process keeps."""
 
+import io
+
 import numpy as np
 import pytest
 from cachetools import LRUCache
@@ -365,3 +367,40 @@ def test_the_snapshot_is_saved_by_a_thread_of_the_process_not_in_the_search(snap
     release.set()
     lexical.writer.flush()
     assert LexicalSnapshot.objects.get(uid="alice").listed_at == index.listed_at
+
+
+def test_the_command_saves_the_snapshots_a_first_search_would_otherwise_build(tokenized):
+    """After an import or an upgrade: each user with more than --more-than memories and no
+    snapshot of this layout gets one; a process then loads it instead of tokenizing every memory."""
+    from django.core.management import call_command
+
+    from search.models import LexicalSnapshot
+
+    three_memories("alice")
+    three_memories("bob")
+    indexed("carol", "Carol: one memory only")
+    LexicalSnapshot.objects.create(
+        uid="bob",
+        layout="an older tokenizer",
+        listed_at=timezone.now(),
+        memories=3,
+        written_at=timezone.now(),
+        data=b"",
+    )
+
+    call_command("lexical_snapshots", more_than=2, stdout=io.StringIO())
+
+    assert {row.uid: (row.layout, row.memories) for row in LexicalSnapshot.objects.all()} == {
+        "alice": (lexical.snapshot_layout(), 3),
+        "bob": (lexical.snapshot_layout(), 3),  # another layout is rebuilt
+    }  # carol has too few
+    saved_at = {row.uid: row.written_at for row in LexicalSnapshot.objects.all()}
+    tokenized.clear()
+
+    call_command("lexical_snapshots", more_than=2, stdout=io.StringIO())  # nothing missing: nothing built
+    assert {row.uid: row.written_at for row in LexicalSnapshot.objects.all()} == saved_at and tokenized == []
+    ids, signals = lexical_index("alice").scores("crown", SearchFilters())
+    assert tokenized == [] and signals["lexical"].any()  # loaded, not built
+    assert scores_of(lexical_index("alice")) == scores_of(built_afresh("alice"))
+    call_command("lexical_snapshots", uid="carol", stdout=io.StringIO())  # one user, whatever their size
+    assert LexicalSnapshot.objects.get(uid="carol").memories == 1
