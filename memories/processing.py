@@ -18,7 +18,6 @@ cannot finish what another claim took over: every finish is conditional on its o
 
 import functools
 import logging
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from omi_memory.errors import BackendError
+from omi_memory.heartbeat import Heartbeat
 from omi_memory.metrics import PIPELINE_FAILURES, PIPELINE_RETRIES, PIPELINE_STAGE, timed
 
 from .models import ActionItem, Event, Memory
@@ -64,7 +64,7 @@ def memory_process_many(*, memory_ids: list[int], final_attempt: bool = True, at
     """
     token, claimed = _claim(memory_ids)
     try:
-        with _Heartbeat(token), using_version(None):  # one index version for the whole batch
+        with _heartbeat(token), using_version(None):  # one index version for the whole batch
             return _process_claimed(memory_ids, claimed, token, final_attempt, attempt)
     except (OperationalError, InterfaceError) as exc:
         retry = _released_after_database_error(token, exc, attempt)
@@ -253,44 +253,16 @@ def _claim(memory_ids: list[int]) -> tuple[uuid.UUID, list[int]]:
     return token, list(Memory.objects.filter(id__in=memory_ids, claim_token=token).values_list("id", flat=True))
 
 
-class _Heartbeat:
-    """Renews the lease on what a claim holds, every quarter lease, in a thread, until the block
-    ends (or nothing of the claim is processing any more)."""
+def _heartbeat(token) -> Heartbeat:
+    """Renews the lease on what a claim holds, every quarter lease, until the block ends (or nothing
+    of the claim is processing any more)."""
+    lease = settings.PIPELINE_LEASE_SECONDS
 
-    def __init__(self, token):
-        self.token = token
-        self._stop = threading.Event()
-        self._thread = None
+    def beat() -> bool:
+        held = Memory.objects.filter(claim_token=token, status=Status.PROCESSING)
+        return bool(held.update(lease_until=timezone.now() + timedelta(seconds=lease)))
 
-    def __enter__(self):
-        # Inside a transaction the claim is not visible to another connection (and an update from
-        # one would wait for this one's row locks): a lease renewed from outside it means nothing.
-        if not transaction.get_connection().in_atomic_block:
-            self._thread = threading.Thread(target=self._run, name=f"lease-{self.token}", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        lease = settings.PIPELINE_LEASE_SECONDS
-        try:
-            while not self._stop.wait(lease / 4):
-                try:
-                    held = Memory.objects.filter(claim_token=self.token, status=Status.PROCESSING).update(
-                        lease_until=timezone.now() + timedelta(seconds=lease)
-                    )
-                except DatabaseError as exc:  # tried again at the next beat, on a new connection
-                    logger.warning("claim %s: could not renew its lease: %s", self.token, exc)
-                    connection.close()
-                    continue
-                if not held:
-                    return
-        finally:
-            connection.close()  # this thread's own
+    return Heartbeat(f"lease-{token}", lease / 4, beat)
 
 
 def lease_after_retry(attempt: int) -> timedelta:

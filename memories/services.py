@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from omi_memory import bounds
 from omi_memory.actors import USER, Actor
-from omi_memory.breaker import CircuitBreaker
+from omi_memory.breaker import send_task
 from omi_memory.errors import BackendError, Conflict, ValidationFailed
 
 from .models import (
@@ -200,22 +200,12 @@ def _enqueue_on_commit(memory_ids: list[int]) -> None:
         transaction.on_commit(partial(_send, process_memories, [list(memory_ids)], memory_ids))
 
 
-# The task broker: while it fails, sending is skipped for a while (BROKER_RETRY_AFTER_SECONDS).
-_BROKER = CircuitBreaker("task broker", lambda: settings.BROKER_RETRY_AFTER_SECONDS)
-
-
 def _send(task, args: list, memory_ids: list[int]) -> bool:
     """Send a task for these memories. When the broker cannot take it (down, or failed a moment
     ago) the memories' lease is ended, so that the next sweep sends it again, and False is returned;
     the caller's answer stands: the database holds what is to be done."""
-    from kombu.exceptions import OperationalError as BrokerError
-
-    if not _BROKER.is_open():
-        try:
-            task.apply_async(args=args)
-            return True
-        except (BrokerError, OSError) as exc:
-            _BROKER.failed(exc, "the work is stored and the sweeper sends it once the broker is back")
+    if send_task(task, args, what_now="the work is stored and the sweeper sends it once the broker is back"):
+        return True
     Memory.objects.filter(id__in=memory_ids).exclude(lease_until=None).update(lease_until=timezone.now())
     return False
 

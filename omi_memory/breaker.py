@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from django.conf import settings
+
 logger = logging.getLogger(__name__)
 
 WARN_EVERY_SECONDS = 60
@@ -57,3 +59,23 @@ class CircuitBreaker:
         with self._lock:
             self._open_until = 0.0
             self._warned_at = None
+
+
+# The task broker: while it fails, sending is skipped for a while (BROKER_RETRY_AFTER_SECONDS).
+BROKER = CircuitBreaker("task broker", lambda: settings.BROKER_RETRY_AFTER_SECONDS)
+
+
+def send_task(task, args: list, *, what_now: str) -> bool:
+    """Send a Celery task, unless the broker failed a moment ago; False when it could not be sent
+    (`what_now`: what happens to the work instead, for the log). The caller's work is stored in the
+    database, where a sweeper finds what was never sent."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    if BROKER.is_open():
+        return False
+    try:
+        task.apply_async(args=args)
+    except (BrokerError, OSError) as exc:
+        BROKER.failed(exc, what_now)
+        return False
+    return True

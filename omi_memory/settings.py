@@ -311,6 +311,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": PIPELINE_SWEEP_SECONDS,
         "options": {"expires": PIPELINE_SWEEP_SECONDS},  # sweeps that no worker took in time are dropped
     },
+    # Cluster runs and duplicate scans, on the same leases (search/analysis/jobs.py).
+    "sweep-jobs": {
+        "task": "search.tasks.sweep_jobs",
+        "schedule": PIPELINE_SWEEP_SECONDS,
+        "options": {"expires": PIPELINE_SWEEP_SECONDS},
+    },
 }
 CHUNK_TOKENS = env_int("CHUNK_TOKENS", 200, minimum=16)
 # Snippets: smaller windows (a turn or two) with vectors of their own, for precise matches; 0: none.

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 from memories.models import Memory
 
@@ -168,7 +169,9 @@ class ParameterProfile(models.Model):
 
 class Job(models.Model):
     """What a run done by a task records: its status (queued -> running -> done or failed), why it
-    failed, who started it (a dashboard user; the audit trail names an API key) and when."""
+    failed, who started it (a dashboard user; the audit trail names an API key) and when. A job
+    whose message or worker was lost is sent again by the sweeper (search/analysis/jobs.py):
+    `updated_at` is when it was last sent, or the running worker's last heartbeat."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -180,10 +183,13 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)  # workers that took it
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
+        indexes = [models.Index(fields=["status", "updated_at"])]
         ordering = ["-created_at"]
 
 

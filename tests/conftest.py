@@ -104,17 +104,18 @@ def forget_process_state() -> None:
     from django.core.cache import caches
     from django.core.cache.backends.locmem import LocMemCache
 
-    from memories import selectors, services
+    from memories import selectors
     from memories.parts import registry, versions
     from memories.parts.vectorstores import snapshots
     from omi_memory import recently, throttles
+    from omi_memory.breaker import BROKER
 
     Embedder._caches.clear()
     selectors._matrices = None
     selectors._checkpoints.clear()
     registry._forget_parts()
     versions._forget_parts()
-    services._BROKER.reset()
+    BROKER.reset()
     throttles._CACHE.reset()
     recently.forget()
     if isinstance(caches["default"], LocMemCache):

@@ -27,6 +27,7 @@ from omi_memory.actors import Actor
 from omi_memory.errors import Conflict, NotFound, ValidationFailed
 
 from ..models import ClusterRun
+from .jobs import job_claim, job_heartbeat, job_send
 
 logger = logging.getLogger(__name__)
 
@@ -98,30 +99,21 @@ def cluster_run_create(
             target_ids=[run.id],
             details={"k": k, "k_min": k_min, "k_max": k_max} if k is None else {"k": k},
         )
-        transaction.on_commit(partial(_enqueue, run.id))
+        transaction.on_commit(partial(job_send, ClusterRun, run.id))
     return run
 
 
-def _enqueue(run_id: int) -> None:
-    from ..tasks import cluster_memories
-
-    cluster_memories.delay(run_id)
-
-
-def cluster_run_execute(*, run_id: int, reclaim: bool = False) -> str:
-    """Do one run: claim it (queued -> running), cluster, store the result; any error is
-    recorded as `failed` with its reason. Returns the final status (or the current one when the
-    run was not claimed: someone else has it, or it is finished)."""
-    claimable = [ClusterRun.Status.QUEUED] + ([ClusterRun.Status.RUNNING] if reclaim else [])
-    claimed = ClusterRun.objects.filter(id=run_id, status__in=claimable).update(
-        status=ClusterRun.Status.RUNNING, progress="reading vectors", error=""
-    )
-    if claimed != 1:
+def cluster_run_execute(*, run_id: int) -> str:
+    """Do one run: claim it (`jobs.job_claim`), cluster, store the result; any error is recorded
+    as `failed` with its reason. Returns the final status (or the current one when the run was not
+    claimed: another worker has it, or it is finished)."""
+    if not job_claim(ClusterRun, run_id, progress="reading vectors"):
         run = ClusterRun.objects.filter(id=run_id).first()
         return run.status if run else "missing"
     run = ClusterRun.objects.get(id=run_id)
     try:
-        result = _cluster(run, report=lambda line: ClusterRun.objects.filter(id=run_id).update(progress=line))
+        with job_heartbeat(ClusterRun, run_id):
+            result = _cluster(run, report=lambda line: ClusterRun.objects.filter(id=run_id).update(progress=line))
     except Exception as exc:  # recorded for the page, whatever it was
         if not isinstance(exc, ClusteringFailed):
             logger.exception("cluster run %s failed", run_id)

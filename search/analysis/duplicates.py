@@ -24,6 +24,7 @@ from omi_memory.errors import Conflict, NotFound, ValidationFailed
 
 from ..models import DuplicatePair, DuplicateScan
 from ..signals import duplicate_found
+from .jobs import job_claim, job_heartbeat, job_send
 
 logger = logging.getLogger(__name__)
 Pair = DuplicatePair.Status
@@ -207,27 +208,21 @@ def duplicate_scan_enqueue(*, uid: str | None = None, threshold: float | None = 
             target_type="user" if uid else "",
             details={"threshold": threshold, "users": uid or "every user", "scan": scan.id},
         )
-        transaction.on_commit(partial(_enqueue_scan, scan.id))
+        transaction.on_commit(partial(job_send, DuplicateScan, scan.id))
     return scan
 
 
-def _enqueue_scan(scan_id: int) -> None:
-    from ..tasks import run_duplicate_scan
-
-    run_duplicate_scan.delay(scan_id)
-
-
-def duplicate_scan_execute(*, scan_id: int, reclaim: bool = False) -> str:
-    """Do one recorded scan: claim it (queued -> running; `reclaim`: a running one too, for a
-    redelivered task), scan, keep the counts; an error is recorded as `failed` with its reason.
-    Returns the final status (or the current one when the scan was not claimed)."""
-    claimable = [DuplicateScan.Status.QUEUED] + ([DuplicateScan.Status.RUNNING] if reclaim else [])
-    claimed = DuplicateScan.objects.filter(id=scan_id, status__in=claimable).update(status=DuplicateScan.Status.RUNNING)
+def duplicate_scan_execute(*, scan_id: int) -> str:
+    """Do one recorded scan: claim it (`jobs.job_claim`), scan, keep the counts; an error is
+    recorded as `failed` with its reason. Returns the final status (or the current one when the
+    scan was not claimed)."""
+    claimed = job_claim(DuplicateScan, scan_id)
     scan = DuplicateScan.objects.filter(id=scan_id).first()
-    if claimed != 1 or scan is None:
+    if not claimed or scan is None:
         return scan.status if scan else "missing"
     try:
-        counts = duplicate_scan(uid=scan.uid or None, threshold=scan.threshold)
+        with job_heartbeat(DuplicateScan, scan_id):
+            counts = duplicate_scan(uid=scan.uid or None, threshold=scan.threshold)
     except Exception as exc:  # recorded for its status URL, whatever it was
         logger.exception("duplicate scan %s failed", scan_id)
         DuplicateScan.objects.filter(id=scan_id).update(

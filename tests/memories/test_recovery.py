@@ -16,6 +16,7 @@ from memories import services, tasks
 from memories.models import LocalVector, Memory, MemoryVector
 from memories.processing import memory_process, memory_process_many
 from memories.services import memory_create_many, memory_delete, memory_reprocess, pipeline_sweep
+from omi_memory.breaker import BROKER
 from search.services import search_memories
 from tests.support.actors import COMMAND
 from tests.support.agreement import assert_vectors_agree_with_database
@@ -58,7 +59,7 @@ class Broker:
 
     def back_up(self) -> None:
         self.monkeypatch.undo()
-        services._BROKER.reset()  # as when BROKER_RETRY_AFTER_SECONDS have passed
+        BROKER.reset()  # as when BROKER_RETRY_AFTER_SECONDS have passed
 
 
 @pytest.fixture
