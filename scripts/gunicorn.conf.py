@@ -7,6 +7,12 @@
 # a held connection stays with one worker process, so longer would spread clients less evenly.
 keepalive = 5
 
+# The longest request line (method, path and query string), in bytes: gunicorn's largest bound,
+# against its default of 4,094. A longer one is refused by gunicorn itself (414, in HTML); up to this,
+# the API answers a bad query in its own error shape (the schema fuzz test's long lists of query
+# parameters reached 4,355).
+limit_request_line = 8190
+
 
 def post_worker_init(worker):
     """Load the embedding model when a web worker starts, not in its first search."""

@@ -85,3 +85,24 @@ def test_fuzzed_api_answers_no_server_error_and_nothing_its_schema_does_not_docu
     server_log = (tmp_path / "server.log").read_text(errors="replace")
     assert run.returncode == 0, f"{output[-12000:]}\n--- server log (end) ---\n{server_log[-4000:]}"
     assert cases and int(cases.group(1)) >= 1000
+
+
+def test_a_query_string_past_gunicorns_default_line_is_refused_by_the_api_in_its_error_shape(
+    transactional_db, tmp_path
+):
+    """A fuzz finding: a request line over 4,094 bytes got gunicorn's own HTML 414; the server runs
+    with `scripts/gunicorn.conf.py` (as `make run` does), so the API reads it and refuses it."""
+    from urllib.parse import urlencode
+
+    from tests.support.api_client import call
+
+    _, key = api_key_create(name="long lines", uid=FUZZ_UID, actor=COMMAND)
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "TORCH_THREADS": "1"}
+    env.pop("REDIS_URL", None)
+    query = urlencode([("split", "dev")] + [("strategy", "hybrid" * 8)] * 90)  # about 5,300 bytes
+    with web_server(env, tmp_path / "server.log") as base:
+        answer = call(base, key, "GET", f"/evaluation/runs?{query}")
+
+    assert len(f"GET /api/v1/evaluation/runs?{query} HTTP/1.1") > 4094
+    assert answer.status == 422, answer.json
+    assert answer.json["error"]["code"] == "validation_error" and "strategy" in answer.json["error"]["message"]

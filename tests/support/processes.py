@@ -205,6 +205,8 @@ def web_server(env: dict, log: Path, *, workers: int = 1, wait_for: str = "/api/
             "-m",
             "gunicorn",
             "omi_memory.wsgi",
+            "--config",  # what `make run` runs
+            str(ROOT / "scripts" / "gunicorn.conf.py"),
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
