@@ -56,3 +56,12 @@ document.addEventListener("htmx:load", (event) => {
     }
   }
 });
+
+// Back or forward pressed again before the page of the last one came: only the latest is shown.
+// htmx keeps no page in its history cache (base.html), so it asks the server for each, and an
+// older answer arriving last would show its page under the newer URL.
+let historyRequest = null;
+document.addEventListener("htmx:historyCacheMiss", (event) => {
+  historyRequest?.abort();
+  historyRequest = event.detail.xhr;
+});
