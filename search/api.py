@@ -45,8 +45,23 @@ from .analysis import clusters, duplicates
 from .analysis.clusters import DEFAULT_K_MAX, MAX_CLUSTERS
 from .experiment_results import experiment_results
 from .models import ClusterRun, DuplicatePair, Experiment, Job, RelevanceFeedback
-from .selectors import eval_run_list, experiment_get, experiment_search_counts, search_log_get
-from .services import experiment_create, experiment_set_state, feedback_record, result_use_record, search_memories
+from .selectors import (
+    eval_run_list,
+    experiment_get,
+    experiment_search_counts,
+    profile_by_id,
+    profile_list,
+    search_log_get,
+)
+from .services import (
+    experiment_create,
+    experiment_set_state,
+    feedback_record,
+    profile_activate,
+    profile_deactivate,
+    result_use_record,
+    search_memories,
+)
 from .strategies import (
     DEFAULT_HALF_LIFE_DAYS,
     DEFAULT_STRATEGY,
@@ -856,3 +871,77 @@ def get_experiment_results(
         "ties": results.ties,
         "wins_b": results.wins_b,
     }
+
+
+# Parameter profiles (fitted by `manage.py tune`, or made by hand): which one each strategy's searches use
+
+
+class ProfileOut(Schema):
+    id: int
+    name: str
+    strategy: str
+    params: dict = Field(..., description="every parameter of the strategy")
+    active: bool = Field(..., description="the strategy's searches use it by default (at most one per strategy)")
+    created_at: datetime
+    activated_at: datetime | None = Field(None, description="its last activation")
+    tuned: dict | None = Field(
+        None, description="where `tune` fitted it: folds, queries, held-out metrics before and after (null: by hand)"
+    )
+
+
+class ProfileFilters(ApiSchema):
+    strategy: Literal[STRATEGIES] | None = None  # type: ignore[valid-type]
+
+
+def _profile_out(profile) -> dict:
+    fields = ("id", "name", "strategy", "params", "active", "created_at", "activated_at", "tuned")
+    return {name: getattr(profile, name) for name in fields}
+
+
+@router.get(
+    "/profiles",
+    response={200: list[ProfileOut], **errors(403)},
+    summary="List parameter profiles, newest first (admins)",
+    throttle=READS,
+)
+@paginate(Pagination)
+def list_profiles(request: HttpRequest, filters: QueryParams[ProfileFilters]):
+    check_admin(request, "parameter profiles")
+    return [_profile_out(profile) for profile in profile_list(strategy=filters.strategy or "")]
+
+
+@router.get(
+    "/profiles/{int:profile_id}",
+    response={200: ProfileOut, **errors(403, 404)},
+    summary="Get a parameter profile (admins)",
+    throttle=READS,
+)
+def get_profile(request: HttpRequest, profile_id: RowId):
+    check_admin(request, "parameter profiles")
+    return _profile_out(profile_by_id(profile_id=profile_id))
+
+
+@router.post(
+    "/profiles/{int:profile_id}/activate",
+    response={200: ProfileOut, **errors(403, 404)},
+    summary="Make a profile the one its strategy's searches use by default (admins; audited)",
+    throttle=WRITES,
+)
+def activate_profile(request: HttpRequest, profile_id: RowId):
+    check_admin(request, "parameter profiles")
+    profile = profile_activate(profile=profile_by_id(profile_id=profile_id), actor=Actor.from_request(request))
+    return _profile_out(profile)
+
+
+@router.post(
+    "/profiles/{int:profile_id}/deactivate",
+    response={200: ProfileOut, **errors(403, 404, 409)},
+    summary="Stop using an active profile: its strategy's defaults again (admins; audited; 409 if not active)",
+    throttle=WRITES,
+)
+def deactivate_profile(request: HttpRequest, profile_id: RowId):
+    check_admin(request, "parameter profiles")
+    profile = profile_by_id(profile_id=profile_id)
+    profile_deactivate(strategy=profile.strategy, actor=Actor.from_request(request), only=profile.id)
+    profile.refresh_from_db()
+    return _profile_out(profile)

@@ -74,6 +74,20 @@ def profile_get(*, name: str) -> ParameterProfile:
     return profile
 
 
+def profile_by_id(*, profile_id: int) -> ParameterProfile:
+    """A parameter profile by its id, or NotFound."""
+    profile = ParameterProfile.objects.filter(id=profile_id).first()
+    if profile is None:
+        raise NotFound(f"parameter profile {profile_id} not found")
+    return profile
+
+
+def profile_list(*, strategy: str = "") -> QuerySet:
+    """The parameter profiles, newest first; of one strategy when given."""
+    profiles = ParameterProfile.objects.all()
+    return profiles.filter(strategy=strategy) if strategy else profiles
+
+
 def profile_active(*, strategy: str) -> ParameterProfile | None:
     """The profile that searches with `strategy` use by default, if an admin activated one (read
     on every search: see `omi_memory.recently`)."""

@@ -473,11 +473,14 @@ def profile_activate(*, profile: ParameterProfile, actor: Actor) -> ParameterPro
 
 
 @transaction.atomic
-def profile_deactivate(*, strategy: str, actor: Actor) -> ParameterProfile | None:
-    """Searches with `strategy` use its defaults again; the profile that was active (None: none was)."""
+def profile_deactivate(*, strategy: str, actor: Actor, only: int | None = None) -> ParameterProfile | None:
+    """Searches with `strategy` use its defaults again; the profile that was active (None: none was).
+    `only`: a profile's id, Conflict unless it is the active one."""
     same = ParameterProfile.objects.filter(strategy=strategy)
     list(same.select_for_update().values_list("id"))
     profile = same.filter(active=True).first()
+    if only is not None and (profile is None or profile.id != only):
+        raise Conflict(f"parameter profile {only} is not the active one of {strategy}", code="not_active")
     if profile is not None:
         ParameterProfile.objects.filter(pk=profile.pk).update(active=False)
         forget_recently_read()
