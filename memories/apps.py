@@ -11,3 +11,9 @@ class MemoriesConfig(AppConfig):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=settings.TORCH_THREADS, user_api="blas")
+        # `manage.py sweep` (without Redis, what Celery beat's sweep task does) runs this app's sweeper.
+        from omi_memory.sweeps import sweep_register
+
+        from .services import pipeline_sweep
+
+        sweep_register("pipeline", lambda: pipeline_sweep().report())

@@ -22,3 +22,9 @@ class SearchConfig(AppConfig):
         for model in (self.get_model("ParameterProfile"), self.get_model("Experiment")):
             for signal in (post_save, post_delete):
                 signal.connect(forget_recently_read, sender=model, dispatch_uid=f"search.forget.{model.__name__}")
+        # `manage.py sweep` (without Redis, what Celery beat's sweep_jobs does) runs the jobs' sweeper.
+        from omi_memory.sweeps import sweep_register
+
+        from .analysis.jobs import jobs_sweep_report
+
+        sweep_register("jobs", jobs_sweep_report)

@@ -17,3 +17,9 @@ class WebhooksConfig(AppConfig):
         memory_failed.connect(events.memories_failed, dispatch_uid="webhooks.memory_failed")
         memory_deleted.connect(events.memories_deleted, dispatch_uid="webhooks.memory_deleted")
         duplicate_found.connect(events.duplicates_found, dispatch_uid="webhooks.duplicate_found")
+        # `manage.py sweep` (without Redis, what Celery beat's sweep_webhooks does) runs its sweeper.
+        from omi_memory.sweeps import sweep_register
+
+        from .services import webhook_sweep_report
+
+        sweep_register("webhooks", webhook_sweep_report)
