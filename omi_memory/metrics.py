@@ -166,8 +166,46 @@ class RequestMetricsMiddleware:
     def __call__(self, request):
         started = time.perf_counter()
         response = self.get_response(request)
-        endpoint = endpoint_of(request)
-        method = request.method if request.method in METHODS else "other"
-        HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
-        HTTP_DURATION.labels(endpoint, method).observe(time.perf_counter() - started)
+        _count_answer(endpoint_of(request), request.method, str(response.status_code), started)
         return response
+
+
+def _count_answer(endpoint: str, method: str, status: str, started: float) -> None:
+    method = method if method in METHODS else "other"
+    HTTP_REQUESTS.labels(endpoint, method, status).inc()
+    HTTP_DURATION.labels(endpoint, method).observe(time.perf_counter() - started)
+
+
+def counted_wsgi(app, endpoint: str):
+    """`app` (a WSGI app that Django does not serve: the MCP server under /mcp) with its answers
+    counted and timed as RequestMetricsMiddleware counts Django's, all under `endpoint`; an answer
+    is counted once its body is sent (or the app raised: 500)."""
+
+    def counted(environ, start_response):
+        started = time.perf_counter()
+        status = ["500"]
+
+        def start(line, headers, exc_info=None):
+            status[0] = line.split(" ", 1)[0]
+            return start_response(line, headers, exc_info)
+
+        def record():
+            _count_answer(endpoint, environ.get("REQUEST_METHOD", ""), status[0], started)
+
+        try:
+            body = app(environ, start)
+        except BaseException:
+            record()
+            raise
+
+        def answer():
+            try:
+                yield from body
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+                record()
+
+        return answer()
+
+    return counted

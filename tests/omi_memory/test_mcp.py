@@ -4,6 +4,7 @@ the test database with tasks in-process, so a memory added is indexed by the rea
 add_memory answers. Rows are committed (other processes read them) and flushed after each test."""
 
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -226,6 +227,11 @@ def test_http_refuses_a_request_without_a_valid_key(http_base):
         assert answer.json()["error"]["code"] == "unauthorized"
         assert answer.headers["WWW-Authenticate"] == "Bearer"
     assert stranger.status_code == 400 and stranger.json()["error"]["code"] == "bad_request"
+    # Counted in /metrics as the site's own requests are (the MCP server is not served by Django)
+    scraped = httpx2.get(f"{http_base}/metrics", timeout=30).text
+    refused = re.search(r'omi_http_requests_total\{endpoint="/mcp",method="POST",status="401"\} (\S+)', scraped)
+    assert refused and float(refused.group(1)) >= 3, scraped[-2000:]
+    assert 'omi_http_request_duration_seconds_count{endpoint="/mcp",method="POST"}' in scraped
 
 
 def test_stdio_checks_its_key_at_every_call_and_refuses_to_start_without_one(tmp_path):
