@@ -28,3 +28,15 @@ class SearchConfig(AppConfig):
         from .analysis.jobs import jobs_sweep_report
 
         sweep_register("jobs", jobs_sweep_report)
+        # A Celery pool process ends with os._exit, which skips atexit: its writers are flushed first.
+        from celery.signals import worker_process_shutdown
+
+        worker_process_shutdown.connect(flush_writers, dispatch_uid="search.flush_writers")
+
+
+def flush_writers(**kwargs) -> None:
+    """Save what this process's writer threads still hold: search logs and BM25 snapshots (at exit)."""
+    from . import lexical, search_log
+
+    search_log.writer.flush()
+    lexical.writer.flush(lexical.EXIT_WAIT)

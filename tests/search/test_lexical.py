@@ -404,3 +404,31 @@ def test_the_command_saves_the_snapshots_a_first_search_would_otherwise_build(to
     assert scores_of(lexical_index("alice")) == scores_of(built_afresh("alice"))
     call_command("lexical_snapshots", uid="carol", stdout=io.StringIO())  # one user, whatever their size
     assert LexicalSnapshot.objects.get(uid="carol").memories == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_pool_process_saves_the_snapshots_its_writer_holds_before_it_ends(snapshots, settings, monkeypatch):
+    """A pool process ends with os._exit (no atexit): Celery's worker_process_shutdown flushes first."""
+    import threading
+
+    from celery.signals import worker_process_shutdown
+
+    from search.models import LexicalSnapshot
+
+    settings.LEXICAL_SNAPSHOT_BACKGROUND = True
+    started, real = threading.Event(), lexical.snapshot_write
+
+    def slow_write(**kwargs):
+        started.set()
+        threading.Event().wait(0.5)
+        return real(**kwargs)
+
+    monkeypatch.setattr(lexical, "snapshot_write", slow_write)
+    three_memories("alice")
+    lexical_index("alice")
+    started.wait(10)
+    assert not LexicalSnapshot.objects.filter(uid="alice").exists()  # still being written
+
+    worker_process_shutdown.send(sender=None, pid=0, exitcode=0)  # as the pool process ends
+
+    assert LexicalSnapshot.objects.filter(uid="alice").exists()
