@@ -389,7 +389,9 @@ class LocalVectorStore(VectorStore):
             found = np.asarray(data.snapshot.index.search(query, count=wanted, threads=1).keys, dtype=np.int64)
             rows = np.union1d(found, np.arange(data.base, len(data)))
             rows = rows[keep[rows]]
-        return rows, self._float_scores(data, rows, query)
+        scores = self._float_scores(data, rows, query)
+        data.snapshot.warm()  # once, after the first search's own reads
+        return rows, scores
 
     def _float_scores(self, data: _UserVectors, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """The exact scores of these rows (ascending): a snapshot's read from its file a block at a

@@ -15,6 +15,8 @@ import hashlib
 import json
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from django.conf import settings
 from django.db import connection
 
 FORMAT = 2
+WARM_CHUNK = 8 << 20  # bytes read at a time when a snapshot's files are read through
+WARM_AFTER = 0.5  # seconds after the first search that a snapshot's files are read through
 # The graph: each vector linked to 16 others (32 at the bottom level), 128 candidates looked at when
 # one is added. A search looks at as many as it asks for (local.py asks 400 or more): on 320,000
 # vectors made of real sentence embeddings that finds the ten best memories of exact search once
@@ -45,6 +49,7 @@ class Snapshot:
     index: object  # usearch.index.Index
     vectors: int  # an open file descriptor of vectors.f32
     graph_bytes: int  # the graph's file, with its int8 vectors: a view that the page cache shares
+    warmed: bool = False  # its files read through (`warm`)
 
     def __len__(self) -> int:
         return len(self.meta["pks"])
@@ -70,9 +75,29 @@ class Snapshot:
                 raise OSError(f"{self.path}: short read")
         return out
 
+    def warm(self) -> None:
+        """Read the float32 vectors and the graph through, once, in a thread of their own, so that the
+        page cache holds them: a search on pages that are not in it reads the disk row by row (30 to
+        40 ms at 20,000 memories instead of 9 to 13, for dozens of searches; bench/cold_snapshot.py).
+        The kernel's read-ahead advice (POSIX_FADV_WILLNEED) did not bring them in here."""
+        if self.warmed:
+            return
+        self.warmed = True
+        files = [self.path / "vectors.f32", self.path / "hnsw.usearch"]
+        threading.Thread(target=_read_through, args=(files,), name="snapshot-warm", daemon=True).start()
+
     def __del__(self):  # the last copy of the user's vectors that holds it is gone
         with contextlib.suppress(OSError):
             os.close(self.vectors)
+
+
+def _read_through(files: list[Path]) -> None:
+    time.sleep(WARM_AFTER)  # the search that opened the snapshot answers first, its reads unhindered
+    buffer = bytearray(WARM_CHUNK)
+    for path in files:
+        with contextlib.suppress(OSError), open(path, "rb", buffering=0) as file:
+            while file.readinto(buffer):
+                pass
 
 
 def database_dir() -> Path:
