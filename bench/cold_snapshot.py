@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from common import machine, setup_django
+from common import machine, queries, setup_django
 
 SEARCHES = 80
 
@@ -30,10 +30,7 @@ def one_side(args) -> None:
 
     if args.side == "without":
         snapshots.Snapshot.warm = lambda self: None  # the code before
-    spec = __import__("importlib.util").util.spec_from_file_location("growth", "bench/search.py")
-    growth = __import__("importlib.util").util.module_from_spec(spec)
-    spec.loader.exec_module(growth)
-    texts = growth.queries(SEARCHES + 1, 11)
+    texts = queries(SEARCHES + 1, 11)
     get_embedder().embed_query("warm up the model")
     with open("/proc/sys/vm/drop_caches", "w") as drop:
         drop.write("1\n")

@@ -3,6 +3,7 @@
 import http.client
 import os
 import platform
+import random
 import secrets
 import statistics
 import subprocess
@@ -12,6 +13,51 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
+# The searches' questions: each of QUESTIONS about each of TOPICS (`queries`)
+QUESTIONS = [
+    "what did we decide about",
+    "when is the",
+    "how much did we pay for",
+    "who mentioned the",
+    "remind me what was said about",
+    "where are we meeting for",
+    "what did the doctor say about",
+    "what was the plan for",
+    "did anyone follow up on",
+    "what were the numbers for",
+]
+TOPICS = [
+    "the dentist appointment",
+    "the kitchen renovation",
+    "the quarterly budget",
+    "the product launch",
+    "my sister's wedding",
+    "the car repair",
+    "the flight to Lisbon",
+    "the hiring interview",
+    "the school recital",
+    "the mortgage rate",
+    "the book club novel",
+    "the marathon training",
+    "the tax deadline",
+    "the birthday dinner",
+    "the garden beds",
+    "the team offsite",
+    "the insurance claim",
+    "the new apartment",
+    "the client contract",
+    "the sleep study",
+    "the piano lessons",
+    "the conference talk",
+    "the daycare pickup",
+    "the farmers market",
+    "the camping trip",
+    "the server outage",
+    "the spanish class",
+    "the knee injury",
+    "the wine tasting",
+    "the moving truck",
+]
 
 
 def setup_django(database_url: str | None, redis_url: str | None = None, root: Path = ROOT) -> str:
@@ -96,3 +142,12 @@ def start_web(port: int, *, threads: int, env: dict | None = None) -> subprocess
         except OSError:
             time.sleep(0.2)
     raise SystemExit("the web server did not start")
+
+
+def queries(count: int, seed: int) -> list[str]:
+    """`count` distinct questions in a shuffled order (numbered once every pair is used)."""
+    texts = [f"{q} {t}" for q in QUESTIONS for t in TOPICS]
+    random.Random(seed).shuffle(texts)
+    if count > len(texts):
+        texts += [f"{text} ({i})" for i, text in enumerate(texts * (count // len(texts)))]
+    return texts[:count]

@@ -37,56 +37,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from common import OUT, ROOT, database_label, machine, percentiles, setup_django, start_web
+from common import OUT, ROOT, TOPICS, database_label, machine, percentiles, queries, setup_django, start_web
 
 STRATEGY_NAMES = ("semantic", "time_weighted", "multi_query", "hybrid")
 
 CATEGORIES = ["work", "family", "health", "finance", "personal", "social", "travel", "education", "other"]
 SOURCES = ["omi", "phone", "desktop", "friend", "openglass"]
-QUESTIONS = [
-    "what did we decide about",
-    "when is the",
-    "how much did we pay for",
-    "who mentioned the",
-    "remind me what was said about",
-    "where are we meeting for",
-    "what did the doctor say about",
-    "what was the plan for",
-    "did anyone follow up on",
-    "what were the numbers for",
-]
-TOPICS = [
-    "the dentist appointment",
-    "the kitchen renovation",
-    "the quarterly budget",
-    "the product launch",
-    "my sister's wedding",
-    "the car repair",
-    "the flight to Lisbon",
-    "the hiring interview",
-    "the school recital",
-    "the mortgage rate",
-    "the book club novel",
-    "the marathon training",
-    "the tax deadline",
-    "the birthday dinner",
-    "the garden beds",
-    "the team offsite",
-    "the insurance claim",
-    "the new apartment",
-    "the client contract",
-    "the sleep study",
-    "the piano lessons",
-    "the conference talk",
-    "the daycare pickup",
-    "the farmers market",
-    "the camping trip",
-    "the server outage",
-    "the spanish class",
-    "the knee injury",
-    "the wine tasting",
-    "the moving truck",
-]
 
 
 def load(uids: list[str], windows: float, snippets: float, seed: int, prefix: str | None = "synth-") -> None:
@@ -298,14 +254,6 @@ def synthetic_vectors(
     vectors = np.concatenate([block for pair in zip(*rows) for block in pair]).astype(np.float32)
     vectors += rng.normal(scale=0.02, size=vectors.shape).astype(np.float32)
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype("<f4")
-
-
-def queries(count: int, seed: int) -> list[str]:
-    texts = [f"{q} {t}" for q in QUESTIONS for t in TOPICS]
-    random.Random(seed).shuffle(texts)
-    if count > len(texts):
-        texts += [f"{text} ({i})" for i, text in enumerate(texts * (count // len(texts)))]
-    return texts[:count]
 
 
 def queries_for(strategy: str, text: str) -> list[str]:

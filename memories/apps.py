@@ -16,4 +16,4 @@ class MemoriesConfig(AppConfig):
 
         from .services import pipeline_sweep
 
-        sweep_register("pipeline", lambda: pipeline_sweep().report())
+        sweep_register("memories", lambda: pipeline_sweep().counts())

@@ -336,13 +336,13 @@ class Sweep:
     deleted: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
 
-    def report(self) -> tuple[int, str]:
-        """How many memories it acted on, and a line that says what it did (`manage.py sweep`)."""
-        line = (
-            f"{len(self.queued)} memories sent to the pipeline again, {len(self.deleted)} deleted ones to have "
-            f"their vectors removed, {len(self.failed)} failed (worker lost too often)"
-        )
-        return len(self.queued) + len(self.deleted) + len(self.failed), line
+    def counts(self) -> dict[str, int]:
+        """How many memories it left in each state (`manage.py sweep` prints them)."""
+        return {
+            "sent to the pipeline again": len(self.queued),
+            "deleted whose vectors are to be removed": len(self.deleted),
+            "failed (worker lost too often)": len(self.failed),
+        }
 
 
 WORKER_LOST = "its worker was lost (killed, or out of memory?) each of the {} times it was processed"

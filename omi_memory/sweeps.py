@@ -5,14 +5,20 @@ all in turn, as `make run` does, and the command needs to know none of them."""
 
 from collections.abc import Callable
 
-# name -> a sweep: how many things it sent again or gave up, and a line that says so
-_SWEEPS: dict[str, Callable[[], tuple[int, str]]] = {}
+# what is swept ("memories") -> its sweep: how many it left in each state ({"sent again": 2, ...})
+_SWEEPS: dict[str, Callable[[], dict[str, int]]] = {}
 
 
-def sweep_register(name: str, sweep: Callable[[], tuple[int, str]]) -> None:
-    _SWEEPS[name] = sweep
+def sweep_register(what: str, sweep: Callable[[], dict[str, int]]) -> None:
+    _SWEEPS[what] = sweep
 
 
 def sweep_all() -> list[tuple[int, str]]:
-    """Every registered sweep, in the order the apps registered them."""
-    return [sweep() for sweep in _SWEEPS.values()]
+    """Every registered sweep, in the order the apps registered them: how many things it acted on,
+    and a line that says what it did."""
+    reports = []
+    for what, sweep in _SWEEPS.items():
+        counts = sweep()
+        line = f"{what}: " + ", ".join(f"{count} {outcome}" for outcome, count in counts.items())
+        reports.append((sum(counts.values()), line))
+    return reports

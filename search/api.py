@@ -893,11 +893,6 @@ class ProfileFilters(ApiSchema):
     strategy: Literal[STRATEGIES] | None = None  # type: ignore[valid-type]
 
 
-def _profile_out(profile) -> dict:
-    fields = ("id", "name", "strategy", "params", "active", "created_at", "activated_at", "tuned")
-    return {name: getattr(profile, name) for name in fields}
-
-
 @router.get(
     "/profiles",
     response={200: list[ProfileOut], **errors(403)},
@@ -907,7 +902,7 @@ def _profile_out(profile) -> dict:
 @paginate(Pagination)
 def list_profiles(request: HttpRequest, filters: QueryParams[ProfileFilters]):
     check_admin(request, "parameter profiles")
-    return [_profile_out(profile) for profile in profile_list(strategy=filters.strategy or "")]
+    return profile_list(strategy=filters.strategy or "")
 
 
 @router.get(
@@ -918,7 +913,7 @@ def list_profiles(request: HttpRequest, filters: QueryParams[ProfileFilters]):
 )
 def get_profile(request: HttpRequest, profile_id: RowId):
     check_admin(request, "parameter profiles")
-    return _profile_out(profile_by_id(profile_id=profile_id))
+    return profile_by_id(profile_id=profile_id)
 
 
 @router.post(
@@ -929,8 +924,7 @@ def get_profile(request: HttpRequest, profile_id: RowId):
 )
 def activate_profile(request: HttpRequest, profile_id: RowId):
     check_admin(request, "parameter profiles")
-    profile = profile_activate(profile=profile_by_id(profile_id=profile_id), actor=Actor.from_request(request))
-    return _profile_out(profile)
+    return profile_activate(profile=profile_by_id(profile_id=profile_id), actor=Actor.from_request(request))
 
 
 @router.post(
@@ -942,6 +936,4 @@ def activate_profile(request: HttpRequest, profile_id: RowId):
 def deactivate_profile(request: HttpRequest, profile_id: RowId):
     check_admin(request, "parameter profiles")
     profile = profile_by_id(profile_id=profile_id)
-    profile_deactivate(strategy=profile.strategy, actor=Actor.from_request(request), only=profile.id)
-    profile.refresh_from_db()
-    return _profile_out(profile)
+    return profile_deactivate(strategy=profile.strategy, actor=Actor.from_request(request), only=profile.id)

@@ -25,9 +25,9 @@ class SearchConfig(AppConfig):
         # `manage.py sweep` (without Redis, what Celery beat's sweep_jobs does) runs the jobs' sweeper.
         from omi_memory.sweeps import sweep_register
 
-        from .analysis.jobs import jobs_sweep_report
+        from .analysis.jobs import jobs_sweep
 
-        sweep_register("jobs", jobs_sweep_report)
+        sweep_register("cluster runs and duplicate scans", jobs_sweep)
         # A Celery pool process ends with os._exit, which skips atexit: its writers are flushed first.
         from celery.signals import worker_process_shutdown
 

@@ -20,6 +20,6 @@ class WebhooksConfig(AppConfig):
         # `manage.py sweep` (without Redis, what Celery beat's sweep_webhooks does) runs its sweeper.
         from omi_memory.sweeps import sweep_register
 
-        from .services import webhook_sweep_report
+        from .services import webhook_sweep
 
-        sweep_register("webhooks", webhook_sweep_report)
+        sweep_register("webhook deliveries", lambda: {"sent": webhook_sweep()})

@@ -376,9 +376,3 @@ def webhook_sweep(*, limit: int = 1000) -> int:
         logger.info("webhook sweep: %d pending deliveries sent again", len(ids))
         _enqueue(ids)
     return len(ids)
-
-
-def webhook_sweep_report() -> tuple[int, str]:
-    """`webhook_sweep`, with a line that says what it did (`manage.py sweep`)."""
-    sent = webhook_sweep()
-    return sent, f"{sent} webhook deliveries sent again"

@@ -96,12 +96,3 @@ def jobs_sweep(limit: int = SWEEP_LIMIT) -> dict[str, int]:
                 logger.info("%s %s: %s; sent again", model.__name__, job_id, why)
                 done["sent"] += job_send(model, job_id)
     return done
-
-
-def jobs_sweep_report() -> tuple[int, str]:
-    """`jobs_sweep`, with a line that says what it did (`manage.py sweep`)."""
-    done = jobs_sweep()
-    line = (
-        f"{done['sent']} cluster runs and duplicate scans sent again, {done['failed']} failed (worker lost too often)"
-    )
-    return done["sent"] + done["failed"], line

@@ -28,9 +28,9 @@ def test_the_sweep_command_runs_every_apps_sweeper(settings, monkeypatch):
     call_command("sweep", stdout=out)
 
     assert out.getvalue().splitlines() == [
-        "0 memories sent to the pipeline again, 0 deleted ones to have their vectors removed, 0 failed "
+        "memories: 0 sent to the pipeline again, 0 deleted whose vectors are to be removed, 0 failed "
         "(worker lost too often)",
-        "1 cluster runs and duplicate scans sent again, 0 failed (worker lost too often)",
-        "0 webhook deliveries sent again",
+        "cluster runs and duplicate scans: 1 sent, 0 failed",
+        "webhook deliveries: 0 sent",
     ]
     assert DuplicateScan.objects.get(id=scan.id).status == "done"  # in-process: run by the sweep
